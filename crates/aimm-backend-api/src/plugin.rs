@@ -1,0 +1,160 @@
+//! The root module every plugin library exports, and the trait plugin authors
+//! implement to fill it.
+
+use crate::backend::FFI_Backend;
+use crate::host::FFI_Host;
+use crate::log_sink::SinkLogger;
+use crate::panic_guard::guard;
+use crate::{Backend, BackendError, EventType, Host, Result};
+use abi_stable::library::RootModule;
+use abi_stable::prefix_type::PrefixTypeTrait;
+use abi_stable::sabi_types::VersionStrings;
+use abi_stable::std_types::{RResult, RStr, RString, RVec};
+use abi_stable::{declare_root_module_statics, package_version_strings, StableAbi};
+use std::sync::Arc;
+
+/// A backend plugin: the module-level functions of the Python interface
+/// (`create`, `create_subscription`) plus what the host needs to know first.
+///
+/// Configurations arrive as the `backend` section of the server config, as
+/// JSON, already validated against [`BackendPlugin::CONF_SCHEMA`].
+pub trait BackendPlugin: 'static {
+    /// The plugin's name, as `aimm-backend check` and `plugins` print it.
+    const NAME: &'static str;
+
+    /// The JSON schema (YAML or JSON text) the `backend` section must satisfy.
+    /// The host validates configs against it before [`BackendPlugin::create_backend`].
+    const CONF_SCHEMA: &'static str;
+
+    /// Creates a backend from its configuration.
+    fn create_backend(conf: &serde_json::Value, host: Host) -> Result<Arc<dyn Backend>>;
+
+    /// The event types whose events the host must pass to
+    /// [`Backend::process_events`]. None by default.
+    fn create_subscription(conf: &serde_json::Value) -> Result<Vec<EventType>> {
+        let _ = conf;
+        Ok(Vec::new())
+    }
+
+    /// A configuration like `conf` but pointing at a fresh, empty store that
+    /// may be thrown away (below `scratch_dir`, if the store is a file), for
+    /// running the conformance suite without touching real data.
+    fn scratch_conf(conf: &serde_json::Value, scratch_dir: &str) -> Result<serde_json::Value> {
+        let _ = (conf, scratch_dir);
+        Err(BackendError::unsupported(format!(
+            "backend plugin `{}` does not say how to make a scratch store \
+             (BackendPlugin::scratch_conf)",
+            Self::NAME
+        )))
+    }
+}
+
+/// The root module of a plugin library. A prefix type: later API versions may
+/// append functions without breaking the layout of the ones here.
+#[repr(C)]
+#[derive(StableAbi)]
+#[sabi(kind(Prefix(prefix_ref = BackendModuleRef)))]
+#[sabi(missing_field(panic))]
+pub struct BackendModule {
+    /// [`BackendPlugin::NAME`].
+    pub plugin_name: extern "C" fn() -> RStr<'static>,
+    /// The plugin crate's version.
+    pub plugin_version: extern "C" fn() -> RStr<'static>,
+    /// [`BackendPlugin::CONF_SCHEMA`].
+    pub conf_schema: extern "C" fn() -> RStr<'static>,
+    /// [`BackendPlugin::create_subscription`], config as JSON text.
+    pub create_subscription: extern "C" fn(RStr<'_>) -> RResult<RVec<EventType>, BackendError>,
+    /// [`BackendPlugin::scratch_conf`]: (config JSON, scratch dir) -> config JSON.
+    pub scratch_conf: extern "C" fn(RStr<'_>, RStr<'_>) -> RResult<RString, BackendError>,
+    /// [`BackendPlugin::create_backend`], config as JSON text.
+    #[sabi(last_prefix_field)]
+    pub create_backend: extern "C" fn(RStr<'_>, FFI_Host) -> RResult<FFI_Backend, BackendError>,
+}
+
+impl RootModule for BackendModuleRef {
+    declare_root_module_statics! {BackendModuleRef}
+    const BASE_NAME: &'static str = "aimm_backend";
+    const NAME: &'static str = "aimm_backend";
+    const VERSION_STRINGS: VersionStrings = package_version_strings!();
+}
+
+/// The version of this API crate; plugins built against another minor version
+/// (while below 1.0) or major version are refused by the loader.
+pub const API_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+fn parse_conf(conf: RStr<'_>) -> Result<serde_json::Value> {
+    serde_json::from_str(conf.as_str()).map_err(|err| {
+        BackendError::invalid_config(format!("backend config is not valid JSON: {err}"))
+    })
+}
+
+extern "C" fn plugin_name<P: BackendPlugin>() -> RStr<'static> {
+    RStr::from_str(P::NAME)
+}
+
+extern "C" fn conf_schema<P: BackendPlugin>() -> RStr<'static> {
+    RStr::from_str(P::CONF_SCHEMA)
+}
+
+extern "C" fn create_subscription<P: BackendPlugin>(
+    conf: RStr<'_>,
+) -> RResult<RVec<EventType>, BackendError> {
+    guard("create_subscription", || {
+        P::create_subscription(&parse_conf(conf)?).map(RVec::from)
+    })
+}
+
+extern "C" fn scratch_conf<P: BackendPlugin>(
+    conf: RStr<'_>,
+    scratch_dir: RStr<'_>,
+) -> RResult<RString, BackendError> {
+    guard("scratch_conf", || {
+        let scratch = P::scratch_conf(&parse_conf(conf)?, scratch_dir.as_str())?;
+        Ok(RString::from(scratch.to_string()))
+    })
+}
+
+extern "C" fn create_backend<P: BackendPlugin>(
+    conf: RStr<'_>,
+    host: FFI_Host,
+) -> RResult<FFI_Backend, BackendError> {
+    guard("create_backend", || {
+        let host = host.into_foreign();
+        SinkLogger::install(host.log.clone());
+        let backend = P::create_backend(&parse_conf(conf)?, host)?;
+        Ok(FFI_Backend::new(backend))
+    })
+}
+
+/// Builds the root module for plugin `P`. Called by [`export_backend!`](crate::export_backend);
+/// not meant to be called directly.
+#[doc(hidden)]
+pub fn root_module_for<P: BackendPlugin>(
+    plugin_version: extern "C" fn() -> RStr<'static>,
+) -> BackendModuleRef {
+    BackendModule {
+        plugin_name: plugin_name::<P>,
+        plugin_version,
+        conf_schema: conf_schema::<P>,
+        create_subscription: create_subscription::<P>,
+        scratch_conf: scratch_conf::<P>,
+        create_backend: create_backend::<P>,
+    }
+    .leak_into_prefix()
+}
+
+/// Exports `$plugin` (a type implementing [`BackendPlugin`]) as this library's
+/// AIMM backend root module. Use it once, in a `cdylib` crate that also
+/// depends on `abi_stable` 0.11 (the export attribute names that crate).
+#[macro_export]
+macro_rules! export_backend {
+    ($plugin:ty) => {
+        #[::abi_stable::export_root_module]
+        fn aimm_backend_root_module() -> $crate::BackendModuleRef {
+            extern "C" fn plugin_version() -> $crate::reexports::RStr<'static> {
+                $crate::reexports::RStr::from_str(env!("CARGO_PKG_VERSION"))
+            }
+            $crate::plugin::root_module_for::<$plugin>(plugin_version)
+        }
+    };
+}

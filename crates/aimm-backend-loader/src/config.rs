@@ -1,0 +1,157 @@
+//! Reading a server config and finding its `backend` section.
+
+use crate::error::ConfigError;
+use crate::schema::{self, Violation};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+
+const SERVER_SCHEMA: &str = include_str!("../../../schemas_json/server/main.yaml");
+const BACKEND_SCHEMA: &str = include_str!("../../../schemas_json/server/backend/main.yaml");
+
+/// A config as the `aimm-backend` tool reads it: a whole Python AIMM server
+/// config, a file with only a `backend` section, or a bare backend section.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    origin: String,
+    dir: Option<PathBuf>,
+    document: Value,
+}
+
+impl ServerConfig {
+    /// Reads and validates the YAML (or JSON) file at `path`.
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let mut config = Self::from_yaml(&text, &path.display().to_string())?;
+        config.dir = path.parent().map(Path::to_path_buf);
+        Ok(config)
+    }
+
+    /// Parses and validates YAML `text`; `origin` names it in messages.
+    pub fn from_yaml(text: &str, origin: &str) -> Result<Self, ConfigError> {
+        let document: Value = serde_yaml::from_str(text).map_err(|err| ConfigError::Syntax {
+            path: origin.to_string(),
+            message: err.to_string(),
+        })?;
+        Self::from_value(document, origin)
+    }
+
+    /// Validates an already parsed document.
+    pub fn from_value(document: Value, origin: &str) -> Result<Self, ConfigError> {
+        // A bare backend section (a mapping with `module`) stands for itself.
+        let document = if document.get("backend").is_none() && document.get("module").is_some() {
+            serde_json::json!({ "backend": document })
+        } else {
+            document
+        };
+        let invalid = |violations: Vec<Violation>| ConfigError::Invalid {
+            path: origin.to_string(),
+            violations,
+        };
+        let server_schema = schema::parse_schema(SERVER_SCHEMA).expect("embedded schema is YAML");
+        schema::validate(&server_schema, &document, "").map_err(invalid)?;
+        let backend_schema = schema::parse_schema(BACKEND_SCHEMA).expect("embedded schema is YAML");
+        schema::validate(&backend_schema, &document["backend"], "backend").map_err(invalid)?;
+        Ok(ServerConfig {
+            origin: origin.to_string(),
+            dir: None,
+            document,
+        })
+    }
+
+    /// The config that applies when none is given: the SQLite backend at
+    /// `default_store_path()`.
+    pub fn embedded_default() -> Self {
+        let path = default_store_path();
+        let document = serde_json::json!({
+            "backend": {
+                "module": "aimm.server.backend.sqlite",
+                "path": path.to_string_lossy(),
+            }
+        });
+        Self::from_value(document, "<embedded default>").expect("embedded default is valid")
+    }
+
+    /// Where the config came from (a file path, or `<embedded default>`).
+    pub fn origin(&self) -> &str {
+        &self.origin
+    }
+
+    /// The `backend` section.
+    pub fn backend(&self) -> &Value {
+        &self.document["backend"]
+    }
+
+    /// `backend.module`.
+    pub fn module(&self) -> &str {
+        self.backend()["module"].as_str().unwrap_or_default()
+    }
+
+    /// The server's `name`, if the config has one.
+    pub fn name(&self) -> Option<&str> {
+        self.document.get("name").and_then(Value::as_str)
+    }
+
+    /// The whole document.
+    pub fn document(&self) -> &Value {
+        &self.document
+    }
+
+    /// The directory of the config file, if it came from a file.
+    pub fn dir(&self) -> Option<&Path> {
+        self.dir.as_deref()
+    }
+}
+
+/// The per-user store of the embedded default config:
+/// `$XDG_DATA_HOME/aimm/models.db`, else `~/.local/share/aimm/models.db`.
+pub fn default_store_path() -> PathBuf {
+    let data_home = std::env::var_os("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .or_else(|| std::env::var_os("HOME").map(|home| Path::new(&home).join(".local/share")))
+        .unwrap_or_else(|| PathBuf::from("."));
+    data_home.join("aimm").join("models.db")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn python_server_config_is_accepted() {
+        let text = "name: aimm\nengine: {sigterm_timeout: 5, max_children: 5, check_children_period: 3}\n\
+                    backend: {module: aimm.server.backend.sqlite, path: x.db}\n\
+                    control: []\nplugins: {names: []}\nlog: {version: 1}\n";
+        let config = ServerConfig::from_yaml(text, "t").unwrap();
+        assert_eq!(config.module(), "aimm.server.backend.sqlite");
+        assert_eq!(config.name(), Some("aimm"));
+    }
+
+    #[test]
+    fn bare_backend_section_is_accepted() {
+        let config = ServerConfig::from_yaml("module: sqlite\npath: x.db\n", "t").unwrap();
+        assert_eq!(config.backend()["path"], "x.db");
+    }
+
+    #[test]
+    fn missing_backend_is_named() {
+        let err = ServerConfig::from_yaml("name: x\n", "t.yaml").unwrap_err();
+        assert_eq!(err.to_string(), "config t.yaml is invalid:\n  (document): missing required key \"backend\"");
+    }
+
+    #[test]
+    fn missing_module_is_named() {
+        let err = ServerConfig::from_yaml("backend: {path: x}\n", "t.yaml").unwrap_err();
+        assert!(err.to_string().contains("backend: missing required key \"module\""), "{err}");
+    }
+
+    #[test]
+    fn yaml_syntax_error_has_a_position() {
+        let err = ServerConfig::from_yaml("backend: [\n", "t.yaml").unwrap_err();
+        assert!(matches!(err, ConfigError::Syntax { .. }));
+        assert!(err.to_string().contains("line"), "{err}");
+    }
+}

@@ -1,0 +1,84 @@
+//! The host side of AIMM backend plugins.
+//!
+//! Reads a server config ([`ServerConfig`]), resolves `backend.module` to a
+//! shared library on the plugin search path ([`SearchPath`]), loads it with
+//! ABI and version checks ([`PluginLibrary`]), validates the `backend` section
+//! against the plugin's own schema, and creates the backend behind an async
+//! [`BackendHandle`].
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use aimm_backend_loader::{open_backend, SearchPath, ServerConfig};
+//!
+//! let config = ServerConfig::from_file("server.yaml".as_ref())?;
+//! let backend = open_backend(&config, &SearchPath::new(&[]))?;
+//! for info in backend.list_models().await? {
+//!     println!("{} {} {}", info.instance_id, info.model_type, info.size);
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! Plugin libraries are loaded once per process and never unloaded.
+
+#![warn(missing_docs)]
+
+mod config;
+mod error;
+mod handle;
+mod host_services;
+mod library;
+mod resolve;
+pub mod schema;
+
+pub use config::{default_store_path, ServerConfig};
+pub use error::{ConfigError, LoadError};
+pub use handle::BackendHandle;
+pub use host_services::TracingLogSink;
+pub use library::PluginLibrary;
+pub use resolve::{library_file_name, library_name, SearchPath, PATH_ENV};
+
+use aimm_backend_api::BackendError;
+use std::sync::Arc;
+
+/// Anything that can go wrong between a config and a working backend.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The config is unusable.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The backend library cannot be found or loaded.
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    /// The plugin refused to create the backend.
+    #[error("backend `{module}` ({path}): {source}")]
+    Backend {
+        /// `backend.module`.
+        module: String,
+        /// The library file.
+        path: String,
+        /// What the plugin said.
+        source: BackendError,
+    },
+}
+
+/// Finds, loads and checks the plugin library `config` names, and validates
+/// the `backend` section against the plugin's schema.
+pub fn load_library(config: &ServerConfig, search: &SearchPath) -> Result<Arc<PluginLibrary>, Error> {
+    let path = search.resolve(config.module())?;
+    let library = PluginLibrary::load(&path)?;
+    library.validate_conf(config.backend(), config.origin())?;
+    Ok(library)
+}
+
+/// [`load_library`], then creates the backend (without an event client).
+/// Blocks while the plugin opens its store.
+pub fn open_backend(config: &ServerConfig, search: &SearchPath) -> Result<BackendHandle, Error> {
+    let library = load_library(config, search)?;
+    library
+        .create_backend(config.backend(), None)
+        .map_err(|source| Error::Backend {
+            module: config.module().to_string(),
+            path: library.path().display().to_string(),
+            source,
+        })
+}

@@ -1,0 +1,256 @@
+//! Loading a plugin library, with every check before the first call into it.
+//!
+//! Libraries are loaded through their `abi_stable` library header rather than
+//! `RootModule::load_from_file`, which caches one library per root-module type
+//! per process: with it, loading a second, different backend would silently
+//! return the first. Here each file is loaded once and kept in a table keyed by
+//! its canonical path, so several backends can be held at once.
+//!
+//! Loaded libraries are never unloaded (they are leaked on purpose): a backend
+//! may have threads or callbacks still inside the library's code.
+
+use crate::error::{ConfigError, LoadError};
+use crate::handle::BackendHandle;
+use crate::host_services::TracingLogSink;
+use crate::schema;
+use abi_stable::library::{lib_header_from_path, LibraryError, RootModule};
+use aimm_backend_api::{
+    BackendError, BackendModuleRef, EventClient, EventType, FFI_Host, Host, API_VERSION,
+};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+
+/// A loaded, checked backend plugin library.
+pub struct PluginLibrary {
+    path: PathBuf,
+    module: BackendModuleRef,
+    name: String,
+    version: String,
+    schema: Value,
+}
+
+impl std::fmt::Debug for PluginLibrary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PluginLibrary")
+            .field("path", &self.path)
+            .field("name", &self.name)
+            .field("version", &self.version)
+            .finish()
+    }
+}
+
+fn loaded() -> &'static Mutex<HashMap<PathBuf, Arc<PluginLibrary>>> {
+    static LOADED: OnceLock<Mutex<HashMap<PathBuf, Arc<PluginLibrary>>>> = OnceLock::new();
+    LOADED.get_or_init(Default::default)
+}
+
+impl PluginLibrary {
+    /// Loads the plugin library at `path` (once per process) and checks it.
+    pub fn load(path: &Path) -> Result<Arc<PluginLibrary>, LoadError> {
+        let canonical = path.canonicalize().map_err(|_| LoadError::NotFound {
+            module: path.display().to_string(),
+            searched: vec![path.to_path_buf()],
+        })?;
+        let mut table = loaded().lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(library) = table.get(&canonical) {
+            return Ok(library.clone());
+        }
+        let library = Arc::new(Self::load_uncached(&canonical)?);
+        table.insert(canonical, library.clone());
+        Ok(library)
+    }
+
+    fn load_uncached(path: &Path) -> Result<PluginLibrary, LoadError> {
+        check_binary_format(path)?;
+        let header = lib_header_from_path(path).map_err(|err| open_error(path, err))?;
+        let consts = header.root_mod_consts();
+        if consts.name() != BackendModuleRef::NAME {
+            return Err(LoadError::NotAPlugin {
+                path: path.to_path_buf(),
+                found: format!("an abi_stable library exporting root module `{}`", consts.name()),
+            });
+        }
+        let module: BackendModuleRef = header
+            .init_root_module()
+            .map_err(|err| init_error(path, err))?;
+        let name = (module.plugin_name())().to_string();
+        let version = (module.plugin_version())().to_string();
+        let schema = schema::parse_schema((module.conf_schema())().as_str()).map_err(|err| {
+            LoadError::NotAPlugin {
+                path: path.to_path_buf(),
+                found: format!("a plugin whose config schema is unusable: {err}"),
+            }
+        })?;
+        Ok(PluginLibrary {
+            path: path.to_path_buf(),
+            module,
+            name,
+            version,
+            schema,
+        })
+    }
+
+    /// The library file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The plugin's name (`sqlite`, `memory`, ...).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The plugin's own version.
+    pub fn version(&self) -> &str {
+        &self.version
+    }
+
+    /// The schema the plugin's `backend` section must satisfy.
+    pub fn conf_schema(&self) -> &Value {
+        &self.schema
+    }
+
+    /// Validates a `backend` section against the plugin's schema; `origin`
+    /// names the config in messages.
+    pub fn validate_conf(&self, backend: &Value, origin: &str) -> Result<(), ConfigError> {
+        schema::validate(&self.schema, backend, "backend").map_err(|violations| {
+            ConfigError::Invalid {
+                path: origin.to_string(),
+                violations,
+            }
+        })
+    }
+
+    /// The event types the backend wants (Python's `create_subscription`).
+    pub fn create_subscription(&self, backend: &Value) -> Result<Vec<EventType>, BackendError> {
+        let result = (self.module.create_subscription())(backend.to_string().as_str().into());
+        result.into_result().map(|types| types.into_vec())
+    }
+
+    /// A version of `backend` that points at a throw-away store under `dir`.
+    pub fn scratch_conf(&self, backend: &Value, dir: &Path) -> Result<Value, BackendError> {
+        let dir = dir.to_string_lossy();
+        let result = (self.module.scratch_conf())(
+            backend.to_string().as_str().into(),
+            dir.as_ref().into(),
+        );
+        let text = result.into_result()?;
+        serde_json::from_str(&text).map_err(|err| {
+            BackendError::invalid_config(format!(
+                "plugin `{}` returned a scratch config that is not JSON: {err}",
+                self.name
+            ))
+        })
+    }
+
+    /// Creates a backend from a (validated) `backend` section. This call
+    /// blocks; async callers run it on a blocking thread.
+    pub fn create_backend(
+        self: &Arc<Self>,
+        backend: &Value,
+        event_client: Option<Arc<dyn EventClient>>,
+    ) -> Result<BackendHandle, BackendError> {
+        let host = Host {
+            log: Arc::new(TracingLogSink::new(&self.name)),
+            event_client,
+        };
+        let result =
+            (self.module.create_backend())(backend.to_string().as_str().into(), FFI_Host::new(host));
+        let ffi = result.into_result()?;
+        Ok(BackendHandle::new(Arc::new(ffi.into_foreign()), self.clone()))
+    }
+}
+
+/// Refuses files that are not shared libraries before the system loader
+/// sees them (it would otherwise report "invalid ELF header" or similar).
+fn check_binary_format(path: &Path) -> Result<(), LoadError> {
+    let mut magic = [0u8; 4];
+    let read = std::fs::File::open(path)
+        .and_then(|mut file| file.read(&mut magic))
+        .map_err(|err| LoadError::Open {
+            path: path.to_path_buf(),
+            message: err.to_string(),
+        })?;
+    let known: &[&[u8]] = &[
+        b"\x7fELF",         // ELF (Linux, BSD)
+        b"\xcf\xfa\xed\xfe", // Mach-O 64-bit
+        b"\xca\xfe\xba\xbe", // Mach-O universal
+        b"MZ",              // PE (Windows)
+    ];
+    if known.iter().any(|m| magic[..read].starts_with(m)) {
+        return Ok(());
+    }
+    let found = if read == 0 {
+        "the file is empty".to_string()
+    } else if magic[..read].iter().all(|b| b.is_ascii_graphic() || b.is_ascii_whitespace()) {
+        "it starts like a text file".to_string()
+    } else {
+        format!("unknown file format, first bytes {:02x?}", &magic[..read])
+    };
+    Err(LoadError::NotSharedLibrary {
+        path: path.to_path_buf(),
+        found,
+    })
+}
+
+fn open_error(path: &Path, err: LibraryError) -> LoadError {
+    match err {
+        LibraryError::OpenError { err, .. } => LoadError::Open {
+            path: path.to_path_buf(),
+            message: err.to_string(),
+        },
+        LibraryError::GetSymbolError { .. } => LoadError::NotAPlugin {
+            path: path.to_path_buf(),
+            found: "it exports no abi_stable root module".to_string(),
+        },
+        other => init_error(path, other),
+    }
+}
+
+fn init_error(path: &Path, err: LibraryError) -> LoadError {
+    match err {
+        LibraryError::IncompatibleVersionNumber {
+            expected_version,
+            actual_version,
+            ..
+        } => LoadError::IncompatibleVersion {
+            path: path.to_path_buf(),
+            found: actual_version.to_string(),
+            expected: expected_version.to_string(),
+            compatible: compatible_range(),
+        },
+        LibraryError::AbiInstability(details) => LoadError::IncompatibleLayout {
+            path: path.to_path_buf(),
+            expected: API_VERSION.to_string(),
+            details: first_lines(&details.to_string(), 12),
+        },
+        other => LoadError::NotAPlugin {
+            path: path.to_path_buf(),
+            found: first_lines(&other.to_string(), 12),
+        },
+    }
+}
+
+/// abi_stable's rule: same major version, and same minor while major is 0.
+fn compatible_range() -> String {
+    let mut parts = API_VERSION.split('.');
+    let major = parts.next().unwrap_or("0");
+    let minor = parts.next().unwrap_or("0");
+    if major == "0" {
+        format!("0.{minor}.x")
+    } else {
+        format!("{major}.x")
+    }
+}
+
+fn first_lines(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    if lines.len() <= n {
+        text.to_string()
+    } else {
+        format!("{}\n  ... ({} more lines)", lines[..n].join("\n"), lines.len() - n)
+    }
+}

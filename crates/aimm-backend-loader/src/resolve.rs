@@ -1,0 +1,161 @@
+//! From `backend.module` to a library file.
+//!
+//! Order: a path to a library file; else a bare name `foo` becomes
+//! `libfoo.so` (`libfoo.dylib`, `foo.dll`), looked for in each `--plugin-dir`,
+//! then each directory of `AIMM_BACKEND_PATH` (colon-separated), then the
+//! directory of the running executable. Dots and dashes in names become
+//! underscores; the Python module names of the built-in backends map to ours.
+
+use crate::error::LoadError;
+use std::path::{Path, PathBuf};
+
+/// The environment variable holding extra plugin directories.
+pub const PATH_ENV: &str = "AIMM_BACKEND_PATH";
+
+/// Python module names that stand for our built-in plugins.
+const PYTHON_ALIASES: &[(&str, &str)] = &[
+    ("aimm.server.backend.sqlite", "aimm_backend_sqlite"),
+    ("aimm.server.backend.event", "aimm_backend_event"),
+];
+
+/// Where plugin libraries are looked for, in order.
+#[derive(Debug, Clone, Default)]
+pub struct SearchPath {
+    dirs: Vec<PathBuf>,
+}
+
+impl SearchPath {
+    /// `plugin_dirs`, then `AIMM_BACKEND_PATH`, then the executable's directory.
+    pub fn new(plugin_dirs: &[PathBuf]) -> Self {
+        let mut dirs: Vec<PathBuf> = plugin_dirs.to_vec();
+        if let Some(env) = std::env::var_os(PATH_ENV) {
+            dirs.extend(std::env::split_paths(&env).filter(|p| !p.as_os_str().is_empty()));
+        }
+        if let Some(exe_dir) = std::env::current_exe()
+            .ok()
+            .and_then(|exe| exe.parent().map(Path::to_path_buf))
+        {
+            dirs.push(exe_dir);
+        }
+        SearchPath { dirs }
+    }
+
+    /// Exactly these directories, nothing from the environment.
+    pub fn from_dirs(dirs: Vec<PathBuf>) -> Self {
+        SearchPath { dirs }
+    }
+
+    /// The directories, in search order.
+    pub fn dirs(&self) -> &[PathBuf] {
+        &self.dirs
+    }
+
+    /// The library file for `module`.
+    pub fn resolve(&self, module: &str) -> Result<PathBuf, LoadError> {
+        if looks_like_path(module) {
+            let path = PathBuf::from(module);
+            return if path.is_file() {
+                Ok(path)
+            } else {
+                Err(LoadError::NotFound {
+                    module: module.to_string(),
+                    searched: vec![path],
+                })
+            };
+        }
+        let file_name = library_file_name(&library_name(module));
+        let searched: Vec<PathBuf> = self.dirs.iter().map(|dir| dir.join(&file_name)).collect();
+        searched
+            .iter()
+            .find(|candidate| candidate.is_file())
+            .cloned()
+            .ok_or_else(|| LoadError::NotFound {
+                module: module.to_string(),
+                searched,
+            })
+    }
+
+    /// Every file on the search path that is named like a library
+    /// (`lib*.so` here), first occurrence of each name only.
+    pub fn candidate_libraries(&self) -> Vec<PathBuf> {
+        let mut seen = std::collections::BTreeSet::new();
+        let mut found = Vec::new();
+        for dir in &self.dirs {
+            let Ok(entries) = std::fs::read_dir(dir) else {
+                continue;
+            };
+            let mut files: Vec<PathBuf> = entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.is_file() && is_library_name(p))
+                .collect();
+            files.sort();
+            for file in files {
+                if seen.insert(file.file_name().map(|n| n.to_os_string())) {
+                    found.push(file);
+                }
+            }
+        }
+        found
+    }
+}
+
+/// The library name a module stands for: aliases applied, `.`/`-` -> `_`.
+pub fn library_name(module: &str) -> String {
+    PYTHON_ALIASES
+        .iter()
+        .find(|(python, _)| *python == module)
+        .map(|(_, ours)| ours.to_string())
+        .unwrap_or_else(|| module.replace(['.', '-'], "_"))
+}
+
+/// The platform's file name for library `name` (`libname.so` on Linux).
+pub fn library_file_name(name: &str) -> String {
+    format!(
+        "{}{name}{}",
+        std::env::consts::DLL_PREFIX,
+        std::env::consts::DLL_SUFFIX
+    )
+}
+
+fn looks_like_path(module: &str) -> bool {
+    module.contains(std::path::MAIN_SEPARATOR)
+        || module.contains('/')
+        || module.ends_with(std::env::consts::DLL_SUFFIX)
+}
+
+fn is_library_name(path: &Path) -> bool {
+    let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+        return false;
+    };
+    name.starts_with(std::env::consts::DLL_PREFIX) && name.ends_with(std::env::consts::DLL_SUFFIX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn python_names_map_to_builtins() {
+        assert_eq!(library_name("aimm.server.backend.sqlite"), "aimm_backend_sqlite");
+        assert_eq!(library_name("memory-backend"), "memory_backend");
+        assert_eq!(library_name("my.store"), "my_store");
+    }
+
+    #[test]
+    fn not_found_lists_every_place() {
+        let search = SearchPath::from_dirs(vec!["/nonexistent/a".into(), "/nonexistent/b".into()]);
+        let err = search.resolve("foo").unwrap_err().to_string();
+        assert!(err.contains("/nonexistent/a/libfoo.so"), "{err}");
+        assert!(err.contains("/nonexistent/b/libfoo.so"), "{err}");
+    }
+
+    #[test]
+    fn first_directory_wins() {
+        let a = tempfile::tempdir().unwrap();
+        let b = tempfile::tempdir().unwrap();
+        std::fs::write(a.path().join("libx.so"), b"a").unwrap();
+        std::fs::write(b.path().join("libx.so"), b"b").unwrap();
+        let search = SearchPath::from_dirs(vec![a.path().into(), b.path().into()]);
+        assert_eq!(search.resolve("x").unwrap(), a.path().join("libx.so"));
+    }
+}

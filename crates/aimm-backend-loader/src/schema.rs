@@ -1,0 +1,152 @@
+//! JSON-schema validation with messages that name the JSON path and the rule.
+
+use jsonschema::error::{TypeKind, ValidationErrorKind};
+use serde_json::Value;
+
+/// One way a document breaks its schema, e.g. `backend.path: expected string, got 5`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation {
+    /// Dotted path of the offending value (`backend.model_prefix[1]`).
+    pub path: String,
+    /// The rule it breaks, in words.
+    pub rule: String,
+}
+
+impl std::fmt::Display for Violation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.path, self.rule)
+    }
+}
+
+/// Parses a schema given as YAML (or JSON) text.
+pub fn parse_schema(text: &str) -> Result<Value, String> {
+    serde_yaml::from_str(text).map_err(|err| format!("schema is not valid YAML: {err}"))
+}
+
+/// Validates `instance` (found at `root`, e.g. `backend`) against `schema`.
+pub fn validate(schema: &Value, instance: &Value, root: &str) -> Result<(), Vec<Violation>> {
+    let validator = jsonschema::validator_for(schema).map_err(|err| {
+        vec![Violation {
+            path: root.to_string(),
+            rule: format!("the schema itself is invalid: {err}"),
+        }]
+    })?;
+    let violations: Vec<Violation> = validator
+        .iter_errors(instance)
+        .map(|err| Violation {
+            path: dotted_path(root, err.instance_path().as_str()),
+            rule: describe(err.kind(), err.instance()),
+        })
+        .collect();
+    if violations.is_empty() {
+        Ok(())
+    } else {
+        Err(violations)
+    }
+}
+
+/// `/model_prefix/1` under `backend` becomes `backend.model_prefix[1]`.
+fn dotted_path(root: &str, pointer: &str) -> String {
+    let mut path = root.to_string();
+    for segment in pointer.split('/').skip(1) {
+        let segment = segment.replace("~1", "/").replace("~0", "~");
+        if segment.parse::<usize>().is_ok() {
+            path.push_str(&format!("[{segment}]"));
+        } else {
+            if !path.is_empty() {
+                path.push('.');
+            }
+            path.push_str(&segment);
+        }
+    }
+    if path.is_empty() {
+        "(document)".to_string()
+    } else {
+        path
+    }
+}
+
+fn describe(kind: &ValidationErrorKind, instance: &Value) -> String {
+    match kind {
+        ValidationErrorKind::Type {
+            kind: TypeKind::Single(expected),
+        } => format!("expected {expected}, got {}", show(instance)),
+        ValidationErrorKind::Type {
+            kind: TypeKind::Multiple(expected),
+        } => format!("expected one of {expected:?}, got {}", show(instance)),
+        ValidationErrorKind::Required { property } => {
+            format!("missing required key {property}")
+        }
+        ValidationErrorKind::Enum { options } => {
+            format!("expected one of {options}, got {}", show(instance))
+        }
+        _ => {
+            let rule = jsonschema_error_text(kind, instance);
+            format!("{rule} (rule `{}`)", kind.keyword())
+        }
+    }
+}
+
+fn jsonschema_error_text(kind: &ValidationErrorKind, instance: &Value) -> String {
+    match kind {
+        ValidationErrorKind::MinLength { limit } => {
+            format!("expected at least {limit} characters, got {}", show(instance))
+        }
+        ValidationErrorKind::Minimum { limit } => {
+            format!("expected at least {limit}, got {}", show(instance))
+        }
+        ValidationErrorKind::Maximum { limit } => {
+            format!("expected at most {limit}, got {}", show(instance))
+        }
+        _ => format!("{} is not allowed here", show(instance)),
+    }
+}
+
+/// A short rendering of a JSON value for messages.
+fn show(value: &Value) -> String {
+    let text = value.to_string();
+    if text.chars().count() > 60 {
+        let cut: String = text.chars().take(57).collect();
+        format!("{cut}...")
+    } else {
+        text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn schema() -> Value {
+        parse_schema(
+            "type: object\nrequired: [path]\nproperties:\n  path: {type: string}\n  \
+             prefix: {type: array, items: {type: string}}\n",
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn type_error_names_path_and_rule() {
+        let err = validate(&schema(), &json!({"path": 5}), "backend").unwrap_err();
+        assert_eq!(err[0].to_string(), "backend.path: expected string, got 5");
+    }
+
+    #[test]
+    fn missing_key_is_reported_at_the_parent() {
+        let err = validate(&schema(), &json!({}), "backend").unwrap_err();
+        assert_eq!(err[0].to_string(), "backend: missing required key \"path\"");
+    }
+
+    #[test]
+    fn array_items_use_brackets() {
+        let err = validate(&schema(), &json!({"path": "x", "prefix": ["a", 1]}), "backend")
+            .unwrap_err();
+        assert_eq!(err[0].to_string(), "backend.prefix[1]: expected string, got 1");
+    }
+
+    #[test]
+    fn valid_documents_pass() {
+        assert!(validate(&schema(), &json!({"path": "x"}), "backend").is_ok());
+    }
+}

@@ -1,0 +1,491 @@
+//! [`SqliteBackend`]: models in the `models` table of one SQLite file.
+
+use crate::config::{JournalMode, SqliteConfig};
+use aimm_backend_api::{
+    Backend, BackendError, ErrorKind, Event, InstanceId, ListenerRegistry, Model,
+    ModelChangeListener, ModelInfo, RString, RVec, Result,
+};
+use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+/// The table the Python backend creates; we create the same one.
+const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS models \
+    (id INTEGER PRIMARY KEY AUTOINCREMENT, type TEXT NOT NULL, instance BLOB)";
+
+/// Blobs at least this large are written and read through SQLite's
+/// incremental blob I/O, so that no second full copy of the bytes exists.
+const LARGE_BLOB: usize = 1 << 20;
+
+/// Reader connections kept open between calls.
+const MAX_IDLE_READERS: usize = 4;
+
+/// A model store in one SQLite file, shared safely with other processes.
+///
+/// Writes go through one connection per backend, each in an `IMMEDIATE`
+/// transaction with `synchronous = FULL`, so a create returns only after its
+/// commit is on disk. Reads use their own connections and (in WAL mode) never
+/// wait for writers.
+pub struct SqliteBackend {
+    path: PathBuf,
+    conf: SqliteConfig,
+    read_only: bool,
+    writer: Mutex<Connection>,
+    readers: Mutex<Vec<Connection>>,
+    listeners: ListenerRegistry,
+}
+
+impl SqliteBackend {
+    /// Opens (or creates) the store described by `conf`.
+    pub fn open(conf: SqliteConfig) -> Result<Self> {
+        let path = conf.path.clone();
+        let existed = prepare_path(&path)?;
+        let read_only = existed && is_read_only(&path);
+        let writer = open_connection(&conf, read_only)?;
+        check_is_database(&writer, &path)?;
+        set_journal_mode(&writer, &conf, existed, read_only)?;
+        ensure_models_table(&writer, &path, read_only)?;
+        log::debug!(
+            "opened SQLite model store {} (read-only: {read_only})",
+            path.display()
+        );
+        Ok(SqliteBackend {
+            path,
+            conf,
+            read_only,
+            writer: Mutex::new(writer),
+            readers: Mutex::new(Vec::new()),
+            listeners: ListenerRegistry::default(),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The journal mode the file is in now (`wal`, `delete`, ...).
+    pub fn journal_mode(&self) -> Result<String> {
+        let conn = self.writer();
+        conn.query_row("PRAGMA journal_mode", [], |row| row.get(0))
+            .map_err(|err| self.error("reading the journal mode", err))
+    }
+
+    fn writer(&self) -> MutexGuard<'_, Connection> {
+        self.writer.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Runs `f` on an idle reader connection (opening one if none is idle).
+    fn with_reader<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
+        let idle = self
+            .readers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop();
+        let mut conn = match idle {
+            Some(conn) => conn,
+            None => open_connection(&self.conf, true)?,
+        };
+        let result = f(&mut conn);
+        let mut readers = self.readers.lock().unwrap_or_else(PoisonError::into_inner);
+        if readers.len() < MAX_IDLE_READERS {
+            readers.push(conn);
+        }
+        result
+    }
+
+    /// Runs `f` in an `IMMEDIATE` transaction on the writer and commits.
+    fn write<T>(&self, doing: &str, f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T>) -> Result<T> {
+        if self.read_only {
+            return Err(BackendError::storage(format!(
+                "{doing}: the SQLite file {} is read-only (its permissions allow no writes)",
+                self.path.display()
+            )));
+        }
+        let mut conn = self.writer();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|err| self.error(doing, err))?;
+        let value = f(&tx)?;
+        tx.commit().map_err(|err| self.error(doing, err))?;
+        Ok(value)
+    }
+
+    fn error(&self, doing: &str, err: rusqlite::Error) -> BackendError {
+        sql_error(&self.path, doing, &self.conf, err)
+    }
+
+    fn read_instance(&self, conn: &Connection, id: InstanceId, len: Option<i64>) -> Result<RVec<u8>> {
+        let Some(len) = len else {
+            // A NULL instance (possible in Python-made files) reads as empty.
+            return Ok(RVec::new());
+        };
+        let len = usize::try_from(len).unwrap_or(0);
+        let mut bytes = RVec::with_capacity(len);
+        bytes.resize(len, 0);
+        if len > 0 {
+            let mut blob = conn
+                .blob_open(rusqlite::MAIN_DB, "models", "instance", id, true)
+                .map_err(|err| self.error("opening a model's bytes", err))?;
+            blob.read_exact(&mut bytes).map_err(|err| {
+                BackendError::storage(format!(
+                    "reading model {id} from SQLite file {}: {err}",
+                    self.path.display()
+                ))
+            })?;
+        }
+        Ok(bytes)
+    }
+}
+
+/// Makes sure `path` can be a database file: not a directory, parent present.
+/// Returns whether a non-empty file is already there.
+fn prepare_path(path: &Path) -> Result<bool> {
+    if path.is_dir() {
+        return Err(BackendError::invalid_config(format!(
+            "backend.path {} is a directory; expected a SQLite file path",
+            path.display()
+        )));
+    }
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(|err| {
+            BackendError::storage(format!(
+                "creating the directory {} for the SQLite file: {err}",
+                parent.display()
+            ))
+        })?;
+    }
+    Ok(std::fs::metadata(path).map(|m| m.len() > 0).unwrap_or(false))
+}
+
+/// Whether the file's permissions forbid writing. Checked by hand because a
+/// process running as root could otherwise write a file marked read-only.
+fn is_read_only(path: &Path) -> bool {
+    std::fs::metadata(path)
+        .map(|m| m.permissions().readonly())
+        .unwrap_or(false)
+}
+
+fn open_connection(conf: &SqliteConfig, read_only: bool) -> Result<Connection> {
+    let mut flags = OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
+    flags |= if read_only {
+        OpenFlags::SQLITE_OPEN_READ_ONLY
+    } else {
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE
+    };
+    let conn = Connection::open_with_flags(&conf.path, flags)
+        .map_err(|err| sql_error(&conf.path, "opening", conf, err))?;
+    conn.busy_timeout(conf.busy_timeout())
+        .map_err(|err| sql_error(&conf.path, "setting the busy timeout", conf, err))?;
+    // FULL: every commit is synced, as with Python's default connection.
+    conn.pragma_update(None, "synchronous", "FULL")
+        .map_err(|err| sql_error(&conf.path, "setting synchronous=FULL", conf, err))?;
+    Ok(conn)
+}
+
+fn check_is_database(conn: &Connection, path: &Path) -> Result<()> {
+    conn.query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(()))
+        .map_err(|err| match err.sqlite_error_code() {
+            Some(ErrorCode::NotADatabase) => BackendError::storage(format!(
+                "{} is not a SQLite database (SQLite says: {err}); expected a SQLite file \
+                 or a path where one can be created",
+                path.display()
+            )),
+            _ => BackendError::storage(format!("reading SQLite file {}: {err}", path.display())),
+        })
+}
+
+fn set_journal_mode(
+    conn: &Connection,
+    conf: &SqliteConfig,
+    existed: bool,
+    read_only: bool,
+) -> Result<()> {
+    let wanted = match (conf.journal_mode, existed) {
+        (Some(mode), _) => mode,
+        (None, false) => JournalMode::Wal,
+        // An existing file keeps its mode: a Python-made file must stay
+        // openable by Python, which cannot open WAL files.
+        (None, true) => return Ok(()),
+    };
+    if read_only {
+        return Ok(());
+    }
+    let actual: String = conn
+        .query_row(&format!("PRAGMA journal_mode = {}", wanted.as_sql()), [], |row| row.get(0))
+        .map_err(|err| sql_error(&conf.path, "setting the journal mode", conf, err))?;
+    if !actual.eq_ignore_ascii_case(wanted.as_sql()) {
+        return Err(BackendError::storage(format!(
+            "SQLite file {}: asked for journal_mode {}, SQLite kept {actual} \
+             (another connection may have the file open)",
+            conf.path.display(),
+            wanted.as_sql()
+        )));
+    }
+    Ok(())
+}
+
+fn ensure_models_table(conn: &Connection, path: &Path, read_only: bool) -> Result<()> {
+    let columns = table_columns(conn, path)?;
+    if columns.is_empty() {
+        if read_only {
+            return Err(BackendError::storage(format!(
+                "SQLite file {} is read-only and has no `models` table",
+                path.display()
+            )));
+        }
+        conn.execute(CREATE_TABLE, []).map_err(|err| {
+            BackendError::storage(format!(
+                "creating the models table in {}: {err}",
+                path.display()
+            ))
+        })?;
+        return Ok(());
+    }
+    let expected = [
+        ("id", "INTEGER", true),
+        ("type", "TEXT", false),
+        ("instance", "BLOB", false),
+    ];
+    let matches = columns.len() == expected.len()
+        && columns.iter().zip(expected).all(|(found, (name, ty, pk))| {
+            found.name == name && found.decl_type.eq_ignore_ascii_case(ty) && found.pk == pk
+        });
+    if matches {
+        return Ok(());
+    }
+    let found: Vec<String> = columns.iter().map(Column::describe).collect();
+    Err(BackendError::storage(format!(
+        "SQLite file {}: the `models` table has columns ({}); expected \
+         (id INTEGER PRIMARY KEY, type TEXT, instance BLOB) as the Python AIMM backend makes it",
+        path.display(),
+        found.join(", ")
+    )))
+}
+
+struct Column {
+    name: String,
+    decl_type: String,
+    pk: bool,
+}
+
+impl Column {
+    fn describe(&self) -> String {
+        let pk = if self.pk { " PRIMARY KEY" } else { "" };
+        format!("{} {}{pk}", self.name, self.decl_type)
+    }
+}
+
+fn table_columns(conn: &Connection, path: &Path) -> Result<Vec<Column>> {
+    let read = || -> rusqlite::Result<Vec<Column>> {
+        let mut stmt = conn.prepare("PRAGMA table_info(models)")?;
+        let rows = stmt.query_map([], |row| {
+            Ok(Column {
+                name: row.get(1)?,
+                decl_type: row.get(2)?,
+                pk: row.get::<_, i64>(5)? > 0,
+            })
+        })?;
+        rows.collect()
+    };
+    read().map_err(|err| {
+        BackendError::storage(format!("reading the models table of {}: {err}", path.display()))
+    })
+}
+
+fn sql_error(path: &Path, doing: &str, conf: &SqliteConfig, err: rusqlite::Error) -> BackendError {
+    let hint = match err.sqlite_error_code() {
+        Some(ErrorCode::ReadOnly) => " (the file or its directory is read-only)".to_string(),
+        Some(ErrorCode::NotADatabase) => " (the file is not a SQLite database)".to_string(),
+        Some(ErrorCode::DatabaseBusy) | Some(ErrorCode::DatabaseLocked) => format!(
+            " (another connection held the lock longer than busy_timeout = {} s)",
+            conf.busy_timeout
+        ),
+        Some(ErrorCode::CannotOpen) => " (the file cannot be opened here)".to_string(),
+        Some(ErrorCode::DiskFull) => " (the disk is full)".to_string(),
+        _ => String::new(),
+    };
+    BackendError::storage(format!("{doing} SQLite file {}: {err}{hint}", path.display()))
+}
+
+/// Inserts (or, with `id`, imports) a model; returns its id.
+fn insert(tx: &rusqlite::Transaction<'_>, id: Option<InstanceId>, model_type: &str, bytes: &[u8]) -> rusqlite::Result<InstanceId> {
+    let large = bytes.len() >= LARGE_BLOB;
+    let placeholder = if large { "zeroblob(?3)" } else { "?3" };
+    let sql = format!("INSERT INTO models (id, type, instance) VALUES (?1, ?2, {placeholder})");
+    if large {
+        tx.execute(&sql, rusqlite::params![id, model_type, bytes.len() as i64])?;
+    } else {
+        tx.execute(&sql, rusqlite::params![id, model_type, bytes])?;
+    }
+    let id = tx.last_insert_rowid();
+    if large {
+        write_blob(tx, id, bytes)?;
+    }
+    Ok(id)
+}
+
+/// Replaces a model's type and bytes; returns whether the row existed.
+fn replace(tx: &rusqlite::Transaction<'_>, id: InstanceId, model_type: &str, bytes: &[u8]) -> rusqlite::Result<bool> {
+    let large = bytes.len() >= LARGE_BLOB;
+    let changed = if large {
+        tx.execute(
+            "UPDATE models SET type = ?1, instance = zeroblob(?2) WHERE id = ?3",
+            rusqlite::params![model_type, bytes.len() as i64, id],
+        )?
+    } else {
+        tx.execute(
+            "UPDATE models SET type = ?1, instance = ?2 WHERE id = ?3",
+            rusqlite::params![model_type, bytes, id],
+        )?
+    };
+    if changed > 0 && large {
+        write_blob(tx, id, bytes)?;
+    }
+    Ok(changed > 0)
+}
+
+fn write_blob(tx: &rusqlite::Transaction<'_>, id: InstanceId, bytes: &[u8]) -> rusqlite::Result<()> {
+    let mut blob = tx.blob_open(rusqlite::MAIN_DB, "models", "instance", id, false)?;
+    blob.write_all(bytes)
+        .map_err(|err| rusqlite::Error::ToSqlConversionFailure(Box::new(err)))
+}
+
+fn check_type_and_id(model: &Model) -> Result<()> {
+    if model.model_type.contains('\0') {
+        return Err(BackendError::new(
+            ErrorKind::InvalidInput,
+            "model type contains a NUL character, which SQLite TEXT cannot hold faithfully",
+        ));
+    }
+    Ok(())
+}
+
+impl Backend for SqliteBackend {
+    fn get_models(&self) -> Result<RVec<Model>> {
+        self.with_reader(|conn| {
+            let tx = conn
+                .transaction()
+                .map_err(|err| self.error("reading models from", err))?;
+            let rows = list_rows(&tx).map_err(|err| self.error("listing models in", err))?;
+            let mut models = RVec::with_capacity(rows.len());
+            for (instance_id, model_type, len) in rows {
+                let instance = self.read_instance(&tx, instance_id, len)?;
+                models.push(Model { instance_id, model_type: model_type.into(), instance });
+            }
+            Ok(models)
+        })
+    }
+
+    fn list_models(&self) -> Result<RVec<ModelInfo>> {
+        self.with_reader(|conn| {
+            let rows = list_rows(conn).map_err(|err| self.error("listing models in", err))?;
+            Ok(rows
+                .into_iter()
+                .map(|(instance_id, model_type, len)| ModelInfo {
+                    instance_id,
+                    model_type: model_type.into(),
+                    size: len.unwrap_or(0).max(0) as u64,
+                })
+                .collect())
+        })
+    }
+
+    fn get_model(&self, instance_id: InstanceId) -> Result<Model> {
+        self.with_reader(|conn| {
+            let tx = conn
+                .transaction()
+                .map_err(|err| self.error("reading a model from", err))?;
+            let row: Option<(String, Option<i64>)> = tx
+                .query_row(
+                    "SELECT type, length(instance) FROM models WHERE id = ?1",
+                    [instance_id],
+                    |row| Ok((row.get(0)?, row.get(1)?)),
+                )
+                .optional()
+                .map_err(|err| self.error("reading a model from", err))?;
+            let (model_type, len) = row.ok_or(BackendError::not_found(instance_id))?;
+            let instance = self.read_instance(&tx, instance_id, len)?;
+            Ok(Model { instance_id, model_type: model_type.into(), instance })
+        })
+    }
+
+    fn create_model(&self, model_type: RString, instance: RVec<u8>) -> Result<Model> {
+        let mut model = Model { instance_id: 0, model_type, instance };
+        check_type_and_id(&model)?;
+        model.instance_id = self.write("storing a model in", |tx| {
+            insert(tx, None, &model.model_type, &model.instance)
+                .map_err(|err| self.error("storing a model in", err))
+        })?;
+        self.listeners.notify(&model);
+        Ok(model)
+    }
+
+    fn update_model(&self, model: Model) -> Result<Model> {
+        check_type_and_id(&model)?;
+        let id = model.instance_id;
+        let found = self.write("updating a model in", |tx| {
+            replace(tx, id, &model.model_type, &model.instance)
+                .map_err(|err| self.error("updating a model in", err))
+        })?;
+        if !found {
+            return Err(BackendError::not_found(id));
+        }
+        self.listeners.notify(&model);
+        Ok(model)
+    }
+
+    fn import_model(&self, model: Model) -> Result<Model> {
+        check_type_and_id(&model)?;
+        let id = model.instance_id;
+        self.write("importing a model into", |tx| {
+            insert(tx, Some(id), &model.model_type, &model.instance).map_err(|err| {
+                match err.sqlite_error_code() {
+                    Some(ErrorCode::ConstraintViolation) => BackendError::conflict(id),
+                    _ => self.error("importing a model into", err),
+                }
+            })
+        })?;
+        self.listeners.notify(&model);
+        Ok(model)
+    }
+
+    fn register_model_change_cb(&self, listener: Arc<dyn ModelChangeListener>) -> Result<u64> {
+        Ok(self.listeners.register(listener))
+    }
+
+    fn unregister_model_change_cb(&self, registration: u64) -> Result<()> {
+        self.listeners.unregister(registration);
+        Ok(())
+    }
+
+    fn process_events(&self, events: RVec<Event>) -> Result<()> {
+        if !events.is_empty() {
+            log::warn!(
+                "SQLite backend got {} events; it subscribes to none and ignores them",
+                events.len()
+            );
+        }
+        Ok(())
+    }
+
+    fn close(&self) -> Result<()> {
+        self.readers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+        Ok(())
+    }
+}
+
+type Row = (InstanceId, String, Option<i64>);
+
+/// Id, type and byte length of every model. `length()` of a blob reads only
+/// the record header, never the bytes.
+fn list_rows(conn: &Connection) -> rusqlite::Result<Vec<Row>> {
+    let mut stmt =
+        conn.prepare_cached("SELECT id, type, length(instance) FROM models ORDER BY id")?;
+    let rows = stmt.query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?;
+    rows.collect()
+}
