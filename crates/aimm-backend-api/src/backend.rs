@@ -92,7 +92,9 @@ unsafe fn backend_of(ffi: &FFI_Backend) -> &dyn Backend {
     data.backend.as_ref()
 }
 
-unsafe extern "C" fn get_models_fn_wrapper(ffi: &FFI_Backend) -> RResult<RVec<Model>, BackendError> {
+unsafe extern "C" fn get_models_fn_wrapper(
+    ffi: &FFI_Backend,
+) -> RResult<RVec<Model>, BackendError> {
     // SAFETY: called through an `FFI_Backend` made by `new`.
     let backend = unsafe { backend_of(ffi) };
     guard("get_models", || backend.get_models())
@@ -122,7 +124,9 @@ unsafe extern "C" fn create_model_fn_wrapper(
 ) -> RResult<Model, BackendError> {
     // SAFETY: called through an `FFI_Backend` made by `new`.
     let backend = unsafe { backend_of(ffi) };
-    guard("create_model", || backend.create_model(model_type, instance))
+    guard("create_model", || {
+        backend.create_model(model_type, instance)
+    })
 }
 
 unsafe extern "C" fn update_model_fn_wrapper(

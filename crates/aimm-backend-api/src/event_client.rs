@@ -34,7 +34,8 @@ type RegisterResult = RResult<ROption<RVec<ROption<Event>>>, BackendError>;
 #[allow(non_camel_case_types)]
 pub struct FFI_EventClient {
     register: unsafe extern "C" fn(&Self, RVec<RegisterEvent>, bool) -> RegisterResult,
-    query_latest: unsafe extern "C" fn(&Self, RVec<EventType>) -> RResult<RVec<Event>, BackendError>,
+    query_latest:
+        unsafe extern "C" fn(&Self, RVec<EventType>) -> RResult<RVec<Event>, BackendError>,
     release: unsafe extern "C" fn(&mut Self),
     private_data: *mut c_void,
 }
@@ -61,7 +62,9 @@ unsafe extern "C" fn register_fn_wrapper(
 ) -> RegisterResult {
     // SAFETY: called through an `FFI_EventClient` made by `new`.
     let client = unsafe { client_of(ffi) };
-    guard("EventClient::register", || client.register(events, with_response))
+    guard("EventClient::register", || {
+        client.register(events, with_response)
+    })
 }
 
 unsafe extern "C" fn query_latest_fn_wrapper(
@@ -70,7 +73,9 @@ unsafe extern "C" fn query_latest_fn_wrapper(
 ) -> RResult<RVec<Event>, BackendError> {
     // SAFETY: called through an `FFI_EventClient` made by `new`.
     let client = unsafe { client_of(ffi) };
-    guard("EventClient::query_latest", || client.query_latest(event_types))
+    guard("EventClient::query_latest", || {
+        client.query_latest(event_types)
+    })
 }
 
 unsafe extern "C" fn release_fn_wrapper(ffi: &mut FFI_EventClient) {

@@ -111,7 +111,9 @@ pub mod plugin;
 
 pub use abi_stable::std_types::{ROption, RString, RVec};
 pub use backend::{Backend, FFI_Backend, ForeignBackend};
-pub use change_listener::{FFI_ModelChangeListener, ForeignModelChangeListener, ModelChangeListener};
+pub use change_listener::{
+    FFI_ModelChangeListener, ForeignModelChangeListener, ModelChangeListener,
+};
 pub use error::{BackendError, ErrorKind, Result};
 pub use event::{event_type, Event, EventId, EventPayload, EventType, RegisterEvent, Timestamp};
 pub use event_client::{EventClient, FFI_EventClient, ForeignEventClient};

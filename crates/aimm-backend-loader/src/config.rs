@@ -122,7 +122,8 @@ mod tests {
 
     #[test]
     fn python_server_config_is_accepted() {
-        let text = "name: aimm\nengine: {sigterm_timeout: 5, max_children: 5, check_children_period: 3}\n\
+        let text =
+            "name: aimm\nengine: {sigterm_timeout: 5, max_children: 5, check_children_period: 3}\n\
                     backend: {module: aimm.server.backend.sqlite, path: x.db}\n\
                     control: []\nplugins: {names: []}\nlog: {version: 1}\n";
         let config = ServerConfig::from_yaml(text, "t").unwrap();
@@ -139,13 +140,20 @@ mod tests {
     #[test]
     fn missing_backend_is_named() {
         let err = ServerConfig::from_yaml("name: x\n", "t.yaml").unwrap_err();
-        assert_eq!(err.to_string(), "config t.yaml is invalid:\n  (document): missing required key \"backend\"");
+        assert_eq!(
+            err.to_string(),
+            "config t.yaml is invalid:\n  (document): missing required key \"backend\""
+        );
     }
 
     #[test]
     fn missing_module_is_named() {
         let err = ServerConfig::from_yaml("backend: {path: x}\n", "t.yaml").unwrap_err();
-        assert!(err.to_string().contains("backend: missing required key \"module\""), "{err}");
+        assert!(
+            err.to_string()
+                .contains("backend: missing required key \"module\""),
+            "{err}"
+        );
     }
 
     #[test]

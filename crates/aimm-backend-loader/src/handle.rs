@@ -66,7 +66,8 @@ impl BackendHandle {
 
     /// [`Backend::create_model`].
     pub async fn create_model(&self, model_type: RString, instance: RVec<u8>) -> Result<Model> {
-        self.run(move |b| b.create_model(model_type, instance)).await
+        self.run(move |b| b.create_model(model_type, instance))
+            .await
     }
 
     /// [`Backend::update_model`].
@@ -84,7 +85,8 @@ impl BackendHandle {
         &self,
         listener: Arc<dyn ModelChangeListener>,
     ) -> Result<u64> {
-        self.run(move |b| b.register_model_change_cb(listener)).await
+        self.run(move |b| b.register_model_change_cb(listener))
+            .await
     }
 
     /// [`Backend::unregister_model_change_cb`].

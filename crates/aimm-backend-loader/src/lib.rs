@@ -63,7 +63,10 @@ pub enum Error {
 
 /// Finds, loads and checks the plugin library `config` names, and validates
 /// the `backend` section against the plugin's schema.
-pub fn load_library(config: &ServerConfig, search: &SearchPath) -> Result<Arc<PluginLibrary>, Error> {
+pub fn load_library(
+    config: &ServerConfig,
+    search: &SearchPath,
+) -> Result<Arc<PluginLibrary>, Error> {
     let path = search.resolve(config.module())?;
     let library = PluginLibrary::load(&path)?;
     library.validate_conf(config.backend(), config.origin())?;

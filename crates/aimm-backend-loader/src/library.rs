@@ -70,7 +70,10 @@ impl PluginLibrary {
         if consts.name() != BackendModuleRef::NAME {
             return Err(LoadError::NotAPlugin {
                 path: path.to_path_buf(),
-                found: format!("an abi_stable library exporting root module `{}`", consts.name()),
+                found: format!(
+                    "an abi_stable library exporting root module `{}`",
+                    consts.name()
+                ),
             });
         }
         let module: BackendModuleRef = header
@@ -133,10 +136,8 @@ impl PluginLibrary {
     /// A version of `backend` that points at a throw-away store under `dir`.
     pub fn scratch_conf(&self, backend: &Value, dir: &Path) -> Result<Value, BackendError> {
         let dir = dir.to_string_lossy();
-        let result = (self.module.scratch_conf())(
-            backend.to_string().as_str().into(),
-            dir.as_ref().into(),
-        );
+        let result =
+            (self.module.scratch_conf())(backend.to_string().as_str().into(), dir.as_ref().into());
         let text = result.into_result()?;
         serde_json::from_str(&text).map_err(|err| {
             BackendError::invalid_config(format!(
@@ -157,10 +158,15 @@ impl PluginLibrary {
             log: Arc::new(TracingLogSink::new(&self.name)),
             event_client,
         };
-        let result =
-            (self.module.create_backend())(backend.to_string().as_str().into(), FFI_Host::new(host));
+        let result = (self.module.create_backend())(
+            backend.to_string().as_str().into(),
+            FFI_Host::new(host),
+        );
         let ffi = result.into_result()?;
-        Ok(BackendHandle::new(Arc::new(ffi.into_foreign()), self.clone()))
+        Ok(BackendHandle::new(
+            Arc::new(ffi.into_foreign()),
+            self.clone(),
+        ))
     }
 }
 
@@ -175,17 +181,20 @@ fn check_binary_format(path: &Path) -> Result<(), LoadError> {
             message: err.to_string(),
         })?;
     let known: &[&[u8]] = &[
-        b"\x7fELF",         // ELF (Linux, BSD)
+        b"\x7fELF",          // ELF (Linux, BSD)
         b"\xcf\xfa\xed\xfe", // Mach-O 64-bit
         b"\xca\xfe\xba\xbe", // Mach-O universal
-        b"MZ",              // PE (Windows)
+        b"MZ",               // PE (Windows)
     ];
     if known.iter().any(|m| magic[..read].starts_with(m)) {
         return Ok(());
     }
     let found = if read == 0 {
         "the file is empty".to_string()
-    } else if magic[..read].iter().all(|b| b.is_ascii_graphic() || b.is_ascii_whitespace()) {
+    } else if magic[..read]
+        .iter()
+        .all(|b| b.is_ascii_graphic() || b.is_ascii_whitespace())
+    {
         "it starts like a text file".to_string()
     } else {
         format!("unknown file format, first bytes {:02x?}", &magic[..read])
@@ -251,6 +260,10 @@ fn first_lines(text: &str, n: usize) -> String {
     if lines.len() <= n {
         text.to_string()
     } else {
-        format!("{}\n  ... ({} more lines)", lines[..n].join("\n"), lines.len() - n)
+        format!(
+            "{}\n  ... ({} more lines)",
+            lines[..n].join("\n"),
+            lines.len() - n
+        )
     }
 }

@@ -136,7 +136,10 @@ mod tests {
 
     #[test]
     fn python_names_map_to_builtins() {
-        assert_eq!(library_name("aimm.server.backend.sqlite"), "aimm_backend_sqlite");
+        assert_eq!(
+            library_name("aimm.server.backend.sqlite"),
+            "aimm_backend_sqlite"
+        );
         assert_eq!(library_name("memory-backend"), "memory_backend");
         assert_eq!(library_name("my.store"), "my_store");
     }

@@ -90,7 +90,10 @@ fn describe(kind: &ValidationErrorKind, instance: &Value) -> String {
 fn jsonschema_error_text(kind: &ValidationErrorKind, instance: &Value) -> String {
     match kind {
         ValidationErrorKind::MinLength { limit } => {
-            format!("expected at least {limit} characters, got {}", show(instance))
+            format!(
+                "expected at least {limit} characters, got {}",
+                show(instance)
+            )
         }
         ValidationErrorKind::Minimum { limit } => {
             format!("expected at least {limit}, got {}", show(instance))
@@ -140,9 +143,16 @@ mod tests {
 
     #[test]
     fn array_items_use_brackets() {
-        let err = validate(&schema(), &json!({"path": "x", "prefix": ["a", 1]}), "backend")
-            .unwrap_err();
-        assert_eq!(err[0].to_string(), "backend.prefix[1]: expected string, got 1");
+        let err = validate(
+            &schema(),
+            &json!({"path": "x", "prefix": ["a", 1]}),
+            "backend",
+        )
+        .unwrap_err();
+        assert_eq!(
+            err[0].to_string(),
+            "backend.prefix[1]: expected string, got 1"
+        );
     }
 
     #[test]

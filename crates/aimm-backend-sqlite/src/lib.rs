@@ -49,10 +49,13 @@ pub struct SqlitePlugin;
 
 impl BackendPlugin for SqlitePlugin {
     const NAME: &'static str = "sqlite";
-    const CONF_SCHEMA: &'static str = include_str!("../../../schemas_json/server/backend/sqlite.yaml");
+    const CONF_SCHEMA: &'static str =
+        include_str!("../../../schemas_json/server/backend/sqlite.yaml");
 
     fn create_backend(conf: &serde_json::Value, _host: Host) -> Result<Arc<dyn Backend>> {
-        Ok(Arc::new(SqliteBackend::open(SqliteConfig::from_json(conf)?)?))
+        Ok(Arc::new(SqliteBackend::open(SqliteConfig::from_json(
+            conf,
+        )?)?))
     }
 
     fn scratch_conf(conf: &serde_json::Value, scratch_dir: &str) -> Result<serde_json::Value> {

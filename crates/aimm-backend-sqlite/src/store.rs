@@ -96,7 +96,11 @@ impl SqliteBackend {
     }
 
     /// Runs `f` in an `IMMEDIATE` transaction on the writer and commits.
-    fn write<T>(&self, doing: &str, f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T>) -> Result<T> {
+    fn write<T>(
+        &self,
+        doing: &str,
+        f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T>,
+    ) -> Result<T> {
         if self.read_only {
             return Err(BackendError::storage(format!(
                 "{doing}: the SQLite file {} is read-only (its permissions allow no writes)",
@@ -116,7 +120,12 @@ impl SqliteBackend {
         sql_error(&self.path, doing, &self.conf, err)
     }
 
-    fn read_instance(&self, conn: &Connection, id: InstanceId, len: Option<i64>) -> Result<RVec<u8>> {
+    fn read_instance(
+        &self,
+        conn: &Connection,
+        id: InstanceId,
+        len: Option<i64>,
+    ) -> Result<RVec<u8>> {
         let Some(len) = len else {
             // A NULL instance (possible in Python-made files) reads as empty.
             return Ok(RVec::new());
@@ -156,7 +165,9 @@ fn prepare_path(path: &Path) -> Result<bool> {
             ))
         })?;
     }
-    Ok(std::fs::metadata(path).map(|m| m.len() > 0).unwrap_or(false))
+    Ok(std::fs::metadata(path)
+        .map(|m| m.len() > 0)
+        .unwrap_or(false))
 }
 
 /// Whether the file's permissions forbid writing. Checked by hand because a
@@ -213,7 +224,11 @@ fn set_journal_mode(
         return Ok(());
     }
     let actual: String = conn
-        .query_row(&format!("PRAGMA journal_mode = {}", wanted.as_sql()), [], |row| row.get(0))
+        .query_row(
+            &format!("PRAGMA journal_mode = {}", wanted.as_sql()),
+            [],
+            |row| row.get(0),
+        )
         .map_err(|err| sql_error(&conf.path, "setting the journal mode", conf, err))?;
     if !actual.eq_ignore_ascii_case(wanted.as_sql()) {
         return Err(BackendError::storage(format!(
@@ -290,7 +305,10 @@ fn table_columns(conn: &Connection, path: &Path) -> Result<Vec<Column>> {
         rows.collect()
     };
     read().map_err(|err| {
-        BackendError::storage(format!("reading the models table of {}: {err}", path.display()))
+        BackendError::storage(format!(
+            "reading the models table of {}: {err}",
+            path.display()
+        ))
     })
 }
 
@@ -306,11 +324,19 @@ fn sql_error(path: &Path, doing: &str, conf: &SqliteConfig, err: rusqlite::Error
         Some(ErrorCode::DiskFull) => " (the disk is full)".to_string(),
         _ => String::new(),
     };
-    BackendError::storage(format!("{doing} SQLite file {}: {err}{hint}", path.display()))
+    BackendError::storage(format!(
+        "{doing} SQLite file {}: {err}{hint}",
+        path.display()
+    ))
 }
 
 /// Inserts (or, with `id`, imports) a model; returns its id.
-fn insert(tx: &rusqlite::Transaction<'_>, id: Option<InstanceId>, model_type: &str, bytes: &[u8]) -> rusqlite::Result<InstanceId> {
+fn insert(
+    tx: &rusqlite::Transaction<'_>,
+    id: Option<InstanceId>,
+    model_type: &str,
+    bytes: &[u8],
+) -> rusqlite::Result<InstanceId> {
     let large = bytes.len() >= LARGE_BLOB;
     let placeholder = if large { "zeroblob(?3)" } else { "?3" };
     let sql = format!("INSERT INTO models (id, type, instance) VALUES (?1, ?2, {placeholder})");
@@ -327,7 +353,12 @@ fn insert(tx: &rusqlite::Transaction<'_>, id: Option<InstanceId>, model_type: &s
 }
 
 /// Replaces a model's type and bytes; returns whether the row existed.
-fn replace(tx: &rusqlite::Transaction<'_>, id: InstanceId, model_type: &str, bytes: &[u8]) -> rusqlite::Result<bool> {
+fn replace(
+    tx: &rusqlite::Transaction<'_>,
+    id: InstanceId,
+    model_type: &str,
+    bytes: &[u8],
+) -> rusqlite::Result<bool> {
     let large = bytes.len() >= LARGE_BLOB;
     let changed = if large {
         tx.execute(
@@ -346,7 +377,11 @@ fn replace(tx: &rusqlite::Transaction<'_>, id: InstanceId, model_type: &str, byt
     Ok(changed > 0)
 }
 
-fn write_blob(tx: &rusqlite::Transaction<'_>, id: InstanceId, bytes: &[u8]) -> rusqlite::Result<()> {
+fn write_blob(
+    tx: &rusqlite::Transaction<'_>,
+    id: InstanceId,
+    bytes: &[u8],
+) -> rusqlite::Result<()> {
     let mut blob = tx.blob_open(rusqlite::MAIN_DB, "models", "instance", id, false)?;
     blob.write_all(bytes)
         .map_err(|err| rusqlite::Error::ToSqlConversionFailure(Box::new(err)))
@@ -372,7 +407,11 @@ impl Backend for SqliteBackend {
             let mut models = RVec::with_capacity(rows.len());
             for (instance_id, model_type, len) in rows {
                 let instance = self.read_instance(&tx, instance_id, len)?;
-                models.push(Model { instance_id, model_type: model_type.into(), instance });
+                models.push(Model {
+                    instance_id,
+                    model_type: model_type.into(),
+                    instance,
+                });
             }
             Ok(models)
         })
@@ -407,12 +446,20 @@ impl Backend for SqliteBackend {
                 .map_err(|err| self.error("reading a model from", err))?;
             let (model_type, len) = row.ok_or(BackendError::not_found(instance_id))?;
             let instance = self.read_instance(&tx, instance_id, len)?;
-            Ok(Model { instance_id, model_type: model_type.into(), instance })
+            Ok(Model {
+                instance_id,
+                model_type: model_type.into(),
+                instance,
+            })
         })
     }
 
     fn create_model(&self, model_type: RString, instance: RVec<u8>) -> Result<Model> {
-        let mut model = Model { instance_id: 0, model_type, instance };
+        let mut model = Model {
+            instance_id: 0,
+            model_type,
+            instance,
+        };
         check_type_and_id(&model)?;
         model.instance_id = self.write("storing a model in", |tx| {
             insert(tx, None, &model.model_type, &model.instance)

@@ -1,0 +1,90 @@
+//! The command line, as scripts see it.
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+/// Inspect, fill, copy, watch and test AIMM model stores through backend plugins.
+#[derive(Debug, Parser)]
+#[command(name = "aimm-backend", version, about)]
+pub struct Cli {
+    /// Server config (YAML): a Python AIMM server config or just a `backend`
+    /// section. Without it: the SQLite backend at the per-user data path.
+    #[arg(long, global = true, value_name = "PATH")]
+    pub conf: Option<PathBuf>,
+
+    /// Directory to look for backend libraries in, before AIMM_BACKEND_PATH
+    /// and the directory of this executable. Repeatable.
+    #[arg(long = "plugin-dir", global = true, value_name = "DIR")]
+    pub plugin_dirs: Vec<PathBuf>,
+
+    /// More log output on stderr (-v info, -vv debug, -vvv trace).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// What to do.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Validate the config and load the backend; print module, library file,
+    /// plugin name and version.
+    Check,
+    /// List every backend library on the search path: name, version, file,
+    /// and whether it loads (or why not).
+    Plugins,
+    /// One row per model: instance id, model type, size in bytes.
+    List {
+        /// Print a JSON array of {instance_id, model_type, size}.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write a model's bytes to FILE, or to stdout.
+    Get {
+        /// Instance id.
+        id: i64,
+        /// Output file (default: stdout).
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+    /// Store each FILE ('-' = stdin) as a new model of TYPE; print each new id.
+    Put {
+        /// Model type.
+        #[arg(value_name = "TYPE")]
+        model_type: String,
+        /// Files to store, one model each.
+        #[arg(value_name = "FILE", required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Replace a model's bytes (and type, if given).
+    Update {
+        /// Instance id.
+        id: i64,
+        /// File with the new bytes ('-' = stdin).
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// New model type (default: keep the current one).
+        #[arg(long = "type", value_name = "TYPE")]
+        model_type: Option<String>,
+    },
+    /// Copy every model into the backend CONF describes, keeping ids, types
+    /// and bytes. Models already there with equal content are skipped.
+    Copy {
+        /// Config of the destination backend.
+        #[arg(long, value_name = "CONF")]
+        to: PathBuf,
+    },
+    /// Print each model change the backend reports, as it arrives, until stopped.
+    Watch {
+        /// One JSON object {instance_id, model_type, size} per line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run the conformance suite against a scratch store of the configured backend.
+    Conformance {
+        /// Run only the checks whose names contain this text.
+        #[arg(long, value_name = "TEXT")]
+        only: Option<String>,
+    },
+}

@@ -1,0 +1,334 @@
+//! One function per subcommand.
+
+use crate::cli::{Cli, Command};
+use crate::failure::{Context, Failure};
+use aimm_backend_api::{ErrorKind, Model, ModelInfo, RVec};
+use aimm_backend_conformance::PluginTarget;
+use aimm_backend_loader::{
+    load_library, open_backend, BackendHandle, PluginLibrary, SearchPath, ServerConfig,
+};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::io::{IsTerminal, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+type Outcome = Result<(), Failure>;
+
+/// Runs the parsed command line.
+pub async fn run(cli: Cli) -> Outcome {
+    let search = SearchPath::new(&cli.plugin_dirs);
+    if let Command::Plugins = cli.command {
+        return plugins(&search);
+    }
+    let config = read_config(cli.conf.as_deref())?;
+    match cli.command {
+        Command::Check => check(&config, &search),
+        Command::Plugins => unreachable!("handled above"),
+        Command::List { json } => list(&open(&config, &search)?, json).await,
+        Command::Get { id, output } => get(&open(&config, &search)?, id, output.as_deref()).await,
+        Command::Put { model_type, files } => {
+            put(&open(&config, &search)?, &model_type, &files).await
+        }
+        Command::Update {
+            id,
+            file,
+            model_type,
+        } => update(&open(&config, &search)?, id, &file, model_type).await,
+        Command::Copy { to } => {
+            let source = open(&config, &search)?;
+            let target_config = read_config(Some(&to))?;
+            copy(&source, &open(&target_config, &search)?).await
+        }
+        Command::Watch { json } => watch(&open(&config, &search)?, json).await,
+        Command::Conformance { only } => conformance(&config, &search, only.as_deref()),
+    }
+}
+
+fn read_config(path: Option<&Path>) -> Result<ServerConfig, Failure> {
+    match path {
+        Some(path) => ServerConfig::from_file(path).map_err(Failure::usage),
+        None => Ok(ServerConfig::embedded_default()),
+    }
+}
+
+fn open(config: &ServerConfig, search: &SearchPath) -> Result<BackendHandle, Failure> {
+    Ok(open_backend(config, search)?)
+}
+
+fn stdout_line(line: &str) -> Outcome {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{line}")?;
+    out.flush()?;
+    Ok(())
+}
+
+fn info_json(info: &ModelInfo) -> serde_json::Value {
+    serde_json::json!({
+        "instance_id": info.instance_id,
+        "model_type": info.model_type.as_str(),
+        "size": info.size,
+    })
+}
+
+fn check(config: &ServerConfig, search: &SearchPath) -> Outcome {
+    let library = load_library(config, search)?;
+    let backend = library
+        .create_backend(config.backend(), None)
+        .context_with(|| format!("opening backend `{}`", config.module()))?;
+    backend.backend().close()?;
+    stdout_line(&format!("config:  {}", config.origin()))?;
+    stdout_line(&format!("module:  {}", config.module()))?;
+    stdout_line(&format!("library: {}", library.path().display()))?;
+    stdout_line(&format!(
+        "plugin:  {} {}",
+        library.name(),
+        library.version()
+    ))?;
+    stdout_line(&format!("backend: {}", config.backend()))
+}
+
+fn plugins(search: &SearchPath) -> Outcome {
+    let candidates = search.candidate_libraries();
+    if candidates.is_empty() {
+        let dirs: Vec<String> = search
+            .dirs()
+            .iter()
+            .map(|d| d.display().to_string())
+            .collect();
+        stdout_line(&format!("no libraries found in: {}", dirs.join(", ")))?;
+        return Ok(());
+    }
+    for path in candidates {
+        let line = match PluginLibrary::load(&path) {
+            Ok(library) => format!(
+                "{}\t{}\t{}\tloads",
+                library.name(),
+                library.version(),
+                path.display()
+            ),
+            Err(err) => format!(
+                "-\t-\t{}\tdoes not load: {}",
+                path.display(),
+                one_line(&err.to_string())
+            ),
+        };
+        stdout_line(&line)?;
+    }
+    Ok(())
+}
+
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+async fn list(backend: &BackendHandle, json: bool) -> Outcome {
+    let infos = backend.list_models().await?;
+    if json {
+        let array: Vec<_> = infos.iter().map(info_json).collect();
+        return stdout_line(&serde_json::Value::Array(array).to_string());
+    }
+    let mut out = std::io::stdout().lock();
+    for info in infos.iter() {
+        writeln!(
+            out,
+            "{}\t{}\t{}",
+            info.instance_id, info.model_type, info.size
+        )?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+async fn get(backend: &BackendHandle, id: i64, output: Option<&Path>) -> Outcome {
+    let model = backend.get_model(id).await?;
+    match output {
+        Some(path) => std::fs::write(path, model.instance.as_slice())
+            .context_with(|| format!("writing model {id} to {}", path.display())),
+        None => {
+            let mut out = std::io::stdout().lock();
+            out.write_all(model.instance.as_slice())?;
+            out.flush()?;
+            Ok(())
+        }
+    }
+}
+
+fn read_input(path: &Path) -> Result<RVec<u8>, Failure> {
+    let mut bytes = Vec::new();
+    if path == Path::new("-") {
+        std::io::stdin()
+            .lock()
+            .read_to_end(&mut bytes)
+            .context_with(|| "reading standard input".to_string())?;
+    } else {
+        bytes = std::fs::read(path).context_with(|| format!("cannot read {}", path.display()))?;
+    }
+    Ok(RVec::from(bytes))
+}
+
+async fn put(backend: &BackendHandle, model_type: &str, files: &[PathBuf]) -> Outcome {
+    // Refuse before storing anything if a named file is missing.
+    for file in files.iter().filter(|f| f.as_path() != Path::new("-")) {
+        std::fs::metadata(file)
+            .context_with(|| format!("cannot read {}; nothing was stored", file.display()))?;
+    }
+    for file in files {
+        let bytes = read_input(file)?;
+        let model = backend
+            .create_model(model_type.into(), bytes)
+            .await
+            .context_with(|| format!("storing {}", file.display()))?;
+        stdout_line(&model.instance_id.to_string())?;
+    }
+    Ok(())
+}
+
+async fn update(
+    backend: &BackendHandle,
+    id: i64,
+    file: &Path,
+    model_type: Option<String>,
+) -> Outcome {
+    let model_type = match model_type {
+        Some(model_type) => model_type,
+        None => current_type(backend, id).await?,
+    };
+    let instance = read_input(file)?;
+    backend
+        .update_model(Model::new(id, model_type, instance))
+        .await?;
+    Ok(())
+}
+
+async fn current_type(backend: &BackendHandle, id: i64) -> Result<String, Failure> {
+    let infos = backend.list_models().await?;
+    infos
+        .iter()
+        .find(|info| info.instance_id == id)
+        .map(|info| info.model_type.to_string())
+        .ok_or_else(|| Failure::from(aimm_backend_api::BackendError::not_found(id)))
+}
+
+async fn copy(source: &BackendHandle, target: &BackendHandle) -> Outcome {
+    let infos = source.list_models().await?;
+    let total_bytes: u64 = infos.iter().map(|i| i.size).sum();
+    let bar = progress_bar(total_bytes);
+    let (mut copied, mut present) = (0u64, 0u64);
+    for info in infos.iter() {
+        let model = source.get_model(info.instance_id).await?;
+        bar.set_message(format!("model {}", info.instance_id));
+        match target.import_model(model).await {
+            Ok(_) => copied += 1,
+            Err(err) if err.kind == ErrorKind::Conflict => {
+                ensure_same(source, target, info.instance_id).await?;
+                present += 1;
+            }
+            Err(err) => {
+                return Err(Failure::from(err))
+                    .context_with(|| format!("copying model {}", info.instance_id))
+            }
+        }
+        bar.inc(info.size);
+    }
+    bar.finish_and_clear();
+    eprintln!("copied {copied} models, {present} already present");
+    Ok(())
+}
+
+/// A re-run of `copy` skips models already copied, but never overwrites a
+/// different model that happens to have the same id.
+async fn ensure_same(source: &BackendHandle, target: &BackendHandle, id: i64) -> Outcome {
+    let ours = source.get_model(id).await?;
+    let theirs = target.get_model(id).await?;
+    if ours == theirs {
+        return Ok(());
+    }
+    Err(Failure::operation(anyhow::anyhow!(
+        "instance id {id} exists in the destination with different content \
+         (type {:?}, {} bytes; source has type {:?}, {} bytes); not overwritten",
+        theirs.model_type.as_str(),
+        theirs.instance.len(),
+        ours.model_type.as_str(),
+        ours.instance.len()
+    )))
+}
+
+fn progress_bar(total_bytes: u64) -> ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(total_bytes);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {bytes_per_sec} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar
+}
+
+async fn watch(backend: &BackendHandle, json: bool) -> Outcome {
+    let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel::<ModelInfo>();
+    let registration = backend
+        .register_model_change_cb(Arc::new(move |model: &Model| {
+            let _ = sender.send(model.info());
+        }))
+        .await?;
+    let stop = shutdown_signal();
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            _ = &mut stop => break,
+            change = receiver.recv() => {
+                let Some(info) = change else { break };
+                let line = if json {
+                    info_json(&info).to_string()
+                } else {
+                    format!("{}\t{}\t{}", info.instance_id, info.model_type, info.size)
+                };
+                stdout_line(&line)?;
+            }
+        }
+    }
+    backend.unregister_model_change_cb(registration).await?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+fn conformance(config: &ServerConfig, search: &SearchPath, only: Option<&str>) -> Outcome {
+    let library = load_library(config, search)?;
+    let target = PluginTarget::scratch(library.clone(), config.backend())
+        .context_with(|| format!("making a scratch store for plugin `{}`", library.name()))?;
+    eprintln!(
+        "conformance: plugin {} {} ({}), scratch config {}",
+        library.name(),
+        library.version(),
+        library.path().display(),
+        target.conf()
+    );
+    let report = aimm_backend_conformance::run_matching(&target, |name| {
+        only.is_none_or(|o| name.contains(o))
+    });
+    print!("{report}");
+    std::io::stdout().flush()?;
+    if report.all_passed() {
+        Ok(())
+    } else {
+        Err(Failure::operation(anyhow::anyhow!(
+            "{} conformance check(s) failed",
+            report.failures().count()
+        )))
+    }
+}

@@ -1,0 +1,70 @@
+//! What the suite runs against.
+
+use aimm_backend_api::{Backend, BackendError};
+use aimm_backend_loader::PluginLibrary;
+use serde_json::Value;
+use std::sync::Arc;
+
+/// A backend under test: opens it on the same store on every call.
+pub trait Target: Sync {
+    /// Opens the backend. Opening twice gives two handles on one store.
+    fn open(&self) -> Result<Arc<dyn Backend>, BackendError>;
+}
+
+/// A plugin library and the `backend` config to open it with.
+pub struct PluginTarget {
+    library: Arc<PluginLibrary>,
+    conf: Value,
+    _scratch: Option<tempfile::TempDir>,
+}
+
+impl PluginTarget {
+    /// Tests the store `conf` describes (its models are left alone, but the
+    /// suite adds its own).
+    pub fn new(library: Arc<PluginLibrary>, conf: Value) -> Self {
+        PluginTarget {
+            library,
+            conf,
+            _scratch: None,
+        }
+    }
+
+    /// Tests a fresh store derived from `conf` by the plugin's
+    /// `scratch_conf`, in a temporary directory removed afterwards.
+    pub fn scratch(library: Arc<PluginLibrary>, conf: &Value) -> Result<Self, BackendError> {
+        let dir = tempfile::Builder::new()
+            .prefix("aimm-conformance-")
+            .tempdir()
+            .map_err(|err| BackendError::storage(format!("making a scratch directory: {err}")))?;
+        let conf = library.scratch_conf(conf, dir.path())?;
+        library
+            .validate_conf(&conf, "<scratch config>")
+            .map_err(|err| BackendError::invalid_config(err.to_string()))?;
+        Ok(PluginTarget {
+            library,
+            conf,
+            _scratch: Some(dir),
+        })
+    }
+
+    /// The config the target opens the backend with.
+    pub fn conf(&self) -> &Value {
+        &self.conf
+    }
+}
+
+impl Target for PluginTarget {
+    fn open(&self) -> Result<Arc<dyn Backend>, BackendError> {
+        let handle = self.library.create_backend(&self.conf, None)?;
+        Ok(handle.backend().clone())
+    }
+}
+
+impl<F> Target for F
+where
+    F: Fn() -> Result<Arc<dyn Backend>, BackendError> + Sync,
+{
+    fn open(&self) -> Result<Arc<dyn Backend>, BackendError> {
+        self()
+    }
+}
