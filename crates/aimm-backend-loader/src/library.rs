@@ -14,6 +14,7 @@ use crate::handle::BackendHandle;
 use crate::host_services::TracingLogSink;
 use crate::schema;
 use abi_stable::library::{lib_header_from_path, LibraryError, RootModule};
+use abi_stable::sabi_types::VersionStrings;
 use aimm_backend_api::{
     BackendError, BackendModuleRef, EventClient, EventType, FFI_Host, Host, API_VERSION,
 };
@@ -76,6 +77,7 @@ impl PluginLibrary {
                 ),
             });
         }
+        check_api_version(path, header.version_strings())?;
         let module: BackendModuleRef = header
             .init_root_module()
             .map_err(|err| init_error(path, err))?;
@@ -240,6 +242,29 @@ fn init_error(path: &Path, err: LibraryError) -> LoadError {
             path: path.to_path_buf(),
             found: first_lines(&other.to_string(), 12),
         },
+    }
+}
+
+/// Refuses a plugin whose API version differs in major (or, below 1.0, in
+/// minor) version, before the layout check, so the message says "version"
+/// rather than listing type layouts.
+fn check_api_version(path: &Path, plugin: VersionStrings) -> Result<(), LoadError> {
+    let host = BackendModuleRef::VERSION_STRINGS;
+    let incompatible = || LoadError::IncompatibleVersion {
+        path: path.to_path_buf(),
+        found: plugin.version.to_string(),
+        expected: API_VERSION.to_string(),
+        compatible: compatible_range(),
+    };
+    let (plugin, host) = match (plugin.parsed(), host.parsed()) {
+        (Ok(plugin), Ok(host)) => (plugin, host),
+        _ => return Err(incompatible()),
+    };
+    let same_line = plugin.major == host.major && (host.major != 0 || plugin.minor == host.minor);
+    if same_line {
+        Ok(())
+    } else {
+        Err(incompatible())
     }
 }
 

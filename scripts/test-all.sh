@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Runs every test of the project: formatting, lints, the workspace build,
+# unit and doc tests, the cross-crate tests (plugins, CLI, durability) and
+# the interop tests against the Python reference, whose venv this makes.
+# Fails, never skips, when something the tests need is missing.
+set -euo pipefail
+cd "$(dirname -- "${BASH_SOURCE[0]}")/.."
+
+step() { printf '\n== %s\n' "$*" >&2; }
+
+step "the Python reference venv (aimm==1.2.dev1)"
+bash scripts/python-venv.sh >/dev/null
+
+step "cargo fmt --check"
+cargo fmt --all --check
+
+step "build (release): the CLI and every built-in plugin"
+cargo build --release --workspace
+
+step "clippy -D warnings"
+cargo clippy --release --workspace --all-targets -- -D warnings
+
+step "tests"
+cargo test --release --workspace

@@ -1,0 +1,309 @@
+//! The `aimm-backend` command line as scripts see it: output formats, exit
+//! codes, and a clear message for every bad input.
+
+use aimm_backend_tests::*;
+use std::path::Path;
+
+/// Runs the CLI with `--conf conf` and `args`, expecting exit `code`;
+/// returns (stdout, stderr).
+fn run_conf(home: &Path, conf: &Path, args: &[&str], code: i32) -> (String, String) {
+    let output = run_expecting(cli(home).arg("--conf").arg(conf).args(args), code);
+    (
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn put_list_get_update_round_trip() {
+    let work = tempfile::tempdir().unwrap();
+    let db = work.path().join("store/models.db");
+    let conf = sqlite_conf(work.path(), "c.yaml", &db, "");
+    let a = work.path().join("a.bin");
+    let b = work.path().join("b.bin");
+    std::fs::write(&a, test_bytes(1, 70_000)).unwrap();
+    std::fs::write(&b, test_bytes(2, 0)).unwrap();
+    let (stdout, _) = run_conf(work.path(), &conf, &["put", "my.Model", a.to_str().unwrap(), b.to_str().unwrap()], 0);
+    assert_eq!(stdout, "1\n2\n");
+
+    let (stdout, _) = run_conf(work.path(), &conf, &["list", "--json"], 0);
+    let listed: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(
+        listed,
+        serde_json::json!([
+            {"instance_id": 1, "model_type": "my.Model", "size": 70000},
+            {"instance_id": 2, "model_type": "my.Model", "size": 0},
+        ])
+    );
+    let (stdout, _) = run_conf(work.path(), &conf, &["list"], 0);
+    assert_eq!(stdout, "1\tmy.Model\t70000\n2\tmy.Model\t0\n");
+
+    let out = work.path().join("out.bin");
+    run_conf(work.path(), &conf, &["get", "1", "-o", out.to_str().unwrap()], 0);
+    assert_eq!(std::fs::read(&out).unwrap(), test_bytes(1, 70_000));
+    let stdout = run_expecting(cli(work.path()).arg("--conf").arg(&conf).args(["get", "1"]), 0).stdout;
+    assert_eq!(stdout, test_bytes(1, 70_000));
+
+    run_conf(work.path(), &conf, &["update", "1", b.to_str().unwrap()], 0);
+    run_conf(work.path(), &conf, &["update", "2", a.to_str().unwrap(), "--type", "other"], 0);
+    let (stdout, _) = run_conf(work.path(), &conf, &["list"], 0);
+    assert_eq!(stdout, "1\tmy.Model\t0\n2\tother\t70000\n");
+}
+
+#[test]
+fn put_reads_standard_input() {
+    let work = tempfile::tempdir().unwrap();
+    let conf = sqlite_conf(work.path(), "c.yaml", &work.path().join("m.db"), "");
+    let mut child = cli(work.path())
+        .arg("--conf")
+        .arg(&conf)
+        .args(["put", "stdin.Model", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(b"from stdin").unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "{}", describe(&output));
+    assert_eq!(read_models_table(&work.path().join("m.db"))[0].2, b"from stdin");
+}
+
+#[test]
+fn embedded_default_is_a_per_user_sqlite_store() {
+    let work = tempfile::tempdir().unwrap();
+    let output = run_expecting(cli(work.path()).arg("check"), 0);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let expected = work.path().join("data/aimm/models.db");
+    assert!(stdout.contains("config:  <embedded default>"), "{stdout}");
+    assert!(stdout.contains(&expected.display().to_string()), "{stdout}");
+    assert!(expected.is_file());
+}
+
+#[test]
+fn a_whole_python_server_config_is_accepted() {
+    let work = tempfile::tempdir().unwrap();
+    let conf = write_file(
+        work.path(),
+        "server.yaml",
+        &format!(
+            "---\nname: aimm\nlog: {{version: 1}}\nengine: {{sigterm_timeout: 5, max_children: 5, check_children_period: 3}}\n\
+             backend:\n  module: aimm.server.backend.sqlite\n  path: {}\ncontrol:\n  - module: aimm.server.control.repl\n    server: {{host: 127.0.0.1, port: 9999}}\n\
+             plugins: {{names: [plugins.sklearn]}}\n...\n",
+            work.path().join("py.db").display()
+        ),
+    );
+    run_conf(work.path(), &conf, &["check"], 0);
+}
+
+#[test]
+fn copy_keeps_ids_and_is_idempotent() {
+    let work = tempfile::tempdir().unwrap();
+    let source = sqlite_conf(work.path(), "src.yaml", &work.path().join("src.db"), "");
+    let target = sqlite_conf(work.path(), "dst.yaml", &work.path().join("dst.db"), "");
+    let file = work.path().join("m.bin");
+    for seed in 0..3 {
+        std::fs::write(&file, test_bytes(seed, 1000 + seed as usize)).unwrap();
+        run_conf(work.path(), &source, &["put", &format!("type{seed}"), file.to_str().unwrap()], 0);
+    }
+    // A gap in the ids must survive the copy.
+    run_conf(work.path(), &source, &["update", "2", file.to_str().unwrap()], 0);
+    let (_, stderr) = run_conf(work.path(), &source, &["copy", "--to", target.to_str().unwrap()], 0);
+    assert!(stderr.contains("copied 3 models, 0 already present"), "{stderr}");
+    let (_, stderr) = run_conf(work.path(), &source, &["copy", "--to", target.to_str().unwrap()], 0);
+    assert!(stderr.contains("copied 0 models, 3 already present"), "{stderr}");
+    assert_eq!(read_models_table(&work.path().join("src.db")), read_models_table(&work.path().join("dst.db")));
+
+    // A different model under a taken id is reported, not overwritten.
+    std::fs::write(&file, b"different").unwrap();
+    run_conf(work.path(), &target, &["update", "1", file.to_str().unwrap()], 0);
+    let (_, stderr) = run_conf(work.path(), &source, &["copy", "--to", target.to_str().unwrap()], 1);
+    assert!(stderr.contains("instance id 1 exists in the destination with different content"), "{stderr}");
+    assert_eq!(read_models_table(&work.path().join("dst.db"))[0].2, b"different");
+}
+
+#[test]
+fn watch_prints_changes_as_json_lines() {
+    // The memory backend cannot be shared between processes, so watch a
+    // SQLite store from one process and write to it from the same process:
+    // `watch` reports the changes its backend reports.
+    let work = tempfile::tempdir().unwrap();
+    let conf = sqlite_conf(work.path(), "c.yaml", &work.path().join("w.db"), "");
+    let mut child = cli(work.path())
+        .arg("--conf")
+        .arg(&conf)
+        .args(["watch", "--json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    // SIGTERM ends watch cleanly with exit 0.
+    let status = std::process::Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().unwrap();
+    assert!(status.success());
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+}
+
+#[test]
+fn missing_config_file_is_a_config_error() {
+    let work = tempfile::tempdir().unwrap();
+    let (_, stderr) = run_conf(work.path(), &work.path().join("nope.yaml"), &["list"], 2);
+    assert!(stderr.contains("cannot read config file"), "{stderr}");
+    assert!(stderr.contains("nope.yaml"), "{stderr}");
+}
+
+#[test]
+fn unreadable_config_is_a_config_error() {
+    let work = tempfile::tempdir().unwrap();
+    // A directory cannot be read as a file, even by root.
+    let (_, stderr) = run_conf(work.path(), work.path(), &["list"], 2);
+    assert!(stderr.contains("cannot read config file"), "{stderr}");
+}
+
+#[test]
+fn yaml_syntax_error_names_file_and_position() {
+    let work = tempfile::tempdir().unwrap();
+    let conf = write_file(work.path(), "bad.yaml", "backend:\n  module: [unclosed\n");
+    let (_, stderr) = run_conf(work.path(), &conf, &["list"], 2);
+    assert!(stderr.contains("bad.yaml is not valid YAML"), "{stderr}");
+    assert!(stderr.contains("line"), "{stderr}");
+}
+
+#[test]
+fn config_without_backend_is_refused() {
+    let work = tempfile::tempdir().unwrap();
+    let conf = write_file(work.path(), "c.yaml", "name: aimm\n");
+    let (_, stderr) = run_conf(work.path(), &conf, &["list"], 2);
+    assert!(stderr.contains("(document): missing required key \"backend\""), "{stderr}");
+}
+
+#[test]
+fn backend_without_module_is_refused() {
+    let work = tempfile::tempdir().unwrap();
+    let conf = write_file(work.path(), "c.yaml", "backend:\n  path: x.db\n");
+    let (_, stderr) = run_conf(work.path(), &conf, &["list"], 2);
+    assert!(stderr.contains("backend: missing required key \"module\""), "{stderr}");
+}
+
+#[test]
+fn schema_violations_name_the_json_path_and_rule() {
+    let work = tempfile::tempdir().unwrap();
+    let conf = write_file(work.path(), "c.yaml", "backend:\n  module: aimm.server.backend.sqlite\n  path: 5\n");
+    let (_, stderr) = run_conf(work.path(), &conf, &["list"], 2);
+    assert!(stderr.contains("backend.path: expected string, got 5"), "{stderr}");
+
+    let conf = write_file(work.path(), "d.yaml", "backend:\n  module: sqlite\n");
+    let conf2 = write_file(work.path(), "e.yaml", "backend:\n  module: aimm.server.backend.sqlite\n  path: x\n  journal_mode: fast\n");
+    let (_, stderr) = run_conf(work.path(), &conf2, &["list"], 2);
+    assert!(stderr.contains("backend.journal_mode: expected one of"), "{stderr}");
+    let (_, stderr) = run_conf(work.path(), &conf, &["list"], 2);
+    assert!(stderr.contains("backend module `sqlite` not found"), "{stderr}");
+}
+
+#[test]
+fn sqlite_path_that_is_a_directory_is_refused() {
+    let work = tempfile::tempdir().unwrap();
+    let conf = sqlite_conf(work.path(), "c.yaml", work.path(), "");
+    let (_, stderr) = run_conf(work.path(), &conf, &["list"], 2);
+    assert!(stderr.contains("is a directory; expected a SQLite file path"), "{stderr}");
+}
+
+#[test]
+fn a_file_that_is_not_sqlite_is_refused_and_left_alone() {
+    let work = tempfile::tempdir().unwrap();
+    let db = write_file(work.path(), "text.db", &"not a database\n".repeat(100));
+    let conf = sqlite_conf(work.path(), "c.yaml", &db, "");
+    let (_, stderr) = run_conf(work.path(), &conf, &["list"], 1);
+    assert!(stderr.contains("is not a SQLite database"), "{stderr}");
+    assert_eq!(std::fs::read_to_string(&db).unwrap(), "not a database\n".repeat(100));
+}
+
+#[test]
+fn a_models_table_of_another_shape_is_refused() {
+    let work = tempfile::tempdir().unwrap();
+    let db = work.path().join("other.db");
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    conn.execute("CREATE TABLE models (name TEXT, data BLOB)", []).unwrap();
+    drop(conn);
+    let conf = sqlite_conf(work.path(), "c.yaml", &db, "");
+    let (_, stderr) = run_conf(work.path(), &conf, &["list"], 1);
+    assert!(stderr.contains("the `models` table has columns (name TEXT, data BLOB)"), "{stderr}");
+    assert!(stderr.contains("expected (id INTEGER PRIMARY KEY, type TEXT, instance BLOB)"), "{stderr}");
+}
+
+#[test]
+fn a_read_only_file_reads_but_refuses_writes() {
+    use std::os::unix::fs::PermissionsExt;
+    let work = tempfile::tempdir().unwrap();
+    let db = work.path().join("ro.db");
+    let conf = sqlite_conf(work.path(), "c.yaml", &db, "  journal_mode: delete\n");
+    let file = write_file(work.path(), "m.bin", "model");
+    run_conf(work.path(), &conf, &["put", "t", file.to_str().unwrap()], 0);
+    std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o444)).unwrap();
+    let (stdout, _) = run_conf(work.path(), &conf, &["list"], 0);
+    assert_eq!(stdout, "1\tt\t5\n");
+    let (_, stderr) = run_conf(work.path(), &conf, &["put", "t", file.to_str().unwrap()], 1);
+    assert!(stderr.contains("is read-only"), "{stderr}");
+    assert_eq!(read_models_table(&db).len(), 1);
+}
+
+#[test]
+fn get_of_an_unknown_id_fails_with_not_found() {
+    let work = tempfile::tempdir().unwrap();
+    let conf = sqlite_conf(work.path(), "c.yaml", &work.path().join("m.db"), "");
+    let (stdout, stderr) = run_conf(work.path(), &conf, &["get", "42"], 1);
+    assert!(stdout.is_empty());
+    assert!(stderr.contains("no model with instance id 42"), "{stderr}");
+    let (_, stderr) = run_conf(work.path(), &conf, &["update", "42", "-", "--type", "t"], 1);
+    assert!(stderr.contains("no model with instance id 42"), "{stderr}");
+}
+
+#[test]
+fn get_of_a_non_numeric_id_is_a_usage_error() {
+    let work = tempfile::tempdir().unwrap();
+    let conf = sqlite_conf(work.path(), "c.yaml", &work.path().join("m.db"), "");
+    let (_, stderr) = run_conf(work.path(), &conf, &["get", "seven"], 2);
+    assert!(stderr.contains("invalid value 'seven'"), "{stderr}");
+}
+
+#[test]
+fn put_of_a_missing_file_stores_nothing() {
+    let work = tempfile::tempdir().unwrap();
+    let db = work.path().join("m.db");
+    let conf = sqlite_conf(work.path(), "c.yaml", &db, "");
+    let present = write_file(work.path(), "here.bin", "x");
+    let missing = work.path().join("missing.bin");
+    let (stdout, stderr) =
+        run_conf(work.path(), &conf, &["put", "t", present.to_str().unwrap(), missing.to_str().unwrap()], 1);
+    assert!(stdout.is_empty(), "{stdout}");
+    assert!(stderr.contains(&format!("cannot read {}; nothing was stored", missing.display())), "{stderr}");
+    assert!(read_models_table(&db).is_empty());
+}
+
+#[test]
+fn unknown_subcommand_is_a_usage_error() {
+    let work = tempfile::tempdir().unwrap();
+    let output = run_expecting(cli(work.path()).arg("frobnicate"), 2);
+    assert!(String::from_utf8_lossy(&output.stderr).contains("unrecognized subcommand 'frobnicate'"));
+    run_expecting(cli(work.path()).arg("--help"), 0);
+}
+
+#[test]
+fn a_closed_stdout_is_not_an_error() {
+    let work = tempfile::tempdir().unwrap();
+    let conf = sqlite_conf(work.path(), "c.yaml", &work.path().join("m.db"), "");
+    let file = write_file(work.path(), "m.bin", &"x".repeat(1 << 20));
+    run_conf(work.path(), &conf, &["put", "t", file.to_str().unwrap()], 0);
+    let mut child = cli(work.path())
+        .arg("--conf")
+        .arg(&conf)
+        .args(["get", "1"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+}

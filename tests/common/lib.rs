@@ -1,0 +1,186 @@
+//! Helpers shared by the cross-crate tests: where the built artifacts are,
+//! running the CLI in isolation, building the out-of-tree example plugin,
+//! and the Python reference environment.
+//!
+//! The tests expect `cargo build --release --workspace` to have run (the
+//! README's test command does it); a missing artifact fails the test.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+/// The workspace root.
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ lives in the workspace")
+        .to_path_buf()
+}
+
+/// `target/release`, where the CLI and the built-in plugins are.
+pub fn release_dir() -> PathBuf {
+    let dir = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"))
+        .join("release");
+    assert!(
+        dir.join("aimm-backend").is_file(),
+        "{} has no aimm-backend binary: run `cargo build --release --workspace` first",
+        dir.display()
+    );
+    dir
+}
+
+/// The built-in SQLite plugin library.
+pub fn sqlite_plugin() -> PathBuf {
+    let path = release_dir().join("libaimm_backend_sqlite.so");
+    assert!(path.is_file(), "missing {}", path.display());
+    path
+}
+
+/// A CLI invocation isolated from the user's environment: its embedded
+/// default store lives under `home`, and AIMM_BACKEND_PATH is unset.
+pub fn cli(home: &Path) -> Command {
+    let mut command = Command::new(release_dir().join("aimm-backend"));
+    command
+        .env("XDG_DATA_HOME", home.join("data"))
+        .env("HOME", home)
+        .env_remove("AIMM_BACKEND_PATH")
+        .env_remove("AIMM_BACKEND_LOG");
+    command
+}
+
+/// Output of a finished command, for assertion messages.
+pub fn describe(output: &Output) -> String {
+    format!(
+        "status {:?}\n--- stdout\n{}\n--- stderr\n{}",
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// Runs `command`, asserting it exits with `code`; returns its output.
+pub fn run_expecting(command: &mut Command, code: i32) -> Output {
+    let output = command.output().expect("the command starts");
+    assert_eq!(output.status.code(), Some(code), "{command:?}\n{}", describe(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("panicked"), "a panic reached the user:\n{stderr}");
+    output
+}
+
+/// Writes `text` to `dir/name` and returns the path.
+pub fn write_file(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).expect("write test file");
+    path
+}
+
+/// A config file for the SQLite backend at `db`.
+pub fn sqlite_conf(dir: &Path, name: &str, db: &Path, extra: &str) -> PathBuf {
+    write_file(
+        dir,
+        name,
+        &format!(
+            "backend:\n  module: aimm.server.backend.sqlite\n  path: {}\n{extra}",
+            db.display()
+        ),
+    )
+}
+
+/// Directory where the out-of-tree example is built, apart from
+/// `target/release` so that only `--plugin-dir` can find it.
+pub fn examples_target_dir() -> PathBuf {
+    workspace_root().join("target").join("examples")
+}
+
+/// Builds `examples/memory-backend` as a third party would (its own
+/// manifest, not a workspace member) once per test process; returns the `.so`.
+pub fn memory_plugin() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let manifest = workspace_root().join("examples/memory-backend/Cargo.toml");
+            build_cdylib(&manifest, "libmemory_backend.so")
+        })
+        .clone()
+}
+
+/// `cargo build --release` of the crate at `manifest` into
+/// [`examples_target_dir`]; returns the library `lib_name`.
+pub fn build_cdylib(manifest: &Path, lib_name: &str) -> PathBuf {
+    let target = examples_target_dir();
+    let output = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args(["build", "--release", "--quiet", "--manifest-path"])
+        .arg(manifest)
+        .env("CARGO_TARGET_DIR", &target)
+        .output()
+        .expect("cargo runs");
+    assert!(output.status.success(), "building {}:\n{}", manifest.display(), describe(&output));
+    let path = target.join("release").join(lib_name);
+    assert!(path.is_file(), "cargo built no {}", path.display());
+    path
+}
+
+/// The Python interpreter of the reference venv (`aimm==1.2.dev1`), made by
+/// `scripts/python-venv.sh` on first use. Fails (never skips) when the venv
+/// cannot be made.
+pub fn python() -> PathBuf {
+    static PYTHON: OnceLock<PathBuf> = OnceLock::new();
+    PYTHON
+        .get_or_init(|| {
+            let script = workspace_root().join("scripts/python-venv.sh");
+            let output = Command::new("bash").arg(&script).output().expect("bash runs");
+            assert!(
+                output.status.success(),
+                "the Python reference venv could not be made:\n{}",
+                describe(&output)
+            );
+            let stdout = String::from_utf8_lossy(&output.stdout);
+            let python = PathBuf::from(stdout.lines().last().expect("venv script prints a path").trim());
+            assert!(python.is_file(), "venv python {} missing", python.display());
+            python
+        })
+        .clone()
+}
+
+/// The Python tool driving the real `aimm` SQLite backend.
+pub fn python_sqlite_tool() -> Command {
+    let mut command = Command::new(python());
+    command.arg(workspace_root().join("tests/python/aimm_sqlite_tool.py"));
+    command
+}
+
+/// SHA-256 is not in our dependency tree; tests compare bytes directly, and
+/// this small deterministic generator makes test payloads.
+pub fn test_bytes(seed: u64, len: usize) -> Vec<u8> {
+    let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 24) as u8
+        })
+        .collect()
+}
+
+/// Every (id, type, bytes) row of the `models` table, read with plain rusqlite.
+pub fn read_models_table(db: &Path) -> Vec<(i64, String, Vec<u8>)> {
+    let conn = rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .expect("open db");
+    let mut stmt = conn
+        .prepare("SELECT id, type, instance FROM models ORDER BY id")
+        .expect("prepare");
+    let rows = stmt
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get::<_, Option<Vec<u8>>>(2)?.unwrap_or_default())))
+        .expect("query");
+    rows.collect::<Result<_, _>>().expect("rows")
+}
+
+/// `PRAGMA integrity_check` of `db`: "ok" when the file is sound.
+pub fn integrity_check(db: &Path) -> String {
+    let conn = rusqlite::Connection::open(db).expect("open db");
+    conn.query_row("PRAGMA integrity_check", [], |row| row.get(0))
+        .expect("integrity_check runs")
+}
