@@ -23,7 +23,12 @@ fn put_list_get_update_round_trip() {
     let b = work.path().join("b.bin");
     std::fs::write(&a, test_bytes(1, 70_000)).unwrap();
     std::fs::write(&b, test_bytes(2, 0)).unwrap();
-    let (stdout, _) = run_conf(work.path(), &conf, &["put", "my.Model", a.to_str().unwrap(), b.to_str().unwrap()], 0);
+    let (stdout, _) = run_conf(
+        work.path(),
+        &conf,
+        &["put", "my.Model", a.to_str().unwrap(), b.to_str().unwrap()],
+        0,
+    );
     assert_eq!(stdout, "1\n2\n");
 
     let (stdout, _) = run_conf(work.path(), &conf, &["list", "--json"], 0);
@@ -39,13 +44,27 @@ fn put_list_get_update_round_trip() {
     assert_eq!(stdout, "1\tmy.Model\t70000\n2\tmy.Model\t0\n");
 
     let out = work.path().join("out.bin");
-    run_conf(work.path(), &conf, &["get", "1", "-o", out.to_str().unwrap()], 0);
+    run_conf(
+        work.path(),
+        &conf,
+        &["get", "1", "-o", out.to_str().unwrap()],
+        0,
+    );
     assert_eq!(std::fs::read(&out).unwrap(), test_bytes(1, 70_000));
-    let stdout = run_expecting(cli(work.path()).arg("--conf").arg(&conf).args(["get", "1"]), 0).stdout;
+    let stdout = run_expecting(
+        cli(work.path()).arg("--conf").arg(&conf).args(["get", "1"]),
+        0,
+    )
+    .stdout;
     assert_eq!(stdout, test_bytes(1, 70_000));
 
     run_conf(work.path(), &conf, &["update", "1", b.to_str().unwrap()], 0);
-    run_conf(work.path(), &conf, &["update", "2", a.to_str().unwrap(), "--type", "other"], 0);
+    run_conf(
+        work.path(),
+        &conf,
+        &["update", "2", a.to_str().unwrap(), "--type", "other"],
+        0,
+    );
     let (stdout, _) = run_conf(work.path(), &conf, &["list"], 0);
     assert_eq!(stdout, "1\tmy.Model\t0\n2\tother\t70000\n");
 }
@@ -63,10 +82,18 @@ fn put_reads_standard_input() {
         .spawn()
         .unwrap();
     use std::io::Write;
-    child.stdin.take().unwrap().write_all(b"from stdin").unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"from stdin")
+        .unwrap();
     let output = child.wait_with_output().unwrap();
     assert!(output.status.success(), "{}", describe(&output));
-    assert_eq!(read_models_table(&work.path().join("m.db"))[0].2, b"from stdin");
+    assert_eq!(
+        read_models_table(&work.path().join("m.db"))[0].2,
+        b"from stdin"
+    );
 }
 
 #[test]
@@ -104,32 +131,82 @@ fn copy_keeps_ids_and_is_idempotent() {
     let file = work.path().join("m.bin");
     for seed in 0..3 {
         std::fs::write(&file, test_bytes(seed, 1000 + seed as usize)).unwrap();
-        run_conf(work.path(), &source, &["put", &format!("type{seed}"), file.to_str().unwrap()], 0);
+        run_conf(
+            work.path(),
+            &source,
+            &["put", &format!("type{seed}"), file.to_str().unwrap()],
+            0,
+        );
     }
     // A gap in the ids must survive the copy.
-    run_conf(work.path(), &source, &["update", "2", file.to_str().unwrap()], 0);
-    let (_, stderr) = run_conf(work.path(), &source, &["copy", "--to", target.to_str().unwrap()], 0);
-    assert!(stderr.contains("copied 3 models, 0 already present"), "{stderr}");
-    let (_, stderr) = run_conf(work.path(), &source, &["copy", "--to", target.to_str().unwrap()], 0);
-    assert!(stderr.contains("copied 0 models, 3 already present"), "{stderr}");
-    assert_eq!(read_models_table(&work.path().join("src.db")), read_models_table(&work.path().join("dst.db")));
+    run_conf(
+        work.path(),
+        &source,
+        &["update", "2", file.to_str().unwrap()],
+        0,
+    );
+    let (_, stderr) = run_conf(
+        work.path(),
+        &source,
+        &["copy", "--to", target.to_str().unwrap()],
+        0,
+    );
+    assert!(
+        stderr.contains("copied 3 models, 0 already present"),
+        "{stderr}"
+    );
+    let (_, stderr) = run_conf(
+        work.path(),
+        &source,
+        &["copy", "--to", target.to_str().unwrap()],
+        0,
+    );
+    assert!(
+        stderr.contains("copied 0 models, 3 already present"),
+        "{stderr}"
+    );
+    assert_eq!(
+        read_models_table(&work.path().join("src.db")),
+        read_models_table(&work.path().join("dst.db"))
+    );
 
     // A different model under a taken id is reported, not overwritten.
     std::fs::write(&file, b"different").unwrap();
-    run_conf(work.path(), &target, &["update", "1", file.to_str().unwrap()], 0);
-    let (_, stderr) = run_conf(work.path(), &source, &["copy", "--to", target.to_str().unwrap()], 1);
-    assert!(stderr.contains("instance id 1 exists in the destination with different content"), "{stderr}");
-    assert_eq!(read_models_table(&work.path().join("dst.db"))[0].2, b"different");
+    run_conf(
+        work.path(),
+        &target,
+        &["update", "1", file.to_str().unwrap()],
+        0,
+    );
+    let (_, stderr) = run_conf(
+        work.path(),
+        &source,
+        &["copy", "--to", target.to_str().unwrap()],
+        1,
+    );
+    assert!(
+        stderr.contains("instance id 1 exists in the destination with different content"),
+        "{stderr}"
+    );
+    assert_eq!(
+        read_models_table(&work.path().join("dst.db"))[0].2,
+        b"different"
+    );
 }
 
 #[test]
-fn watch_prints_changes_as_json_lines() {
-    // The memory backend cannot be shared between processes, so watch a
-    // SQLite store from one process and write to it from the same process:
-    // `watch` reports the changes its backend reports.
+fn watch_shows_changes_made_by_other_processes_as_json_lines() {
+    use std::io::{BufRead, BufReader};
     let work = tempfile::tempdir().unwrap();
     let conf = sqlite_conf(work.path(), "c.yaml", &work.path().join("w.db"), "");
-    let mut child = cli(work.path())
+    let file = write_file(work.path(), "m.bin", "twelve bytes");
+    run_conf(
+        work.path(),
+        &conf,
+        &["put", "before", file.to_str().unwrap()],
+        0,
+    );
+    let mut watcher = cli(work.path())
         .arg("--conf")
         .arg(&conf)
         .args(["watch", "--json"])
@@ -137,11 +214,40 @@ fn watch_prints_changes_as_json_lines() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(500));
+    let mut lines = BufReader::new(watcher.stdout.take().unwrap()).lines();
+    // Give the watcher time to take its first look, then change the store
+    // from other processes.
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    run_conf(
+        work.path(),
+        &conf,
+        &["put", "from.another.process", file.to_str().unwrap()],
+        0,
+    );
+    let first: serde_json::Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    assert_eq!(
+        first,
+        serde_json::json!({"instance_id": 2, "model_type": "from.another.process", "size": 12})
+    );
+    run_conf(
+        work.path(),
+        &conf,
+        &["update", "1", "-", "--type", "renamed"],
+        0,
+    );
+    let second: serde_json::Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    assert_eq!(
+        second,
+        serde_json::json!({"instance_id": 1, "model_type": "renamed", "size": 0})
+    );
     // SIGTERM ends watch cleanly with exit 0.
-    let status = std::process::Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().unwrap();
+    let status = std::process::Command::new("kill")
+        .arg("-TERM")
+        .arg(watcher.id().to_string())
+        .status()
+        .unwrap();
     assert!(status.success());
-    let output = child.wait_with_output().unwrap();
+    let output = watcher.wait_with_output().unwrap();
     assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
 }
 
@@ -175,7 +281,10 @@ fn config_without_backend_is_refused() {
     let work = tempfile::tempdir().unwrap();
     let conf = write_file(work.path(), "c.yaml", "name: aimm\n");
     let (_, stderr) = run_conf(work.path(), &conf, &["list"], 2);
-    assert!(stderr.contains("(document): missing required key \"backend\""), "{stderr}");
+    assert!(
+        stderr.contains("(document): missing required key \"backend\""),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -183,22 +292,42 @@ fn backend_without_module_is_refused() {
     let work = tempfile::tempdir().unwrap();
     let conf = write_file(work.path(), "c.yaml", "backend:\n  path: x.db\n");
     let (_, stderr) = run_conf(work.path(), &conf, &["list"], 2);
-    assert!(stderr.contains("backend: missing required key \"module\""), "{stderr}");
+    assert!(
+        stderr.contains("backend: missing required key \"module\""),
+        "{stderr}"
+    );
 }
 
 #[test]
 fn schema_violations_name_the_json_path_and_rule() {
     let work = tempfile::tempdir().unwrap();
-    let conf = write_file(work.path(), "c.yaml", "backend:\n  module: aimm.server.backend.sqlite\n  path: 5\n");
+    let conf = write_file(
+        work.path(),
+        "c.yaml",
+        "backend:\n  module: aimm.server.backend.sqlite\n  path: 5\n",
+    );
     let (_, stderr) = run_conf(work.path(), &conf, &["list"], 2);
-    assert!(stderr.contains("backend.path: expected string, got 5"), "{stderr}");
+    assert!(
+        stderr.contains("backend.path: expected string, got 5"),
+        "{stderr}"
+    );
 
     let conf = write_file(work.path(), "d.yaml", "backend:\n  module: sqlite\n");
-    let conf2 = write_file(work.path(), "e.yaml", "backend:\n  module: aimm.server.backend.sqlite\n  path: x\n  journal_mode: fast\n");
+    let conf2 = write_file(
+        work.path(),
+        "e.yaml",
+        "backend:\n  module: aimm.server.backend.sqlite\n  path: x\n  journal_mode: fast\n",
+    );
     let (_, stderr) = run_conf(work.path(), &conf2, &["list"], 2);
-    assert!(stderr.contains("backend.journal_mode: expected one of"), "{stderr}");
+    assert!(
+        stderr.contains("backend.journal_mode: expected one of"),
+        "{stderr}"
+    );
     let (_, stderr) = run_conf(work.path(), &conf, &["list"], 2);
-    assert!(stderr.contains("backend module `sqlite` not found"), "{stderr}");
+    assert!(
+        stderr.contains("backend module `sqlite` not found"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -206,7 +335,10 @@ fn sqlite_path_that_is_a_directory_is_refused() {
     let work = tempfile::tempdir().unwrap();
     let conf = sqlite_conf(work.path(), "c.yaml", work.path(), "");
     let (_, stderr) = run_conf(work.path(), &conf, &["list"], 2);
-    assert!(stderr.contains("is a directory; expected a SQLite file path"), "{stderr}");
+    assert!(
+        stderr.contains("is a directory; expected a SQLite file path"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -216,7 +348,10 @@ fn a_file_that_is_not_sqlite_is_refused_and_left_alone() {
     let conf = sqlite_conf(work.path(), "c.yaml", &db, "");
     let (_, stderr) = run_conf(work.path(), &conf, &["list"], 1);
     assert!(stderr.contains("is not a SQLite database"), "{stderr}");
-    assert_eq!(std::fs::read_to_string(&db).unwrap(), "not a database\n".repeat(100));
+    assert_eq!(
+        std::fs::read_to_string(&db).unwrap(),
+        "not a database\n".repeat(100)
+    );
 }
 
 #[test]
@@ -224,12 +359,19 @@ fn a_models_table_of_another_shape_is_refused() {
     let work = tempfile::tempdir().unwrap();
     let db = work.path().join("other.db");
     let conn = rusqlite::Connection::open(&db).unwrap();
-    conn.execute("CREATE TABLE models (name TEXT, data BLOB)", []).unwrap();
+    conn.execute("CREATE TABLE models (name TEXT, data BLOB)", [])
+        .unwrap();
     drop(conn);
     let conf = sqlite_conf(work.path(), "c.yaml", &db, "");
     let (_, stderr) = run_conf(work.path(), &conf, &["list"], 1);
-    assert!(stderr.contains("the `models` table has columns (name TEXT, data BLOB)"), "{stderr}");
-    assert!(stderr.contains("expected (id INTEGER PRIMARY KEY, type TEXT, instance BLOB)"), "{stderr}");
+    assert!(
+        stderr.contains("the `models` table has columns (name TEXT, data BLOB)"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("expected (id INTEGER PRIMARY KEY, type TEXT, instance BLOB)"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -274,10 +416,25 @@ fn put_of_a_missing_file_stores_nothing() {
     let conf = sqlite_conf(work.path(), "c.yaml", &db, "");
     let present = write_file(work.path(), "here.bin", "x");
     let missing = work.path().join("missing.bin");
-    let (stdout, stderr) =
-        run_conf(work.path(), &conf, &["put", "t", present.to_str().unwrap(), missing.to_str().unwrap()], 1);
+    let (stdout, stderr) = run_conf(
+        work.path(),
+        &conf,
+        &[
+            "put",
+            "t",
+            present.to_str().unwrap(),
+            missing.to_str().unwrap(),
+        ],
+        1,
+    );
     assert!(stdout.is_empty(), "{stdout}");
-    assert!(stderr.contains(&format!("cannot read {}; nothing was stored", missing.display())), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "cannot read {}; nothing was stored",
+            missing.display()
+        )),
+        "{stderr}"
+    );
     assert!(read_models_table(&db).is_empty());
 }
 
@@ -285,7 +442,9 @@ fn put_of_a_missing_file_stores_nothing() {
 fn unknown_subcommand_is_a_usage_error() {
     let work = tempfile::tempdir().unwrap();
     let output = run_expecting(cli(work.path()).arg("frobnicate"), 2);
-    assert!(String::from_utf8_lossy(&output.stderr).contains("unrecognized subcommand 'frobnicate'"));
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("unrecognized subcommand 'frobnicate'")
+    );
     run_expecting(cli(work.path()).arg("--help"), 0);
 }
 

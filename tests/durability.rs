@@ -30,7 +30,9 @@ fn start_writer(work: &Path, conf: &Path, tag: &str, count: usize, size: usize) 
 }
 
 fn payload(tag: &str, i: usize, size: usize) -> Vec<u8> {
-    let seed = tag.bytes().fold(i as u64 * 7919, |h, b| h.wrapping_mul(31).wrapping_add(b as u64));
+    let seed = tag.bytes().fold(i as u64 * 7919, |h, b| {
+        h.wrapping_mul(31).wrapping_add(b as u64)
+    });
     test_bytes(seed, size)
 }
 
@@ -43,7 +45,10 @@ fn assert_acknowledged_present(db: &Path, tag: &str, acknowledged: &[i64], size:
             .find(|(row_id, _, _)| row_id == id)
             .unwrap_or_else(|| panic!("acknowledged model {id} of writer {tag} is missing"));
         assert_eq!(row.1, format!("writer.{tag}"));
-        assert!(row.2 == payload(tag, i, size), "model {id} of writer {tag} has other bytes");
+        assert!(
+            row.2 == payload(tag, i, size),
+            "model {id} of writer {tag} has other bytes"
+        );
     }
 }
 
@@ -63,21 +68,42 @@ fn three_processes_writing_one_file_lose_nothing() {
     for journal in ["wal", "delete"] {
         let work = tempfile::tempdir().unwrap();
         let db = work.path().join("shared.db");
-        let conf = sqlite_conf(work.path(), "c.yaml", &db, &format!("  journal_mode: {journal}\n"));
+        let conf = sqlite_conf(
+            work.path(),
+            "c.yaml",
+            &db,
+            &format!("  journal_mode: {journal}\n"),
+        );
         let tags = ["a", "b", "c"];
-        let mut writers: Vec<Child> = tags.iter().map(|tag| start_writer(work.path(), &conf, tag, COUNT, SIZE)).collect();
+        let mut writers: Vec<Child> = tags
+            .iter()
+            .map(|tag| start_writer(work.path(), &conf, tag, COUNT, SIZE))
+            .collect();
         let ids: Vec<Vec<i64>> = writers.iter_mut().map(read_ids).collect();
         for (writer, tag) in writers.into_iter().zip(tags) {
             let output = writer.wait_with_output().unwrap();
-            assert!(output.status.success(), "writer {tag} ({journal}): {}", describe(&output));
+            assert!(
+                output.status.success(),
+                "writer {tag} ({journal}): {}",
+                describe(&output)
+            );
         }
         let mut all = BTreeSet::new();
         for (tag, ids) in tags.iter().zip(&ids) {
-            assert_eq!(ids.len(), COUNT, "writer {tag} acknowledged {} of {COUNT}", ids.len());
+            assert_eq!(
+                ids.len(),
+                COUNT,
+                "writer {tag} acknowledged {} of {COUNT}",
+                ids.len()
+            );
             assert_acknowledged_present(&db, tag, ids, SIZE);
             all.extend(ids.iter().copied());
         }
-        assert_eq!(all.len(), 3 * COUNT, "ids were handed out twice ({journal})");
+        assert_eq!(
+            all.len(),
+            3 * COUNT,
+            "ids were handed out twice ({journal})"
+        );
         assert_eq!(read_models_table(&db).len(), 3 * COUNT);
         assert_eq!(integrity_check(&db), "ok", "journal mode {journal}");
     }
@@ -103,15 +129,35 @@ fn every_acknowledged_create_survives_kill_9() {
         // SIGKILL mid-stream: no chance to flush or close anything.
         writer.kill().unwrap();
         // Ids printed before the kill landed in the pipe are acknowledged too.
-        acknowledged.extend(lines.map_while(Result::ok).filter_map(|l| l.trim().parse::<i64>().ok()));
+        acknowledged.extend(
+            lines
+                .map_while(Result::ok)
+                .filter_map(|l| l.trim().parse::<i64>().ok()),
+        );
         writer.wait().unwrap();
-        assert!(acknowledged.len() < COUNT, "the writer finished before the kill; kill earlier");
+        assert!(
+            acknowledged.len() < COUNT,
+            "the writer finished before the kill; kill earlier"
+        );
         assert_acknowledged_present(&db, &tag, &acknowledged, SIZE);
         assert_eq!(integrity_check(&db), "ok");
         // The store keeps working after the crash, and never reuses an id.
         let file = write_file(work.path(), "after.bin", "after");
-        let output = run_expecting(cli(work.path()).arg("--conf").arg(&conf).args(["put", "after", file.to_str().unwrap()]), 0);
-        let new_id: i64 = String::from_utf8_lossy(&output.stdout).trim().parse().unwrap();
-        assert!(acknowledged.iter().all(|&id| id < new_id), "id {new_id} reused after the crash");
+        let output = run_expecting(
+            cli(work.path()).arg("--conf").arg(&conf).args([
+                "put",
+                "after",
+                file.to_str().unwrap(),
+            ]),
+            0,
+        );
+        let new_id: i64 = String::from_utf8_lossy(&output.stdout)
+            .trim()
+            .parse()
+            .unwrap();
+        assert!(
+            acknowledged.iter().all(|&id| id < new_id),
+            "id {new_id} reused after the crash"
+        );
     }
 }

@@ -19,7 +19,11 @@ fn plugin_dir_with_memory_backend() -> tempfile::TempDir {
 fn dropped_in_memory_backend_passes_conformance_through_the_cli() {
     let plugins = plugin_dir_with_memory_backend();
     let work = tempfile::tempdir().unwrap();
-    let conf = write_file(work.path(), "memory.yaml", "backend:\n  module: memory_backend\n");
+    let conf = write_file(
+        work.path(),
+        "memory.yaml",
+        "backend:\n  module: memory_backend\n",
+    );
     let output = run_expecting(
         cli(work.path())
             .arg("--conf")
@@ -30,7 +34,10 @@ fn dropped_in_memory_backend_passes_conformance_through_the_cli() {
         0,
     );
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(stdout.contains("PASS ids_unique_under_16_threads"), "{stdout}");
+    assert!(
+        stdout.contains("PASS ids_unique_under_16_threads"),
+        "{stdout}"
+    );
     assert!(stdout.contains(" passed, 0 failed"), "{stdout}");
 }
 
@@ -38,26 +45,64 @@ fn dropped_in_memory_backend_passes_conformance_through_the_cli() {
 fn dropped_in_memory_backend_is_found_by_check_and_plugins() {
     let plugins = plugin_dir_with_memory_backend();
     let work = tempfile::tempdir().unwrap();
-    let conf = write_file(work.path(), "memory.yaml", "backend:\n  module: memory-backend\n");
+    let conf = write_file(
+        work.path(),
+        "memory.yaml",
+        "backend:\n  module: memory-backend\n",
+    );
     let check = run_expecting(
-        cli(work.path()).arg("--conf").arg(&conf).arg("--plugin-dir").arg(plugins.path()).arg("check"),
+        cli(work.path())
+            .arg("--conf")
+            .arg(&conf)
+            .arg("--plugin-dir")
+            .arg(plugins.path())
+            .arg("check"),
         0,
     );
     let stdout = String::from_utf8_lossy(&check.stdout);
     assert!(stdout.contains("plugin:  memory 0.1.0"), "{stdout}");
-    assert!(stdout.contains(&plugins.path().join("libmemory_backend.so").display().to_string()), "{stdout}");
+    assert!(
+        stdout.contains(
+            &plugins
+                .path()
+                .join("libmemory_backend.so")
+                .display()
+                .to_string()
+        ),
+        "{stdout}"
+    );
 
-    let listing = run_expecting(cli(work.path()).arg("--plugin-dir").arg(plugins.path()).arg("plugins"), 0);
+    let listing = run_expecting(
+        cli(work.path())
+            .arg("--plugin-dir")
+            .arg(plugins.path())
+            .arg("plugins"),
+        0,
+    );
     let stdout = String::from_utf8_lossy(&listing.stdout);
-    assert!(stdout.lines().any(|l| l.starts_with("memory\t0.1.0\t") && l.ends_with("loads")), "{stdout}");
-    assert!(stdout.lines().any(|l| l.starts_with("sqlite\t0.1.0\t") && l.ends_with("loads")), "{stdout}");
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("memory\t0.1.0\t") && l.ends_with("loads")),
+        "{stdout}"
+    );
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("sqlite\t0.1.0\t") && l.ends_with("loads")),
+        "{stdout}"
+    );
 }
 
 #[test]
 fn without_the_plugin_dir_the_module_is_not_found_and_every_place_is_listed() {
     let work = tempfile::tempdir().unwrap();
     let elsewhere = tempfile::tempdir().unwrap();
-    let conf = write_file(work.path(), "memory.yaml", "backend:\n  module: memory_backend\n");
+    let conf = write_file(
+        work.path(),
+        "memory.yaml",
+        "backend:\n  module: memory_backend\n",
+    );
     let output = run_expecting(
         cli(work.path())
             .env("AIMM_BACKEND_PATH", elsewhere.path())
@@ -69,17 +114,28 @@ fn without_the_plugin_dir_the_module_is_not_found_and_every_place_is_listed() {
         2,
     );
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("backend module `memory_backend` not found"), "{stderr}");
+    assert!(
+        stderr.contains("backend module `memory_backend` not found"),
+        "{stderr}"
+    );
     for dir in [work.path(), elsewhere.path(), &release_dir()] {
         let candidate = dir.join("libmemory_backend.so");
-        assert!(stderr.contains(&candidate.display().to_string()), "{} not listed:\n{stderr}", candidate.display());
+        assert!(
+            stderr.contains(&candidate.display().to_string()),
+            "{} not listed:\n{stderr}",
+            candidate.display()
+        );
     }
 }
 
 #[test]
 fn sqlite_backend_passes_conformance_in_process() {
     let library = PluginLibrary::load(&sqlite_plugin()).unwrap();
-    let target = PluginTarget::scratch(library, &json!({"module": "aimm.server.backend.sqlite", "path": "x"})).unwrap();
+    let target = PluginTarget::scratch(
+        library,
+        &json!({"module": "aimm.server.backend.sqlite", "path": "x"}),
+    )
+    .unwrap();
     let report = run(&target);
     assert!(report.all_passed(), "{report}");
 }
@@ -100,13 +156,31 @@ fn two_different_backend_libraries_live_in_one_process() {
     assert_eq!(memory.name(), "memory");
     let dir = tempfile::tempdir().unwrap();
     let a = sqlite
-        .create_backend(&json!({"module": "sqlite", "path": dir.path().join("a.db").to_str()}), None)
+        .create_backend(
+            &json!({"module": "sqlite", "path": dir.path().join("a.db").to_str()}),
+            None,
+        )
         .unwrap();
-    let b = memory.create_backend(&json!({"module": "memory_backend", "name": "two-libs"}), None).unwrap();
-    a.backend().create_model("in.sqlite".into(), vec![1u8].into()).unwrap();
-    b.backend().create_model("in.memory".into(), vec![2u8].into()).unwrap();
-    assert_eq!(a.backend().list_models().unwrap()[0].model_type.as_str(), "in.sqlite");
-    assert_eq!(b.backend().list_models().unwrap()[0].model_type.as_str(), "in.memory");
+    let b = memory
+        .create_backend(
+            &json!({"module": "memory_backend", "name": "two-libs"}),
+            None,
+        )
+        .unwrap();
+    a.backend()
+        .create_model("in.sqlite".into(), vec![1u8].into())
+        .unwrap();
+    b.backend()
+        .create_model("in.memory".into(), vec![2u8].into())
+        .unwrap();
+    assert_eq!(
+        a.backend().list_models().unwrap()[0].model_type.as_str(),
+        "in.sqlite"
+    );
+    assert_eq!(
+        b.backend().list_models().unwrap()[0].model_type.as_str(),
+        "in.memory"
+    );
     // Loading the same file again gives the same library, not a second copy.
     let again = PluginLibrary::load(&sqlite_plugin()).unwrap();
     assert!(std::sync::Arc::ptr_eq(&sqlite, &again));
@@ -114,7 +188,11 @@ fn two_different_backend_libraries_live_in_one_process() {
 
 fn check_with_library(library: &Path) -> std::process::Output {
     let work = tempfile::tempdir().unwrap();
-    let conf = write_file(work.path(), "c.yaml", &format!("backend:\n  module: {}\n", library.display()));
+    let conf = write_file(
+        work.path(),
+        "c.yaml",
+        &format!("backend:\n  module: {}\n", library.display()),
+    );
     run_expecting(cli(work.path()).arg("--conf").arg(&conf).arg("check"), 2)
 }
 
@@ -124,7 +202,10 @@ fn a_text_file_named_like_a_library_is_refused() {
     let fake = write_file(dir.path(), "libx.so", "this is not a library\n");
     let output = check_with_library(&fake);
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains(&format!("{} is not a shared library", fake.display())), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{} is not a shared library", fake.display())),
+        "{stderr}"
+    );
     assert!(stderr.contains("text file"), "{stderr}");
     let err = PluginLibrary::load(&fake).unwrap_err();
     assert!(matches!(err, LoadError::NotSharedLibrary { .. }), "{err}");
@@ -151,7 +232,10 @@ fn a_shared_library_that_is_not_a_backend_is_refused() {
     let output = check_with_library(&library);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
-        stderr.contains(&format!("{} is a shared library but not an AIMM backend plugin", library.display())),
+        stderr.contains(&format!(
+            "{} is a shared library but not an AIMM backend plugin",
+            library.display()
+        )),
         "{stderr}"
     );
 }
@@ -161,11 +245,22 @@ fn a_backend_built_against_another_api_version_is_refused() {
     let library = build_plugin_against_api_version("0.2.0");
     let err = PluginLibrary::load(&library).unwrap_err();
     let message = err.to_string();
-    assert!(matches!(err, LoadError::IncompatibleVersion { .. }), "{message}");
-    assert!(message.contains("built against aimm-backend-api 0.2.0"), "{message}");
-    assert!(message.contains("this host uses aimm-backend-api 0.1.0"), "{message}");
+    assert!(
+        matches!(err, LoadError::IncompatibleVersion { .. }),
+        "{message}"
+    );
+    assert!(
+        message.contains("built against aimm-backend-api 0.2.0"),
+        "{message}"
+    );
+    assert!(
+        message.contains("this host uses aimm-backend-api 0.1.0"),
+        "{message}"
+    );
     let output = check_with_library(&library);
-    assert!(String::from_utf8_lossy(&output.stderr).contains("built against aimm-backend-api 0.2.0"));
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("built against aimm-backend-api 0.2.0")
+    );
 }
 
 /// Copies the API crate with its version set to `version` and builds the
@@ -182,14 +277,23 @@ fn build_plugin_against_api_version(version: &str) -> PathBuf {
         let entry = entry.unwrap();
         std::fs::copy(entry.path(), api.join("src").join(entry.file_name())).unwrap();
     }
-    let api_manifest: String = std::fs::read_to_string(root.join("crates/aimm-backend-api/Cargo.toml"))
-        .unwrap()
-        .lines()
-        .map(|line| standalone_manifest_line(line, version))
-        .collect::<Vec<_>>()
-        .join("\n");
-    std::fs::write(api.join("Cargo.toml"), format!("{api_manifest}\n[workspace]\n")).unwrap();
-    std::fs::copy(root.join("examples/memory-backend/src/lib.rs"), plugin.join("src/lib.rs")).unwrap();
+    let api_manifest: String =
+        std::fs::read_to_string(root.join("crates/aimm-backend-api/Cargo.toml"))
+            .unwrap()
+            .lines()
+            .map(|line| standalone_manifest_line(line, version))
+            .collect::<Vec<_>>()
+            .join("\n");
+    std::fs::write(
+        api.join("Cargo.toml"),
+        format!("{api_manifest}\n[workspace]\n"),
+    )
+    .unwrap();
+    std::fs::copy(
+        root.join("examples/memory-backend/src/lib.rs"),
+        plugin.join("src/lib.rs"),
+    )
+    .unwrap();
     let plugin_manifest = std::fs::read_to_string(root.join("examples/memory-backend/Cargo.toml"))
         .unwrap()
         .replace("../../crates/aimm-backend-api", "../api")
@@ -207,11 +311,15 @@ fn standalone_manifest_line(line: &str, version: &str) -> String {
         Some("version.workspace") => format!("version = \"{version}\""),
         Some("edition.workspace") => "edition = \"2021\"".to_string(),
         Some("license.workspace") | Some("rust-version.workspace") => String::new(),
-        Some("abi_stable.workspace") => "abi_stable = { version = \"0.11.3\", default-features = false }".to_string(),
+        Some("abi_stable.workspace") => {
+            "abi_stable = { version = \"0.11.3\", default-features = false }".to_string()
+        }
         Some("log.workspace") => "log = { version = \"0.4\", features = [\"std\"] }".to_string(),
         Some("serde_json.workspace") => "serde_json = \"1\"".to_string(),
         Some("thiserror.workspace") => "thiserror = \"2\"".to_string(),
-        Some(key) if key.ends_with(".workspace") => panic!("update standalone_manifest_line for `{line}`"),
+        Some(key) if key.ends_with(".workspace") => {
+            panic!("update standalone_manifest_line for `{line}`")
+        }
         _ => line.to_string(),
     }
 }

@@ -63,9 +63,17 @@ pub fn describe(output: &Output) -> String {
 /// Runs `command`, asserting it exits with `code`; returns its output.
 pub fn run_expecting(command: &mut Command, code: i32) -> Output {
     let output = command.output().expect("the command starts");
-    assert_eq!(output.status.code(), Some(code), "{command:?}\n{}", describe(&output));
+    assert_eq!(
+        output.status.code(),
+        Some(code),
+        "{command:?}\n{}",
+        describe(&output)
+    );
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(!stderr.contains("panicked"), "a panic reached the user:\n{stderr}");
+    assert!(
+        !stderr.contains("panicked"),
+        "a panic reached the user:\n{stderr}"
+    );
     output
 }
 
@@ -116,7 +124,12 @@ pub fn build_cdylib(manifest: &Path, lib_name: &str) -> PathBuf {
         .env("CARGO_TARGET_DIR", &target)
         .output()
         .expect("cargo runs");
-    assert!(output.status.success(), "building {}:\n{}", manifest.display(), describe(&output));
+    assert!(
+        output.status.success(),
+        "building {}:\n{}",
+        manifest.display(),
+        describe(&output)
+    );
     let path = target.join("release").join(lib_name);
     assert!(path.is_file(), "cargo built no {}", path.display());
     path
@@ -130,14 +143,23 @@ pub fn python() -> PathBuf {
     PYTHON
         .get_or_init(|| {
             let script = workspace_root().join("scripts/python-venv.sh");
-            let output = Command::new("bash").arg(&script).output().expect("bash runs");
+            let output = Command::new("bash")
+                .arg(&script)
+                .output()
+                .expect("bash runs");
             assert!(
                 output.status.success(),
                 "the Python reference venv could not be made:\n{}",
                 describe(&output)
             );
             let stdout = String::from_utf8_lossy(&output.stdout);
-            let python = PathBuf::from(stdout.lines().last().expect("venv script prints a path").trim());
+            let python = PathBuf::from(
+                stdout
+                    .lines()
+                    .last()
+                    .expect("venv script prints a path")
+                    .trim(),
+            );
             assert!(python.is_file(), "venv python {} missing", python.display());
             python
         })
@@ -167,13 +189,20 @@ pub fn test_bytes(seed: u64, len: usize) -> Vec<u8> {
 
 /// Every (id, type, bytes) row of the `models` table, read with plain rusqlite.
 pub fn read_models_table(db: &Path) -> Vec<(i64, String, Vec<u8>)> {
-    let conn = rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-        .expect("open db");
+    let conn =
+        rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .expect("open db");
     let mut stmt = conn
         .prepare("SELECT id, type, instance FROM models ORDER BY id")
         .expect("prepare");
     let rows = stmt
-        .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get::<_, Option<Vec<u8>>>(2)?.unwrap_or_default())))
+        .query_map([], |row| {
+            Ok((
+                row.get(0)?,
+                row.get(1)?,
+                row.get::<_, Option<Vec<u8>>>(2)?.unwrap_or_default(),
+            ))
+        })
         .expect("query");
     rows.collect::<Result<_, _>>().expect("rows")
 }

@@ -121,9 +121,19 @@ extern "C" fn create_backend<P: BackendPlugin>(
     guard("create_backend", || {
         let host = host.into_foreign();
         SinkLogger::install(host.log.clone());
+        route_panic_messages_to_log();
         let backend = P::create_backend(&parse_conf(conf)?, host)?;
         Ok(FFI_Backend::new(backend))
     })
+}
+
+/// A caught panic still prints through the plugin's own copy of the panic
+/// hook; send that text to the host's log instead of the user's terminal.
+fn route_panic_messages_to_log() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        std::panic::set_hook(Box::new(|info| log::error!("plugin panicked: {info}")));
+    });
 }
 
 /// Builds the root module for plugin `P`. Called by [`export_backend!`](crate::export_backend);

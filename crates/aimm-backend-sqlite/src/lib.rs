@@ -20,6 +20,13 @@
 //! `synchronous = FULL` before the call returns: once acknowledged, a model
 //! survives `kill -9` and power loss as far as the disk's sync does.
 //!
+//! # Change notifications
+//!
+//! Listeners hear of every change this backend makes. While at least one is
+//! registered, a thread also polls the file (every 200 ms) for commits by
+//! other processes and reports models that are new or whose type or size
+//! changed; an update by another process that keeps both is not seen.
+//!
 //! # Example
 //!
 //! ```
@@ -37,6 +44,7 @@
 
 mod config;
 mod store;
+mod watch;
 
 pub use config::{JournalMode, SqliteConfig};
 pub use store::SqliteBackend;

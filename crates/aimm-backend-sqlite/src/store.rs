@@ -1,6 +1,7 @@
 //! [`SqliteBackend`]: models in the `models` table of one SQLite file.
 
 use crate::config::{JournalMode, SqliteConfig};
+use crate::watch::Watch;
 use aimm_backend_api::{
     Backend, BackendError, ErrorKind, Event, InstanceId, ListenerRegistry, Model,
     ModelChangeListener, ModelInfo, RString, RVec, Result,
@@ -33,7 +34,8 @@ pub struct SqliteBackend {
     read_only: bool,
     writer: Mutex<Connection>,
     readers: Mutex<Vec<Connection>>,
-    listeners: ListenerRegistry,
+    listeners: Arc<ListenerRegistry>,
+    watch: Watch,
 }
 
 impl SqliteBackend {
@@ -56,7 +58,8 @@ impl SqliteBackend {
             read_only,
             writer: Mutex::new(writer),
             readers: Mutex::new(Vec::new()),
-            listeners: ListenerRegistry::default(),
+            listeners: Arc::default(),
+            watch: Watch::default(),
         })
     }
 
@@ -95,25 +98,33 @@ impl SqliteBackend {
         result
     }
 
-    /// Runs `f` in an `IMMEDIATE` transaction on the writer and commits.
-    fn write<T>(
+    /// Runs `f` (which writes the model `model_type`, `len` bytes, and
+    /// returns its id, if it wrote one) in an `IMMEDIATE` transaction on the
+    /// writer, commits, and records the change for the change poller.
+    fn write(
         &self,
         doing: &str,
-        f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T>,
-    ) -> Result<T> {
+        model_type: &str,
+        len: usize,
+        f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<Option<InstanceId>>,
+    ) -> Result<Option<InstanceId>> {
         if self.read_only {
             return Err(BackendError::storage(format!(
                 "{doing}: the SQLite file {} is read-only (its permissions allow no writes)",
                 self.path.display()
             )));
         }
+        let mut snapshot = self.watch.lock();
         let mut conn = self.writer();
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(|err| self.error(doing, err))?;
-        let value = f(&tx)?;
+        let id = f(&tx)?;
         tx.commit().map_err(|err| self.error(doing, err))?;
-        Ok(value)
+        if let (Some(snapshot), Some(id)) = (snapshot.as_mut(), id) {
+            snapshot.insert(id, (model_type.to_string(), len as i64));
+        }
+        Ok(id)
     }
 
     fn error(&self, doing: &str, err: rusqlite::Error) -> BackendError {
@@ -178,7 +189,7 @@ fn is_read_only(path: &Path) -> bool {
         .unwrap_or(false)
 }
 
-fn open_connection(conf: &SqliteConfig, read_only: bool) -> Result<Connection> {
+pub(crate) fn open_connection(conf: &SqliteConfig, read_only: bool) -> Result<Connection> {
     let mut flags = OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
     flags |= if read_only {
         OpenFlags::SQLITE_OPEN_READ_ONLY
@@ -461,10 +472,17 @@ impl Backend for SqliteBackend {
             instance,
         };
         check_type_and_id(&model)?;
-        model.instance_id = self.write("storing a model in", |tx| {
-            insert(tx, None, &model.model_type, &model.instance)
-                .map_err(|err| self.error("storing a model in", err))
-        })?;
+        let id = self.write(
+            "storing a model in",
+            &model.model_type,
+            model.instance.len(),
+            |tx| {
+                insert(tx, None, &model.model_type, &model.instance)
+                    .map(Some)
+                    .map_err(|err| self.error("storing a model in", err))
+            },
+        )?;
+        model.instance_id = id.expect("insert returns the new id");
         self.listeners.notify(&model);
         Ok(model)
     }
@@ -472,11 +490,17 @@ impl Backend for SqliteBackend {
     fn update_model(&self, model: Model) -> Result<Model> {
         check_type_and_id(&model)?;
         let id = model.instance_id;
-        let found = self.write("updating a model in", |tx| {
-            replace(tx, id, &model.model_type, &model.instance)
-                .map_err(|err| self.error("updating a model in", err))
-        })?;
-        if !found {
+        let found = self.write(
+            "updating a model in",
+            &model.model_type,
+            model.instance.len(),
+            |tx| {
+                replace(tx, id, &model.model_type, &model.instance)
+                    .map(|found| found.then_some(id))
+                    .map_err(|err| self.error("updating a model in", err))
+            },
+        )?;
+        if found.is_none() {
             return Err(BackendError::not_found(id));
         }
         self.listeners.notify(&model);
@@ -486,24 +510,35 @@ impl Backend for SqliteBackend {
     fn import_model(&self, model: Model) -> Result<Model> {
         check_type_and_id(&model)?;
         let id = model.instance_id;
-        self.write("importing a model into", |tx| {
-            insert(tx, Some(id), &model.model_type, &model.instance).map_err(|err| {
-                match err.sqlite_error_code() {
-                    Some(ErrorCode::ConstraintViolation) => BackendError::conflict(id),
-                    _ => self.error("importing a model into", err),
-                }
-            })
-        })?;
+        self.write(
+            "importing a model into",
+            &model.model_type,
+            model.instance.len(),
+            |tx| {
+                insert(tx, Some(id), &model.model_type, &model.instance)
+                    .map(Some)
+                    .map_err(|err| match err.sqlite_error_code() {
+                        Some(ErrorCode::ConstraintViolation) => BackendError::conflict(id),
+                        _ => self.error("importing a model into", err),
+                    })
+            },
+        )?;
         self.listeners.notify(&model);
         Ok(model)
     }
 
     fn register_model_change_cb(&self, listener: Arc<dyn ModelChangeListener>) -> Result<u64> {
-        Ok(self.listeners.register(listener))
+        let registration = self.listeners.register(listener);
+        self.watch
+            .ensure_running(&self.conf, &self.listeners, read_model);
+        Ok(registration)
     }
 
     fn unregister_model_change_cb(&self, registration: u64) -> Result<()> {
         self.listeners.unregister(registration);
+        if self.listeners.is_empty() {
+            self.watch.stop();
+        }
         Ok(())
     }
 
@@ -518,6 +553,7 @@ impl Backend for SqliteBackend {
     }
 
     fn close(&self) -> Result<()> {
+        self.watch.stop();
         self.readers
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -535,4 +571,21 @@ fn list_rows(conn: &Connection) -> rusqlite::Result<Vec<Row>> {
         conn.prepare_cached("SELECT id, type, length(instance) FROM models ORDER BY id")?;
     let rows = stmt.query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?;
     rows.collect()
+}
+
+/// One model, read simply (used by the change poller, off the hot path).
+fn read_model(conn: &Connection, id: InstanceId) -> rusqlite::Result<Option<Model>> {
+    conn.query_row(
+        "SELECT type, instance FROM models WHERE id = ?1",
+        [id],
+        |row| {
+            let bytes: Option<Vec<u8>> = row.get(1)?;
+            Ok(Model::new(
+                id,
+                row.get::<_, String>(0)?,
+                bytes.unwrap_or_default(),
+            ))
+        },
+    )
+    .optional()
 }

@@ -1,0 +1,169 @@
+//! Reporting changes that other processes make to the file.
+//!
+//! SQLite has no change feed across processes, so while at least one
+//! listener is registered, a thread polls `PRAGMA data_version` and, when it
+//! moves, compares (id, type, size) of every row with what it saw before.
+//! New models and models whose type or size changed are reported; an update
+//! by another process that keeps both type and size is not seen. Changes this
+//! backend makes itself are reported directly, once: writers record them in
+//! the shared snapshot under its lock, so the poller does not report them again.
+
+use crate::config::SqliteConfig;
+use aimm_backend_api::{InstanceId, ListenerRegistry, Model};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+/// How often the file is checked for other processes' commits.
+const POLL_INTERVAL: Duration = Duration::from_millis(200);
+
+/// What the poller last saw of each row: type and size.
+pub(crate) type Snapshot = BTreeMap<InstanceId, (String, i64)>;
+
+/// The shared state of the poller.
+#[derive(Default)]
+pub(crate) struct Watch {
+    running: AtomicBool,
+    stop: Arc<AtomicBool>,
+    /// `None` while no poller runs; writers then skip the bookkeeping.
+    snapshot: Arc<Mutex<Option<Snapshot>>>,
+}
+
+impl Watch {
+    /// Locks the snapshot; writers hold it across their commit so the
+    /// poller never sees a commit whose snapshot entry is not yet written.
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Option<Snapshot>> {
+        self.snapshot.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Starts the poller unless it runs already.
+    pub(crate) fn ensure_running(
+        &self,
+        conf: &SqliteConfig,
+        listeners: &Arc<ListenerRegistry>,
+        read: fn(&rusqlite::Connection, InstanceId) -> rusqlite::Result<Option<Model>>,
+    ) {
+        if self.running.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        self.stop.store(false, Ordering::SeqCst);
+        let poller = Poller {
+            conf: conf.clone(),
+            listeners: listeners.clone(),
+            snapshot: self.snapshot.clone(),
+            stop: self.stop.clone(),
+            read,
+        };
+        let spawned = std::thread::Builder::new()
+            .name("aimm-sqlite-watch".into())
+            .spawn(move || poller.run());
+        if let Err(err) = spawned {
+            log::error!("cannot start the SQLite change poller: {err}");
+            self.running.store(false, Ordering::SeqCst);
+        }
+    }
+
+    /// Stops the poller (it exits at its next tick).
+    pub(crate) fn stop(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+        self.running.store(false, Ordering::SeqCst);
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+struct Poller {
+    conf: SqliteConfig,
+    listeners: Arc<ListenerRegistry>,
+    snapshot: Arc<Mutex<Option<Snapshot>>>,
+    stop: Arc<AtomicBool>,
+    read: fn(&rusqlite::Connection, InstanceId) -> rusqlite::Result<Option<Model>>,
+}
+
+impl Poller {
+    fn run(self) {
+        let conn = match crate::store::open_connection(&self.conf, true) {
+            Ok(conn) => conn,
+            Err(err) => {
+                log::error!("SQLite change poller cannot open the file: {err}");
+                return;
+            }
+        };
+        match scan(&conn) {
+            Ok(rows) => *self.lock() = Some(rows),
+            Err(err) => log::error!("SQLite change poller cannot read the models: {err}"),
+        }
+        let mut version = data_version(&conn).unwrap_or(0);
+        while !self.stop.load(Ordering::SeqCst) {
+            std::thread::sleep(POLL_INTERVAL);
+            match data_version(&conn) {
+                Ok(now) if now != version => {
+                    version = now;
+                    for model in self.changes(&conn) {
+                        self.listeners.notify(&model);
+                    }
+                }
+                Ok(_) => {}
+                Err(err) => log::warn!("SQLite change poller: {err}"),
+            }
+        }
+        *self.lock() = None;
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Option<Snapshot>> {
+        self.snapshot.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Models that are new or changed since the last look.
+    fn changes(&self, conn: &rusqlite::Connection) -> Vec<Model> {
+        let mut guard = self.lock();
+        let known = guard.get_or_insert_with(Snapshot::new);
+        let rows = match scan(conn) {
+            Ok(rows) => rows,
+            Err(err) => {
+                log::warn!("SQLite change poller cannot read the models: {err}");
+                return Vec::new();
+            }
+        };
+        let changed: Vec<InstanceId> = rows
+            .iter()
+            .filter(|(id, row)| known.get(id) != Some(row))
+            .map(|(id, _)| *id)
+            .collect();
+        *known = rows;
+        drop(guard);
+        changed
+            .into_iter()
+            .filter_map(|id| match (self.read)(conn, id) {
+                Ok(model) => model,
+                Err(err) => {
+                    log::warn!("SQLite change poller cannot read model {id}: {err}");
+                    None
+                }
+            })
+            .collect()
+    }
+}
+
+fn data_version(conn: &rusqlite::Connection) -> rusqlite::Result<i64> {
+    conn.query_row("PRAGMA data_version", [], |row| row.get(0))
+}
+
+fn scan(conn: &rusqlite::Connection) -> rusqlite::Result<Snapshot> {
+    let mut stmt = conn.prepare_cached("SELECT id, type, length(instance) FROM models")?;
+    let rows = stmt.query_map([], |row| {
+        Ok((
+            row.get::<_, InstanceId>(0)?,
+            (
+                row.get::<_, String>(1)?,
+                row.get::<_, Option<i64>>(2)?.unwrap_or(0),
+            ),
+        ))
+    })?;
+    rows.collect()
+}
