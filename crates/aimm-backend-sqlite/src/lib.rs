@@ -20,6 +20,14 @@
 //! `synchronous = FULL` before the call returns: once acknowledged, a model
 //! survives `kill -9` and power loss as far as the disk's sync does.
 //!
+//! # Group commit
+//!
+//! Threads that write at the same time share commits: while one commit is
+//! being synced, the writes that arrive queue up and go into the next
+//! transaction together, each in its own savepoint, and each is acknowledged
+//! only after that transaction is synced. One writer alone pays exactly one
+//! sync per write, as before.
+//!
 //! # Change notifications
 //!
 //! Listeners hear of every change this backend makes. While at least one is
@@ -43,6 +51,7 @@
 #![warn(missing_docs)]
 
 mod config;
+mod group_commit;
 mod store;
 mod watch;
 

@@ -1,6 +1,7 @@
 //! [`SqliteBackend`]: models in the `models` table of one SQLite file.
 
 use crate::config::{JournalMode, SqliteConfig};
+use crate::group_commit::{GroupCommit, Pending, WriteKind};
 use crate::watch::Watch;
 use aimm_backend_api::{
     Backend, BackendError, ErrorKind, Event, InstanceId, ListenerRegistry, Model,
@@ -36,6 +37,7 @@ pub struct SqliteBackend {
     readers: Mutex<Vec<Connection>>,
     listeners: Arc<ListenerRegistry>,
     watch: Watch,
+    writes: GroupCommit,
 }
 
 impl SqliteBackend {
@@ -60,6 +62,7 @@ impl SqliteBackend {
             readers: Mutex::new(Vec::new()),
             listeners: Arc::default(),
             watch: Watch::default(),
+            writes: GroupCommit::default(),
         })
     }
 
@@ -98,33 +101,48 @@ impl SqliteBackend {
         result
     }
 
-    /// Runs `f` (which writes the model `model_type`, `len` bytes, and
-    /// returns its id, if it wrote one) in an `IMMEDIATE` transaction on the
-    /// writer, commits, and records the change for the change poller.
-    fn write(
-        &self,
-        doing: &str,
-        model_type: &str,
-        len: usize,
-        f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<Option<InstanceId>>,
-    ) -> Result<Option<InstanceId>> {
+    /// Queues a write; returns once it is committed (see [`GroupCommit`]).
+    fn write(&self, kind: WriteKind, model: Model) -> Result<Model> {
         if self.read_only {
             return Err(BackendError::storage(format!(
-                "{doing}: the SQLite file {} is read-only (its permissions allow no writes)",
+                "cannot write: the SQLite file {} is read-only (its permissions allow no writes)",
                 self.path.display()
             )));
         }
+        check_model_type(&model)?;
+        self.writes
+            .submit(kind, model, |batch| self.commit_batch(batch))
+    }
+
+    /// Applies `batch` in one transaction, commits once, replies to each.
+    fn commit_batch(&self, batch: Vec<Pending>) {
         let mut snapshot = self.watch.lock();
         let mut conn = self.writer();
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(|err| self.error(doing, err))?;
-        let id = f(&tx)?;
-        tx.commit().map_err(|err| self.error(doing, err))?;
-        if let (Some(snapshot), Some(id)) = (snapshot.as_mut(), id) {
-            snapshot.insert(id, (model_type.to_string(), len as i64));
+        let outcome = apply_batch(&mut conn, &batch, |doing, err| self.error(doing, err));
+        match outcome {
+            Ok(results) => {
+                for (mut pending, result) in batch.into_iter().zip(results) {
+                    let result = result.map(|id| {
+                        let mut model =
+                            std::mem::replace(&mut pending.model, Model::new(0, "", RVec::new()));
+                        model.instance_id = id;
+                        if let Some(snapshot) = snapshot.as_mut() {
+                            snapshot.insert(
+                                id,
+                                (model.model_type.to_string(), model.instance.len() as i64),
+                            );
+                        }
+                        model
+                    });
+                    pending.reply(result);
+                }
+            }
+            Err(err) => {
+                for pending in batch {
+                    pending.reply(Err(err.clone()));
+                }
+            }
         }
-        Ok(id)
     }
 
     fn error(&self, doing: &str, err: rusqlite::Error) -> BackendError {
@@ -343,7 +361,7 @@ fn sql_error(path: &Path, doing: &str, conf: &SqliteConfig, err: rusqlite::Error
 
 /// Inserts (or, with `id`, imports) a model; returns its id.
 fn insert(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &Connection,
     id: Option<InstanceId>,
     model_type: &str,
     bytes: &[u8],
@@ -365,7 +383,7 @@ fn insert(
 
 /// Replaces a model's type and bytes; returns whether the row existed.
 fn replace(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &Connection,
     id: InstanceId,
     model_type: &str,
     bytes: &[u8],
@@ -388,17 +406,13 @@ fn replace(
     Ok(changed > 0)
 }
 
-fn write_blob(
-    tx: &rusqlite::Transaction<'_>,
-    id: InstanceId,
-    bytes: &[u8],
-) -> rusqlite::Result<()> {
+fn write_blob(tx: &Connection, id: InstanceId, bytes: &[u8]) -> rusqlite::Result<()> {
     let mut blob = tx.blob_open(rusqlite::MAIN_DB, "models", "instance", id, false)?;
     blob.write_all(bytes)
         .map_err(|err| rusqlite::Error::ToSqlConversionFailure(Box::new(err)))
 }
 
-fn check_type_and_id(model: &Model) -> Result<()> {
+fn check_model_type(model: &Model) -> Result<()> {
     if model.model_type.contains('\0') {
         return Err(BackendError::new(
             ErrorKind::InvalidInput,
@@ -406,6 +420,70 @@ fn check_type_and_id(model: &Model) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// Applies every write of `batch` in one `IMMEDIATE` transaction and commits.
+/// With several writes, each runs in its own savepoint so that one failing
+/// (an unknown id, a taken id) fails alone. `Err` means nothing was committed.
+fn apply_batch(
+    conn: &mut Connection,
+    batch: &[Pending],
+    error: impl Fn(&str, rusqlite::Error) -> BackendError,
+) -> Result<Vec<Result<InstanceId>>> {
+    let mut tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(|err| error("starting a write transaction in", err))?;
+    let mut results = Vec::with_capacity(batch.len());
+    for pending in batch {
+        let result = if batch.len() == 1 {
+            apply(&tx, pending, &error)
+        } else {
+            let savepoint = tx
+                .savepoint()
+                .map_err(|err| error("starting a savepoint in", err))?;
+            let result = apply(&savepoint, pending, &error);
+            if result.is_ok() {
+                savepoint
+                    .commit()
+                    .map_err(|err| error("releasing a savepoint in", err))?;
+            }
+            result
+        };
+        results.push(result);
+    }
+    if results.iter().all(|r| r.is_err()) {
+        // Nothing to commit; spare the sync.
+        return Ok(results);
+    }
+    tx.commit().map_err(|err| error("committing to", err))?;
+    Ok(results)
+}
+
+/// One write, inside the caller's transaction or savepoint.
+fn apply(
+    conn: &Connection,
+    pending: &Pending,
+    error: &impl Fn(&str, rusqlite::Error) -> BackendError,
+) -> Result<InstanceId> {
+    let model = &pending.model;
+    let id = model.instance_id;
+    match pending.kind {
+        WriteKind::Create => insert(conn, None, &model.model_type, &model.instance)
+            .map_err(|err| error("storing a model in", err)),
+        WriteKind::Import => {
+            insert(conn, Some(id), &model.model_type, &model.instance).map_err(|err| {
+                match err.sqlite_error_code() {
+                    Some(ErrorCode::ConstraintViolation) => BackendError::conflict(id),
+                    _ => error("importing a model into", err),
+                }
+            })
+        }
+        WriteKind::Update => match replace(conn, id, &model.model_type, &model.instance) {
+            Ok(true) => Ok(id),
+            Ok(false) => Err(BackendError::not_found(id)),
+            Err(err) => Err(error("updating a model in", err)),
+        },
+    }
 }
 
 impl Backend for SqliteBackend {
@@ -466,63 +544,24 @@ impl Backend for SqliteBackend {
     }
 
     fn create_model(&self, model_type: RString, instance: RVec<u8>) -> Result<Model> {
-        let mut model = Model {
+        let model = Model {
             instance_id: 0,
             model_type,
             instance,
         };
-        check_type_and_id(&model)?;
-        let id = self.write(
-            "storing a model in",
-            &model.model_type,
-            model.instance.len(),
-            |tx| {
-                insert(tx, None, &model.model_type, &model.instance)
-                    .map(Some)
-                    .map_err(|err| self.error("storing a model in", err))
-            },
-        )?;
-        model.instance_id = id.expect("insert returns the new id");
+        let model = self.write(WriteKind::Create, model)?;
         self.listeners.notify(&model);
         Ok(model)
     }
 
     fn update_model(&self, model: Model) -> Result<Model> {
-        check_type_and_id(&model)?;
-        let id = model.instance_id;
-        let found = self.write(
-            "updating a model in",
-            &model.model_type,
-            model.instance.len(),
-            |tx| {
-                replace(tx, id, &model.model_type, &model.instance)
-                    .map(|found| found.then_some(id))
-                    .map_err(|err| self.error("updating a model in", err))
-            },
-        )?;
-        if found.is_none() {
-            return Err(BackendError::not_found(id));
-        }
+        let model = self.write(WriteKind::Update, model)?;
         self.listeners.notify(&model);
         Ok(model)
     }
 
     fn import_model(&self, model: Model) -> Result<Model> {
-        check_type_and_id(&model)?;
-        let id = model.instance_id;
-        self.write(
-            "importing a model into",
-            &model.model_type,
-            model.instance.len(),
-            |tx| {
-                insert(tx, Some(id), &model.model_type, &model.instance)
-                    .map(Some)
-                    .map_err(|err| match err.sqlite_error_code() {
-                        Some(ErrorCode::ConstraintViolation) => BackendError::conflict(id),
-                        _ => self.error("importing a model into", err),
-                    })
-            },
-        )?;
+        let model = self.write(WriteKind::Import, model)?;
         self.listeners.notify(&model);
         Ok(model)
     }

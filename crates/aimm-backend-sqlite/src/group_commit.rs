@@ -1,0 +1,211 @@
+//! Group commit: writers that arrive while a commit is in progress share the
+//! next one.
+//!
+//! Every write is acknowledged only after the transaction holding it is
+//! committed and synced. When several threads write at once, the first
+//! becomes the *leader*: it takes every request waiting in the queue,
+//! applies each in its own savepoint (so one failing request fails alone),
+//! commits once (one sync), and hands each waiting thread its own result.
+//! A single writer pays exactly what it would without grouping.
+
+use aimm_backend_api::{BackendError, ErrorKind, Model, Result};
+use std::collections::VecDeque;
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+/// At most this many writes share one commit...
+const MAX_BATCH_WRITES: usize = 256;
+/// ...and at most this many bytes of model data (the first write of a batch
+/// is always taken, however large).
+const MAX_BATCH_BYTES: usize = 64 << 20;
+
+/// What a write does with its model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum WriteKind {
+    /// Store under a fresh id.
+    Create,
+    /// Replace the model with the same id.
+    Update,
+    /// Store under the model's own id.
+    Import,
+}
+
+/// One write waiting for a commit, and where its result goes.
+pub(crate) struct Pending {
+    pub kind: WriteKind,
+    pub model: Model,
+    reply: SyncSender<Result<Model>>,
+}
+
+impl Pending {
+    /// Hands the writer its result.
+    pub fn reply(self, result: Result<Model>) {
+        // The writer is blocked waiting; it cannot have gone away.
+        let _ = self.reply.send(result);
+    }
+}
+
+#[derive(Default)]
+struct Queue {
+    pending: VecDeque<Pending>,
+    leader_active: bool,
+}
+
+/// The queue of writes of one backend.
+#[derive(Default)]
+pub(crate) struct GroupCommit {
+    queue: Mutex<Queue>,
+}
+
+impl GroupCommit {
+    fn lock(&self) -> MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Queues a write and returns its result once committed. `commit` applies
+    /// a batch in one transaction and replies to every write in it.
+    pub fn submit(
+        &self,
+        kind: WriteKind,
+        model: Model,
+        commit: impl Fn(Vec<Pending>),
+    ) -> Result<Model> {
+        let (reply, result) = sync_channel(1);
+        let lead = {
+            let mut queue = self.lock();
+            queue.pending.push_back(Pending { kind, model, reply });
+            !std::mem::replace(&mut queue.leader_active, true)
+        };
+        if lead {
+            self.lead(&commit);
+        }
+        wait(result)
+    }
+
+    /// Commits batches until the queue is empty.
+    fn lead(&self, commit: &impl Fn(Vec<Pending>)) {
+        let _leadership = Leadership(self);
+        loop {
+            let batch = {
+                let mut queue = self.lock();
+                if queue.pending.is_empty() {
+                    queue.leader_active = false;
+                    return;
+                }
+                take_batch(&mut queue.pending)
+            };
+            commit(batch);
+        }
+    }
+}
+
+fn take_batch(pending: &mut VecDeque<Pending>) -> Vec<Pending> {
+    let mut batch = Vec::new();
+    let mut bytes = 0;
+    while let Some(next) = pending.front() {
+        let size = next.model.instance.len();
+        let full = batch.len() >= MAX_BATCH_WRITES
+            || (!batch.is_empty() && bytes + size > MAX_BATCH_BYTES);
+        if full {
+            break;
+        }
+        bytes += size;
+        batch.extend(pending.pop_front());
+    }
+    batch
+}
+
+fn wait(result: Receiver<Result<Model>>) -> Result<Model> {
+    result.recv().unwrap_or_else(|_| {
+        Err(BackendError::new(
+            ErrorKind::Storage,
+            "the write was dropped: the thread committing it failed",
+        ))
+    })
+}
+
+/// Releases leadership if the leader unwinds, failing what it left queued
+/// (each of those writers is blocked and would otherwise wait forever).
+struct Leadership<'a>(&'a GroupCommit);
+
+impl Drop for Leadership<'_> {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            return;
+        }
+        let orphans: Vec<Pending> = {
+            let mut queue = self.0.lock();
+            queue.leader_active = false;
+            queue.pending.drain(..).collect()
+        };
+        for pending in orphans {
+            pending.reply(Err(BackendError::new(
+                ErrorKind::Storage,
+                "the write was not attempted: the thread committing writes panicked",
+            )));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    #[test]
+    fn concurrent_writes_share_commits_and_each_gets_its_own_result() {
+        let group = Arc::new(GroupCommit::default());
+        let commits = Arc::new(AtomicUsize::new(0));
+        let threads: Vec<_> = (0..16)
+            .map(|i| {
+                let group = group.clone();
+                let commits = commits.clone();
+                std::thread::spawn(move || {
+                    group.submit(
+                        WriteKind::Create,
+                        Model::new(0, "t", vec![i as u8]),
+                        |batch| {
+                            commits.fetch_add(1, Ordering::SeqCst);
+                            std::thread::sleep(std::time::Duration::from_millis(20));
+                            for pending in batch {
+                                let mut model = pending.model.clone();
+                                model.instance_id = 100 + model.instance[0] as i64;
+                                pending.reply(Ok(model));
+                            }
+                        },
+                    )
+                })
+            })
+            .collect();
+        for (i, thread) in threads.into_iter().enumerate() {
+            let model = thread.join().unwrap().unwrap();
+            assert_eq!(model.instance_id, 100 + i as i64);
+        }
+        assert!(
+            commits.load(Ordering::SeqCst) < 16,
+            "no write shared a commit"
+        );
+    }
+
+    #[test]
+    fn a_panicking_leader_fails_its_followers_instead_of_hanging_them() {
+        let group = GroupCommit::default();
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            group.submit(WriteKind::Create, Model::new(0, "t", vec![]), |_| {
+                panic!("boom")
+            })
+        }));
+        assert!(result.is_err());
+        // Leadership was released: the next write goes through.
+        let model = group
+            .submit(WriteKind::Create, Model::new(0, "t", vec![]), |batch| {
+                for p in batch {
+                    let model = p.model.clone();
+                    p.reply(Ok(model));
+                }
+            })
+            .unwrap();
+        assert_eq!(model.model_type.as_str(), "t");
+    }
+}
