@@ -20,5 +20,9 @@ cargo build --release --workspace
 step "clippy -D warnings"
 cargo clippy --release --workspace --all-targets -- -D warnings
 
+step "clippy -D warnings on the out-of-tree example plugin"
+CARGO_TARGET_DIR=target/examples cargo clippy --release \
+    --manifest-path examples/memory-backend/Cargo.toml -- -D warnings
+
 step "tests"
 cargo test --release --workspace
