@@ -218,6 +218,10 @@ pub(crate) fn open_connection(conf: &SqliteConfig, read_only: bool) -> Result<Co
         .map_err(|err| sql_error(&conf.path, "opening", conf, err))?;
     conn.busy_timeout(conf.busy_timeout())
         .map_err(|err| sql_error(&conf.path, "setting the busy timeout", conf, err))?;
+    // After a checkpoint, cut the WAL (or a persisted journal) back to 64 MiB:
+    // one large model must not leave a journal of its size on disk for good.
+    conn.pragma_update(None, "journal_size_limit", 64i64 << 20)
+        .map_err(|err| sql_error(&conf.path, "setting journal_size_limit", conf, err))?;
     // FULL: every commit is synced, as with Python's default connection.
     conn.pragma_update(None, "synchronous", "FULL")
         .map_err(|err| sql_error(&conf.path, "setting synchronous=FULL", conf, err))?;
