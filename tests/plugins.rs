@@ -323,3 +323,15 @@ fn standalone_manifest_line(line: &str, version: &str) -> String {
         _ => line.to_string(),
     }
 }
+
+#[test]
+fn a_missing_library_path_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("libgone.so");
+    let output = check_with_library(&missing);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&format!("backend module `{}` not found", missing.display())),
+        "{stderr}"
+    );
+}
