@@ -1,0 +1,269 @@
+//! Memory measurements, each run in a fresh child process (the benchmark
+//! re-executes itself with a hidden subcommand) so that earlier phases do not
+//! raise the peak RSS. Each child prints one JSON object on stdout.
+
+use aimm_backend_api::{RString, RVec};
+use anyhow::{ensure, Context, Result};
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use crate::payload;
+use crate::stores::{Plugin, MODEL_TYPE};
+use crate::sysinfo;
+
+/// The seed of the big model's bytes.
+const BIG_SEED: u64 = 0xB16_B16;
+
+/// A memory measurement to run in a child process.
+#[derive(Debug, clap::Subcommand)]
+pub enum ChildCommand {
+    /// list_models over every model in `db`: peak RSS above baseline.
+    #[command(name = "__list-mem", hide = true)]
+    ListMem {
+        /// The plugin library.
+        #[arg(long)]
+        plugin: PathBuf,
+        /// The filled database.
+        #[arg(long)]
+        db: PathBuf,
+    },
+    /// create_model of one `size`-byte model into `db`: peak RSS above
+    /// baseline (the caller's buffer included).
+    #[command(name = "__big-write", hide = true)]
+    BigWrite {
+        /// The plugin library.
+        #[arg(long)]
+        plugin: PathBuf,
+        /// A fresh database path.
+        #[arg(long)]
+        db: PathBuf,
+        /// Model size in bytes.
+        #[arg(long)]
+        size: usize,
+    },
+    /// The write of figure 6 as a bare `rusqlite` sequence, each step timed:
+    /// `incremental` (zeroblob insert, then incremental blob write, as our
+    /// backend does) or `bind` (the bytes bound to the INSERT).
+    #[command(name = "__big-bare-write", hide = true)]
+    BigBareWrite {
+        /// A fresh database path.
+        #[arg(long)]
+        db: PathBuf,
+        /// Model size in bytes.
+        #[arg(long)]
+        size: usize,
+        /// `incremental` or `bind`.
+        #[arg(long)]
+        method: String,
+    },
+    /// get_model of model `id` in `db`: peak RSS above baseline.
+    #[command(name = "__big-read", hide = true)]
+    BigRead {
+        /// The plugin library.
+        #[arg(long)]
+        plugin: PathBuf,
+        /// The database written by `__big-write`.
+        #[arg(long)]
+        db: PathBuf,
+        /// The model's id.
+        #[arg(long)]
+        id: i64,
+        /// The model's expected size in bytes.
+        #[arg(long)]
+        size: usize,
+    },
+}
+
+/// Runs a child command and prints its JSON result.
+pub fn run(command: ChildCommand) -> Result<()> {
+    let result = match command {
+        ChildCommand::ListMem { plugin, db } => list_mem(&plugin, &db)?,
+        ChildCommand::BigWrite { plugin, db, size } => big_write(&plugin, &db, size)?,
+        ChildCommand::BigBareWrite { db, size, method } => big_bare_write(&db, size, &method)?,
+        ChildCommand::BigRead {
+            plugin,
+            db,
+            id,
+            size,
+        } => big_read(&plugin, &db, id, size)?,
+    };
+    println!("{result}");
+    Ok(())
+}
+
+/// Resets the peak and returns the baseline to measure from: the current RSS
+/// if the reset worked, else the peak so far (then an underestimate is
+/// possible, and the result says so).
+fn baseline() -> (u64, bool) {
+    if sysinfo::reset_peak_rss() {
+        (sysinfo::rss(), true)
+    } else {
+        (sysinfo::peak_rss(), false)
+    }
+}
+
+fn list_mem(plugin: &Path, db: &Path) -> Result<Value> {
+    let backend = Plugin::load(plugin)?.open(db, None)?;
+    let (base, reset) = baseline();
+    let t0 = Instant::now();
+    let list = backend
+        .list_models()
+        .map_err(|err| anyhow::anyhow!("list_models: {err}"))?;
+    let first_s = t0.elapsed().as_secs_f64();
+    let peak = sysinfo::peak_rss();
+    let models = list.len();
+    let bytes: u64 = list.iter().map(|m| m.size).sum();
+    drop(list);
+    // two more calls, for the time only
+    let mut best_s = first_s;
+    for _ in 0..2 {
+        let t0 = Instant::now();
+        let again = backend
+            .list_models()
+            .map_err(|err| anyhow::anyhow!("list_models: {err}"))?;
+        best_s = best_s.min(t0.elapsed().as_secs_f64());
+        ensure!(again.len() == models, "list_models changed length");
+    }
+    backend
+        .close()
+        .map_err(|err| anyhow::anyhow!("close: {err}"))?;
+    Ok(json!({
+        "models": models,
+        "model_bytes": bytes,
+        "baseline_rss": base,
+        "peak_rss": peak,
+        "peak_reset": reset,
+        "first_s": first_s,
+        "best_s": best_s,
+    }))
+}
+
+fn big_write(plugin: &Path, db: &Path, size: usize) -> Result<Value> {
+    let backend = Plugin::load(plugin)?.open(db, None)?;
+    let (base, reset) = baseline();
+    // the caller's one copy of the model, every page touched
+    let buffer = RVec::from(payload::make(size, BIG_SEED));
+    let after_buffer = sysinfo::peak_rss();
+    let t0 = Instant::now();
+    let result = backend.create_model(RString::from(MODEL_TYPE), buffer);
+    let secs = t0.elapsed().as_secs_f64();
+    let peak = sysinfo::peak_rss();
+    let _ = backend.close();
+    let (id, error) = match result {
+        Ok(model) => (Some(model.instance_id), None),
+        Err(err) => (None, Some(err.to_string())),
+    };
+    Ok(json!({
+        "size": size,
+        "baseline_rss": base,
+        "after_buffer_rss": after_buffer,
+        "peak_rss": peak,
+        "peak_reset": reset,
+        "secs": secs,
+        "id": id,
+        "error": error,
+    }))
+}
+
+fn big_bare_write(db: &Path, size: usize, method: &str) -> Result<Value> {
+    use rusqlite::{params, TransactionBehavior};
+    use std::io::Write;
+    let mut conn = crate::stores::open_bare(db)?;
+    // checkpoint by hand, so that the commit and the checkpoint are timed apart
+    conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+    let (base, reset) = baseline();
+    let buffer = payload::make(size, BIG_SEED);
+    let after_buffer = sysinfo::peak_rss();
+    let mut steps = Vec::new();
+    let mut t0 = Instant::now();
+    let mut lap = |name: &str, t0: &mut Instant| {
+        steps.push(json!([name, t0.elapsed().as_secs_f64()]));
+        *t0 = Instant::now();
+    };
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    match method {
+        "incremental" => {
+            tx.execute(
+                "INSERT INTO models (type, instance) VALUES (?1, zeroblob(?2))",
+                params![MODEL_TYPE, size as i64],
+            )?;
+            lap("insert_zeroblob", &mut t0);
+            let id = tx.last_insert_rowid();
+            let mut blob = tx.blob_open(rusqlite::MAIN_DB, "models", "instance", id, false)?;
+            blob.write_all(&buffer)?;
+            drop(blob);
+            lap("blob_write", &mut t0);
+        }
+        "bind" => {
+            tx.execute(
+                "INSERT INTO models (type, instance) VALUES (?1, ?2)",
+                params![MODEL_TYPE, buffer],
+            )?;
+            lap("insert_bound", &mut t0);
+        }
+        other => anyhow::bail!("unknown method {other}"),
+    }
+    tx.commit()?;
+    lap("commit", &mut t0);
+    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+    lap("checkpoint", &mut t0);
+    let peak = sysinfo::peak_rss();
+    Ok(json!({
+        "size": size,
+        "method": method,
+        "baseline_rss": base,
+        "after_buffer_rss": after_buffer,
+        "peak_rss": peak,
+        "peak_reset": reset,
+        "steps": steps,
+    }))
+}
+
+fn big_read(plugin: &Path, db: &Path, id: i64, size: usize) -> Result<Value> {
+    let backend = Plugin::load(plugin)?.open(db, None)?;
+    let (base, reset) = baseline();
+    let t0 = Instant::now();
+    let result = backend.get_model(id);
+    let secs = t0.elapsed().as_secs_f64();
+    let peak = sysinfo::peak_rss();
+    let (verified, error) = match &result {
+        Ok(model) => (
+            model.instance.len() == size && payload::matches(&model.instance, BIG_SEED),
+            None,
+        ),
+        Err(err) => (false, Some(err.to_string())),
+    };
+    drop(result);
+    let _ = backend.close();
+    Ok(json!({
+        "size": size,
+        "baseline_rss": base,
+        "peak_rss": peak,
+        "peak_reset": reset,
+        "secs": secs,
+        "verified": verified,
+        "error": error,
+    }))
+}
+
+/// Re-executes this program with `args` (a hidden subcommand) and parses the
+/// JSON object it prints.
+pub fn spawn(args: &[String]) -> Result<Value> {
+    let exe = std::env::current_exe().context("finding this program's path")?;
+    let output = Command::new(&exe)
+        .args(args)
+        .output()
+        .with_context(|| format!("running {}", exe.display()))?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    ensure!(
+        output.status.success(),
+        "child `{}` failed ({}): {}",
+        args.join(" "),
+        output.status,
+        String::from_utf8_lossy(&output.stderr).trim()
+    );
+    let line = stdout.lines().last().unwrap_or_default();
+    serde_json::from_str(line).with_context(|| format!("child printed {line:?}"))
+}

@@ -1,0 +1,430 @@
+//! The stores under test and the create / get_models / update workload run
+//! against each: our backend loaded as a plugin, the same backend linked
+//! directly, a bare `rusqlite` loop, and the Python aimm backend (a
+//! subprocess).
+
+use aimm_backend_api::{Backend, Model, RString, RVec};
+use aimm_backend_loader::PluginLibrary;
+use aimm_backend_sqlite::{SqliteBackend, SqliteConfig};
+use anyhow::{bail, ensure, Context, Result};
+use rusqlite::{params, Connection, TransactionBehavior};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::payload;
+use crate::sysinfo;
+
+/// The model type every benchmark model is stored under.
+pub const MODEL_TYPE: &str = "bench.Model";
+
+/// The table the Python backend and ours create.
+const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS models \
+    (id INTEGER PRIMARY KEY AUTOINCREMENT, type TEXT NOT NULL, instance BLOB)";
+
+/// The bare loop's insert.
+const INSERT: &str = "INSERT INTO models (type, instance) VALUES (?1, ?2)";
+
+/// The bare loop's update.
+const UPDATE: &str = "UPDATE models SET type = ?1, instance = ?2 WHERE id = ?3";
+
+/// Seconds per phase of one run of the workload.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PhaseTimes {
+    /// `count` durable creates, one call each.
+    pub create: f64,
+    /// One get_models returning all of them, with the process's free memory
+    /// handed back to the kernel first, so the result lands in fresh pages
+    /// (as in a fresh process).
+    pub get: f64,
+    /// get_models again right after, into memory the process already holds
+    /// (not measured for the Python subprocess: NaN).
+    pub get_warm: f64,
+    /// `count` durable updates, one call each.
+    pub update: f64,
+}
+
+impl PhaseTimes {
+    /// The sum of the three phases.
+    pub fn total(&self) -> f64 {
+        self.create + self.get + self.update
+    }
+}
+
+/// The plugin library (loaded once per process) and how to open a backend
+/// from it.
+pub struct Plugin {
+    library: Arc<PluginLibrary>,
+}
+
+impl Plugin {
+    /// Loads and checks the plugin library at `path`.
+    pub fn load(path: &Path) -> Result<Plugin> {
+        let library = PluginLibrary::load(path)
+            .with_context(|| format!("loading plugin {}", path.display()))?;
+        Ok(Plugin { library })
+    }
+
+    /// The plugin's name and version, for the report.
+    pub fn describe(&self) -> String {
+        format!(
+            "{} {} ({})",
+            self.library.name(),
+            self.library.version(),
+            self.library.path().display()
+        )
+    }
+
+    /// Opens a backend on `db` through the plugin, with `journal_mode` if
+    /// given (otherwise the backend's default: WAL for a new file).
+    pub fn open(&self, db: &Path, journal_mode: Option<&str>) -> Result<Arc<dyn Backend>> {
+        let mut conf = serde_json::json!({
+            "module": "aimm.server.backend.sqlite",
+            "path": db.to_string_lossy(),
+        });
+        if let Some(mode) = journal_mode {
+            conf["journal_mode"] = mode.into();
+        }
+        self.library
+            .validate_conf(&conf, "benchmark config")
+            .context("validating the benchmark's backend config")?;
+        let handle = self
+            .library
+            .create_backend(&conf, None)
+            .map_err(|err| anyhow::anyhow!("creating the plugin backend: {err}"))?;
+        Ok(handle.backend().clone())
+    }
+}
+
+/// Opens our backend on `db`, linked directly (no plugin boundary).
+pub fn open_direct(db: &Path) -> Result<SqliteBackend> {
+    SqliteBackend::open(SqliteConfig::new(db))
+        .map_err(|err| anyhow::anyhow!("opening the directly linked backend: {err}"))
+}
+
+/// Payloads for one round: the bytes of each create and of each update.
+/// Each call gets its own copy, made outside the timed call.
+pub struct Payloads {
+    /// Bytes for the create calls, in order.
+    pub creates: Vec<Vec<u8>>,
+    /// Bytes for the update calls, in order.
+    pub updates: Vec<Vec<u8>>,
+    /// The seed of each update payload (what must be stored at the end).
+    pub update_seeds: Vec<u64>,
+}
+
+impl Payloads {
+    /// `count` creates and `count` updates of `size` bytes for `round`.
+    pub fn new(count: usize, size: usize, round: usize) -> Payloads {
+        let creates = (0..count)
+            .map(|i| payload::make(size, payload::seed(round, i, false)))
+            .collect();
+        let update_seeds: Vec<u64> = (0..count).map(|i| payload::seed(round, i, true)).collect();
+        let updates = update_seeds
+            .iter()
+            .map(|&s| payload::make(size, s))
+            .collect();
+        Payloads {
+            creates,
+            updates,
+            update_seeds,
+        }
+    }
+}
+
+/// One store under test, open on its own fresh database file.
+pub enum Store {
+    /// Our backend behind the plugin boundary (or any [`Backend`] object).
+    Plugin(Arc<dyn Backend>),
+    /// Our backend linked directly: static calls, no boundary.
+    Direct(SqliteBackend),
+    /// A bare `rusqlite` connection (see [`open_bare`]); statements cached.
+    Bare(Connection),
+    /// As [`Store::Bare`], but every write prepares its SQL afresh
+    /// (`Connection::execute`), as our backend's write path does.
+    BareUncached(Connection),
+}
+
+impl Store {
+    /// One durable create; returns the new id. `bytes` is the caller's own
+    /// buffer, handed over (the bare loop only borrows it).
+    fn create(&mut self, bytes: Vec<u8>) -> Result<i64> {
+        Ok(match self {
+            Store::Plugin(b) => create_via(b.as_ref(), bytes)?,
+            Store::Direct(b) => create_via(b, bytes)?,
+            Store::Bare(conn) => bare_insert(conn, true, &bytes)?,
+            Store::BareUncached(conn) => bare_insert(conn, false, &bytes)?,
+        })
+    }
+
+    /// One durable update of model `id`.
+    fn update(&mut self, id: i64, bytes: Vec<u8>) -> Result<()> {
+        match self {
+            Store::Plugin(b) => update_via(b.as_ref(), id, bytes),
+            Store::Direct(b) => update_via(b, id, bytes),
+            Store::Bare(conn) => bare_update(conn, true, id, &bytes),
+            Store::BareUncached(conn) => bare_update(conn, false, id, &bytes),
+        }
+    }
+
+    /// Every model with its bytes, as (id, bytes) pairs.
+    fn get_all(&mut self) -> Result<Vec<(i64, Vec<u8>)>> {
+        Ok(match self {
+            Store::Plugin(b) => models_of(b.as_ref())?,
+            Store::Direct(b) => models_of(b)?,
+            Store::Bare(conn) | Store::BareUncached(conn) => {
+                let mut stmt =
+                    conn.prepare_cached("SELECT id, type, instance FROM models ORDER BY id")?;
+                let rows = stmt.query_map([], |r| {
+                    let _type: String = r.get(1)?;
+                    Ok((r.get(0)?, r.get(2)?))
+                })?;
+                rows.collect::<rusqlite::Result<_>>()?
+            }
+        })
+    }
+
+    /// Only the timed part of [`Store::get_all`]: the call itself, its result
+    /// dropped after the clock stops. Returns (seconds, models returned).
+    fn timed_get(&mut self) -> Result<(f64, usize)> {
+        match self {
+            Store::Plugin(b) => timed_get_models(b.as_ref()),
+            Store::Direct(b) => timed_get_models(b),
+            Store::Bare(conn) | Store::BareUncached(conn) => {
+                let t0 = Instant::now();
+                let mut stmt =
+                    conn.prepare_cached("SELECT id, type, instance FROM models ORDER BY id")?;
+                let rows = stmt.query_map([], |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, Vec<u8>>(2)?,
+                    ))
+                })?;
+                let rows: Vec<_> = rows.collect::<rusqlite::Result<_>>()?;
+                let secs = t0.elapsed().as_secs_f64();
+                Ok((secs, rows.len()))
+            }
+        }
+    }
+
+    /// Releases the store (close for backends; the connection is dropped).
+    pub fn close(self) -> Result<()> {
+        match self {
+            Store::Plugin(b) => b.close()?,
+            Store::Direct(b) => b.close()?,
+            Store::Bare(conn) | Store::BareUncached(conn) => {
+                conn.close().map_err(|(_, err)| err)?
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The bare loop's create: one `BEGIN IMMEDIATE` transaction.
+fn bare_insert(conn: &mut Connection, cached: bool, bytes: &[u8]) -> Result<i64> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    if cached {
+        tx.prepare_cached(INSERT)?
+            .execute(params![MODEL_TYPE, bytes])?;
+    } else {
+        tx.execute(INSERT, params![MODEL_TYPE, bytes])?;
+    }
+    let id = tx.last_insert_rowid();
+    tx.commit()?;
+    Ok(id)
+}
+
+/// The bare loop's update: one `BEGIN IMMEDIATE` transaction.
+fn bare_update(conn: &mut Connection, cached: bool, id: i64, bytes: &[u8]) -> Result<()> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let args = params![MODEL_TYPE, bytes, id];
+    let changed = if cached {
+        tx.prepare_cached(UPDATE)?.execute(args)?
+    } else {
+        tx.execute(UPDATE, args)?
+    };
+    ensure!(changed == 1, "bare update of {id} changed {changed} rows");
+    tx.commit()?;
+    Ok(())
+}
+
+fn create_via<B: Backend + ?Sized>(backend: &B, bytes: Vec<u8>) -> Result<i64> {
+    let model = backend
+        .create_model(RString::from(MODEL_TYPE), RVec::from(bytes))
+        .map_err(|err| anyhow::anyhow!("create_model: {err}"))?;
+    Ok(model.instance_id)
+}
+
+fn update_via<B: Backend + ?Sized>(backend: &B, id: i64, bytes: Vec<u8>) -> Result<()> {
+    let model = Model {
+        instance_id: id,
+        model_type: RString::from(MODEL_TYPE),
+        instance: RVec::from(bytes),
+    };
+    backend
+        .update_model(model)
+        .map_err(|err| anyhow::anyhow!("update_model: {err}"))?;
+    Ok(())
+}
+
+fn models_of<B: Backend + ?Sized>(backend: &B) -> Result<Vec<(i64, Vec<u8>)>> {
+    let models = backend
+        .get_models()
+        .map_err(|err| anyhow::anyhow!("get_models: {err}"))?;
+    Ok(models
+        .into_iter()
+        .map(|m| (m.instance_id, m.instance.into_vec()))
+        .collect())
+}
+
+fn timed_get_models<B: Backend + ?Sized>(backend: &B) -> Result<(f64, usize)> {
+    let t0 = Instant::now();
+    let models = backend
+        .get_models()
+        .map_err(|err| anyhow::anyhow!("get_models: {err}"))?;
+    let secs = t0.elapsed().as_secs_f64();
+    Ok((secs, models.len()))
+}
+
+/// Runs the create / get_models / update workload on every store in
+/// lockstep: create `i` goes to each store in turn (starting with a different
+/// store each round) before create `i + 1`, so slow and fast moments of the
+/// disk are shared evenly. Only the calls themselves are timed; each gets a
+/// fresh copy of its payload made outside the clock. Checks every store's end
+/// state. Returns the phase times of each store, in `stores` order.
+pub fn run_lockstep(
+    stores: &mut [Store],
+    payloads: &Payloads,
+    round: usize,
+) -> Result<Vec<PhaseTimes>> {
+    let n = stores.len();
+    let count = payloads.creates.len();
+    let mut times = vec![PhaseTimes::default(); n];
+    let mut ids = vec![Vec::with_capacity(count); n];
+    let order = |step: usize| (0..n).map(move |k| (k + step + round) % n);
+
+    for (i, bytes) in payloads.creates.iter().enumerate() {
+        for s in order(i) {
+            let copy = bytes.clone();
+            let t0 = Instant::now();
+            let id = stores[s].create(copy)?;
+            times[s].create += t0.elapsed().as_secs_f64();
+            ids[s].push(id);
+        }
+    }
+    for s in order(0) {
+        sysinfo::release_free_memory();
+        let (cold, got) = stores[s].timed_get()?;
+        ensure!(
+            got == count,
+            "get_models returned {got} models, expected {count}"
+        );
+        let (warm, _) = stores[s].timed_get()?;
+        times[s].get = cold;
+        times[s].get_warm = warm;
+    }
+    for (i, bytes) in payloads.updates.iter().enumerate() {
+        for s in order(i) {
+            let copy = bytes.clone();
+            let t0 = Instant::now();
+            stores[s].update(ids[s][i], copy)?;
+            times[s].update += t0.elapsed().as_secs_f64();
+        }
+    }
+    for (store, ids) in stores.iter_mut().zip(&ids) {
+        verify(store.get_all()?, ids, &payloads.update_seeds)?;
+    }
+    Ok(times)
+}
+
+/// Checks that the stored models are exactly `ids` with the update payloads.
+fn verify(stored: Vec<(i64, Vec<u8>)>, ids: &[i64], seeds: &[u64]) -> Result<()> {
+    ensure!(
+        stored.len() == ids.len(),
+        "{} models stored, expected {}",
+        stored.len(),
+        ids.len()
+    );
+    for ((id, bytes), (&want_id, &seed)) in stored.iter().zip(ids.iter().zip(seeds)) {
+        ensure!(*id == want_id, "model id {id}, expected {want_id}");
+        ensure!(
+            payload::matches(bytes, seed),
+            "model {id} does not hold the bytes of its last update"
+        );
+    }
+    Ok(())
+}
+
+/// A bare `rusqlite` connection at the backend's durability: WAL,
+/// `synchronous = FULL`, one `BEGIN IMMEDIATE` transaction per write.
+pub fn open_bare(db: &Path) -> Result<Connection> {
+    let conn = Connection::open(db).with_context(|| format!("opening {}", db.display()))?;
+    conn.busy_timeout(Duration::from_secs(30))?;
+    let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+    ensure!(mode.eq_ignore_ascii_case("wal"), "journal_mode is {mode}");
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.execute(CREATE_TABLE, [])?;
+    Ok(conn)
+}
+
+/// How to run the Python reference benchmark.
+pub struct Python {
+    /// The venv's interpreter.
+    pub interpreter: PathBuf,
+    /// `tests/python/bench_aimm_sqlite.py`.
+    pub script: PathBuf,
+}
+
+/// One run of the Python benchmark: its phase times and its whole report.
+pub struct PythonRun {
+    /// Seconds per phase, as the script measured them.
+    pub times: PhaseTimes,
+    /// The JSON object the script printed.
+    pub report: serde_json::Value,
+}
+
+impl Python {
+    /// Runs the script for `count` models of `size` bytes, its temporary
+    /// directory under `dir`.
+    pub fn run(&self, count: usize, size: usize, dir: &Path) -> Result<PythonRun> {
+        let output = Command::new(&self.interpreter)
+            .arg(&self.script)
+            .args(["--count", &count.to_string(), "--size", &size.to_string()])
+            .arg("--dir")
+            .arg(dir)
+            .output()
+            .with_context(|| format!("running {}", self.interpreter.display()))?;
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        if !output.status.success() {
+            bail!(
+                "the Python benchmark failed ({}): {}{}",
+                output.status,
+                stdout.trim(),
+                String::from_utf8_lossy(&output.stderr).trim()
+            );
+        }
+        let line = stdout.lines().last().unwrap_or_default();
+        let report: serde_json::Value = serde_json::from_str(line)
+            .with_context(|| format!("the Python benchmark printed {line:?}"))?;
+        let secs = |key: &str| -> Result<f64> {
+            report[key]
+                .as_f64()
+                .with_context(|| format!("the Python report has no number `{key}`"))
+        };
+        ensure!(
+            report["verified"] == serde_json::Value::Bool(true),
+            "the Python run did not verify"
+        );
+        Ok(PythonRun {
+            times: PhaseTimes {
+                create: secs("create_s")?,
+                get: secs("get_models_s")?,
+                get_warm: f64::NAN,
+                update: secs("update_s")?,
+            },
+            report,
+        })
+    }
+}
