@@ -365,53 +365,51 @@ fn sql_error(path: &Path, doing: &str, conf: &SqliteConfig, err: rusqlite::Error
 
 /// Inserts (or, with `id`, imports) a model; returns its id.
 fn insert(
-    tx: &Connection,
+    conn: &Connection,
     id: Option<InstanceId>,
     model_type: &str,
     bytes: &[u8],
 ) -> rusqlite::Result<InstanceId> {
-    let large = bytes.len() >= LARGE_BLOB;
-    let placeholder = if large { "zeroblob(?3)" } else { "?3" };
-    let sql = format!("INSERT INTO models (id, type, instance) VALUES (?1, ?2, {placeholder})");
-    if large {
-        tx.execute(&sql, rusqlite::params![id, model_type, bytes.len() as i64])?;
+    let id = if bytes.len() >= LARGE_BLOB {
+        let mut stmt = conn.prepare_cached(
+            "INSERT INTO models (id, type, instance) VALUES (?1, ?2, zeroblob(?3))",
+        )?;
+        stmt.execute(rusqlite::params![id, model_type, bytes.len() as i64])?;
+        let id = conn.last_insert_rowid();
+        write_blob(conn, id, bytes)?;
+        id
     } else {
-        tx.execute(&sql, rusqlite::params![id, model_type, bytes])?;
-    }
-    let id = tx.last_insert_rowid();
-    if large {
-        write_blob(tx, id, bytes)?;
-    }
+        let mut stmt =
+            conn.prepare_cached("INSERT INTO models (id, type, instance) VALUES (?1, ?2, ?3)")?;
+        stmt.execute(rusqlite::params![id, model_type, bytes])?;
+        conn.last_insert_rowid()
+    };
     Ok(id)
 }
 
 /// Replaces a model's type and bytes; returns whether the row existed.
 fn replace(
-    tx: &Connection,
+    conn: &Connection,
     id: InstanceId,
     model_type: &str,
     bytes: &[u8],
 ) -> rusqlite::Result<bool> {
-    let large = bytes.len() >= LARGE_BLOB;
-    let changed = if large {
-        tx.execute(
-            "UPDATE models SET type = ?1, instance = zeroblob(?2) WHERE id = ?3",
-            rusqlite::params![model_type, bytes.len() as i64, id],
-        )?
-    } else {
-        tx.execute(
-            "UPDATE models SET type = ?1, instance = ?2 WHERE id = ?3",
-            rusqlite::params![model_type, bytes, id],
-        )?
-    };
-    if changed > 0 && large {
-        write_blob(tx, id, bytes)?;
+    if bytes.len() < LARGE_BLOB {
+        let mut stmt =
+            conn.prepare_cached("UPDATE models SET type = ?1, instance = ?2 WHERE id = ?3")?;
+        return Ok(stmt.execute(rusqlite::params![model_type, bytes, id])? > 0);
     }
-    Ok(changed > 0)
+    let mut stmt =
+        conn.prepare_cached("UPDATE models SET type = ?1, instance = zeroblob(?2) WHERE id = ?3")?;
+    if stmt.execute(rusqlite::params![model_type, bytes.len() as i64, id])? == 0 {
+        return Ok(false);
+    }
+    write_blob(conn, id, bytes)?;
+    Ok(true)
 }
 
-fn write_blob(tx: &Connection, id: InstanceId, bytes: &[u8]) -> rusqlite::Result<()> {
-    let mut blob = tx.blob_open(rusqlite::MAIN_DB, "models", "instance", id, false)?;
+fn write_blob(conn: &Connection, id: InstanceId, bytes: &[u8]) -> rusqlite::Result<()> {
+    let mut blob = conn.blob_open(rusqlite::MAIN_DB, "models", "instance", id, false)?;
     blob.write_all(bytes)
         .map_err(|err| rusqlite::Error::ToSqlConversionFailure(Box::new(err)))
 }
