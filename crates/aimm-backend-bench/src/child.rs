@@ -1,6 +1,9 @@
-//! Memory measurements, each run in a fresh child process (the benchmark
-//! re-executes itself with a hidden subcommand) so that earlier phases do not
-//! raise the peak RSS. Each child prints one JSON object on stdout.
+//! Measurements run in a fresh child process (the benchmark re-executes
+//! itself with a hidden subcommand): memory figures, so that earlier phases do
+//! not raise the peak RSS, and cold reads, so that the result lands in pages
+//! the process never had (as in the Python reference, a fresh process too).
+//! Children run with glibc's default allocator settings. Each child prints
+//! one JSON object on stdout.
 
 use aimm_backend_api::{RString, RVec};
 use anyhow::{ensure, Context, Result};
@@ -10,7 +13,8 @@ use std::process::Command;
 use std::time::Instant;
 
 use crate::payload;
-use crate::stores::{Plugin, MODEL_TYPE};
+use crate::readpaths::{self, ReadPath};
+use crate::stores::{Plugin, StoreKind, MODEL_TYPE};
 use crate::sysinfo;
 
 /// The seed of the big model's bytes.
@@ -58,6 +62,37 @@ pub enum ChildCommand {
         #[arg(long)]
         method: String,
     },
+    /// One get_models on the store of kind `store` at `db`, opened as the
+    /// benchmark opens it: seconds of the call only.
+    #[command(name = "__cold-get", hide = true)]
+    ColdGet {
+        /// How to open the store.
+        #[arg(long, value_enum)]
+        store: StoreKind,
+        /// The plugin library (used by the plugin kinds).
+        #[arg(long)]
+        plugin: PathBuf,
+        /// The store's database file.
+        #[arg(long)]
+        db: PathBuf,
+        /// How many models get_models must return.
+        #[arg(long)]
+        count: usize,
+    },
+    /// One read of every model's bytes by `path` on `db`: seconds of the
+    /// read only.
+    #[command(name = "__cold-read", hide = true)]
+    ColdRead {
+        /// The read path.
+        #[arg(long, value_enum)]
+        path: ReadPath,
+        /// The plugin library (used by the plugin path).
+        #[arg(long)]
+        plugin: PathBuf,
+        /// The filled database.
+        #[arg(long)]
+        db: PathBuf,
+    },
     /// get_model of model `id` in `db`: peak RSS above baseline.
     #[command(name = "__big-read", hide = true)]
     BigRead {
@@ -82,6 +117,13 @@ pub fn run(command: ChildCommand) -> Result<()> {
         ChildCommand::ListMem { plugin, db } => list_mem(&plugin, &db)?,
         ChildCommand::BigWrite { plugin, db, size } => big_write(&plugin, &db, size)?,
         ChildCommand::BigBareWrite { db, size, method } => big_bare_write(&db, size, &method)?,
+        ChildCommand::ColdGet {
+            store,
+            plugin,
+            db,
+            count,
+        } => cold_get_child(store, &plugin, &db, count)?,
+        ChildCommand::ColdRead { path, plugin, db } => readpaths::cold_read(path, &plugin, &db)?,
         ChildCommand::BigRead {
             plugin,
             db,
@@ -102,6 +144,48 @@ fn baseline() -> (u64, bool) {
     } else {
         (sysinfo::peak_rss(), false)
     }
+}
+
+fn cold_get_child(kind: StoreKind, plugin: &Path, db: &Path, count: usize) -> Result<Value> {
+    // the plugin stays loaded while the store is open (declared first,
+    // dropped last)
+    let library = if kind.needs_plugin() {
+        Some(Plugin::load(plugin)?)
+    } else {
+        None
+    };
+    let mut store = kind.open(library.as_ref(), db)?;
+    let (secs, models) = store.timed_get()?;
+    ensure!(
+        models == count,
+        "get_models returned {models} models, expected {count}"
+    );
+    store.close()?;
+    Ok(json!({ "secs": secs, "models": models }))
+}
+
+/// Times one cold get_models on the store of `kind` at `db` in a fresh child
+/// process; returns its seconds.
+pub fn cold_get(kind: StoreKind, db: &Path, plugin: &Path, count: usize) -> Result<f64> {
+    let result = spawn(&[
+        "__cold-get".into(),
+        "--store".into(),
+        kind.arg(),
+        "--plugin".into(),
+        plugin.to_string_lossy().into_owned(),
+        "--db".into(),
+        db.to_string_lossy().into_owned(),
+        "--count".into(),
+        count.to_string(),
+    ])?;
+    ensure!(
+        result["models"].as_u64() == Some(count as u64),
+        "the cold get_models child returned {} models, expected {count}",
+        result["models"]
+    );
+    result["secs"]
+        .as_f64()
+        .context("the cold get_models child printed no seconds")
 }
 
 fn list_mem(plugin: &Path, db: &Path) -> Result<Value> {
@@ -252,7 +336,9 @@ fn big_read(plugin: &Path, db: &Path, id: i64, size: usize) -> Result<Value> {
 /// JSON object it prints.
 pub fn spawn(args: &[String]) -> Result<Value> {
     let exe = std::env::current_exe().context("finding this program's path")?;
-    let output = Command::new(&exe)
+    let mut command = Command::new(&exe);
+    sysinfo::default_allocator(&mut command);
+    let output = command
         .args(args)
         .output()
         .with_context(|| format!("running {}", exe.display()))?;

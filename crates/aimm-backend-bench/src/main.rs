@@ -14,12 +14,17 @@
 //! Our variants of figures 1-3 run in lockstep (each write goes to every
 //! store in turn), the Python subprocess alternates before and after them, and
 //! each figure is the median of the rounds; every run uses a fresh database
-//! file in a fresh directory. get_models is timed "cold" (free memory handed
-//! back to the kernel first, as in a fresh process) and "warm". A read-path
-//! table compares get_models with plain SQLite reads of the same bytes.
-//! Memory figures come from fresh child processes (this program re-executes
-//! itself with a hidden subcommand) reading `VmHWM`. `BENCHMARKS.md` has the
-//! results and the method in full.
+//! file in a fresh directory. get_models is timed "cold" (in a fresh child
+//! process per store, as the Python reference runs in a fresh process) and
+//! "warm" (in this process, into memory it already holds). A read-path table
+//! compares get_models with plain SQLite reads of the same bytes, the same
+//! way. Memory figures come from fresh child processes reading `VmHWM`.
+//! Child processes are this program re-executed with a hidden subcommand.
+//! On glibc the program first re-executes itself once with automatic heap
+//! trimming off (`GLIBC_TUNABLES=glibc.malloc.trim_threshold=...`), so warm
+//! reads reliably reuse freed memory; its children and the Python subprocess
+//! run with glibc's defaults. `BENCHMARKS.md` has the results and the method
+//! in full.
 //!
 //! ```text
 //! cargo build --release -p aimm-backend-bench
@@ -28,6 +33,7 @@
 //! ```
 
 #![warn(missing_docs)]
+#![forbid(unsafe_code)]
 
 mod child;
 mod payload;
@@ -47,7 +53,7 @@ use std::sync::{Arc, Barrier};
 use std::time::Instant;
 
 use stats::{median, paired_ratios, range, ratio, secs, verdict};
-use stores::{PhaseTimes, Plugin, Python, Store};
+use stores::{OpenStore, PhaseTimes, Plugin, Python, StoreKind};
 
 /// The command line.
 #[derive(Debug, Parser)]
@@ -171,6 +177,17 @@ struct Bench {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // the benchmark itself runs with glibc's automatic trimming off: once
+    // re-executed with the tunable set (children measure with the defaults)
+    if cli.child.is_none() && sysinfo::is_glibc() && !sysinfo::keeps_freed_memory() {
+        return match sysinfo::reexec_keeping_freed_memory() {
+            Ok(code) => ExitCode::from(code),
+            Err(err) => {
+                eprintln!("aimm-backend-bench: error: re-executing with GLIBC_TUNABLES: {err}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let result = match cli.child {
         Some(command) => child::run(command),
         None => run(cli),
@@ -193,7 +210,6 @@ fn run(cli: Cli) -> Result<()> {
         bail!("--only takes figure numbers 1 to 6, got {bad}");
     }
     let params = Params::new(&cli);
-    let keeps_freed = sysinfo::keep_freed_memory();
     let exe = std::env::current_exe().context("finding this program's path")?;
     let exe_dir = exe.parent().context("this program has no directory")?;
     let repo = match &cli.repo {
@@ -243,15 +259,20 @@ fn run(cli: Cli) -> Result<()> {
         json: BTreeMap::new(),
     };
     bench.header(&cli);
-    println!(
-        "- allocator: {}\n",
-        if keeps_freed {
-            "glibc, automatic trimming off (mallopt M_TRIM_THRESHOLD) so cold/warm \
-             reads are set explicitly; children measuring RSS use the defaults"
-        } else {
-            "automatic trimming could not be turned off; cold/warm reads may mix"
-        }
-    );
+    if sysinfo::keeps_freed_memory() {
+        println!(
+            "- allocator: glibc; this process runs with automatic trimming off \
+             (re-executed with GLIBC_TUNABLES={}), so warm reads reuse memory it \
+             freed; cold reads run in fresh child processes, which, like the \
+             memory-figure children and the Python subprocess, use glibc's defaults\n",
+            sysinfo::TRIM_TUNABLE
+        );
+    } else {
+        println!(
+            "- allocator: not glibc, automatic trimming left on; cold reads run in \
+             fresh child processes, but warm reads may or may not reuse freed memory\n"
+        );
+    }
     if wants(&cli, 1) || wants(&cli, 2) || wants(&cli, 3) {
         bench.workload(wants(&cli, 1), wants(&cli, 2), wants(&cli, 3))?;
     }
@@ -281,7 +302,9 @@ fn run(cli: Cli) -> Result<()> {
 /// The venv interpreter `scripts/python-venv.sh` prints on its last line.
 fn venv_python(repo: &Path) -> Result<PathBuf> {
     let script = repo.join("scripts/python-venv.sh");
-    let output = Command::new(&script)
+    let mut command = Command::new(&script);
+    sysinfo::default_allocator(&mut command);
+    let output = command
         .output()
         .with_context(|| format!("running {}", script.display()))?;
     if !output.status.success() {
@@ -546,19 +569,20 @@ impl Bench {
                 .collect::<Result<_>>()?;
             let mut opened = Vec::new();
             for (variant, dir) in variants.iter().zip(&dirs) {
-                let db = dir.path().join("models.db");
-                opened.push(match variant {
-                    Variant::Plugin => Store::Plugin(self.plugin.open(&db, None)?),
-                    Variant::PluginDelete => Store::Plugin(self.plugin.open(&db, Some("delete"))?),
-                    Variant::Direct => Store::Direct(stores::open_direct(&db)?),
-                    Variant::Bare => Store::Bare(stores::open_bare(&db)?),
-                    Variant::BareUncached => Store::BareUncached(stores::open_bare(&db)?),
+                let kind = match variant {
+                    Variant::Plugin => StoreKind::Plugin,
+                    Variant::PluginDelete => StoreKind::PluginDelete,
+                    Variant::Direct => StoreKind::Direct,
+                    Variant::Bare => StoreKind::Bare,
+                    Variant::BareUncached => StoreKind::BareUncached,
                     Variant::Python => unreachable!("Python runs in its own process"),
-                });
+                };
+                let db = dir.path().join("models.db");
+                opened.push(OpenStore::open(kind, &self.plugin, db)?);
             }
-            let times = stores::run_lockstep(&mut opened, &payloads, round)?;
-            for store in opened {
-                store.close()?;
+            let times = stores::run_lockstep(&mut opened, &self.plugin_path, &payloads, round)?;
+            for open in opened {
+                open.store.close()?;
             }
             drop(dirs);
             for (s, t) in series.iter_mut().zip(times) {
@@ -584,11 +608,15 @@ impl Bench {
             "Seconds, median of {} rounds (min-max in brackets). Our variants run in \
              lockstep (each create and update goes to every store in turn, on its own \
              fresh file); the Python run is a subprocess before (even rounds) or after \
-             (odd rounds) them. Only the calls are timed. get_models (cold): the \
-             process's free memory is handed back to the kernel first (malloc_trim), \
-             so the 64 MiB result is built in freshly faulted pages, as in the Python \
-             process (which is fresh); get_models (warm): the same call again right \
-             after, into memory the process holds. The total counts the cold call.\n",
+             (odd rounds) them. Only the calls are timed. get_models (cold): after \
+             the creates, a fresh child process per store (order rotated) opens the \
+             same file as the benchmark does and times one get_models, so the 64 MiB \
+             result is built in freshly faulted pages, as in the Python process \
+             (which is fresh too); the call includes what a first call does there \
+             (for ours, opening a reader connection). get_models (warm): in the \
+             benchmark process, the call right after an untimed first one, into \
+             memory the process holds (automatic trimming is off there). The total \
+             counts the cold call.\n",
             p.rounds
         );
         println!("| variant | {} |", COLUMNS.map(|ph| PHASES[ph]).join(" | "));
@@ -764,21 +792,37 @@ impl Bench {
         ];
         let expected = (p.count * p.size) as u64;
         for &path in &paths {
-            readers.read(path, false)?; // warm-up: connections, statement caches
+            readers.read(path)?; // warm-up: connections, statement caches
         }
+        let plugin = self.plugin_path.to_string_lossy().into_owned();
         let mut cold = vec![Vec::new(); paths.len()];
         let mut warm = vec![Vec::new(); paths.len()];
         for round in 0..p.rounds {
             progress!("read paths round {}/{}", round + 1, p.rounds);
             for k in 0..paths.len() {
                 let i = (k + round) % paths.len();
-                for (is_cold, out) in [(true, &mut cold), (false, &mut warm)] {
-                    let (secs, bytes) = readers.read(paths[i], is_cold)?;
-                    if bytes != expected {
-                        bail!("{:?} read {bytes} bytes, expected {expected}", paths[i]);
-                    }
-                    out[i].push(secs);
+                let path = paths[i];
+                // cold: a fresh child process; warm: here, right after a read
+                let result = child::spawn(&[
+                    "__cold-read".into(),
+                    "--path".into(),
+                    readpath_arg(path),
+                    "--plugin".into(),
+                    plugin.clone(),
+                    "--db".into(),
+                    db.to_string_lossy().into_owned(),
+                ])?;
+                let bytes = result["bytes"].as_u64().unwrap_or(0);
+                if bytes != expected {
+                    bail!("{path:?} read {bytes} bytes in a child, expected {expected}");
                 }
+                cold[i].push(result["secs"].as_f64().unwrap_or(f64::NAN));
+                readers.read(path)?;
+                let (secs, bytes) = readers.read(path)?;
+                if bytes != expected {
+                    bail!("{path:?} read {bytes} bytes, expected {expected}");
+                }
+                warm[i].push(secs);
             }
         }
         readers.close()?;
@@ -789,8 +833,11 @@ impl Bench {
         );
         println!(
             "Seconds, median of {} rounds, order rotated; the file is in the OS page \
-             cache. Cold: free memory handed back to the kernel first, so the result \
-             lands in freshly faulted pages; warm: the same read again right after.\n",
+             cache. Cold: one read in a fresh child process that opens only that \
+             reader, so the result lands in freshly faulted pages (the read includes \
+             preparing its statement, and for ours opening a reader connection); \
+             warm: in the benchmark process, the read right after the same read, \
+             into memory the process holds.\n",
             p.rounds
         );
         println!("| read path | cold | warm | cold vs column read | warm vs column read |");
@@ -1169,9 +1216,19 @@ impl Bench {
     }
 }
 
+/// The command-line spelling of a read path (for the child process).
+fn readpath_arg(path: readpaths::ReadPath) -> String {
+    use clap::ValueEnum;
+    path.to_possible_value()
+        .map(|v| v.get_name().to_string())
+        .unwrap_or_default()
+}
+
 /// `git describe --always --dirty` of the repository (what was measured).
 fn git_describe(repo: &Path) -> String {
-    Command::new("git")
+    let mut command = Command::new("git");
+    sysinfo::default_allocator(&mut command);
+    command
         .arg("-C")
         .arg(repo)
         .args(["describe", "--always", "--dirty"])

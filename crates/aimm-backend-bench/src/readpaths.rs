@@ -1,15 +1,20 @@
 //! Where get_models time goes: the same read of every model's bytes done
 //! several ways on one database, so the backend's read path can be compared
-//! with plain SQLite reads (context for figures 1 and 3).
+//! with plain SQLite reads (context for figures 1 and 3). Cold reads run in
+//! a fresh child process each ([`cold_read`]); warm reads in this process.
 
 use aimm_backend_api::Backend;
 use anyhow::{ensure, Result};
 use rusqlite::Connection;
+use serde_json::{json, Value};
 use std::io::Read;
+use std::path::Path;
 use std::time::Instant;
 
+use crate::stores::{self, Plugin};
+
 /// A way of reading every model's bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum ReadPath {
     /// `SELECT id, type, instance`: SQLite copies each blob out of its pages.
     Column,
@@ -57,12 +62,9 @@ impl Readers {
         direct: aimm_backend_sqlite::SqliteBackend,
         plugin: std::sync::Arc<dyn Backend>,
     ) -> Result<Readers> {
-        let mmap = Connection::open(db)?;
-        let size: i64 = mmap.query_row("PRAGMA mmap_size = 1073741824", [], |r| r.get(0))?;
-        ensure!(size > 0, "this SQLite build refuses mmap_size");
         Ok(Readers {
             column: Connection::open(db)?,
-            mmap,
+            mmap: open_mmap(db)?,
             blob: Connection::open(db)?,
             direct,
             plugin,
@@ -70,12 +72,7 @@ impl Readers {
     }
 
     /// Reads every model once by `path`; returns (seconds, total bytes).
-    /// With `cold`, the process's free memory is handed back to the kernel
-    /// first, so the result lands in freshly faulted pages.
-    pub fn read(&mut self, path: ReadPath, cold: bool) -> Result<(f64, u64)> {
-        if cold {
-            crate::sysinfo::release_free_memory();
-        }
+    pub fn read(&mut self, path: ReadPath) -> Result<(f64, u64)> {
         let t0 = Instant::now();
         let bytes = match path {
             ReadPath::Column => column(&self.column)?,
@@ -94,6 +91,55 @@ impl Readers {
         self.plugin.close()?;
         Ok(())
     }
+}
+
+/// A connection reading through a memory map of up to 1 GiB.
+fn open_mmap(db: &Path) -> Result<Connection> {
+    let mmap = Connection::open(db)?;
+    let size: i64 = mmap.query_row("PRAGMA mmap_size = 1073741824", [], |r| r.get(0))?;
+    ensure!(size > 0, "this SQLite build refuses mmap_size");
+    Ok(mmap)
+}
+
+/// The child side of a cold read: opens only the reader `path` needs on
+/// `db` (as [`Readers::open`] does), reads every model once and returns
+/// `{"secs", "bytes"}`; only the read is timed.
+pub fn cold_read(path: ReadPath, plugin: &Path, db: &Path) -> Result<Value> {
+    let (secs, bytes) = match path {
+        ReadPath::Column => {
+            let conn = Connection::open(db)?;
+            timed(|| column(&conn))?
+        }
+        ReadPath::ColumnMmap => {
+            let conn = open_mmap(db)?;
+            timed(|| column(&conn))?
+        }
+        ReadPath::BlobOpenPerRow | ReadPath::BlobReopen => {
+            let mut conn = Connection::open(db)?;
+            timed(|| blobs(&mut conn, path == ReadPath::BlobReopen))?
+        }
+        ReadPath::Direct => {
+            let backend = stores::open_direct(db)?;
+            let result = timed(|| get_models(&backend))?;
+            backend.close()?;
+            result
+        }
+        ReadPath::Plugin => {
+            let library = Plugin::load(plugin)?;
+            let backend = library.open(db, None)?;
+            let result = timed(|| get_models(backend.as_ref()))?;
+            backend.close()?;
+            result
+        }
+    };
+    Ok(json!({ "secs": secs, "bytes": bytes }))
+}
+
+/// Runs `read` and returns (its seconds, its result).
+fn timed(read: impl FnOnce() -> Result<u64>) -> Result<(f64, u64)> {
+    let t0 = Instant::now();
+    let bytes = read()?;
+    Ok((t0.elapsed().as_secs_f64(), bytes))
 }
 
 fn column(conn: &Connection) -> Result<u64> {

@@ -13,8 +13,8 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::child;
 use crate::payload;
-use crate::sysinfo;
 
 /// The model type every benchmark model is stored under.
 pub const MODEL_TYPE: &str = "bench.Model";
@@ -34,12 +34,13 @@ const UPDATE: &str = "UPDATE models SET type = ?1, instance = ?2 WHERE id = ?3";
 pub struct PhaseTimes {
     /// `count` durable creates, one call each.
     pub create: f64,
-    /// One get_models returning all of them, with the process's free memory
-    /// handed back to the kernel first, so the result lands in fresh pages
-    /// (as in a fresh process).
+    /// One get_models returning all of them, in a fresh child process that
+    /// opens the store and makes this one call, so the result lands in fresh
+    /// pages (as in the Python process, which is fresh too).
     pub get: f64,
-    /// get_models again right after, into memory the process already holds
-    /// (not measured for the Python subprocess: NaN).
+    /// get_models in this process, right after an untimed first call, into
+    /// memory the process already holds (not measured for the Python
+    /// subprocess: NaN).
     pub get_warm: f64,
     /// `count` durable updates, one call each.
     pub update: f64,
@@ -133,6 +134,72 @@ impl Payloads {
     }
 }
 
+/// How a store under test is opened: the same in this process and in the
+/// child process that times its cold get_models.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum StoreKind {
+    /// Our backend through the plugin loader, default journal mode (WAL).
+    Plugin,
+    /// Our backend through the plugin loader, `journal_mode=delete`.
+    PluginDelete,
+    /// Our backend linked directly.
+    Direct,
+    /// A bare `rusqlite` connection, statements cached.
+    Bare,
+    /// A bare `rusqlite` connection preparing its SQL on every write (reads
+    /// as [`StoreKind::Bare`] does).
+    BareUncached,
+}
+
+impl StoreKind {
+    /// Whether opening this kind needs the plugin library.
+    pub fn needs_plugin(self) -> bool {
+        matches!(self, StoreKind::Plugin | StoreKind::PluginDelete)
+    }
+
+    /// The command-line spelling of this kind (for the child process).
+    pub fn arg(self) -> String {
+        use clap::ValueEnum;
+        self.to_possible_value()
+            .map(|v| v.get_name().to_string())
+            .unwrap_or_default()
+    }
+
+    /// Opens a store of this kind on `db`; `plugin` must be given for the
+    /// plugin kinds.
+    pub fn open(self, plugin: Option<&Plugin>, db: &Path) -> Result<Store> {
+        let plugin = || plugin.context("opening a plugin store needs the plugin library");
+        Ok(match self {
+            StoreKind::Plugin => Store::Plugin(plugin()?.open(db, None)?),
+            StoreKind::PluginDelete => Store::Plugin(plugin()?.open(db, Some("delete"))?),
+            StoreKind::Direct => Store::Direct(open_direct(db)?),
+            StoreKind::Bare => Store::Bare(open_bare(db)?),
+            StoreKind::BareUncached => Store::BareUncached(open_bare(db)?),
+        })
+    }
+}
+
+/// A store under test with what a child process needs to open it again.
+pub struct OpenStore {
+    /// The open store.
+    pub store: Store,
+    /// How it was opened.
+    pub kind: StoreKind,
+    /// Its database file.
+    pub db: PathBuf,
+}
+
+impl OpenStore {
+    /// Opens a store of `kind` on `db`.
+    pub fn open(kind: StoreKind, plugin: &Plugin, db: PathBuf) -> Result<OpenStore> {
+        Ok(OpenStore {
+            store: kind.open(Some(plugin), &db)?,
+            kind,
+            db,
+        })
+    }
+}
+
 /// One store under test, open on its own fresh database file.
 pub enum Store {
     /// Our backend behind the plugin boundary (or any [`Backend`] object).
@@ -187,7 +254,7 @@ impl Store {
 
     /// Only the timed part of [`Store::get_all`]: the call itself, its result
     /// dropped after the clock stops. Returns (seconds, models returned).
-    fn timed_get(&mut self) -> Result<(f64, usize)> {
+    pub fn timed_get(&mut self) -> Result<(f64, usize)> {
         match self {
             Store::Plugin(b) => timed_get_models(b.as_ref()),
             Store::Direct(b) => timed_get_models(b),
@@ -292,10 +359,14 @@ fn timed_get_models<B: Backend + ?Sized>(backend: &B) -> Result<(f64, usize)> {
 /// lockstep: create `i` goes to each store in turn (starting with a different
 /// store each round) before create `i + 1`, so slow and fast moments of the
 /// disk are shared evenly. Only the calls themselves are timed; each gets a
-/// fresh copy of its payload made outside the clock. Checks every store's end
+/// fresh copy of its payload made outside the clock. After the creates (each
+/// committed before its call returned), every store's cold get_models is
+/// timed in a fresh child process opening the same file (`plugin` is the
+/// plugin library), then its warm get_models here. Checks every store's end
 /// state. Returns the phase times of each store, in `stores` order.
 pub fn run_lockstep(
-    stores: &mut [Store],
+    stores: &mut [OpenStore],
+    plugin: &Path,
     payloads: &Payloads,
     round: usize,
 ) -> Result<Vec<PhaseTimes>> {
@@ -309,32 +380,43 @@ pub fn run_lockstep(
         for s in order(i) {
             let copy = bytes.clone();
             let t0 = Instant::now();
-            let id = stores[s].create(copy)?;
+            let id = stores[s].store.create(copy)?;
             times[s].create += t0.elapsed().as_secs_f64();
             ids[s].push(id);
         }
     }
+    // cold: a fresh process per store; this process's connections stay open
+    // (WAL readers, or a shared lock at most with journal_mode=delete)
     for s in order(0) {
-        sysinfo::release_free_memory();
-        let (cold, got) = stores[s].timed_get()?;
+        let store = &stores[s];
+        times[s].get = child::cold_get(store.kind, &store.db, plugin, count)?;
+    }
+    // warm: a first call (untimed) leaves its freed memory in this process,
+    // which keeps it (automatic trimming is off here), and the timed call
+    // reuses it
+    for s in order(0) {
+        let (_, got) = stores[s].store.timed_get()?;
         ensure!(
             got == count,
             "get_models returned {got} models, expected {count}"
         );
-        let (warm, _) = stores[s].timed_get()?;
-        times[s].get = cold;
+        let (warm, got) = stores[s].store.timed_get()?;
+        ensure!(
+            got == count,
+            "get_models returned {got} models, expected {count}"
+        );
         times[s].get_warm = warm;
     }
     for (i, bytes) in payloads.updates.iter().enumerate() {
         for s in order(i) {
             let copy = bytes.clone();
             let t0 = Instant::now();
-            stores[s].update(ids[s][i], copy)?;
+            stores[s].store.update(ids[s][i], copy)?;
             times[s].update += t0.elapsed().as_secs_f64();
         }
     }
     for (store, ids) in stores.iter_mut().zip(&ids) {
-        verify(store.get_all()?, ids, &payloads.update_seeds)?;
+        verify(store.store.get_all()?, ids, &payloads.update_seeds)?;
     }
     Ok(times)
 }
@@ -389,7 +471,9 @@ impl Python {
     /// Runs the script for `count` models of `size` bytes, its temporary
     /// directory under `dir`.
     pub fn run(&self, count: usize, size: usize, dir: &Path) -> Result<PythonRun> {
-        let output = Command::new(&self.interpreter)
+        let mut command = Command::new(&self.interpreter);
+        crate::sysinfo::default_allocator(&mut command);
+        let output = command
             .arg(&self.script)
             .args(["--count", &count.to_string(), "--size", &size.to_string()])
             .arg("--dir")

@@ -131,46 +131,84 @@ pub fn mount_of(path: &Path) -> Option<Mount> {
     best
 }
 
-/// Stops the allocator from handing freed memory back to the kernel on its
-/// own (glibc `mallopt(M_TRIM_THRESHOLD, INT_MAX)`; a no-op elsewhere), so that
-/// whether a large result lands in memory the process already has depends
-/// only on [`release_free_memory`] calls, not on the order of earlier runs.
-/// Returns whether the setting took.
-pub fn keep_freed_memory() -> bool {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    {
-        const M_TRIM_THRESHOLD: std::os::raw::c_int = -1;
-        extern "C" {
-            fn mallopt(
-                param: std::os::raw::c_int,
-                value: std::os::raw::c_int,
-            ) -> std::os::raw::c_int;
-        }
-        // SAFETY: mallopt takes no pointers; it only changes a glibc malloc
-        // tuning parameter.
-        unsafe { mallopt(M_TRIM_THRESHOLD, std::os::raw::c_int::MAX) == 1 }
-    }
-    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-    {
-        false
-    }
+/// The environment variable glibc reads its malloc tunables from.
+const TUNABLES: &str = "GLIBC_TUNABLES";
+
+/// Set in the re-executed process (see [`reexec_keeping_freed_memory`]): the
+/// value of `GLIBC_TUNABLES` before ours was added, or empty if it was unset.
+const TUNABLES_BEFORE: &str = "AIMM_BENCH_GLIBC_TUNABLES_BEFORE";
+
+/// Set in the re-executed process: whether `GLIBC_TUNABLES` was set before.
+const TUNABLES_WAS_SET: &str = "AIMM_BENCH_GLIBC_TUNABLES_WAS_SET";
+
+/// glibc's `M_TRIM_THRESHOLD` as a tunable: free memory at the top of the
+/// heap is handed back to the kernel only above this many bytes (2^31 - 1,
+/// as `mallopt(M_TRIM_THRESHOLD, INT_MAX)` would set). Setting it also fixes
+/// the mmap threshold at its default (128 KiB), as mallopt does.
+pub const TRIM_TUNABLE: &str = "glibc.malloc.trim_threshold=2147483647";
+
+/// Whether this process is the re-executed one, with [`TRIM_TUNABLE`] added
+/// to `GLIBC_TUNABLES`.
+pub fn keeps_freed_memory() -> bool {
+    std::env::var_os(TUNABLES_WAS_SET).is_some()
 }
 
-/// Hands the process's free heap memory back to the kernel (glibc
-/// `malloc_trim(0)`; a no-op elsewhere), so that the next large result is
-/// built in freshly faulted pages, as it is in a fresh process ("cold").
-pub fn release_free_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    {
-        extern "C" {
-            fn malloc_trim(pad: usize) -> std::os::raw::c_int;
+/// Whether this program is linked against glibc (where the tunable applies).
+pub fn is_glibc() -> bool {
+    cfg!(all(target_os = "linux", target_env = "gnu"))
+}
+
+/// Re-executes this program with the same arguments and [`TRIM_TUNABLE`]
+/// appended to `GLIBC_TUNABLES` (earlier entries kept), so that glibc never
+/// hands freed heap memory back to the kernel on its own: whether a large
+/// result lands in memory the process already holds then depends on what
+/// ran before in this process, not on the allocator's trimming. Returns the
+/// child's exit code (128 + signal if it was killed).
+pub fn reexec_keeping_freed_memory() -> std::io::Result<u8> {
+    use std::os::unix::process::ExitStatusExt;
+    let exe = std::env::current_exe()?;
+    let before = std::env::var_os(TUNABLES);
+    let tunables = match &before {
+        Some(old) if !old.is_empty() => {
+            let mut value = old.clone();
+            value.push(":");
+            value.push(TRIM_TUNABLE);
+            value
         }
-        // SAFETY: malloc_trim takes no pointers; it only returns free memory
-        // to the kernel and is safe to call at any time from any thread.
-        unsafe {
-            malloc_trim(0);
-        }
+        _ => TRIM_TUNABLE.into(),
+    };
+    let status = std::process::Command::new(exe)
+        .args(std::env::args_os().skip(1))
+        .env(TUNABLES, tunables)
+        .env(TUNABLES_WAS_SET, if before.is_some() { "1" } else { "0" })
+        .env(TUNABLES_BEFORE, before.unwrap_or_default())
+        .status()?;
+    Ok(match (status.code(), status.signal()) {
+        (Some(code), _) => code as u8,
+        (None, Some(signal)) => (128 + signal) as u8,
+        (None, None) => 1,
+    })
+}
+
+/// Makes `command` run with the allocator settings this program was started
+/// with (`GLIBC_TUNABLES` as it was before [`reexec_keeping_freed_memory`]
+/// added to it): measurement children and the Python subprocess run with
+/// glibc's defaults, not with trimming off.
+pub fn default_allocator(command: &mut std::process::Command) {
+    let Some(was_set) = std::env::var_os(TUNABLES_WAS_SET) else {
+        return;
+    };
+    if was_set == "1" {
+        command.env(
+            TUNABLES,
+            std::env::var_os(TUNABLES_BEFORE).unwrap_or_default(),
+        );
+    } else {
+        command.env_remove(TUNABLES);
     }
+    command
+        .env_remove(TUNABLES_WAS_SET)
+        .env_remove(TUNABLES_BEFORE);
 }
 
 /// Bytes as MiB.
