@@ -20,6 +20,15 @@ const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS models \
 /// incremental blob I/O, so that no second full copy of the bytes exists.
 const LARGE_BLOB: usize = 1 << 20;
 
+/// From this many bytes on, get_models prepares buffers on a second thread.
+const PARALLEL_PREPARE_BYTES: usize = 8 << 20;
+
+/// The buffers that thread hands over at a time, in bytes...
+const PREPARED_BATCH_BYTES: usize = 1 << 20;
+
+/// ...and how many such batches it may prepare ahead of the reader.
+const PREPARED_BATCHES_AHEAD: usize = 4;
+
 /// Reader connections kept open between calls.
 const MAX_IDLE_READERS: usize = 4;
 
@@ -155,26 +164,112 @@ impl SqliteBackend {
         id: InstanceId,
         len: Option<i64>,
     ) -> Result<RVec<u8>> {
-        let Some(len) = len else {
-            // A NULL instance (possible in Python-made files) reads as empty.
-            return Ok(RVec::new());
-        };
-        let len = usize::try_from(len).unwrap_or(0);
-        let mut bytes = RVec::with_capacity(len);
-        bytes.resize(len, 0);
-        if len > 0 {
-            let mut blob = conn
-                .blob_open(rusqlite::MAIN_DB, "models", "instance", id, true)
-                .map_err(|err| self.error("opening a model's bytes", err))?;
-            blob.read_exact(&mut bytes).map_err(|err| {
-                BackendError::storage(format!(
-                    "reading model {id} from SQLite file {}: {err}",
-                    self.path.display()
-                ))
-            })?;
+        self.fill_instance(conn, id, prepared_buffer(byte_len(len)))
+    }
+
+    /// Reads model `id`'s bytes into `bytes`, which has their exact length.
+    fn fill_instance(
+        &self,
+        conn: &Connection,
+        id: InstanceId,
+        mut bytes: RVec<u8>,
+    ) -> Result<RVec<u8>> {
+        if bytes.is_empty() {
+            return Ok(bytes);
         }
+        let mut blob = conn
+            .blob_open(rusqlite::MAIN_DB, "models", "instance", id, true)
+            .map_err(|err| self.error("opening a model's bytes", err))?;
+        blob.read_exact(&mut bytes).map_err(|err| {
+            BackendError::storage(format!(
+                "reading model {id} from SQLite file {}: {err}",
+                self.path.display()
+            ))
+        })?;
         Ok(bytes)
     }
+
+    /// Reads every row's bytes in one read transaction. For large results a
+    /// second thread allocates and touches the buffers ahead of the reader:
+    /// faulting in fresh memory costs about as much as reading from SQLite,
+    /// and the two then overlap. Only this thread touches the connection.
+    fn read_models(&self, conn: &Connection, rows: Vec<Row>) -> Result<RVec<Model>> {
+        let total: usize = rows.iter().map(|row| byte_len(row.2)).sum();
+        let lens: Vec<usize> = rows.iter().map(|row| byte_len(row.2)).collect();
+        std::thread::scope(|scope| {
+            let (sender, batches) = std::sync::mpsc::sync_channel(PREPARED_BATCHES_AHEAD);
+            if total >= PARALLEL_PREPARE_BYTES {
+                // If the thread cannot start, `sender` is dropped with the
+                // closure and the reader prepares its own buffers.
+                let _ = std::thread::Builder::new()
+                    .name("aimm-sqlite-buffers".into())
+                    .spawn_scoped(scope, move || prepare_batches(&lens, &sender));
+            } else {
+                // No helper: with the sender gone, `recv` fails at once and
+                // the reader prepares its own buffers.
+                drop(sender);
+            }
+            let mut ready = Vec::new().into_iter();
+            let mut models = RVec::with_capacity(rows.len());
+            for (instance_id, model_type, len) in rows {
+                let buffer = match ready.next() {
+                    Some(buffer) => buffer,
+                    None => match batches.recv() {
+                        Ok(batch) => {
+                            ready = batch.into_iter();
+                            ready.next().unwrap_or_default()
+                        }
+                        Err(_) => prepared_buffer(byte_len(len)),
+                    },
+                };
+                let instance = self.fill_instance(conn, instance_id, buffer)?;
+                models.push(Model {
+                    instance_id,
+                    model_type: model_type.into(),
+                    instance,
+                });
+            }
+            Ok(models)
+        })
+    }
+}
+
+/// Sends buffers for `lens`, in order, in batches of about
+/// [`PREPARED_BATCH_BYTES`] (one hand-over per batch, not per model).
+fn prepare_batches(lens: &[usize], sender: &std::sync::mpsc::SyncSender<Vec<RVec<u8>>>) {
+    let mut batch = Vec::new();
+    let mut bytes = 0;
+    for &len in lens {
+        batch.push(prepared_buffer(len));
+        bytes += len;
+        if bytes >= PREPARED_BATCH_BYTES {
+            if sender.send(std::mem::take(&mut batch)).is_err() {
+                return; // the reader stopped early
+            }
+            bytes = 0;
+        }
+    }
+    if !batch.is_empty() {
+        let _ = sender.send(batch);
+    }
+}
+
+/// The byte length of an instance (`NULL`, possible in Python-made files,
+/// reads as empty).
+fn byte_len(len: Option<i64>) -> usize {
+    len.and_then(|len| usize::try_from(len).ok()).unwrap_or(0)
+}
+
+/// A buffer of `len` bytes with every page already faulted in, ready to be
+/// overwritten whole by a blob read. Its contents are not meaningful: one
+/// byte per page is written (to fault the page in) instead of the whole
+/// buffer, which would pull it into this thread's cache for nothing.
+fn prepared_buffer(len: usize) -> RVec<u8> {
+    let mut bytes = vec![0u8; len];
+    for page in bytes.chunks_mut(4096) {
+        page[0] = 1;
+    }
+    RVec::from(bytes)
 }
 
 /// Makes sure `path` can be a database file: not a directory, parent present.
@@ -495,16 +590,7 @@ impl Backend for SqliteBackend {
                 .transaction()
                 .map_err(|err| self.error("reading models from", err))?;
             let rows = list_rows(&tx).map_err(|err| self.error("listing models in", err))?;
-            let mut models = RVec::with_capacity(rows.len());
-            for (instance_id, model_type, len) in rows {
-                let instance = self.read_instance(&tx, instance_id, len)?;
-                models.push(Model {
-                    instance_id,
-                    model_type: model_type.into(),
-                    instance,
-                });
-            }
-            Ok(models)
+            self.read_models(&tx, rows)
         })
     }
 
