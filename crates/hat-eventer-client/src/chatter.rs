@@ -1,0 +1,174 @@
+//! Chatter: the framed message transport under the Hat protocols.
+//!
+//! A frame is one byte `m`, then the body length `k` as `m` bytes
+//! big-endian, then `k` bytes: the SBS encoding of a `HatChatter.Msg`,
+//! whose `data` carries the SBS bytes of the message named in `data.type`.
+//! [`FrameHeader::parse`] refuses a length above the configured bound before
+//! anything is allocated.
+
+use crate::sbs::{DecodeError, Reader, Writer};
+
+/// `HatChatter.Msg`: one message of a conversation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Msg {
+    /// This message's id, counted up by its sender from 1.
+    pub id: i64,
+    /// The id of the conversation's first message.
+    pub first: i64,
+    /// Whether the sender started the conversation.
+    pub owner: bool,
+    /// Whether the receiver may send next.
+    pub token: bool,
+    /// Whether this ends the conversation.
+    pub last: bool,
+    /// The payload.
+    pub data: Data,
+}
+
+/// `HatChatter.Data`: a payload message and its type name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Data {
+    /// The payload's SBS type, `Module.Type` (e.g. `HatEventer.MsgRegisterReq`).
+    pub data_type: String,
+    /// The payload's SBS bytes.
+    pub data: Vec<u8>,
+}
+
+impl Msg {
+    /// The SBS encoding of this message (a frame body).
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::new();
+        w.integer(self.id.into());
+        w.integer(self.first.into());
+        w.boolean(self.owner);
+        w.boolean(self.token);
+        w.boolean(self.last);
+        w.string(&self.data.data_type);
+        w.bytes(&self.data.data);
+        w.into_bytes()
+    }
+
+    /// Decodes a frame body; every byte must belong to the message.
+    pub fn decode(body: &[u8]) -> Result<Self, DecodeError> {
+        let mut r = Reader::new(body);
+        let msg = Msg {
+            id: r.integer()?,
+            first: r.integer()?,
+            owner: r.boolean()?,
+            token: r.boolean()?,
+            last: r.boolean()?,
+            data: Data {
+                data_type: r.string()?.to_string(),
+                data: r.bytes()?.to_vec(),
+            },
+        };
+        r.finish()?;
+        Ok(msg)
+    }
+
+    /// The whole frame: header and body.
+    pub fn to_frame(&self) -> Vec<u8> {
+        let body = self.encode();
+        let mut frame = FrameHeader::for_len(body.len()).to_vec();
+        frame.extend_from_slice(&body);
+        frame
+    }
+}
+
+/// A frame that cannot be accepted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FrameError {
+    /// The header announces more bytes than allowed.
+    #[error("Chatter frame announces {announced} bytes, more than the limit of {limit}")]
+    TooLarge {
+        /// The announced body length.
+        announced: u128,
+        /// The configured limit.
+        limit: usize,
+    },
+    /// The length field is longer than any length that fits the limit.
+    #[error("Chatter frame length field of {0} bytes is longer than 8")]
+    LengthFieldTooLong(usize),
+    /// The body is not a valid `HatChatter.Msg`.
+    #[error("Chatter frame body: {0}")]
+    Body(#[from] DecodeError),
+}
+
+/// Frame header helpers.
+pub struct FrameHeader;
+
+impl FrameHeader {
+    /// The header bytes for a body of `len` bytes.
+    pub fn for_len(len: usize) -> Vec<u8> {
+        let be = (len as u64).to_be_bytes();
+        let skip = be.iter().take_while(|&&b| b == 0).count();
+        let mut header = vec![(8 - skip) as u8];
+        header.extend_from_slice(&be[skip..]);
+        header
+    }
+
+    /// The body length announced by `length_bytes` (the `m` bytes after the
+    /// first), checked against `limit` before anything is allocated.
+    pub fn parse(length_bytes: &[u8], limit: usize) -> Result<usize, FrameError> {
+        if length_bytes.len() > 16 {
+            return Err(FrameError::LengthFieldTooLong(length_bytes.len()));
+        }
+        let announced = length_bytes
+            .iter()
+            .fold(0u128, |acc, &b| (acc << 8) | u128::from(b));
+        if announced > limit as u128 {
+            return Err(FrameError::TooLarge { announced, limit });
+        }
+        Ok(announced as usize)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msg() -> Msg {
+        Msg {
+            id: 1,
+            first: 1,
+            owner: true,
+            token: true,
+            last: false,
+            data: Data {
+                data_type: "HatEventer.MsgInitReq".into(),
+                data: vec![1, 2, 3],
+            },
+        }
+    }
+
+    #[test]
+    fn messages_round_trip_through_frames() {
+        let frame = msg().to_frame();
+        let m = frame[0] as usize;
+        let len = FrameHeader::parse(&frame[1..1 + m], 1 << 20).unwrap();
+        assert_eq!(len, frame.len() - 1 - m);
+        assert_eq!(Msg::decode(&frame[1 + m..]).unwrap(), msg());
+    }
+
+    #[test]
+    fn oversized_and_malformed_frames_are_refused() {
+        let huge = (1u64 << 63).to_be_bytes();
+        assert!(matches!(
+            FrameHeader::parse(&huge, 1 << 20),
+            Err(FrameError::TooLarge { .. })
+        ));
+        assert!(FrameHeader::parse(&[0; 17], 1 << 20).is_err());
+        let body = msg().encode();
+        assert!(Msg::decode(&body[..body.len() - 1]).is_err());
+        let mut trailing = body.clone();
+        trailing.push(0);
+        assert!(Msg::decode(&trailing).is_err());
+    }
+
+    #[test]
+    fn header_uses_as_few_length_bytes_as_needed() {
+        assert_eq!(FrameHeader::for_len(0), vec![0]);
+        assert_eq!(FrameHeader::for_len(5), vec![1, 5]);
+        assert_eq!(FrameHeader::for_len(256), vec![2, 1, 0]);
+    }
+}

@@ -1,0 +1,13 @@
+//! A client for the Hat event server (`hat-event` 0.9), in Rust.
+//!
+//! Built in layers, each usable on its own:
+//!
+//! * [`sbs`]: the SBS binary encoding of the Hat protocols' messages;
+//! * [`chatter`]: Chatter framing and messages (the transport under Eventer).
+//!
+//! The Eventer conversation (init, register, query, notify) builds on these.
+
+#![warn(missing_docs)]
+
+pub mod chatter;
+pub mod sbs;
