@@ -251,3 +251,218 @@ fn raw_request(line: &str) -> String {
     tool.stdout.read_line(&mut response).unwrap();
     response.trim().to_string()
 }
+
+mod eventer {
+    //! Every `HatEventer` message type, on generated values.
+
+    use super::*;
+    use hat_eventer_client::eventer_msg::*;
+
+    fn optional(value: Option<Value>) -> Value {
+        match value {
+            None => json!({"choice": "none", "value": null}),
+            Some(v) => json!({"choice": "value", "value": v}),
+        }
+    }
+
+    fn timestamp_json(t: &Timestamp) -> Value {
+        json!({"s": t.s, "us": t.us})
+    }
+
+    fn payload_json(p: &EventPayload) -> Value {
+        match p {
+            EventPayload::Binary { payload_type, data } => json!({"choice": "binary",
+                "value": {"type": payload_type, "data": {"bytes": hex(data)}}}),
+            EventPayload::Json(text) => json!({"choice": "json", "value": text}),
+        }
+    }
+
+    fn event_json(e: &Event) -> Value {
+        json!({
+            "id": {"server": e.id.server, "session": e.id.session, "instance": e.id.instance},
+            "type": e.event_type,
+            "timestamp": timestamp_json(&e.timestamp),
+            "sourceTimestamp": optional(e.source_timestamp.as_ref().map(timestamp_json)),
+            "payload": optional(e.payload.as_ref().map(payload_json)),
+        })
+    }
+
+    fn register_event_json(e: &RegisterEvent) -> Value {
+        json!({
+            "type": e.event_type,
+            "sourceTimestamp": optional(e.source_timestamp.as_ref().map(timestamp_json)),
+            "payload": optional(e.payload.as_ref().map(payload_json)),
+        })
+    }
+
+    fn timestamps() -> impl Strategy<Value = Timestamp> {
+        (any::<i64>(), 0i64..1_000_000).prop_map(|(s, us)| Timestamp { s, us })
+    }
+
+    fn event_types() -> impl Strategy<Value = EventType> {
+        proptest::collection::vec("[a-z0-9*?]{0,8}|\\PC{0,6}", 0..5)
+    }
+
+    fn payloads() -> impl Strategy<Value = EventPayload> {
+        prop_oneof![
+            ("\\PC{0,10}", proptest::collection::vec(any::<u8>(), 0..100))
+                .prop_map(|(payload_type, data)| EventPayload::Binary { payload_type, data }),
+            "\\PC{0,40}".prop_map(EventPayload::Json),
+        ]
+    }
+
+    fn events() -> impl Strategy<Value = Event> {
+        (
+            (any::<i64>(), any::<i64>(), any::<i64>()),
+            event_types(),
+            timestamps(),
+            proptest::option::of(timestamps()),
+            proptest::option::of(payloads()),
+        )
+            .prop_map(
+                |(
+                    (server, session, instance),
+                    event_type,
+                    timestamp,
+                    source_timestamp,
+                    payload,
+                )| Event {
+                    id: EventId {
+                        server,
+                        session,
+                        instance,
+                    },
+                    event_type,
+                    timestamp,
+                    source_timestamp,
+                    payload,
+                },
+            )
+    }
+
+    fn check<T: Sbs + PartialEq + std::fmt::Debug>(ty: &str, value: &T, as_json: Value) {
+        check_both_ways(None, "HatEventer", ty, value, as_json, encode, |b| {
+            decode(b).unwrap()
+        });
+    }
+
+    proptest! {
+        #![proptest_config(cases())]
+
+        #[test]
+        fn event(e in events()) {
+            check("Event", &e, event_json(&e));
+        }
+
+        #[test]
+        fn events_notify(list in proptest::collection::vec(events(), 0..5)) {
+            let value = MsgEventsNotify(list);
+            let as_json = Value::Array(value.0.iter().map(event_json).collect());
+            check("MsgEventsNotify", &value, as_json);
+        }
+
+        #[test]
+        fn register_request(
+            list in proptest::collection::vec(
+                (event_types(), proptest::option::of(timestamps()), proptest::option::of(payloads())),
+                0..5,
+            )
+        ) {
+            let value = MsgRegisterReq(list.into_iter().map(|(event_type, source_timestamp, payload)|
+                RegisterEvent { event_type, source_timestamp, payload }).collect());
+            let as_json = Value::Array(value.0.iter().map(register_event_json).collect());
+            check("MsgRegisterReq", &value, as_json);
+        }
+
+        #[test]
+        fn register_response(list in proptest::option::of(proptest::collection::vec(events(), 0..4))) {
+            let (value, as_json) = match list {
+                Some(list) => {
+                    let as_json = json!({"choice": "events",
+                        "value": list.iter().map(event_json).collect::<Vec<_>>()});
+                    (MsgRegisterRes::Events(list), as_json)
+                }
+                None => (MsgRegisterRes::Failure, json!({"choice": "failure", "value": null})),
+            };
+            check("MsgRegisterRes", &value, as_json);
+        }
+
+        #[test]
+        fn init_request(
+            client_name in "\\PC{0,20}",
+            client_token in proptest::option::of("\\PC{0,20}"),
+            subscriptions in proptest::collection::vec(event_types(), 0..4),
+            server_id in proptest::option::of(any::<i64>()),
+            persisted in any::<bool>(),
+        ) {
+            let value = MsgInitReq { client_name, client_token, subscriptions, server_id, persisted };
+            let as_json = json!({
+                "clientName": value.client_name,
+                "clientToken": optional(value.client_token.clone().map(Value::from)),
+                "subscriptions": value.subscriptions,
+                "serverId": optional(value.server_id.map(Value::from)),
+                "persisted": value.persisted,
+            });
+            check("MsgInitReq", &value, as_json);
+        }
+
+        #[test]
+        fn init_response(status in 0usize..4, error in proptest::option::of("\\PC{0,30}")) {
+            let names = ["standby", "starting", "operational", "stopping"];
+            let statuses = [Status::Standby, Status::Starting, Status::Operational, Status::Stopping];
+            let (value, as_json) = match error {
+                Some(message) => (MsgInitRes::Error(message.clone()), json!({"choice": "error", "value": message})),
+                None => (
+                    MsgInitRes::Success(statuses[status]),
+                    json!({"choice": "success", "value": {"choice": names[status], "value": null}}),
+                ),
+            };
+            check("MsgInitRes", &value, as_json);
+        }
+
+        #[test]
+        fn query_latest(types in proptest::option::of(proptest::collection::vec(event_types(), 0..4))) {
+            let as_json = json!({"choice": "latest", "value": {"eventTypes": optional(types.clone().map(|t| json!(t)))}});
+            check("MsgQueryReq", &QueryParams::Latest { event_types: types }, as_json);
+        }
+
+        #[test]
+        fn query_timeseries(
+            event_types in proptest::option::of(proptest::collection::vec(event_types(), 0..3)),
+            bounds in proptest::collection::vec(proptest::option::of(timestamps()), 4),
+            descending in any::<bool>(),
+            by_source in any::<bool>(),
+            max_results in proptest::option::of(any::<i64>()),
+            last in proptest::option::of((any::<i64>(), any::<i64>(), any::<i64>())),
+        ) {
+            let params = QueryTimeseriesParams {
+                event_types,
+                t_from: bounds[0], t_to: bounds[1], source_t_from: bounds[2], source_t_to: bounds[3],
+                order: if descending { Order::Descending } else { Order::Ascending },
+                order_by: if by_source { OrderBy::SourceTimestamp } else { OrderBy::Timestamp },
+                max_results,
+                last_event_id: last.map(|(server, session, instance)| EventId { server, session, instance }),
+            };
+            let ts = |t: &Option<Timestamp>| optional(t.as_ref().map(timestamp_json));
+            let as_json = json!({"choice": "timeseries", "value": {
+                "eventTypes": optional(params.event_types.clone().map(|t| json!(t))),
+                "tFrom": ts(&params.t_from), "tTo": ts(&params.t_to),
+                "sourceTFrom": ts(&params.source_t_from), "sourceTTo": ts(&params.source_t_to),
+                "order": {"choice": if descending { "descending" } else { "ascending" }, "value": null},
+                "orderBy": {"choice": if by_source { "sourceTimestamp" } else { "timestamp" }, "value": null},
+                "maxResults": optional(params.max_results.map(Value::from)),
+                "lastEventId": optional(params.last_event_id.map(|id|
+                    json!({"server": id.server, "session": id.session, "instance": id.instance}))),
+            }});
+            check("MsgQueryReq", &QueryParams::Timeseries(params), as_json);
+        }
+
+        #[test]
+        fn query_result(list in proptest::collection::vec(events(), 0..4), more in any::<bool>()) {
+            let value = QueryResult { events: list, more_follows: more };
+            let as_json = json!({"events": value.events.iter().map(event_json).collect::<Vec<_>>(),
+                                 "moreFollows": more});
+            check("MsgQueryRes", &value, as_json);
+        }
+    }
+}

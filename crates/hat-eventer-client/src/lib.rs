@@ -3,11 +3,13 @@
 //! Built in layers, each usable on its own:
 //!
 //! * [`sbs`]: the SBS binary encoding of the Hat protocols' messages;
-//! * [`chatter`]: Chatter framing and messages (the transport under Eventer).
+//! * [`chatter`]: Chatter framing and messages (the transport under Eventer);
+//! * [`eventer_msg`]: the `HatEventer` messages.
 //!
 //! The Eventer conversation (init, register, query, notify) builds on these.
 
 #![warn(missing_docs)]
 
 pub mod chatter;
+pub mod eventer_msg;
 pub mod sbs;

@@ -1,0 +1,595 @@
+//! The `HatEventer` messages (hat-event 0.9) and their SBS codecs.
+//!
+//! Field order and Choice alternatives follow the `HatEventer` schema as
+//! shipped with hat-event 0.9.44; the differential tests check every type
+//! here against the Python `hat-sbs` encoding of that schema.
+
+use crate::sbs::{DecodeError, Reader, Writer};
+
+/// A value with an SBS encoding.
+pub trait Sbs: Sized {
+    /// Appends the encoding of `self`.
+    fn write(&self, w: &mut Writer);
+    /// Reads one value.
+    fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError>;
+}
+
+/// A message sent as Chatter `data`, named by [`Message::TYPE`].
+pub trait Message: Sbs {
+    /// The `data.type` of Chatter messages carrying this message.
+    const TYPE: &'static str;
+}
+
+/// The encoding of `value`.
+pub fn encode<T: Sbs>(value: &T) -> Vec<u8> {
+    let mut w = Writer::new();
+    value.write(&mut w);
+    w.into_bytes()
+}
+
+/// Decodes `bytes`, all of which must belong to the value.
+pub fn decode<T: Sbs>(bytes: &[u8]) -> Result<T, DecodeError> {
+    let mut r = Reader::new(bytes);
+    let value = T::read(&mut r)?;
+    r.finish()?;
+    Ok(value)
+}
+
+impl Sbs for i64 {
+    fn write(&self, w: &mut Writer) {
+        w.integer((*self).into());
+    }
+    fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        r.integer()
+    }
+}
+
+impl Sbs for bool {
+    fn write(&self, w: &mut Writer) {
+        w.boolean(*self);
+    }
+    fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        r.boolean()
+    }
+}
+
+impl Sbs for String {
+    fn write(&self, w: &mut Writer) {
+        w.string(self);
+    }
+    fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        r.string().map(str::to_string)
+    }
+}
+
+impl<T: Sbs> Sbs for Vec<T> {
+    fn write(&self, w: &mut Writer) {
+        w.array_len(self.len());
+        for item in self {
+            item.write(w);
+        }
+    }
+    fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let len = r.array_len()?;
+        (0..len).map(|_| T::read(r)).collect()
+    }
+}
+
+impl<T: Sbs> Sbs for Option<T> {
+    fn write(&self, w: &mut Writer) {
+        w.optional(self.as_ref(), |w, v| v.write(w));
+    }
+    fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        r.optional(T::read)
+    }
+}
+
+/// `HatEventer.EventType`: segments; `*` and `?` are wildcards in queries.
+pub type EventType = Vec<String>;
+
+/// `HatEventer.Timestamp`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Timestamp {
+    /// Seconds since the Unix epoch.
+    pub s: i64,
+    /// Microseconds within the second.
+    pub us: i64,
+}
+
+impl Sbs for Timestamp {
+    fn write(&self, w: &mut Writer) {
+        self.s.write(w);
+        self.us.write(w);
+    }
+    fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(Timestamp {
+            s: r.integer()?,
+            us: r.integer()?,
+        })
+    }
+}
+
+/// `HatEventer.EventId`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct EventId {
+    /// The registering server.
+    pub server: i64,
+    /// The server's session.
+    pub session: i64,
+    /// The event's number in the session.
+    pub instance: i64,
+}
+
+impl Sbs for EventId {
+    fn write(&self, w: &mut Writer) {
+        self.server.write(w);
+        self.session.write(w);
+        self.instance.write(w);
+    }
+    fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(EventId {
+            server: r.integer()?,
+            session: r.integer()?,
+            instance: r.integer()?,
+        })
+    }
+}
+
+/// `HatEventer.EventPayload`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventPayload {
+    /// `binary`: bytes with a type name.
+    Binary {
+        /// The payload type name.
+        payload_type: String,
+        /// The bytes.
+        data: Vec<u8>,
+    },
+    /// `json`: a JSON document as text.
+    Json(String),
+}
+
+impl Sbs for EventPayload {
+    fn write(&self, w: &mut Writer) {
+        match self {
+            EventPayload::Binary { payload_type, data } => {
+                w.choice(0);
+                w.string(payload_type);
+                w.bytes(data);
+            }
+            EventPayload::Json(text) => {
+                w.choice(1);
+                w.string(text);
+            }
+        }
+    }
+    fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(match r.choice(2)? {
+            0 => EventPayload::Binary {
+                payload_type: r.string()?.to_string(),
+                data: r.bytes()?.to_vec(),
+            },
+            _ => EventPayload::Json(r.string()?.to_string()),
+        })
+    }
+}
+
+/// `HatEventer.Event`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    /// The server-assigned id.
+    pub id: EventId,
+    /// The event type.
+    pub event_type: EventType,
+    /// When the server registered it.
+    pub timestamp: Timestamp,
+    /// When the source says it happened.
+    pub source_timestamp: Option<Timestamp>,
+    /// The payload.
+    pub payload: Option<EventPayload>,
+}
+
+impl Sbs for Event {
+    fn write(&self, w: &mut Writer) {
+        self.id.write(w);
+        self.event_type.write(w);
+        self.timestamp.write(w);
+        self.source_timestamp.write(w);
+        self.payload.write(w);
+    }
+    fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(Event {
+            id: EventId::read(r)?,
+            event_type: EventType::read(r)?,
+            timestamp: Timestamp::read(r)?,
+            source_timestamp: Option::read(r)?,
+            payload: Option::read(r)?,
+        })
+    }
+}
+
+/// `HatEventer.RegisterEvent`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegisterEvent {
+    /// The event type.
+    pub event_type: EventType,
+    /// When the source says it happened.
+    pub source_timestamp: Option<Timestamp>,
+    /// The payload.
+    pub payload: Option<EventPayload>,
+}
+
+impl Sbs for RegisterEvent {
+    fn write(&self, w: &mut Writer) {
+        self.event_type.write(w);
+        self.source_timestamp.write(w);
+        self.payload.write(w);
+    }
+    fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(RegisterEvent {
+            event_type: EventType::read(r)?,
+            source_timestamp: Option::read(r)?,
+            payload: Option::read(r)?,
+        })
+    }
+}
+
+/// `HatEventer.Status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// `standby`.
+    Standby,
+    /// `starting`.
+    Starting,
+    /// `operational`.
+    Operational,
+    /// `stopping`.
+    Stopping,
+}
+
+impl Sbs for Status {
+    fn write(&self, w: &mut Writer) {
+        w.choice(*self as usize);
+    }
+    fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(match r.choice(4)? {
+            0 => Status::Standby,
+            1 => Status::Starting,
+            2 => Status::Operational,
+            _ => Status::Stopping,
+        })
+    }
+}
+
+/// `HatEventer.MsgInitReq`: the client's first message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MsgInitReq {
+    /// The client's name.
+    pub client_name: String,
+    /// A token the server may require.
+    pub client_token: Option<String>,
+    /// Event types whose events the server notifies.
+    pub subscriptions: Vec<EventType>,
+    /// Only events of this server, if given.
+    pub server_id: Option<i64>,
+    /// Notify only events once persisted.
+    pub persisted: bool,
+}
+
+impl Sbs for MsgInitReq {
+    fn write(&self, w: &mut Writer) {
+        self.client_name.write(w);
+        self.client_token.write(w);
+        self.subscriptions.write(w);
+        self.server_id.write(w);
+        self.persisted.write(w);
+    }
+    fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(MsgInitReq {
+            client_name: String::read(r)?,
+            client_token: Option::read(r)?,
+            subscriptions: Vec::read(r)?,
+            server_id: Option::read(r)?,
+            persisted: bool::read(r)?,
+        })
+    }
+}
+
+impl Message for MsgInitReq {
+    const TYPE: &'static str = "HatEventer.MsgInitReq";
+}
+
+/// `HatEventer.MsgInitRes`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MsgInitRes {
+    /// `success`: the server's status.
+    Success(Status),
+    /// `error`: why the server refused.
+    Error(String),
+}
+
+impl Sbs for MsgInitRes {
+    fn write(&self, w: &mut Writer) {
+        match self {
+            MsgInitRes::Success(status) => {
+                w.choice(0);
+                status.write(w);
+            }
+            MsgInitRes::Error(message) => {
+                w.choice(1);
+                message.write(w);
+            }
+        }
+    }
+    fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(match r.choice(2)? {
+            0 => MsgInitRes::Success(Status::read(r)?),
+            _ => MsgInitRes::Error(String::read(r)?),
+        })
+    }
+}
+
+impl Message for MsgInitRes {
+    const TYPE: &'static str = "HatEventer.MsgInitRes";
+}
+
+/// `HatEventer.MsgStatusNotify`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MsgStatusNotify(pub Status);
+
+impl Sbs for MsgStatusNotify {
+    fn write(&self, w: &mut Writer) {
+        self.0.write(w);
+    }
+    fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Status::read(r).map(MsgStatusNotify)
+    }
+}
+
+impl Message for MsgStatusNotify {
+    const TYPE: &'static str = "HatEventer.MsgStatusNotify";
+}
+
+/// `HatEventer.MsgEventsNotify`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MsgEventsNotify(pub Vec<Event>);
+
+impl Sbs for MsgEventsNotify {
+    fn write(&self, w: &mut Writer) {
+        self.0.write(w);
+    }
+    fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Vec::read(r).map(MsgEventsNotify)
+    }
+}
+
+impl Message for MsgEventsNotify {
+    const TYPE: &'static str = "HatEventer.MsgEventsNotify";
+}
+
+/// `HatEventer.MsgEventsAck` (no content).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MsgEventsAck;
+
+impl Sbs for MsgEventsAck {
+    fn write(&self, _w: &mut Writer) {}
+    fn read(_r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(MsgEventsAck)
+    }
+}
+
+impl Message for MsgEventsAck {
+    const TYPE: &'static str = "HatEventer.MsgEventsAck";
+}
+
+/// `HatEventer.MsgRegisterReq`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MsgRegisterReq(pub Vec<RegisterEvent>);
+
+impl Sbs for MsgRegisterReq {
+    fn write(&self, w: &mut Writer) {
+        self.0.write(w);
+    }
+    fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Vec::read(r).map(MsgRegisterReq)
+    }
+}
+
+impl Message for MsgRegisterReq {
+    const TYPE: &'static str = "HatEventer.MsgRegisterReq";
+}
+
+/// `HatEventer.MsgRegisterRes`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MsgRegisterRes {
+    /// `events`: the registered events, in request order.
+    Events(Vec<Event>),
+    /// `failure`: the server did not register them.
+    Failure,
+}
+
+impl Sbs for MsgRegisterRes {
+    fn write(&self, w: &mut Writer) {
+        match self {
+            MsgRegisterRes::Events(events) => {
+                w.choice(0);
+                events.write(w);
+            }
+            MsgRegisterRes::Failure => w.choice(1),
+        }
+    }
+    fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(match r.choice(2)? {
+            0 => MsgRegisterRes::Events(Vec::read(r)?),
+            _ => MsgRegisterRes::Failure,
+        })
+    }
+}
+
+impl Message for MsgRegisterRes {
+    const TYPE: &'static str = "HatEventer.MsgRegisterRes";
+}
+
+/// `HatEventer.Order`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Order {
+    /// `descending`.
+    Descending,
+    /// `ascending`.
+    Ascending,
+}
+
+/// `HatEventer.OrderBy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OrderBy {
+    /// `timestamp`.
+    Timestamp,
+    /// `sourceTimestamp`.
+    SourceTimestamp,
+}
+
+/// `HatEventer.QueryTimeseriesParams`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueryTimeseriesParams {
+    /// Only these event types (all if `None`).
+    pub event_types: Option<Vec<EventType>>,
+    /// Registered at or after.
+    pub t_from: Option<Timestamp>,
+    /// Registered at or before.
+    pub t_to: Option<Timestamp>,
+    /// Source timestamp at or after.
+    pub source_t_from: Option<Timestamp>,
+    /// Source timestamp at or before.
+    pub source_t_to: Option<Timestamp>,
+    /// Result order.
+    pub order: Order,
+    /// Which timestamp orders the result.
+    pub order_by: OrderBy,
+    /// At most this many events.
+    pub max_results: Option<i64>,
+    /// Continue after this event.
+    pub last_event_id: Option<EventId>,
+}
+
+/// `HatEventer.QueryServerParams`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueryServerParams {
+    /// The server whose events to return.
+    pub server_id: i64,
+    /// Only persisted events.
+    pub persisted: bool,
+    /// At most this many events.
+    pub max_results: Option<i64>,
+    /// Continue after this event.
+    pub last_event_id: Option<EventId>,
+}
+
+/// `HatEventer.QueryParams` (`MsgQueryReq`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum QueryParams {
+    /// `latest`: the newest event of each matching type.
+    Latest {
+        /// Only these event types (all if `None`).
+        event_types: Option<Vec<EventType>>,
+    },
+    /// `timeseries`.
+    Timeseries(QueryTimeseriesParams),
+    /// `server`.
+    Server(QueryServerParams),
+}
+
+fn write_unit_choice(w: &mut Writer, index: usize) {
+    w.choice(index);
+}
+
+impl Sbs for QueryParams {
+    fn write(&self, w: &mut Writer) {
+        match self {
+            QueryParams::Latest { event_types } => {
+                w.choice(0);
+                event_types.write(w);
+            }
+            QueryParams::Timeseries(p) => {
+                w.choice(1);
+                p.event_types.write(w);
+                p.t_from.write(w);
+                p.t_to.write(w);
+                p.source_t_from.write(w);
+                p.source_t_to.write(w);
+                write_unit_choice(w, p.order as usize);
+                write_unit_choice(w, p.order_by as usize);
+                p.max_results.write(w);
+                p.last_event_id.write(w);
+            }
+            QueryParams::Server(p) => {
+                w.choice(2);
+                p.server_id.write(w);
+                p.persisted.write(w);
+                p.max_results.write(w);
+                p.last_event_id.write(w);
+            }
+        }
+    }
+    fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(match r.choice(3)? {
+            0 => QueryParams::Latest {
+                event_types: Option::read(r)?,
+            },
+            1 => QueryParams::Timeseries(QueryTimeseriesParams {
+                event_types: Option::read(r)?,
+                t_from: Option::read(r)?,
+                t_to: Option::read(r)?,
+                source_t_from: Option::read(r)?,
+                source_t_to: Option::read(r)?,
+                order: if r.choice(2)? == 0 {
+                    Order::Descending
+                } else {
+                    Order::Ascending
+                },
+                order_by: if r.choice(2)? == 0 {
+                    OrderBy::Timestamp
+                } else {
+                    OrderBy::SourceTimestamp
+                },
+                max_results: Option::read(r)?,
+                last_event_id: Option::read(r)?,
+            }),
+            _ => QueryParams::Server(QueryServerParams {
+                server_id: r.integer()?,
+                persisted: r.boolean()?,
+                max_results: Option::read(r)?,
+                last_event_id: Option::read(r)?,
+            }),
+        })
+    }
+}
+
+impl Message for QueryParams {
+    const TYPE: &'static str = "HatEventer.MsgQueryReq";
+}
+
+/// `HatEventer.QueryResult` (`MsgQueryRes`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueryResult {
+    /// The events found.
+    pub events: Vec<Event>,
+    /// Whether more events match than were returned.
+    pub more_follows: bool,
+}
+
+impl Sbs for QueryResult {
+    fn write(&self, w: &mut Writer) {
+        self.events.write(w);
+        self.more_follows.write(w);
+    }
+    fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(QueryResult {
+            events: Vec::read(r)?,
+            more_follows: r.boolean()?,
+        })
+    }
+}
+
+impl Message for QueryResult {
+    const TYPE: &'static str = "HatEventer.MsgQueryRes";
+}
