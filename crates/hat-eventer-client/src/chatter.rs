@@ -98,10 +98,11 @@ pub enum FrameError {
 pub struct FrameHeader;
 
 impl FrameHeader {
-    /// The header bytes for a body of `len` bytes.
+    /// The header bytes for a body of `len` bytes (at least one length
+    /// byte, as the Python implementation writes it).
     pub fn for_len(len: usize) -> Vec<u8> {
         let be = (len as u64).to_be_bytes();
-        let skip = be.iter().take_while(|&&b| b == 0).count();
+        let skip = be.iter().take_while(|&&b| b == 0).count().min(7);
         let mut header = vec![(8 - skip) as u8];
         header.extend_from_slice(&be[skip..]);
         header
@@ -167,7 +168,7 @@ mod tests {
 
     #[test]
     fn header_uses_as_few_length_bytes_as_needed() {
-        assert_eq!(FrameHeader::for_len(0), vec![0]);
+        assert_eq!(FrameHeader::for_len(0), vec![1, 0]);
         assert_eq!(FrameHeader::for_len(5), vec![1, 5]);
         assert_eq!(FrameHeader::for_len(256), vec![2, 1, 0]);
     }
