@@ -4,12 +4,14 @@
 //!
 //! * [`sbs`]: the SBS binary encoding of the Hat protocols' messages;
 //! * [`chatter`]: Chatter framing and messages (the transport under Eventer);
-//! * [`eventer_msg`]: the `HatEventer` messages.
-//!
-//! The Eventer conversation (init, register, query, notify) builds on these.
+//! * [`eventer_msg`]: the `HatEventer` messages;
+//! * [`connection`]: a Chatter connection over TCP with ping/pong;
+//! * [`client`]: the Eventer client (init, register, query, notify).
 
 #![warn(missing_docs)]
 
 pub mod chatter;
+pub mod client;
+pub mod connection;
 pub mod eventer_msg;
 pub mod sbs;

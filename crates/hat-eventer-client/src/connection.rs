@@ -1,0 +1,237 @@
+//! A Chatter connection over TCP: frames in and out, conversations, and the
+//! ping/pong keep-alive (the server drops peers that stay silent).
+
+use crate::chatter::{Data, FrameError, FrameHeader, Msg};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, Mutex};
+use tokio::time::Instant;
+
+const PING: &str = "HatChatter.Ping";
+const PONG: &str = "HatChatter.Pong";
+
+/// Connection settings.
+#[derive(Debug, Clone)]
+pub struct ChatterConfig {
+    /// Frames announcing a larger body are refused before allocation.
+    pub max_frame: usize,
+    /// Silence after which we ping the peer.
+    pub ping_delay: Duration,
+    /// Further silence after a ping after which the connection is closed.
+    pub ping_timeout: Duration,
+}
+
+impl Default for ChatterConfig {
+    fn default() -> Self {
+        ChatterConfig {
+            max_frame: 256 << 20,
+            ping_delay: Duration::from_secs(20),
+            ping_timeout: Duration::from_secs(20),
+        }
+    }
+}
+
+/// Why a connection failed or closed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ChatterError {
+    /// The socket failed.
+    #[error("Chatter I/O: {0}")]
+    Io(String),
+    /// A frame could not be accepted.
+    #[error(transparent)]
+    Frame(#[from] FrameError),
+    /// The peer stopped answering.
+    #[error("Chatter peer silent for {0:?} after a ping")]
+    PingTimeout(Duration),
+    /// The connection is closed.
+    #[error("Chatter connection closed")]
+    Closed,
+}
+
+impl From<std::io::Error> for ChatterError {
+    fn from(err: std::io::Error) -> Self {
+        ChatterError::Io(err.to_string())
+    }
+}
+
+/// A conversation, from our side: the id of its first message and whether
+/// we started it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Conversation {
+    /// Id of the conversation's first message.
+    pub first: i64,
+    /// Whether we started it.
+    pub owner: bool,
+}
+
+/// A message received, with its conversation from our side.
+#[derive(Debug, Clone)]
+pub struct Received {
+    /// The conversation it belongs to.
+    pub conversation: Conversation,
+    /// Whether it ends the conversation.
+    pub last: bool,
+    /// The payload.
+    pub data: Data,
+}
+
+struct WriteSide {
+    half: OwnedWriteHalf,
+    next_id: i64,
+}
+
+/// Sends messages; cheap to clone.
+#[derive(Clone)]
+pub struct Sender {
+    write: Arc<Mutex<WriteSide>>,
+}
+
+impl Sender {
+    /// Sends `data`: in `conversation`, or as the first message of a new one.
+    /// Returns the conversation.
+    pub async fn send(
+        &self,
+        data: Data,
+        conversation: Option<Conversation>,
+        last: bool,
+    ) -> Result<Conversation, ChatterError> {
+        let mut write = self.write.lock().await;
+        write.next_id += 1;
+        let id = write.next_id;
+        let conversation = conversation.unwrap_or(Conversation {
+            first: id,
+            owner: true,
+        });
+        let msg = Msg {
+            id,
+            first: conversation.first,
+            owner: conversation.owner,
+            token: true,
+            last,
+            data,
+        };
+        write.half.write_all(&msg.to_frame()).await?;
+        write.half.flush().await?;
+        Ok(conversation)
+    }
+
+    /// Closes our side of the socket.
+    pub async fn close(&self) {
+        let _ = self.write.lock().await.half.shutdown().await;
+    }
+}
+
+/// Connects to a Chatter peer. Returns the sender and the stream of
+/// received messages; the stream ends with the error that closed it.
+pub async fn connect(
+    address: &str,
+    config: ChatterConfig,
+) -> Result<(Sender, mpsc::Receiver<Result<Received, ChatterError>>), ChatterError> {
+    let stream = TcpStream::connect(address).await?;
+    stream.set_nodelay(true)?;
+    let (read, write) = stream.into_split();
+    let sender = Sender {
+        write: Arc::new(Mutex::new(WriteSide {
+            half: write,
+            next_id: 0,
+        })),
+    };
+    let (frames_tx, frames_rx) = mpsc::channel(64);
+    tokio::spawn(read_frames(read, config.max_frame, frames_tx));
+    let (incoming_tx, incoming_rx) = mpsc::channel(64);
+    tokio::spawn(supervise(sender.clone(), config, frames_rx, incoming_tx));
+    Ok((sender, incoming_rx))
+}
+
+/// Reads frames until the socket fails; each is decoded to a [`Msg`].
+async fn read_frames(
+    mut read: OwnedReadHalf,
+    max_frame: usize,
+    frames: mpsc::Sender<Result<Msg, ChatterError>>,
+) {
+    loop {
+        let result = read_frame(&mut read, max_frame).await;
+        let failed = result.is_err();
+        if frames.send(result).await.is_err() || failed {
+            return;
+        }
+    }
+}
+
+async fn read_frame(read: &mut OwnedReadHalf, max_frame: usize) -> Result<Msg, ChatterError> {
+    let size_len = match read.read_u8().await {
+        Ok(n) => n as usize,
+        Err(err) if err.kind() == std::io::ErrorKind::UnexpectedEof => {
+            return Err(ChatterError::Closed)
+        }
+        Err(err) => return Err(err.into()),
+    };
+    if size_len > 16 {
+        return Err(FrameError::LengthFieldTooLong(size_len).into());
+    }
+    let mut size = [0u8; 16];
+    read.read_exact(&mut size[..size_len]).await?;
+    let len = FrameHeader::parse(&size[..size_len], max_frame)?;
+    let mut body = vec![0u8; len];
+    read.read_exact(&mut body).await?;
+    Ok(Msg::decode(&body).map_err(FrameError::from)?)
+}
+
+/// Answers pings, pings a silent peer, and hands everything else on.
+async fn supervise(
+    sender: Sender,
+    config: ChatterConfig,
+    mut frames: mpsc::Receiver<Result<Msg, ChatterError>>,
+    incoming: mpsc::Sender<Result<Received, ChatterError>>,
+) {
+    let mut deadline = Instant::now() + config.ping_delay;
+    let mut pinged = false;
+    loop {
+        tokio::select! {
+            frame = frames.recv() => {
+                let msg = match frame {
+                    Some(Ok(msg)) => msg,
+                    Some(Err(err)) => { let _ = incoming.send(Err(err)).await; return; }
+                    None => { let _ = incoming.send(Err(ChatterError::Closed)).await; return; }
+                };
+                deadline = Instant::now() + config.ping_delay;
+                pinged = false;
+                let conversation = Conversation { first: msg.first, owner: !msg.owner };
+                match msg.data.data_type.as_str() {
+                    PING => {
+                        let pong = Data { data_type: PONG.into(), data: Vec::new() };
+                        if let Err(err) = sender.send(pong, Some(conversation), true).await {
+                            let _ = incoming.send(Err(err)).await;
+                            return;
+                        }
+                    }
+                    PONG => {}
+                    _ => {
+                        let received = Received { conversation, last: msg.last, data: msg.data };
+                        if incoming.send(Ok(received)).await.is_err() {
+                            sender.close().await;
+                            return;
+                        }
+                    }
+                }
+            }
+            _ = tokio::time::sleep_until(deadline) => {
+                if pinged {
+                    let _ = incoming.send(Err(ChatterError::PingTimeout(config.ping_timeout))).await;
+                    sender.close().await;
+                    return;
+                }
+                let ping = Data { data_type: PING.into(), data: Vec::new() };
+                if let Err(err) = sender.send(ping, None, false).await {
+                    let _ = incoming.send(Err(err)).await;
+                    return;
+                }
+                pinged = true;
+                deadline = Instant::now() + config.ping_timeout;
+            }
+        }
+    }
+}

@@ -1,0 +1,257 @@
+//! The Rust Eventer client against a real `hat-event-server` (hat-event
+//! 0.9.44 from the reference venv, LMDB backend, on loopback), and against
+//! peers that are not Hat servers.
+
+use aimm_backend_tests::*;
+use hat_eventer_client::chatter::FrameError;
+use hat_eventer_client::client::{connect, ClientConfig, ClientError};
+use hat_eventer_client::connection::ChatterError;
+use hat_eventer_client::eventer_msg::*;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// A running `hat-event-server`, stopped on drop.
+struct HatServer {
+    dir: PathBuf,
+    _tmp: tempfile::TempDir,
+    port: u16,
+}
+
+impl HatServer {
+    fn start() -> Self {
+        python(); // makes sure the venv exists
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().to_path_buf();
+        let output = Command::new("bash")
+            .arg(workspace_root().join("scripts/hat-event-server.sh"))
+            .arg("start")
+            .arg(&dir)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "hat-event-server did not start:\n{}",
+            describe(&output)
+        );
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let port = stdout.split_whitespace().next().unwrap().parse().unwrap();
+        HatServer {
+            dir,
+            _tmp: tmp,
+            port,
+        }
+    }
+
+    fn address(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for HatServer {
+    fn drop(&mut self) {
+        let _ = Command::new("bash")
+            .arg(workspace_root().join("scripts/hat-event-server.sh"))
+            .arg("stop")
+            .arg(&self.dir)
+            .output();
+    }
+}
+
+fn init(subscriptions: Vec<EventType>) -> MsgInitReq {
+    MsgInitReq {
+        client_name: "aimm-backend-tests".into(),
+        client_token: None,
+        subscriptions,
+        server_id: None,
+        persisted: false,
+    }
+}
+
+fn event_type(segments: &[&str]) -> EventType {
+    segments.iter().map(|s| s.to_string()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn register_query_and_notify_against_the_real_server() {
+    let server = HatServer::start();
+    let subscription = event_type(&["test", "*"]);
+    let (client, mut notified) = connect(
+        &server.address(),
+        init(vec![subscription.clone()]),
+        ClientConfig::default(),
+    )
+    .await
+    .expect("connects and initializes");
+    assert_eq!(client.status(), Status::Operational);
+
+    let payload = EventPayload::Json(r#"{"type": "t", "instance": "AAEC"}"#.into());
+    let registered = client
+        .register(
+            vec![RegisterEvent {
+                event_type: event_type(&["test", "a"]),
+                source_timestamp: None,
+                payload: Some(payload.clone()),
+            }],
+            true,
+        )
+        .await
+        .unwrap()
+        .expect("with_response returns the events");
+    assert_eq!(registered.len(), 1);
+    assert_eq!(registered[0].event_type, event_type(&["test", "a"]));
+
+    let binary = EventPayload::Binary {
+        payload_type: "bin".into(),
+        data: vec![0, 1, 255],
+    };
+    let none = client
+        .register(
+            vec![RegisterEvent {
+                event_type: event_type(&["test", "b"]),
+                source_timestamp: Some(Timestamp { s: 1, us: 2 }),
+                payload: Some(binary.clone()),
+            }],
+            false,
+        )
+        .await
+        .unwrap();
+    assert!(none.is_none());
+
+    // Both arrive as notifications for the subscription.
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while seen.len() < 2 && Instant::now() < deadline {
+        if let Ok(Some(events)) =
+            tokio::time::timeout(Duration::from_secs(1), notified.recv()).await
+        {
+            seen.extend(events);
+        }
+    }
+    let types: Vec<_> = seen.iter().map(|e| e.event_type.clone()).collect();
+    assert!(types.contains(&event_type(&["test", "a"])), "{types:?}");
+    assert!(types.contains(&event_type(&["test", "b"])), "{types:?}");
+
+    let latest = client
+        .query(QueryParams::Latest {
+            event_types: Some(vec![subscription]),
+        })
+        .await
+        .unwrap();
+    let b = latest
+        .events
+        .iter()
+        .find(|e| e.event_type == event_type(&["test", "b"]))
+        .expect("b is latest");
+    assert_eq!(b.payload, Some(binary));
+    assert_eq!(b.source_timestamp, Some(Timestamp { s: 1, us: 2 }));
+    let a = latest
+        .events
+        .iter()
+        .find(|e| e.event_type == event_type(&["test", "a"]))
+        .expect("a is latest");
+    assert_eq!(a.payload, Some(payload));
+    assert_eq!(a.id, registered[0].id);
+    client.close().await;
+}
+
+/// A loopback "server" that does `behave` with each connection.
+async fn fake_peer<F, Fut>(behave: F) -> String
+where
+    F: Fn(tokio::net::TcpStream) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            behave(stream).await;
+        }
+    });
+    address
+}
+
+fn quick() -> ClientConfig {
+    ClientConfig {
+        request_timeout: Duration::from_secs(2),
+        ..ClientConfig::default()
+    }
+}
+
+#[tokio::test]
+async fn a_frame_announcing_2_pow_63_bytes_is_refused_at_once() {
+    let address = fake_peer(|mut stream| async move {
+        let mut header = vec![8u8];
+        header.extend_from_slice(&(1u64 << 63).to_be_bytes());
+        let _ = stream.write_all(&header).await;
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    })
+    .await;
+    let started = Instant::now();
+    let err = connect(&address, init(vec![]), quick())
+        .await
+        .err()
+        .expect("refused");
+    assert!(
+        matches!(
+            err,
+            ClientError::Chatter(ChatterError::Frame(FrameError::TooLarge { .. }))
+        ),
+        "{err}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(2));
+}
+
+#[tokio::test]
+async fn a_silent_peer_times_out() {
+    let address = fake_peer(|stream| async move {
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        drop(stream);
+    })
+    .await;
+    let started = Instant::now();
+    let err = connect(&address, init(vec![]), quick())
+        .await
+        .err()
+        .expect("times out");
+    assert!(matches!(err, ClientError::Timeout(..)), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(4));
+}
+
+#[tokio::test]
+async fn garbage_and_truncated_frames_are_errors() {
+    let garbage = fake_peer(|mut stream| async move {
+        let _ = stream
+            .write_all(&[
+                1, 10, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+            ])
+            .await;
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    })
+    .await;
+    let err = connect(&garbage, init(vec![]), quick())
+        .await
+        .err()
+        .expect("garbage refused");
+    assert!(
+        matches!(
+            err,
+            ClientError::Chatter(ChatterError::Frame(FrameError::Body(_)))
+        ),
+        "{err}"
+    );
+
+    let truncated = fake_peer(|mut stream| async move {
+        let mut buf = [0u8; 1024];
+        let _ = stream.read(&mut buf).await;
+        let _ = stream.write_all(&[1, 100, 1, 2, 3]).await;
+        // and hang up mid-frame
+    })
+    .await;
+    let err = connect(&truncated, init(vec![]), quick())
+        .await
+        .err()
+        .expect("truncated refused");
+    assert!(matches!(err, ClientError::Chatter(_)), "{err}");
+}
