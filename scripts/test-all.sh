@@ -8,8 +8,11 @@ cd "$(dirname -- "${BASH_SOURCE[0]}")/.."
 
 step() { printf '\n== %s\n' "$*" >&2; }
 
-step "the Python reference venv (aimm==1.2.dev1)"
-bash scripts/python-venv.sh >/dev/null
+step "the Python reference venv (aimm==1.2.dev1, hat-event==0.9.44, hat-sbs)"
+python=$(bash scripts/python-venv.sh | tail -n 1)
+
+step "the Python SBS driver's self-check"
+"$python" tests/python/test_sbs_tool.py
 
 step "cargo fmt --check"
 cargo fmt --all --check

@@ -255,3 +255,65 @@ async fn garbage_and_truncated_frames_are_errors() {
         .expect("truncated refused");
     assert!(matches!(err, ClientError::Chatter(_)), "{err}");
 }
+
+/// Reads one Chatter frame from `stream` and decodes it.
+async fn read_msg(stream: &mut tokio::net::TcpStream) -> hat_eventer_client::chatter::Msg {
+    let m = stream.read_u8().await.unwrap() as usize;
+    let mut size = vec![0u8; m];
+    stream.read_exact(&mut size).await.unwrap();
+    let len = size.iter().fold(0usize, |acc, &b| (acc << 8) | b as usize);
+    let mut body = vec![0u8; len];
+    stream.read_exact(&mut body).await.unwrap();
+    hat_eventer_client::chatter::Msg::decode(&body).unwrap()
+}
+
+#[tokio::test]
+async fn pings_are_answered_and_silence_is_pinged_then_dropped() {
+    use hat_eventer_client::chatter::{Data, Msg};
+    use hat_eventer_client::connection::{connect as chatter_connect, ChatterConfig};
+    let (report_tx, mut report) = tokio::sync::mpsc::unbounded_channel();
+    let address = fake_peer(move |mut stream| {
+        let report = report_tx.clone();
+        async move {
+            // We ping first; the client must answer Pong in our conversation.
+            let ping = Msg {
+                id: 1,
+                first: 1,
+                owner: true,
+                token: true,
+                last: false,
+                data: Data {
+                    data_type: "HatChatter.Ping".into(),
+                    data: vec![],
+                },
+            };
+            stream.write_all(&ping.to_frame()).await.unwrap();
+            let pong = read_msg(&mut stream).await;
+            let _ = report.send(pong);
+            // Then silence: the client pings us, and gives up when we stay silent.
+            let their_ping = read_msg(&mut stream).await;
+            let _ = report.send(their_ping);
+            tokio::time::sleep(Duration::from_secs(5)).await;
+        }
+    })
+    .await;
+    let config = ChatterConfig {
+        ping_delay: Duration::from_millis(300),
+        ping_timeout: Duration::from_millis(300),
+        ..ChatterConfig::default()
+    };
+    let (_sender, mut incoming) = chatter_connect(&address, config).await.unwrap();
+    let pong = report.recv().await.unwrap();
+    assert_eq!(pong.data.data_type, "HatChatter.Pong");
+    assert_eq!((pong.first, pong.owner, pong.last), (1, false, true));
+    let ping = report.recv().await.unwrap();
+    assert_eq!(ping.data.data_type, "HatChatter.Ping");
+    assert_eq!((ping.first, ping.owner, ping.last), (ping.id, true, false));
+    let started = Instant::now();
+    let end = incoming
+        .recv()
+        .await
+        .expect("the connection reports why it ended");
+    assert!(matches!(end, Err(ChatterError::PingTimeout(_))), "{end:?}");
+    assert!(started.elapsed() < Duration::from_secs(2));
+}
