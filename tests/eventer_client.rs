@@ -49,6 +49,36 @@ impl HatServer {
     }
 }
 
+impl HatServer {
+    fn script(&self, action: &str, port: Option<u16>) -> std::process::Output {
+        let mut command = Command::new("bash");
+        command
+            .arg(workspace_root().join("scripts/hat-event-server.sh"))
+            .arg(action)
+            .arg(&self.dir);
+        if let Some(port) = port {
+            command.env("HAT_EVENT_PORT", port.to_string());
+        }
+        command.output().unwrap()
+    }
+
+    /// Stops the server (SIGTERM), keeping its database.
+    fn stop(&self) {
+        let output = self.script("stop", None);
+        assert!(output.status.success(), "{}", describe(&output));
+    }
+
+    /// Starts it again on the same database and port.
+    fn start_again(&self) {
+        let output = self.script("start", Some(self.port));
+        assert!(
+            output.status.success(),
+            "restart failed:\n{}",
+            describe(&output)
+        );
+    }
+}
+
 impl Drop for HatServer {
     fn drop(&mut self) {
         let _ = Command::new("bash")
@@ -316,4 +346,86 @@ async fn pings_are_answered_and_silence_is_pinged_then_dropped() {
         .expect("the connection reports why it ended");
     assert!(matches!(end, Err(ChatterError::PingTimeout(_))), "{end:?}");
     assert!(started.elapsed() < Duration::from_secs(2));
+}
+
+mod host_client {
+    //! The host's supervised connection (the plugins' `EventClient`).
+
+    use super::*;
+    use aimm_backend_api::{
+        ErrorKind, EventClient, EventPayload as ApiPayload, RegisterEvent as ApiRegister,
+    };
+    use aimm_backend_loader::{HatClientConfig, HatEventClient};
+
+    fn wait_connected(client: &HatEventClient) {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while !client.is_connected() {
+            assert!(
+                Instant::now() < deadline,
+                "no connection to the event server"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn model_event(id: &str) -> ApiRegister {
+        ApiRegister {
+            event_type: aimm_backend_api::event_type(["host", "model", id]),
+            source_timestamp: aimm_backend_api::ROption::RNone,
+            payload: aimm_backend_api::ROption::RSome(ApiPayload::Json(r#"{"x": 1}"#.into())),
+        }
+    }
+
+    #[test]
+    fn survives_a_server_restart_and_fails_fast_while_it_is_down() {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let server = HatServer::start();
+        let config = HatClientConfig {
+            address: server.address(),
+            client_name: "host-test".into(),
+            subscriptions: vec![vec!["host".into(), "*".into()]],
+            timeout: Duration::from_secs(2),
+            max_backoff: Duration::from_millis(500),
+        };
+        let (client, _events) = HatEventClient::start(runtime.handle().clone(), config);
+        wait_connected(&client);
+        let registered = client
+            .register(vec![model_event("1")].into(), true)
+            .unwrap();
+        assert_eq!(registered.unwrap().len(), 1);
+
+        server.stop();
+        // Every call during the outage fails fast and says what is wrong.
+        for _ in 0..5 {
+            let started = Instant::now();
+            let err = client
+                .register(vec![model_event("2")].into(), true)
+                .unwrap_err();
+            assert_eq!(err.kind, ErrorKind::Unavailable, "{err}");
+            assert!(err.message.contains(&server.address()), "{err}");
+            assert!(
+                started.elapsed() < Duration::from_secs(3),
+                "took {:?}",
+                started.elapsed()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+
+        server.start_again();
+        wait_connected(&client);
+        let latest = client
+            .query_latest(vec![aimm_backend_api::event_type(["host", "*"])].into())
+            .unwrap();
+        assert!(latest
+            .iter()
+            .any(|e| e.event_type == aimm_backend_api::event_type(["host", "model", "1"])));
+        assert!(client
+            .register(vec![model_event("3")].into(), true)
+            .unwrap()
+            .is_some());
+    }
 }

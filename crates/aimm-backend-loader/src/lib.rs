@@ -25,6 +25,7 @@
 mod config;
 mod error;
 mod handle;
+mod hat_client;
 mod host_services;
 mod library;
 mod resolve;
@@ -33,6 +34,7 @@ pub mod schema;
 pub use config::{default_store_path, ServerConfig};
 pub use error::{ConfigError, LoadError};
 pub use handle::BackendHandle;
+pub use hat_client::{HatClientConfig, HatEventClient};
 pub use host_services::TracingLogSink;
 pub use library::PluginLibrary;
 pub use resolve::{library_file_name, library_name, SearchPath, PATH_ENV};
