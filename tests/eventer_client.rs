@@ -7,87 +7,8 @@ use hat_eventer_client::chatter::FrameError;
 use hat_eventer_client::client::{connect, ClientConfig, ClientError};
 use hat_eventer_client::connection::ChatterError;
 use hat_eventer_client::eventer_msg::*;
-use std::path::PathBuf;
-use std::process::Command;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-/// A running `hat-event-server`, stopped on drop.
-struct HatServer {
-    dir: PathBuf,
-    _tmp: tempfile::TempDir,
-    port: u16,
-}
-
-impl HatServer {
-    fn start() -> Self {
-        python(); // makes sure the venv exists
-        let tmp = tempfile::tempdir().unwrap();
-        let dir = tmp.path().to_path_buf();
-        let output = Command::new("bash")
-            .arg(workspace_root().join("scripts/hat-event-server.sh"))
-            .arg("start")
-            .arg(&dir)
-            .output()
-            .unwrap();
-        assert!(
-            output.status.success(),
-            "hat-event-server did not start:\n{}",
-            describe(&output)
-        );
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        let port = stdout.split_whitespace().next().unwrap().parse().unwrap();
-        HatServer {
-            dir,
-            _tmp: tmp,
-            port,
-        }
-    }
-
-    fn address(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-}
-
-impl HatServer {
-    fn script(&self, action: &str, port: Option<u16>) -> std::process::Output {
-        let mut command = Command::new("bash");
-        command
-            .arg(workspace_root().join("scripts/hat-event-server.sh"))
-            .arg(action)
-            .arg(&self.dir);
-        if let Some(port) = port {
-            command.env("HAT_EVENT_PORT", port.to_string());
-        }
-        command.output().unwrap()
-    }
-
-    /// Stops the server (SIGTERM), keeping its database.
-    fn stop(&self) {
-        let output = self.script("stop", None);
-        assert!(output.status.success(), "{}", describe(&output));
-    }
-
-    /// Starts it again on the same database and port.
-    fn start_again(&self) {
-        let output = self.script("start", Some(self.port));
-        assert!(
-            output.status.success(),
-            "restart failed:\n{}",
-            describe(&output)
-        );
-    }
-}
-
-impl Drop for HatServer {
-    fn drop(&mut self) {
-        let _ = Command::new("bash")
-            .arg(workspace_root().join("scripts/hat-event-server.sh"))
-            .arg("stop")
-            .arg(&self.dir)
-            .output();
-    }
-}
 
 fn init(subscriptions: Vec<EventType>) -> MsgInitReq {
     MsgInitReq {

@@ -213,3 +213,83 @@ pub fn integrity_check(db: &Path) -> String {
     conn.query_row("PRAGMA integrity_check", [], |row| row.get(0))
         .expect("integrity_check runs")
 }
+
+/// A running `hat-event-server`, stopped on drop.
+pub struct HatServer {
+    dir: std::path::PathBuf,
+    _tmp: tempfile::TempDir,
+    /// The eventer port.
+    pub port: u16,
+}
+
+impl HatServer {
+    /// Starts a server in a fresh directory (fails the test if it cannot).
+    pub fn start() -> Self {
+        python(); // makes sure the venv exists
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().to_path_buf();
+        let output = std::process::Command::new("bash")
+            .arg(workspace_root().join("scripts/hat-event-server.sh"))
+            .arg("start")
+            .arg(&dir)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "hat-event-server did not start:\n{}",
+            describe(&output)
+        );
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let port = stdout.split_whitespace().next().unwrap().parse().unwrap();
+        HatServer {
+            dir,
+            _tmp: tmp,
+            port,
+        }
+    }
+
+    /// `127.0.0.1:PORT`.
+    pub fn address(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+}
+
+impl HatServer {
+    fn script(&self, action: &str, port: Option<u16>) -> std::process::Output {
+        let mut command = std::process::Command::new("bash");
+        command
+            .arg(workspace_root().join("scripts/hat-event-server.sh"))
+            .arg(action)
+            .arg(&self.dir);
+        if let Some(port) = port {
+            command.env("HAT_EVENT_PORT", port.to_string());
+        }
+        command.output().unwrap()
+    }
+
+    /// Stops the server (SIGTERM), keeping its database.
+    pub fn stop(&self) {
+        let output = self.script("stop", None);
+        assert!(output.status.success(), "{}", describe(&output));
+    }
+
+    /// Starts it again on the same database and port.
+    pub fn start_again(&self) {
+        let output = self.script("start", Some(self.port));
+        assert!(
+            output.status.success(),
+            "restart failed:\n{}",
+            describe(&output)
+        );
+    }
+}
+
+impl Drop for HatServer {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("bash")
+            .arg(workspace_root().join("scripts/hat-event-server.sh"))
+            .arg("stop")
+            .arg(&self.dir)
+            .output();
+    }
+}

@@ -5,7 +5,8 @@ use crate::failure::{Context, Failure};
 use aimm_backend_api::{ErrorKind, Model, ModelInfo, RVec};
 use aimm_backend_conformance::PluginTarget;
 use aimm_backend_loader::{
-    load_library, open_backend, BackendHandle, PluginLibrary, SearchPath, ServerConfig,
+    connect_event_client, load_library, open_backend, BackendHandle, PluginLibrary, SearchPath,
+    ServerConfig,
 };
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::{IsTerminal, Read, Write};
@@ -40,7 +41,7 @@ pub async fn run(cli: Cli) -> Outcome {
             copy(&source, &open(&target_config, &search)?).await
         }
         Command::Watch { json } => watch(&open(&config, &search)?, json).await,
-        Command::Conformance { only } => conformance(&config, &search, only.as_deref()),
+        Command::Conformance { only } => conformance(&config, &search, only).await,
     }
 }
 
@@ -72,8 +73,10 @@ fn info_json(info: &ModelInfo) -> serde_json::Value {
 
 fn check(config: &ServerConfig, search: &SearchPath) -> Outcome {
     let library = load_library(config, search)?;
+    let client = connect_event_client(config, &library)?
+        .map(|(client, _events)| client as Arc<dyn aimm_backend_api::EventClient>);
     let backend = library
-        .create_backend(config.backend(), None)
+        .create_backend(config.backend(), client)
         .context_with(|| format!("opening backend `{}`", config.module()))?;
     backend.backend().close()?;
     stdout_line(&format!("config:  {}", config.origin()))?;
@@ -307,10 +310,13 @@ async fn shutdown_signal() {
     let _ = tokio::signal::ctrl_c().await;
 }
 
-fn conformance(config: &ServerConfig, search: &SearchPath, only: Option<&str>) -> Outcome {
+async fn conformance(config: &ServerConfig, search: &SearchPath, only: Option<String>) -> Outcome {
     let library = load_library(config, search)?;
-    let target = PluginTarget::scratch(library.clone(), config.backend())
+    let mut target = PluginTarget::scratch(library.clone(), config.backend())
         .context_with(|| format!("making a scratch store for plugin `{}`", library.name()))?;
+    if let Some((client, _events)) = connect_event_client(config, &library)? {
+        target = target.with_event_client(client);
+    }
     eprintln!(
         "conformance: plugin {} {} ({}), scratch config {}",
         library.name(),
@@ -318,9 +324,14 @@ fn conformance(config: &ServerConfig, search: &SearchPath, only: Option<&str>) -
         library.path().display(),
         target.conf()
     );
-    let report = aimm_backend_conformance::run_matching(&target, |name| {
-        only.is_none_or(|o| name.contains(o))
-    });
+    // The suite makes blocking calls, some of which wait on the async runtime.
+    let report = tokio::task::spawn_blocking(move || {
+        aimm_backend_conformance::run_matching(&target, |name| {
+            only.as_deref().is_none_or(|o| name.contains(o))
+        })
+    })
+    .await
+    .map_err(|err| Failure::operation(anyhow::anyhow!("the conformance run failed: {err}")))?;
     print!("{report}");
     std::io::stdout().flush()?;
     if report.all_passed() {

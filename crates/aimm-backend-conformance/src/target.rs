@@ -1,6 +1,6 @@
 //! What the suite runs against.
 
-use aimm_backend_api::{Backend, BackendError};
+use aimm_backend_api::{Backend, BackendError, EventClient};
 use aimm_backend_loader::PluginLibrary;
 use serde_json::Value;
 use std::sync::Arc;
@@ -15,6 +15,7 @@ pub trait Target: Sync {
 pub struct PluginTarget {
     library: Arc<PluginLibrary>,
     conf: Value,
+    event_client: Option<Arc<dyn EventClient>>,
     _scratch: Option<tempfile::TempDir>,
 }
 
@@ -25,6 +26,7 @@ impl PluginTarget {
         PluginTarget {
             library,
             conf,
+            event_client: None,
             _scratch: None,
         }
     }
@@ -43,8 +45,16 @@ impl PluginTarget {
         Ok(PluginTarget {
             library,
             conf,
+            event_client: None,
             _scratch: Some(dir),
         })
+    }
+
+    /// Lends every backend the target opens this event client (backends
+    /// that store models in a Hat event server need one).
+    pub fn with_event_client(mut self, client: Arc<dyn EventClient>) -> Self {
+        self.event_client = Some(client);
+        self
     }
 
     /// The config the target opens the backend with.
@@ -55,7 +65,9 @@ impl PluginTarget {
 
 impl Target for PluginTarget {
     fn open(&self) -> Result<Arc<dyn Backend>, BackendError> {
-        let handle = self.library.create_backend(&self.conf, None)?;
+        let handle = self
+            .library
+            .create_backend(&self.conf, self.event_client.clone())?;
         Ok(handle.backend().clone())
     }
 }

@@ -1,0 +1,96 @@
+//! An AIMM model store in a Hat event server, as a backend plugin.
+//!
+//! Payload-compatible with the Python `aimm.server.backend.event`: a model is
+//! the newest event of type `[*model_prefix, "<instance id>"]`, without a
+//! source timestamp, with the JSON payload
+//! `{"type": "<model type>", "instance": "<base64 of the bytes>"}`. The
+//! backend subscribes to `[*model_prefix, "*"]`, and `get_models` is a
+//! latest-query over it.
+//!
+//! # Instance ids
+//!
+//! The Python backend counts ids in one process, starting from the highest
+//! stored id, so the first model it creates after a restart overwrites the
+//! newest one, and two hosts on one prefix overwrite each other. Here the
+//! event server hands out ids: before each create, the backend registers a
+//! *claim* event (of type `[*model_prefix[..n-1], "<last>#id-claims"]`, which
+//! the model subscription never matches) and waits for the server's answer.
+//! The server numbers events uniquely and increasingly: within a session by
+//! `instance`, across restarts by `session`. The new id is
+//! `session * 2^32 + instance`, unique across restarts and across every
+//! host that uses the same server, and larger than every id handed out
+//! before. An id that is already taken (by an import or a Python host) is
+//! skipped by claiming again. A create is acknowledged only after the server
+//! confirms the model event.
+//!
+//! # Change notifications
+//!
+//! Listeners hear of this backend's own writes directly, and of other
+//! hosts' writes through `process_events` (the host routes the notified
+//! events of the subscription there). Events under the prefix that are not
+//! valid models (an id segment that is not an integer, a payload that is
+//! missing, binary, not JSON, or without a string `type` and a base64
+//! `instance`) are skipped with a warning naming the event.
+
+#![warn(missing_docs)]
+
+mod codec;
+mod store;
+
+pub use store::EventBackend;
+
+use aimm_backend_api::{event_type, Backend, BackendError, BackendPlugin, EventType, Host, Result};
+use serde::Deserialize;
+use std::sync::Arc;
+
+/// The event backend's configuration (`schemas_json/server/backend/event.yaml`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct EventConfig {
+    /// Event type prefix of model events.
+    pub model_prefix: Vec<String>,
+}
+
+impl EventConfig {
+    fn from_json(conf: &serde_json::Value) -> Result<Self> {
+        EventConfig::deserialize(conf)
+            .map_err(|err| BackendError::invalid_config(format!("event backend config: {err}")))
+    }
+}
+
+/// The plugin: builds [`EventBackend`]s.
+pub struct EventPlugin;
+
+impl BackendPlugin for EventPlugin {
+    const NAME: &'static str = "event";
+    const CONF_SCHEMA: &'static str =
+        include_str!("../../../schemas_json/server/backend/event.yaml");
+
+    fn create_backend(conf: &serde_json::Value, host: Host) -> Result<Arc<dyn Backend>> {
+        let config = EventConfig::from_json(conf)?;
+        let client = host.event_client.ok_or_else(|| {
+            BackendError::invalid_config(
+                "the event backend needs a Hat event server: set hat.eventer_server {host, port} \
+                 in the server config",
+            )
+        })?;
+        Ok(Arc::new(EventBackend::new(config.model_prefix, client)))
+    }
+
+    fn create_subscription(conf: &serde_json::Value) -> Result<Vec<EventType>> {
+        let config = EventConfig::from_json(conf)?;
+        Ok(vec![event_type(
+            config.model_prefix.iter().cloned().chain(["*".to_string()]),
+        )])
+    }
+
+    fn scratch_conf(conf: &serde_json::Value, scratch_dir: &str) -> Result<serde_json::Value> {
+        let mut scratch = conf.clone();
+        let mut prefix = EventConfig::from_json(conf)?.model_prefix;
+        let unique = scratch_dir.rsplit('/').next().unwrap_or(scratch_dir);
+        prefix.push(format!("conformance-{unique}"));
+        scratch["model_prefix"] = serde_json::json!(prefix);
+        Ok(scratch)
+    }
+}
+
+aimm_backend_api::export_backend!(EventPlugin);

@@ -1,0 +1,203 @@
+//! [`EventBackend`]: models as the newest events under a prefix.
+
+use crate::codec::{claim_type, describe, model_event, model_of, model_type};
+use aimm_backend_api::{
+    event_type, Backend, BackendError, ErrorKind, Event, EventClient, EventId, EventType,
+    InstanceId, ListenerRegistry, Model, ModelChangeListener, ModelInfo, ROption, RString, RVec,
+    RegisterEvent, Result,
+};
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, PoisonError};
+
+/// How many of its own event ids a backend remembers, to recognise its
+/// own writes when the server notifies them back.
+const OWN_EVENTS_REMEMBERED: usize = 4096;
+
+/// How often a create claims again when the claimed id is already taken.
+const MAX_CLAIMS: usize = 16;
+
+/// A model store in a Hat event server (see the crate docs).
+pub struct EventBackend {
+    prefix: Vec<String>,
+    client: Arc<dyn EventClient>,
+    listeners: ListenerRegistry,
+    own_events: Mutex<VecDeque<EventId>>,
+}
+
+impl EventBackend {
+    /// A backend for models under `prefix`, talking through `client`.
+    pub fn new(prefix: Vec<String>, client: Arc<dyn EventClient>) -> Self {
+        EventBackend {
+            prefix,
+            client,
+            listeners: ListenerRegistry::default(),
+            own_events: Mutex::new(VecDeque::new()),
+        }
+    }
+
+    fn subscription(&self) -> EventType {
+        event_type(self.prefix.iter().cloned().chain(["*".to_string()]))
+    }
+
+    /// The newest event of model `id`, if any.
+    fn latest_of(&self, id: InstanceId) -> Result<Option<Event>> {
+        let events = self
+            .client
+            .query_latest(vec![model_type(&self.prefix, id)].into())?;
+        Ok(events.into_iter().next())
+    }
+
+    /// Registers `event` and returns it as the server stored it.
+    fn register_confirmed(&self, event: RegisterEvent, what: &str) -> Result<Event> {
+        let answer = self.client.register(vec![event].into(), true)?;
+        match answer
+            .into_option()
+            .and_then(|events| events.into_iter().next())
+        {
+            Some(ROption::RSome(event)) => Ok(event),
+            _ => Err(BackendError::new(
+                ErrorKind::Unavailable,
+                format!("the event server did not confirm the {what}"),
+            )),
+        }
+    }
+
+    /// A fresh instance id, handed out by the server (see the crate docs).
+    fn claim_id(&self) -> Result<InstanceId> {
+        let claim = RegisterEvent {
+            event_type: claim_type(&self.prefix),
+            source_timestamp: ROption::RNone,
+            payload: ROption::RNone,
+        };
+        for _ in 0..MAX_CLAIMS {
+            let event = self.register_confirmed(claim.clone(), "id claim")?;
+            let id = id_from(event.id)?;
+            if self.latest_of(id)?.is_none() {
+                return Ok(id);
+            }
+            log::warn!("claimed instance id {id} is taken already; claiming again");
+        }
+        Err(BackendError::storage(format!(
+            "{MAX_CLAIMS} claimed instance ids in a row were taken already"
+        )))
+    }
+
+    /// Stores `model` and remembers the event as our own.
+    fn store(&self, model: &Model) -> Result<()> {
+        let event = self.register_confirmed(model_event(&self.prefix, model), "model event")?;
+        let mut own = self
+            .own_events
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if own.len() == OWN_EVENTS_REMEMBERED {
+            own.pop_front();
+        }
+        own.push_back(event.id);
+        Ok(())
+    }
+
+    fn is_own(&self, id: &EventId) -> bool {
+        self.own_events
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(id)
+    }
+
+    /// The models among `events`; the others are skipped with a warning.
+    fn models_of(&self, events: impl IntoIterator<Item = Event>) -> Vec<Model> {
+        events
+            .into_iter()
+            .filter_map(|event| match model_of(&self.prefix, &event) {
+                Ok(model) => Some(model),
+                Err(why) => {
+                    log::warn!("skipping {}: {why}", describe(&event));
+                    None
+                }
+            })
+            .collect()
+    }
+}
+
+/// `session * 2^32 + instance` of a server-assigned event id.
+fn id_from(event: EventId) -> Result<InstanceId> {
+    if !(0..1 << 31).contains(&event.session) || !(0..1 << 32).contains(&event.instance) {
+        return Err(BackendError::storage(format!(
+            "event id session {} / instance {} is outside the range ids are made from",
+            event.session, event.instance
+        )));
+    }
+    Ok((event.session << 32) | event.instance)
+}
+
+impl Backend for EventBackend {
+    fn get_models(&self) -> Result<RVec<Model>> {
+        let events = self.client.query_latest(vec![self.subscription()].into())?;
+        let mut models = self.models_of(events);
+        models.sort_by_key(|m| m.instance_id);
+        Ok(models.into())
+    }
+
+    fn list_models(&self) -> Result<RVec<ModelInfo>> {
+        // The server sends payloads with every event; there is no cheaper list.
+        Ok(self.get_models()?.iter().map(Model::info).collect())
+    }
+
+    fn get_model(&self, instance_id: InstanceId) -> Result<Model> {
+        let event = self
+            .latest_of(instance_id)?
+            .ok_or(BackendError::not_found(instance_id))?;
+        model_of(&self.prefix, &event).map_err(|why| {
+            BackendError::storage(format!("{} is not a valid model: {why}", describe(&event)))
+        })
+    }
+
+    fn create_model(&self, model_type: RString, instance: RVec<u8>) -> Result<Model> {
+        let model = Model {
+            instance_id: self.claim_id()?,
+            model_type,
+            instance,
+        };
+        self.store(&model)?;
+        self.listeners.notify(&model);
+        Ok(model)
+    }
+
+    fn update_model(&self, model: Model) -> Result<Model> {
+        if self.latest_of(model.instance_id)?.is_none() {
+            return Err(BackendError::not_found(model.instance_id));
+        }
+        self.store(&model)?;
+        self.listeners.notify(&model);
+        Ok(model)
+    }
+
+    fn import_model(&self, model: Model) -> Result<Model> {
+        if self.latest_of(model.instance_id)?.is_some() {
+            return Err(BackendError::conflict(model.instance_id));
+        }
+        self.store(&model)?;
+        self.listeners.notify(&model);
+        Ok(model)
+    }
+
+    fn register_model_change_cb(&self, listener: Arc<dyn ModelChangeListener>) -> Result<u64> {
+        Ok(self.listeners.register(listener))
+    }
+
+    fn unregister_model_change_cb(&self, registration: u64) -> Result<()> {
+        self.listeners.unregister(registration);
+        Ok(())
+    }
+
+    fn process_events(&self, events: RVec<Event>) -> Result<()> {
+        let foreign = events.into_iter().filter(|event| !self.is_own(&event.id));
+        for model in self.models_of(foreign) {
+            self.listeners.notify(&model);
+        }
+        Ok(())
+    }
+
+    fn close(&self) -> Result<()> {
+        Ok(())
+    }
+}

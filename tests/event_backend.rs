@@ -1,0 +1,186 @@
+//! The event backend plugin against a real `hat-event-server`: the
+//! conformance suite, several hosts creating at once, restarts.
+
+use aimm_backend_conformance::{run, PluginTarget};
+use aimm_backend_loader::{HatClientConfig, HatEventClient, PluginLibrary};
+use aimm_backend_tests::*;
+use serde_json::json;
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+fn event_plugin() -> std::path::PathBuf {
+    let path = release_dir().join("libaimm_backend_event.so");
+    assert!(path.is_file(), "missing {}", path.display());
+    path
+}
+
+fn event_conf(dir: &Path, server: &HatServer, prefix: &str) -> std::path::PathBuf {
+    write_file(
+        dir,
+        "event.yaml",
+        &format!(
+            "name: test-host\nhat:\n  eventer_server: {{host: 127.0.0.1, port: {}}}\n\
+             backend:\n  module: aimm.server.backend.event\n  model_prefix: [aimm, {prefix}]\n",
+            server.port
+        ),
+    )
+}
+
+#[test]
+fn event_backend_passes_conformance_in_process() {
+    let server = HatServer::start();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (client, _events) = HatEventClient::start(
+        runtime.handle().clone(),
+        HatClientConfig {
+            address: server.address(),
+            client_name: "conformance".into(),
+            subscriptions: vec![],
+            timeout: Duration::from_secs(5),
+            max_backoff: Duration::from_millis(500),
+        },
+    );
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !client.is_connected() {
+        assert!(Instant::now() < deadline, "no connection");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let library = PluginLibrary::load(&event_plugin()).unwrap();
+    let target = PluginTarget::scratch(
+        library,
+        &json!({"module": "event", "model_prefix": ["aimm", "model"]}),
+    )
+    .unwrap()
+    .with_event_client(client);
+    let report = run(&target);
+    assert!(report.all_passed(), "{report}");
+}
+
+#[test]
+fn event_backend_passes_conformance_through_the_cli() {
+    let server = HatServer::start();
+    let work = tempfile::tempdir().unwrap();
+    let conf = event_conf(work.path(), &server, "cli");
+    let output = run_expecting(
+        cli(work.path()).arg("--conf").arg(&conf).arg("conformance"),
+        0,
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains(" passed, 0 failed"), "{stdout}");
+    let check = run_expecting(cli(work.path()).arg("--conf").arg(&conf).arg("check"), 0);
+    assert!(String::from_utf8_lossy(&check.stdout).contains("plugin:  event 0.1.0"));
+}
+
+fn put_files(work: &Path, conf: &Path, tag: &str, count: usize) -> std::process::Child {
+    let dir = work.join(format!("files-{tag}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let files: Vec<_> = (0..count)
+        .map(|i| {
+            let path = dir.join(format!("{i}.bin"));
+            std::fs::write(&path, test_bytes(i as u64, 100 + i)).unwrap();
+            path
+        })
+        .collect();
+    cli(work)
+        .arg("--conf")
+        .arg(conf)
+        .args(["put", &format!("host.{tag}")])
+        .args(&files)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+#[test]
+fn two_hosts_creating_at_once_and_restarted_hosts_never_share_an_id() {
+    let server = HatServer::start();
+    let work = tempfile::tempdir().unwrap();
+    let conf = event_conf(work.path(), &server, "race");
+    let hosts: Vec<_> = ["a", "b"]
+        .iter()
+        .map(|tag| put_files(work.path(), &conf, tag, 100))
+        .collect();
+    let mut ids = BTreeSet::new();
+    for host in hosts {
+        let output = host.wait_with_output().unwrap();
+        assert!(output.status.success(), "{}", describe(&output));
+        for line in String::from_utf8_lossy(&output.stdout).lines() {
+            assert!(
+                ids.insert(line.trim().parse::<i64>().unwrap()),
+                "id {line} handed out twice"
+            );
+        }
+    }
+    assert_eq!(ids.len(), 200);
+    // A restarted host (a new process) creates without overwriting anything.
+    for round in 0..2 {
+        let output = put_files(work.path(), &conf, &format!("restart{round}"), 3)
+            .wait_with_output()
+            .unwrap();
+        assert!(output.status.success(), "{}", describe(&output));
+        for line in String::from_utf8_lossy(&output.stdout).lines() {
+            assert!(
+                ids.insert(line.trim().parse::<i64>().unwrap()),
+                "id {line} reused after a restart"
+            );
+        }
+    }
+    let listed = run_expecting(
+        cli(work.path())
+            .arg("--conf")
+            .arg(&conf)
+            .args(["list", "--json"]),
+        0,
+    );
+    let listed: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    assert_eq!(listed.as_array().unwrap().len(), 206);
+}
+
+#[test]
+fn an_unreachable_event_server_is_a_clear_error_in_bounded_time() {
+    let work = tempfile::tempdir().unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener); // nothing listens there now
+    let conf = write_file(
+        work.path(),
+        "event.yaml",
+        &format!(
+            "hat:\n  eventer_server: {{host: 127.0.0.1, port: {port}, timeout: 1}}\n\
+             backend:\n  module: aimm.server.backend.event\n  model_prefix: [aimm, down]\n"
+        ),
+    );
+    let started = Instant::now();
+    let output = run_expecting(cli(work.path()).arg("--conf").arg(&conf).arg("list"), 1);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "Hat event server at 127.0.0.1:{port} is unavailable"
+        )),
+        "{stderr}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+#[test]
+fn monitor_component_is_refused_as_not_supported() {
+    let work = tempfile::tempdir().unwrap();
+    let conf = write_file(
+        work.path(),
+        "event.yaml",
+        "hat:\n  monitor_component: {host: 127.0.0.1, port: 23010, group: aimm}\n\
+         backend:\n  module: aimm.server.backend.event\n  model_prefix: [aimm]\n",
+    );
+    let output = run_expecting(cli(work.path()).arg("--conf").arg(&conf).arg("list"), 2);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("hat.monitor_component: not supported"),
+        "{stderr}"
+    );
+}
