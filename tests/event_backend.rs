@@ -184,3 +184,84 @@ fn monitor_component_is_refused_as_not_supported() {
         "{stderr}"
     );
 }
+
+fn python_event_tool(server: &HatServer, args: &[&str]) -> Vec<serde_json::Value> {
+    let mut command = std::process::Command::new(python());
+    command
+        .arg(workspace_root().join("tests/python/aimm_event_tool.py"))
+        .arg(args[0])
+        .arg("127.0.0.1")
+        .arg(server.port.to_string())
+        .args(&args[1..]);
+    let output = command.output().unwrap();
+    assert!(output.status.success(), "{args:?}: {}", describe(&output));
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect()
+}
+
+#[test]
+fn python_and_ours_read_each_other_on_one_server_and_prefix() {
+    let server = HatServer::start();
+    let work = tempfile::tempdir().unwrap();
+    let prefix = r#"["aimm", "interop"]"#;
+    let py_files: Vec<_> = [(1u64, 1000usize), (2, 0), (3, 200_000)]
+        .iter()
+        .map(|&(seed, len)| {
+            let path = work.path().join(format!("py{seed}.bin"));
+            std::fs::write(&path, test_bytes(seed, len)).unwrap();
+            path
+        })
+        .collect();
+    let mut args = vec!["put", prefix, "py.модель"];
+    args.extend(py_files.iter().map(|p| p.to_str().unwrap()));
+    let created = python_event_tool(&server, &args);
+    assert_eq!(created.len(), 3);
+
+    // Ours reads Python's models byte-exact.
+    let conf = event_conf(work.path(), &server, "interop");
+    for (entry, file) in created.iter().zip(&py_files) {
+        let id = entry["instance_id"].as_i64().unwrap().to_string();
+        let out = run_expecting(
+            cli(work.path()).arg("--conf").arg(&conf).args(["get", &id]),
+            0,
+        );
+        assert!(
+            out.stdout == std::fs::read(file).unwrap(),
+            "model {id} differs read by ours"
+        );
+    }
+
+    // Python reads ours byte-exact.
+    let ours = work.path().join("ours.bin");
+    std::fs::write(&ours, test_bytes(9, 70_000)).unwrap();
+    let output = run_expecting(
+        cli(work.path()).arg("--conf").arg(&conf).args([
+            "put",
+            "rust.type",
+            ours.to_str().unwrap(),
+        ]),
+        0,
+    );
+    let our_id: i64 = String::from_utf8_lossy(&output.stdout)
+        .trim()
+        .parse()
+        .unwrap();
+    let out_dir = work.path().join("py-out");
+    let dumped = python_event_tool(&server, &["dump", prefix, out_dir.to_str().unwrap()]);
+    assert_eq!(dumped.len(), 4, "{dumped:?}");
+    let entry = dumped
+        .iter()
+        .find(|e| e["instance_id"] == our_id)
+        .expect("Python sees ours");
+    assert_eq!(entry["model_type"], "rust.type");
+    assert!(std::fs::read(out_dir.join(format!("{our_id}.bin"))).unwrap() == test_bytes(9, 70_000));
+    for (entry, file) in created.iter().zip(&py_files) {
+        let id = entry["instance_id"].as_i64().unwrap();
+        assert!(
+            std::fs::read(out_dir.join(format!("{id}.bin"))).unwrap()
+                == std::fs::read(file).unwrap()
+        );
+    }
+}
