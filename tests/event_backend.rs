@@ -265,3 +265,128 @@ fn python_and_ours_read_each_other_on_one_server_and_prefix() {
         );
     }
 }
+
+/// Registers `events` straight through the Rust Eventer client.
+fn register_raw(server: &HatServer, events: Vec<hat_eventer_client::eventer_msg::RegisterEvent>) {
+    use hat_eventer_client::client::{connect, ClientConfig};
+    use hat_eventer_client::eventer_msg::MsgInitReq;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let init = MsgInitReq {
+            client_name: "raw".into(),
+            client_token: None,
+            subscriptions: vec![],
+            server_id: None,
+            persisted: false,
+        };
+        let (client, _) = connect(&server.address(), init, ClientConfig::default())
+            .await
+            .unwrap();
+        client.register(events, true).await.unwrap().unwrap();
+        client.close().await;
+    });
+}
+
+#[test]
+fn events_that_are_not_models_are_skipped_with_a_warning() {
+    use hat_eventer_client::eventer_msg::{EventPayload, RegisterEvent};
+    let server = HatServer::start();
+    let work = tempfile::tempdir().unwrap();
+    let conf = event_conf(work.path(), &server, "junk");
+    let file = write_file(work.path(), "good.bin", "good");
+    run_expecting(
+        cli(work.path())
+            .arg("--conf")
+            .arg(&conf)
+            .args(["put", "good", file.to_str().unwrap()]),
+        0,
+    );
+    let bad = |last: &str, payload: Option<EventPayload>| RegisterEvent {
+        event_type: vec!["aimm".into(), "junk".into(), last.into()],
+        source_timestamp: None,
+        payload,
+    };
+    let json = |text: &str| Some(EventPayload::Json(text.into()));
+    register_raw(
+        &server,
+        vec![
+            bad("1", json(r#"{"type": "t", "instance": "not base64!"}"#)),
+            bad("two", json(r#"{"type": "t", "instance": "AAEC"}"#)),
+            bad("3", json(r#"{"instance": "AAEC"}"#)),
+            bad(
+                "4",
+                Some(EventPayload::Binary {
+                    payload_type: "x".into(),
+                    data: vec![1],
+                }),
+            ),
+            bad("5", None),
+            // A JSON payload that is not JSON cannot be registered at all:
+            // hat-event-server 0.9.44 closes the connection of the sender.
+            bad("6", json(r#"["a", "list"]"#)),
+        ],
+    );
+    let output = run_expecting(cli(work.path()).arg("--conf").arg(&conf).arg("list"), 0);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(stdout.lines().count(), 1, "{stdout}");
+    assert!(stdout.contains("\tgood\t4"), "{stdout}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    for expected in [
+        r#"["aimm", "junk", "1"]"#,
+        r#"id segment "two" is not an integer"#,
+        r#"["aimm", "junk", "3"]"#,
+        "payload is binary",
+        "has no payload",
+        r#"["aimm", "junk", "6"]"#,
+    ] {
+        assert!(
+            stderr.contains(expected),
+            "no warning with {expected}:\n{stderr}"
+        );
+    }
+}
+
+#[test]
+fn watch_shows_models_created_by_other_hosts() {
+    use std::io::{BufRead, BufReader};
+    let server = HatServer::start();
+    let work = tempfile::tempdir().unwrap();
+    let conf = event_conf(work.path(), &server, "watched");
+    let mut watcher = cli(work.path())
+        .arg("--conf")
+        .arg(&conf)
+        .args(["watch", "--json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(watcher.stdout.take().unwrap()).lines();
+    std::thread::sleep(Duration::from_millis(1500));
+    let file = write_file(work.path(), "m.bin", "from another host");
+    let output = run_expecting(
+        cli(work.path()).arg("--conf").arg(&conf).args([
+            "put",
+            "other.host",
+            file.to_str().unwrap(),
+        ]),
+        0,
+    );
+    let id: i64 = String::from_utf8_lossy(&output.stdout)
+        .trim()
+        .parse()
+        .unwrap();
+    let seen: serde_json::Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    assert_eq!(
+        seen,
+        json!({"instance_id": id, "model_type": "other.host", "size": 17})
+    );
+    let _ = std::process::Command::new("kill")
+        .arg("-TERM")
+        .arg(watcher.id().to_string())
+        .status();
+    let output = watcher.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+}

@@ -57,7 +57,14 @@ pub fn model_of(prefix: &[String], event: &Event) -> Result<Model, String> {
         }
         ROption::RNone => return Err("it has no payload".into()),
     };
-    let payload: Payload = serde_json::from_str(text).map_err(|err| {
+    let value: serde_json::Value =
+        serde_json::from_str(text).map_err(|err| format!("its payload is not JSON: {err}"))?;
+    if !value.is_object() {
+        return Err(format!(
+            "its payload is {value}, not an object {{\"type\", \"instance\"}}"
+        ));
+    }
+    let payload = Payload::deserialize(&value).map_err(|err| {
         format!("its payload is not {{\"type\": string, \"instance\": base64}}: {err}")
     })?;
     let bytes = base64::engine::general_purpose::STANDARD
