@@ -390,3 +390,113 @@ fn watch_shows_models_created_by_other_hosts() {
     let output = watcher.wait_with_output().unwrap();
     assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
 }
+
+#[test]
+// With SIGKILL instead of a stop, hat-event-server 0.9.44 (LMDB, flush_period
+// 0.1 s) loses events it has already confirmed: see issue 3's note. Until
+// creates wait for persistence, this test stops the server (SIGTERM).
+fn a_server_stopped_mid_stream_fails_calls_fast_and_loses_no_acknowledged_model() {
+    use aimm_backend_api::{ErrorKind, Model};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+    let server = HatServer::start();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (client, _events) = HatEventClient::start(
+        runtime.handle().clone(),
+        HatClientConfig {
+            address: server.address(),
+            client_name: "outage".into(),
+            subscriptions: vec![],
+            timeout: Duration::from_secs(2),
+            max_backoff: Duration::from_millis(300),
+        },
+    );
+    while !client.is_connected() {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let library = PluginLibrary::load(&event_plugin()).unwrap();
+    let handle = library
+        .create_backend(
+            &json!({"module": "event", "model_prefix": ["aimm", "outage"]}),
+            Some(client.clone()),
+        )
+        .unwrap();
+    let backend = handle.backend().clone();
+    let stop = Arc::new(AtomicBool::new(false));
+    let acked: Arc<Mutex<Vec<Model>>> = Arc::default();
+    let failures: Arc<Mutex<Vec<(ErrorKind, String, Duration)>>> = Arc::default();
+    let writer = {
+        let (backend, stop, acked, failures) = (
+            backend.clone(),
+            stop.clone(),
+            acked.clone(),
+            failures.clone(),
+        );
+        std::thread::spawn(move || {
+            let mut i = 0u64;
+            while !stop.load(Ordering::SeqCst) {
+                i += 1;
+                let bytes = test_bytes(i, 2000);
+                let started = Instant::now();
+                match backend.create_model("outage.model".into(), bytes.into()) {
+                    Ok(model) => acked.lock().unwrap().push(model),
+                    Err(err) => {
+                        failures.lock().unwrap().push((
+                            err.kind,
+                            err.to_string(),
+                            started.elapsed(),
+                        ));
+                        std::thread::sleep(Duration::from_millis(50));
+                    }
+                }
+            }
+        })
+    };
+    std::thread::sleep(Duration::from_secs(1));
+    server.stop();
+    std::thread::sleep(Duration::from_secs(2));
+    let before_restart = acked.lock().unwrap().len();
+    server.start_again();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while acked.lock().unwrap().len() < before_restart + 10 {
+        assert!(
+            Instant::now() < deadline,
+            "creates did not resume after the restart"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    stop.store(true, Ordering::SeqCst);
+    writer.join().unwrap();
+
+    let failures = failures.lock().unwrap();
+    assert!(!failures.is_empty(), "no call saw the outage");
+    for (kind, message, took) in failures.iter() {
+        assert!(
+            *kind == ErrorKind::Unavailable && message.contains(&server.address()),
+            "unclear outage error: {message}"
+        );
+        assert!(
+            *took < Duration::from_secs(3),
+            "a call took {took:?} in the outage"
+        );
+    }
+    let acked = acked.lock().unwrap();
+    let stored = backend.get_models().unwrap();
+    for model in acked.iter() {
+        let found = stored.iter().find(|m| m.instance_id == model.instance_id);
+        assert!(
+            found == Some(model),
+            "acknowledged model {} is missing or differs",
+            model.instance_id
+        );
+    }
+    eprintln!(
+        "{} creates acknowledged, {} failed fast during the outage",
+        acked.len(),
+        failures.len()
+    );
+}

@@ -273,6 +273,19 @@ impl HatServer {
         assert!(output.status.success(), "{}", describe(&output));
     }
 
+    /// Kills the server with SIGKILL: no chance to flush anything.
+    pub fn kill(&self) {
+        let pid = std::fs::read_to_string(self.dir.join("server.pid")).unwrap();
+        let status = std::process::Command::new("kill")
+            .arg("-9")
+            .arg(pid.trim())
+            .status()
+            .unwrap();
+        assert!(status.success());
+        // Let the process die and release its port.
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+
     /// Starts it again on the same database and port.
     pub fn start_again(&self) {
         let output = self.script("start", Some(self.port));
