@@ -226,26 +226,33 @@ impl HatServer {
     /// Starts a server in a fresh directory (fails the test if it cannot).
     pub fn start() -> Self {
         python(); // makes sure the venv exists
-        let tmp = tempfile::tempdir().unwrap();
-        let dir = tmp.path().to_path_buf();
-        let output = std::process::Command::new("bash")
-            .arg(workspace_root().join("scripts/hat-event-server.sh"))
-            .arg("start")
-            .arg(&dir)
-            .output()
-            .unwrap();
-        assert!(
-            output.status.success(),
-            "hat-event-server did not start:\n{}",
-            describe(&output)
-        );
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        let port = stdout.split_whitespace().next().unwrap().parse().unwrap();
-        HatServer {
-            dir,
-            _tmp: tmp,
-            port,
+                  // Tests start servers in parallel; two may pick the same free port
+                  // at once, and the loser's start fails. Such a start is tried again.
+        let mut last = None;
+        for _ in 0..3 {
+            let tmp = tempfile::tempdir().unwrap();
+            let dir = tmp.path().to_path_buf();
+            let output = std::process::Command::new("bash")
+                .arg(workspace_root().join("scripts/hat-event-server.sh"))
+                .arg("start")
+                .arg(&dir)
+                .output()
+                .unwrap();
+            if output.status.success() {
+                let stdout = String::from_utf8_lossy(&output.stdout);
+                let port = stdout.split_whitespace().next().unwrap().parse().unwrap();
+                return HatServer {
+                    dir,
+                    _tmp: tmp,
+                    port,
+                };
+            }
+            last = Some(output);
         }
+        panic!(
+            "hat-event-server did not start in 3 tries:\n{}",
+            describe(&last.expect("tried"))
+        );
     }
 
     /// `127.0.0.1:PORT`.
