@@ -27,9 +27,12 @@ fn event_conf(dir: &Path, server: &HatServer, prefix: &str) -> std::path::PathBu
     )
 }
 
-#[test]
-fn event_backend_passes_conformance_in_process() {
-    let server = HatServer::start();
+/// A runtime and the host's event client on it, connected to `server`.
+fn connected_client(
+    server: &HatServer,
+    name: &str,
+    timeout: Duration,
+) -> (tokio::runtime::Runtime, std::sync::Arc<HatEventClient>) {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -39,17 +42,28 @@ fn event_backend_passes_conformance_in_process() {
         runtime.handle().clone(),
         HatClientConfig {
             address: server.address(),
-            client_name: "conformance".into(),
+            client_name: name.into(),
             subscriptions: vec![],
-            timeout: Duration::from_secs(5),
-            max_backoff: Duration::from_millis(500),
+            timeout,
+            max_backoff: Duration::from_millis(300),
         },
     );
     let deadline = Instant::now() + Duration::from_secs(15);
     while !client.is_connected() {
-        assert!(Instant::now() < deadline, "no connection");
+        assert!(
+            Instant::now() < deadline,
+            "no connection to {}",
+            server.address()
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
+    (runtime, client)
+}
+
+#[test]
+fn event_backend_passes_conformance_in_process() {
+    let server = HatServer::start();
+    let (_runtime, client) = connected_client(&server, "conformance", Duration::from_secs(5));
     let library = PluginLibrary::load(&event_plugin()).unwrap();
     let target = PluginTarget::scratch(
         library,
@@ -400,24 +414,7 @@ fn a_server_stopped_mid_stream_fails_calls_fast_and_loses_no_acknowledged_model(
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::{Arc, Mutex};
     let server = HatServer::start();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let (client, _events) = HatEventClient::start(
-        runtime.handle().clone(),
-        HatClientConfig {
-            address: server.address(),
-            client_name: "outage".into(),
-            subscriptions: vec![],
-            timeout: Duration::from_secs(2),
-            max_backoff: Duration::from_millis(300),
-        },
-    );
-    while !client.is_connected() {
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let (_runtime, client) = connected_client(&server, "outage", Duration::from_secs(2));
     let library = PluginLibrary::load(&event_plugin()).unwrap();
     let handle = library
         .create_backend(
