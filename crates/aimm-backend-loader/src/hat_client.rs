@@ -39,6 +39,8 @@ pub struct HatEventClient {
     runtime: Handle,
     config: HatClientConfig,
     current: Arc<Mutex<Option<Client>>>,
+    /// The supervisor runs while this lives (it holds only a weak reference).
+    _alive: Arc<()>,
 }
 
 impl HatEventClient {
@@ -49,12 +51,19 @@ impl HatEventClient {
         config: HatClientConfig,
     ) -> (Arc<HatEventClient>, mpsc::UnboundedReceiver<Vec<Event>>) {
         let current = Arc::new(Mutex::new(None));
+        let alive = Arc::new(());
         let (events_tx, events_rx) = mpsc::unbounded_channel();
-        runtime.spawn(supervise(config.clone(), current.clone(), events_tx));
+        runtime.spawn(supervise(
+            config.clone(),
+            current.clone(),
+            Arc::downgrade(&alive),
+            events_tx,
+        ));
         let client = HatEventClient {
             runtime,
             config,
             current,
+            _alive: alive,
         };
         (Arc::new(client), events_rx)
     }
@@ -98,10 +107,11 @@ impl HatEventClient {
 async fn supervise(
     config: HatClientConfig,
     current: Arc<Mutex<Option<Client>>>,
+    alive: std::sync::Weak<()>,
     events: mpsc::UnboundedSender<Vec<Event>>,
 ) {
     let mut backoff = Duration::from_millis(100);
-    loop {
+    while alive.strong_count() > 0 {
         let init = msg::MsgInitReq {
             client_name: config.client_name.clone(),
             client_token: None,
@@ -133,11 +143,23 @@ async fn supervise(
                 tracing::debug!(address = %config.address, "connecting to the Hat event server: {err}");
             }
         }
-        if events.is_closed() {
-            return;
-        }
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(config.max_backoff);
+    }
+}
+
+impl Drop for HatEventClient {
+    fn drop(&mut self) {
+        // `_alive` goes with `self`; closing the connection wakes the
+        // supervisor, which then sees that and stops.
+        let current = self
+            .current
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(client) = current {
+            self.runtime.spawn(async move { client.close().await });
+        }
     }
 }
 
