@@ -497,3 +497,51 @@ fn a_server_stopped_mid_stream_fails_calls_fast_and_loses_no_acknowledged_model(
         failures.len()
     );
 }
+
+#[test]
+fn copy_moves_models_between_sqlite_and_the_event_server_keeping_ids() {
+    let server = HatServer::start();
+    let work = tempfile::tempdir().unwrap();
+    let source = sqlite_conf(work.path(), "src.yaml", &work.path().join("src.db"), "");
+    let events = event_conf(work.path(), &server, "copied");
+    let back = sqlite_conf(work.path(), "back.yaml", &work.path().join("back.db"), "");
+    let file = work.path().join("m.bin");
+    for seed in 0..4u64 {
+        std::fs::write(&file, test_bytes(seed, 5000 * seed as usize)).unwrap();
+        run_expecting(
+            cli(work.path()).arg("--conf").arg(&source).args([
+                "put",
+                &format!("type{seed}"),
+                file.to_str().unwrap(),
+            ]),
+            0,
+        );
+    }
+    for (from, to) in [(&source, &events), (&events, &back)] {
+        let output = run_expecting(
+            cli(work.path())
+                .arg("--conf")
+                .arg(from)
+                .args(["copy", "--to", to.to_str().unwrap()]),
+            0,
+        );
+        assert!(
+            String::from_utf8_lossy(&output.stderr).contains("copied 4 models, 0 already present")
+        );
+        // Idempotent: a second run copies nothing and changes nothing.
+        let output = run_expecting(
+            cli(work.path())
+                .arg("--conf")
+                .arg(from)
+                .args(["copy", "--to", to.to_str().unwrap()]),
+            0,
+        );
+        assert!(
+            String::from_utf8_lossy(&output.stderr).contains("copied 0 models, 4 already present")
+        );
+    }
+    assert_eq!(
+        read_models_table(&work.path().join("src.db")),
+        read_models_table(&work.path().join("back.db"))
+    );
+}
