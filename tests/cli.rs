@@ -196,7 +196,6 @@ fn copy_keeps_ids_and_is_idempotent() {
 
 #[test]
 fn watch_shows_changes_made_by_other_processes_as_json_lines() {
-    use std::io::{BufRead, BufReader};
     let work = tempfile::tempdir().unwrap();
     let conf = sqlite_conf(work.path(), "c.yaml", &work.path().join("w.db"), "");
     let file = write_file(work.path(), "m.bin", "twelve bytes");
@@ -206,15 +205,7 @@ fn watch_shows_changes_made_by_other_processes_as_json_lines() {
         &["put", "before", file.to_str().unwrap()],
         0,
     );
-    let mut watcher = cli(work.path())
-        .arg("--conf")
-        .arg(&conf)
-        .args(["watch", "--json"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(watcher.stdout.take().unwrap()).lines();
+    let mut watcher = Watcher::start(work.path(), &conf);
     // Give the watcher time to take its first look, then change the store
     // from other processes.
     std::thread::sleep(std::time::Duration::from_millis(700));
@@ -224,9 +215,8 @@ fn watch_shows_changes_made_by_other_processes_as_json_lines() {
         &["put", "from.another.process", file.to_str().unwrap()],
         0,
     );
-    let first: serde_json::Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
     assert_eq!(
-        first,
+        watcher.next_change(),
         serde_json::json!({"instance_id": 2, "model_type": "from.another.process", "size": 12})
     );
     run_conf(
@@ -235,20 +225,11 @@ fn watch_shows_changes_made_by_other_processes_as_json_lines() {
         &["update", "1", "-", "--type", "renamed"],
         0,
     );
-    let second: serde_json::Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
     assert_eq!(
-        second,
+        watcher.next_change(),
         serde_json::json!({"instance_id": 1, "model_type": "renamed", "size": 0})
     );
-    // SIGTERM ends watch cleanly with exit 0.
-    let status = std::process::Command::new("kill")
-        .arg("-TERM")
-        .arg(watcher.id().to_string())
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let output = watcher.wait_with_output().unwrap();
-    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    watcher.stop();
 }
 
 #[test]

@@ -365,19 +365,10 @@ fn events_that_are_not_models_are_skipped_with_a_warning() {
 
 #[test]
 fn watch_shows_models_created_by_other_hosts() {
-    use std::io::{BufRead, BufReader};
     let server = HatServer::start();
     let work = tempfile::tempdir().unwrap();
     let conf = event_conf(work.path(), &server, "watched");
-    let mut watcher = cli(work.path())
-        .arg("--conf")
-        .arg(&conf)
-        .args(["watch", "--json"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(watcher.stdout.take().unwrap()).lines();
+    let mut watcher = Watcher::start(work.path(), &conf);
     std::thread::sleep(Duration::from_millis(1500));
     let file = write_file(work.path(), "m.bin", "from another host");
     let output = run_expecting(
@@ -392,17 +383,11 @@ fn watch_shows_models_created_by_other_hosts() {
         .trim()
         .parse()
         .unwrap();
-    let seen: serde_json::Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
     assert_eq!(
-        seen,
+        watcher.next_change(),
         json!({"instance_id": id, "model_type": "other.host", "size": 17})
     );
-    let _ = std::process::Command::new("kill")
-        .arg("-TERM")
-        .arg(watcher.id().to_string())
-        .status();
-    let output = watcher.wait_with_output().unwrap();
-    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    watcher.stop();
 }
 
 #[test]

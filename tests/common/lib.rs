@@ -313,3 +313,44 @@ impl Drop for HatServer {
             .output();
     }
 }
+
+/// A running `aimm-backend watch --json`, read line by line.
+pub struct Watcher {
+    child: std::process::Child,
+    lines: std::io::Lines<std::io::BufReader<std::process::ChildStdout>>,
+}
+
+impl Watcher {
+    /// Starts `watch --json` on `conf`, isolated under `home`.
+    pub fn start(home: &Path, conf: &Path) -> Self {
+        use std::io::BufRead;
+        let mut child = cli(home)
+            .arg("--conf")
+            .arg(conf)
+            .args(["watch", "--json"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        Watcher { child, lines }
+    }
+
+    /// The next change it printed, as JSON.
+    pub fn next_change(&mut self) -> serde_json::Value {
+        let line = self.lines.next().expect("watch printed a line").unwrap();
+        serde_json::from_str(&line).expect("watch --json prints JSON")
+    }
+
+    /// Stops it with SIGTERM, which must end it cleanly with exit 0.
+    pub fn stop(self) {
+        let status = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let output = self.child.wait_with_output().unwrap();
+        assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    }
+}
