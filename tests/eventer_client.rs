@@ -275,8 +275,38 @@ mod host_client {
     use super::*;
     use aimm_backend_api::{
         ErrorKind, EventClient, EventPayload as ApiPayload, RegisterEvent as ApiRegister,
+        RegisterMode,
     };
     use aimm_backend_loader::{HatClientConfig, HatEventClient};
+    use std::sync::Arc;
+
+    /// A host client subscribed to `["host", "*"]`, and its runtime.
+    fn host_client(server: &HatServer) -> (tokio::runtime::Runtime, Arc<HatEventClient>) {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let config = HatClientConfig {
+            address: server.address(),
+            client_name: "host-test".into(),
+            subscriptions: vec![vec!["host".into(), "*".into()]],
+            timeout: Duration::from_secs(2),
+            max_backoff: Duration::from_millis(500),
+        };
+        let (client, _events) = HatEventClient::start(runtime.handle().clone(), config);
+        wait_connected(&client);
+        (runtime, client)
+    }
+
+    fn stored_types(client: &HatEventClient) -> Vec<aimm_backend_api::EventType> {
+        client
+            .query_latest(vec![aimm_backend_api::event_type(["host", "*"])].into())
+            .unwrap()
+            .into_iter()
+            .map(|e| e.event_type)
+            .collect()
+    }
 
     fn wait_connected(client: &HatEventClient) {
         let deadline = Instant::now() + Duration::from_secs(15);
@@ -298,24 +328,59 @@ mod host_client {
     }
 
     #[test]
-    fn survives_a_server_restart_and_fails_fast_while_it_is_down() {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
+    fn persisted_registrations_survive_a_server_killed_right_after() {
         let server = HatServer::start();
-        let config = HatClientConfig {
-            address: server.address(),
-            client_name: "host-test".into(),
-            subscriptions: vec![vec!["host".into(), "*".into()]],
-            timeout: Duration::from_secs(2),
-            max_backoff: Duration::from_millis(500),
-        };
-        let (client, _events) = HatEventClient::start(runtime.handle().clone(), config);
+        let (_runtime, client) = host_client(&server);
+        let ids: Vec<String> = (0..20).map(|i| i.to_string()).collect();
+        for id in &ids {
+            let registered = client
+                .register(vec![model_event(id)].into(), RegisterMode::Persisted)
+                .unwrap();
+            assert_eq!(registered.unwrap().len(), 1);
+        }
+        // SIGKILL: the server gets no chance to flush what it holds.
+        server.kill();
+        server.start_again();
         wait_connected(&client);
+        let stored = stored_types(&client);
+        for id in &ids {
+            let expected = aimm_backend_api::event_type(["host", "model", id]);
+            assert!(stored.contains(&expected), "event {id} was lost");
+        }
+    }
+
+    #[test]
+    fn a_persisted_registration_the_server_never_reports_fails_in_bounded_time() {
+        let server = HatServer::start();
+        let (_runtime, client) = host_client(&server);
+        // Outside the subscription: no notification will ever report it.
+        let mut event = model_event("1");
+        event.event_type = aimm_backend_api::event_type(["elsewhere", "1"]);
+        let started = Instant::now();
+        let err = client
+            .register(vec![event].into(), RegisterMode::Persisted)
+            .unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Unavailable, "{err}");
+        assert!(
+            err.message
+                .contains("did not report the registered events persisted")
+                && err.message.contains("subscription")
+                && err.message.contains(&server.address()),
+            "{err}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(4),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+
+    #[test]
+    fn survives_a_server_restart_and_fails_fast_while_it_is_down() {
+        let server = HatServer::start();
+        let (_runtime, client) = host_client(&server);
         let registered = client
-            .register(vec![model_event("1")].into(), true)
+            .register(vec![model_event("1")].into(), RegisterMode::Registered)
             .unwrap();
         assert_eq!(registered.unwrap().len(), 1);
 
@@ -324,7 +389,7 @@ mod host_client {
         for _ in 0..5 {
             let started = Instant::now();
             let err = client
-                .register(vec![model_event("2")].into(), true)
+                .register(vec![model_event("2")].into(), RegisterMode::Registered)
                 .unwrap_err();
             assert_eq!(err.kind, ErrorKind::Unavailable, "{err}");
             assert!(err.message.contains(&server.address()), "{err}");
@@ -338,14 +403,11 @@ mod host_client {
 
         server.start_again();
         wait_connected(&client);
-        let latest = client
-            .query_latest(vec![aimm_backend_api::event_type(["host", "*"])].into())
-            .unwrap();
-        assert!(latest
-            .iter()
-            .any(|e| e.event_type == aimm_backend_api::event_type(["host", "model", "1"])));
+        assert!(
+            stored_types(&client).contains(&aimm_backend_api::event_type(["host", "model", "1"]))
+        );
         assert!(client
-            .register(vec![model_event("3")].into(), true)
+            .register(vec![model_event("3")].into(), RegisterMode::Registered)
             .unwrap()
             .is_some());
     }

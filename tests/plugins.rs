@@ -1,6 +1,7 @@
 //! Plugins dropped into directories, found, loaded, checked and run through
 //! the conformance suite; libraries that must be refused, refused clearly.
 
+use aimm_backend_api::API_VERSION;
 use aimm_backend_conformance::{run, PluginTarget};
 use aimm_backend_loader::{LoadError, PluginLibrary};
 use aimm_backend_tests::*;
@@ -242,7 +243,8 @@ fn a_shared_library_that_is_not_a_backend_is_refused() {
 
 #[test]
 fn a_backend_built_against_another_api_version_is_refused() {
-    let library = build_plugin_against_api_version("0.2.0");
+    let other = next_minor(API_VERSION);
+    let library = build_plugin_against_api_version(&other);
     let err = PluginLibrary::load(&library).unwrap_err();
     let message = err.to_string();
     assert!(
@@ -250,17 +252,23 @@ fn a_backend_built_against_another_api_version_is_refused() {
         "{message}"
     );
     assert!(
-        message.contains("built against aimm-backend-api 0.2.0"),
+        message.contains(&format!("built against aimm-backend-api {other}")),
         "{message}"
     );
     assert!(
-        message.contains("this host uses aimm-backend-api 0.1.0"),
+        message.contains(&format!("this host uses aimm-backend-api {API_VERSION}")),
         "{message}"
     );
     let output = check_with_library(&library);
-    assert!(
-        String::from_utf8_lossy(&output.stderr).contains("built against aimm-backend-api 0.2.0")
-    );
+    assert!(String::from_utf8_lossy(&output.stderr)
+        .contains(&format!("built against aimm-backend-api {other}")));
+}
+
+/// `0.2.0` -> `0.3.0`: a version the loader must refuse.
+fn next_minor(version: &str) -> String {
+    let mut parts = version.split('.').map(|p| p.parse::<u64>().unwrap());
+    let (major, minor) = (parts.next().unwrap(), parts.next().unwrap());
+    format!("{major}.{}.0", minor + 1)
 }
 
 /// Copies the API crate with its version set to `version` and builds the
@@ -308,7 +316,7 @@ fn build_plugin_against_api_version(version: &str) -> PathBuf {
 /// by explicit values so the copy builds on its own.
 fn standalone_manifest_line(line: &str, version: &str) -> String {
     match line.split_whitespace().next() {
-        Some("version.workspace") => format!("version = \"{version}\""),
+        Some("version.workspace") | Some("version") => format!("version = \"{version}\""),
         Some("edition.workspace") => "edition = \"2021\"".to_string(),
         Some("license.workspace") | Some("rust-version.workspace") => String::new(),
         Some("abi_stable.workspace") => {

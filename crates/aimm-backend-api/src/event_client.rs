@@ -13,17 +13,37 @@ use std::sync::Arc;
 /// fails calls quickly with [`ErrorKind::Unavailable`](crate::ErrorKind::Unavailable)
 /// while the server cannot be reached.
 pub trait EventClient: Send + Sync + 'static {
-    /// Registers `events`. With `with_response`, waits for the server and
-    /// returns the registered events in order (`None` in a slot the server
-    /// refused); without it, returns `None` as soon as the request is sent.
+    /// Registers `events` and returns once `mode` is reached: at once for
+    /// [`RegisterMode::Sent`] (returning `None`), otherwise with the
+    /// registered events in order (`None` in a slot the server refused).
     fn register(
         &self,
         events: RVec<RegisterEvent>,
-        with_response: bool,
+        mode: RegisterMode,
     ) -> Result<ROption<RVec<ROption<Event>>>>;
 
     /// The newest event of every event type matching one of `event_types`.
     fn query_latest(&self, event_types: RVec<EventType>) -> Result<RVec<Event>>;
+}
+
+/// How far a registration must have gone before [`EventClient::register`]
+/// returns.
+#[repr(u8)]
+#[derive(StableAbi, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RegisterMode {
+    /// The request is on its way; nothing is known of its fate.
+    Sent,
+    /// The server has accepted the events and numbered them. A Hat event
+    /// server answers before it writes to disk, so a server killed now may
+    /// lose them.
+    Registered,
+    /// The server has accepted the events and written them to its store.
+    ///
+    /// The host learns this from the server's notifications of persisted
+    /// events, so each event must match one of the subscriptions the plugin
+    /// declared (and be kept by the server's store); otherwise the call
+    /// fails when the host's timeout runs out.
+    Persisted,
 }
 
 type RegisterResult = RResult<ROption<RVec<ROption<Event>>>, BackendError>;
@@ -33,7 +53,7 @@ type RegisterResult = RResult<ROption<RVec<ROption<Event>>>, BackendError>;
 #[derive(StableAbi)]
 #[allow(non_camel_case_types)]
 pub struct FFI_EventClient {
-    register: unsafe extern "C" fn(&Self, RVec<RegisterEvent>, bool) -> RegisterResult,
+    register: unsafe extern "C" fn(&Self, RVec<RegisterEvent>, RegisterMode) -> RegisterResult,
     query_latest:
         unsafe extern "C" fn(&Self, RVec<EventType>) -> RResult<RVec<Event>, BackendError>,
     release: unsafe extern "C" fn(&mut Self),
@@ -58,13 +78,11 @@ unsafe fn client_of(ffi: &FFI_EventClient) -> &dyn EventClient {
 unsafe extern "C" fn register_fn_wrapper(
     ffi: &FFI_EventClient,
     events: RVec<RegisterEvent>,
-    with_response: bool,
+    mode: RegisterMode,
 ) -> RegisterResult {
     // SAFETY: called through an `FFI_EventClient` made by `new`.
     let client = unsafe { client_of(ffi) };
-    guard("EventClient::register", || {
-        client.register(events, with_response)
-    })
+    guard("EventClient::register", || client.register(events, mode))
 }
 
 unsafe extern "C" fn query_latest_fn_wrapper(
@@ -120,10 +138,10 @@ impl EventClient for ForeignEventClient {
     fn register(
         &self,
         events: RVec<RegisterEvent>,
-        with_response: bool,
+        mode: RegisterMode,
     ) -> Result<ROption<RVec<ROption<Event>>>> {
         // SAFETY: the pointers and data come from one `FFI_EventClient::new`.
-        unsafe { (self.0.register)(&self.0, events, with_response) }.into()
+        unsafe { (self.0.register)(&self.0, events, mode) }.into()
     }
 
     fn query_latest(&self, event_types: RVec<EventType>) -> Result<RVec<Event>> {

@@ -116,7 +116,7 @@ pub use change_listener::{
 };
 pub use error::{BackendError, ErrorKind, Result};
 pub use event::{event_type, Event, EventId, EventPayload, EventType, RegisterEvent, Timestamp};
-pub use event_client::{EventClient, FFI_EventClient, ForeignEventClient};
+pub use event_client::{EventClient, FFI_EventClient, ForeignEventClient, RegisterMode};
 pub use host::{FFI_Host, Host};
 pub use listeners::ListenerRegistry;
 pub use log_sink::{FFI_LogSink, ForeignLogSink, LogLevel, LogSink, SinkLogger};

@@ -157,21 +157,21 @@ fn a_panicking_listener_does_not_unwind_into_the_backend() {
 }
 
 struct RecordingClient {
-    registered: Mutex<Vec<RegisterEvent>>,
+    registered: Mutex<Vec<(RegisterEvent, RegisterMode)>>,
 }
 
 impl EventClient for RecordingClient {
     fn register(
         &self,
         events: RVec<RegisterEvent>,
-        with_response: bool,
+        mode: RegisterMode,
     ) -> Result<ROption<RVec<ROption<Event>>>> {
         let count = events.len() as i64;
-        self.registered.lock().unwrap().extend(events);
-        Ok(if with_response {
-            ROption::RSome((0..count).map(|i| ROption::RSome(event(i))).collect())
-        } else {
-            ROption::RNone
+        let mut registered = self.registered.lock().unwrap();
+        registered.extend(events.into_iter().map(|e| (e, mode)));
+        Ok(match mode {
+            RegisterMode::Sent => ROption::RNone,
+            _ => ROption::RSome((0..count).map(|i| ROption::RSome(event(i))).collect()),
         })
     }
     fn query_latest(&self, event_types: RVec<EventType>) -> Result<RVec<Event>> {
@@ -196,17 +196,20 @@ fn event_client_round_trips() {
             data: vec![0, 255].into(),
         }),
     };
-    let answer = foreign
-        .register(vec![to_register.clone()].into(), true)
-        .unwrap();
-    assert_eq!(answer.unwrap().len(), 1);
-    assert!(foreign
-        .register(vec![to_register.clone()].into(), false)
-        .unwrap()
-        .is_none());
+    let modes = [
+        RegisterMode::Registered,
+        RegisterMode::Sent,
+        RegisterMode::Persisted,
+    ];
+    for mode in modes {
+        let answer = foreign
+            .register(vec![to_register.clone()].into(), mode)
+            .unwrap();
+        assert_eq!(answer.is_some(), mode != RegisterMode::Sent, "{mode:?}");
+    }
     assert_eq!(
         *client.registered.lock().unwrap(),
-        vec![to_register.clone(), to_register]
+        modes.map(|mode| (to_register.clone(), mode))
     );
     assert_eq!(
         foreign

@@ -20,8 +20,23 @@
 //! `session * 2^32 + instance`, unique across restarts and across every
 //! host that uses the same server, and larger than every id handed out
 //! before. An id that is already taken (by an import or a Python host) is
-//! skipped by claiming again. A create is acknowledged only after the server
-//! confirms the model event.
+//! skipped by claiming again.
+//!
+//! # Durability
+//!
+//! A create, update or import is acknowledged only once the server reports
+//! the model event *persisted* (written to its store), not merely
+//! registered: a Hat event server answers a registration before it writes
+//! it, and flushes every `flush_period`, so a server killed in between
+//! would lose an acknowledged model. Waiting costs up to one flush period
+//! per write (writes from several threads share a flush). Claims are not
+//! waited for: the server writes events in the order it numbered them, so a
+//! persisted model event implies its claim.
+//!
+//! `acknowledge: registered` in the backend config acknowledges as soon as
+//! the server has accepted the event instead: faster, but a server killed
+//! before its next flush loses acknowledged models. (The Python backend does
+//! not wait for the server at all.)
 //!
 //! # Change notifications
 //!
@@ -39,7 +54,9 @@ mod store;
 
 pub use store::EventBackend;
 
-use aimm_backend_api::{event_type, Backend, BackendError, BackendPlugin, EventType, Host, Result};
+use aimm_backend_api::{
+    event_type, Backend, BackendError, BackendPlugin, EventType, Host, RegisterMode, Result,
+};
 use serde::Deserialize;
 use std::sync::Arc;
 
@@ -48,6 +65,30 @@ use std::sync::Arc;
 pub struct EventConfig {
     /// Event type prefix of model events.
     pub model_prefix: Vec<String>,
+    /// When a write is acknowledged.
+    #[serde(default)]
+    pub acknowledge: Acknowledge,
+}
+
+/// When a write is acknowledged (see "Durability" in the crate docs).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Acknowledge {
+    /// Once the server has written the model event to its store.
+    #[default]
+    Persisted,
+    /// Once the server has accepted the model event; a server killed before
+    /// its next flush loses it.
+    Registered,
+}
+
+impl Acknowledge {
+    fn register_mode(self) -> RegisterMode {
+        match self {
+            Acknowledge::Persisted => RegisterMode::Persisted,
+            Acknowledge::Registered => RegisterMode::Registered,
+        }
+    }
 }
 
 impl EventConfig {
@@ -73,7 +114,11 @@ impl BackendPlugin for EventPlugin {
                  in the server config",
             )
         })?;
-        Ok(Arc::new(EventBackend::new(config.model_prefix, client)))
+        Ok(Arc::new(EventBackend::new(
+            config.model_prefix,
+            client,
+            config.acknowledge.register_mode(),
+        )))
     }
 
     fn create_subscription(conf: &serde_json::Value) -> Result<Vec<EventType>> {

@@ -4,7 +4,7 @@ use crate::codec::{claim_type, describe, model_event, model_of, model_type};
 use aimm_backend_api::{
     event_type, Backend, BackendError, ErrorKind, Event, EventClient, EventId, EventType,
     InstanceId, ListenerRegistry, Model, ModelChangeListener, ModelInfo, ROption, RString, RVec,
-    RegisterEvent, Result,
+    RegisterEvent, RegisterMode, Result,
 };
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -22,16 +22,25 @@ pub struct EventBackend {
     client: Arc<dyn EventClient>,
     listeners: ListenerRegistry,
     own_events: Mutex<VecDeque<EventId>>,
+    /// How far model events must get before a write is acknowledged.
+    acknowledge: RegisterMode,
 }
 
 impl EventBackend {
-    /// A backend for models under `prefix`, talking through `client`.
-    pub fn new(prefix: Vec<String>, client: Arc<dyn EventClient>) -> Self {
+    /// A backend for models under `prefix`, talking through `client`, that
+    /// acknowledges a write once its model event has reached `acknowledge`
+    /// ([`RegisterMode::Persisted`] or [`RegisterMode::Registered`]).
+    pub fn new(
+        prefix: Vec<String>,
+        client: Arc<dyn EventClient>,
+        acknowledge: RegisterMode,
+    ) -> Self {
         EventBackend {
             prefix,
             client,
             listeners: ListenerRegistry::default(),
             own_events: Mutex::new(VecDeque::new()),
+            acknowledge,
         }
     }
 
@@ -47,9 +56,15 @@ impl EventBackend {
         Ok(events.into_iter().next())
     }
 
-    /// Registers `event` and returns it as the server stored it.
-    fn register_confirmed(&self, event: RegisterEvent, what: &str) -> Result<Event> {
-        let answer = self.client.register(vec![event].into(), true)?;
+    /// Registers `event`, waits until `mode` is reached, and returns the
+    /// event as the server numbered it.
+    fn register_confirmed(
+        &self,
+        event: RegisterEvent,
+        mode: RegisterMode,
+        what: &str,
+    ) -> Result<Event> {
+        let answer = self.client.register(vec![event].into(), mode)?;
         match answer
             .into_option()
             .and_then(|events| events.into_iter().next())
@@ -70,7 +85,11 @@ impl EventBackend {
             payload: ROption::RNone,
         };
         for _ in 0..MAX_CLAIMS {
-            let event = self.register_confirmed(claim.clone(), "id claim")?;
+            // A claim need not wait for the disk: the server writes events
+            // in order, so the model event that uses the id, which does
+            // wait, cannot be persisted without its claim.
+            let event =
+                self.register_confirmed(claim.clone(), RegisterMode::Registered, "id claim")?;
             let id = id_from(event.id)?;
             if self.latest_of(id)?.is_none() {
                 return Ok(id);
@@ -84,7 +103,11 @@ impl EventBackend {
 
     /// Stores `model` and remembers the event as our own.
     fn store(&self, model: &Model) -> Result<()> {
-        let event = self.register_confirmed(model_event(&self.prefix, model), "model event")?;
+        let event = self.register_confirmed(
+            model_event(&self.prefix, model),
+            self.acknowledge,
+            "model event",
+        )?;
         let mut own = self
             .own_events
             .lock()

@@ -7,17 +7,24 @@
 //! once with [`ErrorKind::Unavailable`] naming the server; a call on a live
 //! connection that gets no answer fails after the configured timeout. No
 //! call hangs.
+//!
+//! The connection asks the server for notifications of *persisted* events
+//! only. Other hosts' changes therefore reach `process_events` once they are
+//! durable, and the same notifications tell [`RegisterMode::Persisted`]
+//! callers when their own events are on disk: the server flushes events in
+//! the order it numbered them, so once it reports an event persisted, every
+//! event it numbered before on that connection's session is persisted too.
 
 use aimm_backend_api::{
     BackendError, ErrorKind, Event, EventClient, EventId, EventPayload, EventType, ROption,
-    RString, RVec, RegisterEvent, Result, Timestamp,
+    RString, RVec, RegisterEvent, RegisterMode, Result, Timestamp,
 };
 use hat_eventer_client::client::{connect, Client, ClientConfig};
 use hat_eventer_client::eventer_msg as msg;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use tokio::runtime::Handle;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 /// Settings of the host's event server connection.
 #[derive(Debug, Clone)]
@@ -38,9 +45,30 @@ pub struct HatClientConfig {
 pub struct HatEventClient {
     runtime: Handle,
     config: HatClientConfig,
-    current: Arc<Mutex<Option<Client>>>,
+    current: Arc<Mutex<Option<Connection>>>,
+    persisted: watch::Receiver<Persisted>,
     /// The supervisor runs while this lives (it holds only a weak reference).
     _alive: Arc<()>,
+}
+
+/// The live connection and its number (each reconnect gets a new one).
+#[derive(Clone)]
+struct Connection {
+    number: u64,
+    client: Client,
+}
+
+/// What the server has reported persisted on connection `connection`
+/// (0: no connection).
+#[derive(Debug, Clone, Copy, Default)]
+struct Persisted {
+    connection: u64,
+    newest: Option<(i64, i64)>,
+}
+
+/// The `(session, instance)` order of event ids of one server.
+fn order_of(id: &msg::EventId) -> (i64, i64) {
+    (id.session, id.instance)
 }
 
 impl HatEventClient {
@@ -53,16 +81,21 @@ impl HatEventClient {
         let current = Arc::new(Mutex::new(None));
         let alive = Arc::new(());
         let (events_tx, events_rx) = mpsc::unbounded_channel();
+        let (persisted_tx, persisted) = watch::channel(Persisted::default());
         runtime.spawn(supervise(
-            config.clone(),
-            current.clone(),
-            Arc::downgrade(&alive),
+            Supervised {
+                config: config.clone(),
+                current: current.clone(),
+                alive: Arc::downgrade(&alive),
+                persisted: persisted_tx,
+            },
             events_tx,
         ));
         let client = HatEventClient {
             runtime,
             config,
             current,
+            persisted,
             _alive: alive,
         };
         (Arc::new(client), events_rx)
@@ -76,12 +109,40 @@ impl HatEventClient {
             .is_some()
     }
 
-    fn client(&self) -> Result<Client> {
+    fn connection(&self) -> Result<Connection> {
         self.current
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
             .ok_or_else(|| self.unavailable("not connected (reconnecting in the background)"))
+    }
+
+    /// Waits until the server reports event `newest` of connection
+    /// `connection` persisted.
+    fn wait_persisted(&self, connection: u64, newest: (i64, i64)) -> Result<()> {
+        let mut persisted = self.persisted.clone();
+        let outcome = self.block_on(async move {
+            persisted
+                .wait_for(|p| p.connection != connection || p.newest >= Some(newest))
+                .await
+                .map(|p| *p)
+        });
+        match outcome {
+            Ok(Ok(p)) if p.connection == connection => Ok(()),
+            Ok(_) => Err(self.unavailable(
+                "the connection dropped before the server reported the registered events \
+                 persisted; they may or may not be stored",
+            )),
+            Err(_) => Err(BackendError::new(
+                ErrorKind::Unavailable,
+                format!(
+                    "Hat event server at {} did not report the registered events persisted \
+                     within {:?}; persisted registration needs events that match the \
+                     backend's subscription and that the server's backend keeps",
+                    self.config.address, self.config.timeout
+                ),
+            )),
+        }
     }
 
     fn unavailable(&self, why: impl std::fmt::Display) -> BackendError {
@@ -104,20 +165,49 @@ impl HatEventClient {
     }
 }
 
-async fn supervise(
+/// What the supervisor keeps up to date.
+struct Supervised {
     config: HatClientConfig,
-    current: Arc<Mutex<Option<Client>>>,
+    current: Arc<Mutex<Option<Connection>>>,
     alive: std::sync::Weak<()>,
-    events: mpsc::UnboundedSender<Vec<Event>>,
-) {
+    persisted: watch::Sender<Persisted>,
+}
+
+impl Supervised {
+    fn set_current(&self, connection: Option<Connection>) {
+        let number = connection.as_ref().map_or(0, |c| c.number);
+        *self.current.lock().unwrap_or_else(PoisonError::into_inner) = connection;
+        self.persisted.send_replace(Persisted {
+            connection: number,
+            newest: None,
+        });
+    }
+
+    fn note_persisted(&self, number: u64, batch: &[msg::Event]) {
+        let Some(newest) = batch.iter().map(|e| order_of(&e.id)).max() else {
+            return;
+        };
+        self.persisted.send_if_modified(|p| {
+            let newer = p.connection == number && p.newest < Some(newest);
+            if newer {
+                p.newest = Some(newest);
+            }
+            newer
+        });
+    }
+}
+
+async fn supervise(supervised: Supervised, events: mpsc::UnboundedSender<Vec<Event>>) {
+    let config = &supervised.config;
     let mut backoff = Duration::from_millis(100);
-    while alive.strong_count() > 0 {
+    let mut number = 0;
+    while supervised.alive.strong_count() > 0 {
         let init = msg::MsgInitReq {
             client_name: config.client_name.clone(),
             client_token: None,
             subscriptions: config.subscriptions.clone(),
             server_id: None,
-            persisted: false,
+            persisted: true,
         };
         let client_config = ClientConfig {
             request_timeout: config.timeout,
@@ -127,16 +217,15 @@ async fn supervise(
             Ok((client, mut notified)) => {
                 tracing::info!(address = %config.address, "connected to the Hat event server");
                 backoff = Duration::from_millis(100);
-                *current.lock().unwrap_or_else(PoisonError::into_inner) = Some(client);
+                number += 1;
+                supervised.set_current(Some(Connection { number, client }));
                 while let Some(batch) = notified.recv().await {
-                    if events
-                        .send(batch.into_iter().map(to_api_event).collect())
-                        .is_err()
-                    {
-                        return; // nobody listens any more: the host is gone
-                    }
+                    supervised.note_persisted(number, &batch);
+                    // Nobody may listen (a host without a backend that wants
+                    // events); the notifications still serve `Persisted`.
+                    let _ = events.send(batch.into_iter().map(to_api_event).collect());
                 }
-                *current.lock().unwrap_or_else(PoisonError::into_inner) = None;
+                supervised.set_current(None);
                 tracing::warn!(address = %config.address, "lost the Hat event server; reconnecting");
             }
             Err(err) => {
@@ -157,8 +246,9 @@ impl Drop for HatEventClient {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .take();
-        if let Some(client) = current {
-            self.runtime.spawn(async move { client.close().await });
+        if let Some(connection) = current {
+            self.runtime
+                .spawn(async move { connection.client.close().await });
         }
     }
 }
@@ -167,26 +257,32 @@ impl EventClient for HatEventClient {
     fn register(
         &self,
         events: RVec<RegisterEvent>,
-        with_response: bool,
+        mode: RegisterMode,
     ) -> Result<ROption<RVec<ROption<Event>>>> {
-        let client = self.client()?;
+        let connection = self.connection()?;
         let events = events.into_iter().map(from_api_register_event).collect();
+        let with_response = mode != RegisterMode::Sent;
         let answer = self
-            .block_on(client.register(events, with_response))?
+            .block_on(connection.client.register(events, with_response))?
             .map_err(|err| self.unavailable(err))?;
-        Ok(match answer {
-            None => ROption::RNone,
-            Some(events) => ROption::RSome(
-                events
-                    .into_iter()
-                    .map(|e| ROption::RSome(to_api_event(e)))
-                    .collect(),
-            ),
-        })
+        let Some(registered) = answer else {
+            return Ok(ROption::RNone);
+        };
+        if mode == RegisterMode::Persisted {
+            if let Some(newest) = registered.iter().map(|e| order_of(&e.id)).max() {
+                self.wait_persisted(connection.number, newest)?;
+            }
+        }
+        Ok(ROption::RSome(
+            registered
+                .into_iter()
+                .map(|e| ROption::RSome(to_api_event(e)))
+                .collect(),
+        ))
     }
 
     fn query_latest(&self, event_types: RVec<EventType>) -> Result<RVec<Event>> {
-        let client = self.client()?;
+        let client = self.connection()?.client;
         let event_types = event_types
             .into_iter()
             .map(|t| t.into_iter().map(|s| s.to_string()).collect())
