@@ -1,0 +1,344 @@
+//! The event backends through one real `hat-event-server`: the Python
+//! `aimm` 1.2.dev1 event backend against ours (loaded as a plugin), side by
+//! side in one run, on fresh prefixes of one server.
+//!
+//! Each round times, for every variant, N creates of S bytes and then one
+//! `get_models` returning exactly those N models (checked byte for byte):
+//!
+//! - `python`: `aimm.server.backend.event`, which registers without waiting
+//!   for the server; its timing ends with a query on the same connection,
+//!   which the server answers only after every registration before it.
+//! - `ours, registered`: `acknowledge: registered`, each create waits for
+//!   the server's confirmation (a server killed before its next flush may
+//!   lose it).
+//! - `ours, persisted, 16 threads`: the default, each create waits until the
+//!   server reports the model persisted; 16 threads share the flushes.
+//! - `ours, persisted, 1 thread`: the same, one create at a time, over
+//!   `--persisted-count` creates (each waits for a flush, so it is slow).
+//!
+//! ```text
+//! cargo build --release -p aimm-backend-bench -p aimm-backend-event
+//! target/release/event-bench [--count N] [--size BYTES] [--rounds R] [--persisted-count M]
+//! ```
+
+#![forbid(unsafe_code)]
+
+use aimm_backend_api::{Backend, RVec};
+use aimm_backend_loader::{open_backend, SearchPath, ServerConfig};
+use anyhow::{bail, ensure, Context, Result};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Instant;
+
+struct Args {
+    count: usize,
+    size: usize,
+    rounds: usize,
+    persisted_count: usize,
+}
+
+fn parse_args() -> Result<Args> {
+    let mut args = Args {
+        count: 1000,
+        size: 65536,
+        rounds: 3,
+        persisted_count: 100,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let value = it.next().with_context(|| format!("{flag} needs a value"))?;
+        let value: usize = value.parse().with_context(|| format!("{flag} {value}"))?;
+        match flag.as_str() {
+            "--count" => args.count = value.max(1),
+            "--size" => args.size = value,
+            "--rounds" => args.rounds = value.max(1),
+            "--persisted-count" => args.persisted_count = value.max(1),
+            _ => bail!(
+                "unknown option {flag}; expected --count, --size, --rounds or --persisted-count"
+            ),
+        }
+    }
+    Ok(args)
+}
+
+/// One variant's timings in one round.
+#[derive(Debug, Clone, Copy)]
+struct Timing {
+    creates: usize,
+    create_s: f64,
+    get_models_s: f64,
+}
+
+/// The server, started on loopback by `scripts/hat-event-server.sh`.
+struct Server {
+    repo: PathBuf,
+    dir: tempfile::TempDir,
+    port: u16,
+}
+
+impl Server {
+    fn start(repo: &Path) -> Result<Server> {
+        let dir = tempfile::tempdir()?;
+        let output = Command::new("bash")
+            .arg(repo.join("scripts/hat-event-server.sh"))
+            .arg("start")
+            .arg(dir.path())
+            .output()?;
+        ensure!(
+            output.status.success(),
+            "hat-event-server.sh start failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let port = stdout
+            .split_whitespace()
+            .next()
+            .context("hat-event-server.sh printed no port")?
+            .parse()?;
+        Ok(Server {
+            repo: repo.to_path_buf(),
+            dir,
+            port,
+        })
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = Command::new("bash")
+            .arg(self.repo.join("scripts/hat-event-server.sh"))
+            .arg("stop")
+            .arg(self.dir.path())
+            .output();
+    }
+}
+
+/// Model `index` of a round: distinct bytes, `size` long.
+fn payload(round: usize, index: usize, size: usize) -> Vec<u8> {
+    let seed = ((round as u64) << 32 | index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    (0..size)
+        .map(|j| (seed.rotate_left((j % 64) as u32) as u8) ^ (j as u8))
+        .collect()
+}
+
+fn python(repo: &Path) -> Result<String> {
+    let output = Command::new("bash")
+        .arg(repo.join("scripts/python-venv.sh"))
+        .output()?;
+    ensure!(
+        output.status.success(),
+        "python-venv.sh failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Ok(String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .trim()
+        .to_string())
+}
+
+fn python_round(
+    repo: &Path,
+    python: &str,
+    server: &Server,
+    prefix: &str,
+    args: &Args,
+) -> Result<Timing> {
+    let output = Command::new(python)
+        .arg(repo.join("tests/python/bench_aimm_event.py"))
+        .args(["127.0.0.1", &server.port.to_string()])
+        .arg(format!("[\"bench\", \"{prefix}\"]"))
+        .args(["--count", &args.count.to_string()])
+        .args(["--size", &args.size.to_string()])
+        .output()?;
+    ensure!(
+        output.status.success(),
+        "bench_aimm_event.py failed: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let result: serde_json::Value = serde_json::from_slice(&output.stdout)?;
+    Ok(Timing {
+        creates: args.count,
+        create_s: result["create_s"].as_f64().context("create_s")?,
+        get_models_s: result["get_models_s"].as_f64().context("get_models_s")?,
+    })
+}
+
+/// Our backend (the event plugin) on `prefix`, acknowledging as `acknowledge`.
+fn our_backend(
+    server: &Server,
+    prefix: &str,
+    acknowledge: &str,
+) -> Result<aimm_backend_loader::BackendHandle> {
+    let yaml = format!(
+        "name: event-bench\nhat:\n  eventer_server: {{host: 127.0.0.1, port: {}, timeout: 30}}\n\
+         backend:\n  module: aimm.server.backend.event\n  model_prefix: [bench, {prefix}]\n  acknowledge: {acknowledge}\n",
+        server.port
+    );
+    let config = ServerConfig::from_yaml(&yaml, "event-bench")?;
+    let exe_dir = std::env::current_exe()?
+        .parent()
+        .context("the executable has no directory")?
+        .to_path_buf();
+    Ok(open_backend(
+        &config,
+        &SearchPath::from_dirs(vec![exe_dir]),
+    )?)
+}
+
+fn our_round(
+    backend: &Arc<dyn Backend>,
+    round: usize,
+    count: usize,
+    size: usize,
+    threads: usize,
+) -> Result<Timing> {
+    let payloads: Vec<Vec<u8>> = (0..count).map(|i| payload(round, i, size)).collect();
+    let mut inputs: Vec<Vec<RVec<u8>>> = vec![Vec::new(); threads];
+    for (i, bytes) in payloads.iter().enumerate() {
+        inputs[i % threads].push(bytes.clone().into());
+    }
+    let started = Instant::now();
+    let created: Vec<Vec<(i64, usize)>> = std::thread::scope(|scope| {
+        let workers: Vec<_> = inputs
+            .into_iter()
+            .enumerate()
+            .map(|(t, mine)| {
+                scope.spawn(move || -> Result<Vec<(i64, usize)>> {
+                    mine.into_iter()
+                        .enumerate()
+                        .map(|(k, bytes)| {
+                            let model = backend.create_model("rs.bench".into(), bytes)?;
+                            Ok((model.instance_id, k * threads + t))
+                        })
+                        .collect()
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| w.join().expect("a create thread panicked"))
+            .collect::<Result<_>>()
+    })?;
+    let create_s = started.elapsed().as_secs_f64();
+
+    let started = Instant::now();
+    let models = backend.get_models()?;
+    let get_models_s = started.elapsed().as_secs_f64();
+    ensure!(
+        models.len() == count,
+        "get_models returned {}, expected {count}",
+        models.len()
+    );
+    for (id, index) in created.into_iter().flatten() {
+        let model = models
+            .iter()
+            .find(|m| m.instance_id == id)
+            .with_context(|| format!("model {id} is missing"))?;
+        ensure!(
+            model.instance.as_slice() == payloads[index].as_slice(),
+            "model {id} differs"
+        );
+    }
+    Ok(Timing {
+        creates: count,
+        create_s,
+        get_models_s,
+    })
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+const VARIANTS: [&str; 4] = [
+    "python",
+    "ours, registered",
+    "ours, persisted, 16 threads",
+    "ours, persisted, 1 thread",
+];
+
+fn main() -> Result<()> {
+    let args = parse_args()?;
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()?;
+    let python = python(&repo)?;
+    let server = Server::start(&repo)?;
+    let runtime = tokio::runtime::Runtime::new()?;
+    let _context = runtime.enter();
+
+    let mut timings: Vec<Vec<Timing>> = vec![Vec::new(); VARIANTS.len()];
+    for round in 0..args.rounds {
+        eprintln!("round {}/{}", round + 1, args.rounds);
+        timings[0].push(python_round(
+            &repo,
+            &python,
+            &server,
+            &format!("py{round}"),
+            &args,
+        )?);
+        let plan = [
+            ("registered", args.count, 1),
+            ("persisted", args.count, 16),
+            ("persisted", args.persisted_count, 1),
+        ];
+        for (v, (acknowledge, count, threads)) in plan.into_iter().enumerate() {
+            let handle = our_backend(&server, &format!("rs{round}-{v}"), acknowledge)?;
+            timings[v + 1].push(our_round(
+                handle.backend(),
+                round,
+                count,
+                args.size,
+                threads,
+            )?);
+        }
+    }
+    report(&args, &timings);
+    Ok(())
+}
+
+fn report(args: &Args, timings: &[Vec<Timing>]) {
+    println!(
+        "Creates of {} KiB models, then one get_models of them, through one hat-event-server \
+         0.9.44 (LMDB, flush_period 0.1 s) on loopback; median of {} rounds",
+        args.size / 1024,
+        args.rounds
+    );
+    println!();
+    println!("| variant | creates | create s | per create ms | get_models s |");
+    println!("|---|---|---|---|---|");
+    let medians: Vec<(usize, f64, f64)> = timings
+        .iter()
+        .map(|t| {
+            (
+                t[0].creates,
+                median(t.iter().map(|x| x.create_s).collect()),
+                median(t.iter().map(|x| x.get_models_s).collect()),
+            )
+        })
+        .collect();
+    for (name, (creates, create_s, get_s)) in VARIANTS.iter().zip(&medians) {
+        println!(
+            "| {name} | {creates} | {create_s:.3} | {:.2} | {get_s:.3} |",
+            create_s * 1000.0 / *creates as f64
+        );
+    }
+    let (_, py_create, py_get) = medians[0];
+    println!();
+    println!("| Python / ours | create ratio (per create) | get_models ratio | target |");
+    println!("|---|---|---|---|");
+    for (name, (creates, create_s, get_s)) in VARIANTS.iter().zip(&medians).skip(1) {
+        let per_ours = create_s / *creates as f64;
+        let per_py = py_create / args.count as f64;
+        println!(
+            "| {name} | {:.2}x | {:.2}x | creates >= 1x, get_models >= 3x |",
+            per_py / per_ours,
+            py_get / get_s
+        );
+    }
+}
