@@ -581,3 +581,58 @@ fn acknowledge_registered_is_accepted_and_an_unknown_value_is_refused() {
         "{stderr}"
     );
 }
+
+#[test]
+fn own_writes_reach_listeners_once_although_the_server_notifies_them_back() {
+    use aimm_backend_api::Model;
+    use aimm_backend_loader::{open_backend, SearchPath, ServerConfig};
+    use std::collections::BTreeMap;
+    use std::sync::{Arc, Mutex};
+    let server = HatServer::start();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let _context = runtime.enter();
+    let yaml = format!(
+        "hat:\n  eventer_server: {{host: 127.0.0.1, port: {}}}\n\
+         backend:\n  module: aimm.server.backend.event\n  model_prefix: [aimm, once]\n",
+        server.port
+    );
+    let config = ServerConfig::from_yaml(&yaml, "once.yaml").unwrap();
+    let handle = open_backend(&config, &SearchPath::from_dirs(vec![release_dir()])).unwrap();
+    let backend = handle.backend().clone();
+    let heard: Arc<Mutex<BTreeMap<i64, usize>>> = Arc::default();
+    let recorder = heard.clone();
+    backend
+        .register_model_change_cb(Arc::new(move |m: &Model| {
+            *recorder.lock().unwrap().entry(m.instance_id).or_default() += 1;
+        }))
+        .unwrap();
+    // Writes from several threads, so notifications arrive while writes wait.
+    let ids: Vec<i64> = std::thread::scope(|scope| {
+        let writers: Vec<_> = (0..4)
+            .map(|_| {
+                let backend = backend.clone();
+                scope.spawn(move || {
+                    (0..5)
+                        .map(|i| {
+                            backend
+                                .create_model("once.model".into(), vec![i; 100].into())
+                                .unwrap()
+                                .instance_id
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        writers
+            .into_iter()
+            .flat_map(|w| w.join().unwrap())
+            .collect()
+    });
+    // Give the server's notifications of these writes time to arrive.
+    std::thread::sleep(Duration::from_secs(1));
+    let heard = heard.lock().unwrap();
+    for id in &ids {
+        assert_eq!(heard.get(id), Some(&1), "model {id}: {heard:?}");
+    }
+    assert_eq!(heard.len(), ids.len(), "{heard:?}");
+}

@@ -40,9 +40,10 @@
 //!
 //! # Change notifications
 //!
-//! Listeners hear of this backend's own writes directly, and of other
-//! hosts' writes through `process_events` (the host routes the notified
-//! events of the subscription there). Events under the prefix that are not
+//! Listeners hear of this backend's own writes directly, once each, and of
+//! other hosts' writes through `process_events` (the host routes the
+//! notified events of the subscription there; the server's notifications of
+//! our own writes are recognised and dropped). Events under the prefix that are not
 //! valid models (an id segment that is not an integer, a payload that is
 //! missing, binary, not JSON, or without a string `type` and a base64
 //! `instance`) are skipped with a warning naming the event.
@@ -50,6 +51,7 @@
 #![warn(missing_docs)]
 
 mod codec;
+mod own_writes;
 mod store;
 
 pub use store::EventBackend;

@@ -1,17 +1,13 @@
 //! [`EventBackend`]: models as the newest events under a prefix.
 
 use crate::codec::{claim_type, describe, model_event, model_of, model_type};
+use crate::own_writes::OwnWrites;
 use aimm_backend_api::{
     event_type, Backend, BackendError, ErrorKind, Event, EventClient, EventId, EventType,
     InstanceId, ListenerRegistry, Model, ModelChangeListener, ModelInfo, ROption, RString, RVec,
     RegisterEvent, RegisterMode, Result,
 };
-use std::collections::VecDeque;
-use std::sync::{Arc, Mutex, PoisonError};
-
-/// How many of its own event ids a backend remembers, to recognise its
-/// own writes when the server notifies them back.
-const OWN_EVENTS_REMEMBERED: usize = 4096;
+use std::sync::Arc;
 
 /// How often a create claims again when the claimed id is already taken.
 const MAX_CLAIMS: usize = 16;
@@ -21,7 +17,7 @@ pub struct EventBackend {
     prefix: Vec<String>,
     client: Arc<dyn EventClient>,
     listeners: ListenerRegistry,
-    own_events: Mutex<VecDeque<EventId>>,
+    own_writes: OwnWrites,
     /// How far model events must get before a write is acknowledged.
     acknowledge: RegisterMode,
 }
@@ -39,7 +35,7 @@ impl EventBackend {
             prefix,
             client,
             listeners: ListenerRegistry::default(),
-            own_events: Mutex::new(VecDeque::new()),
+            own_writes: OwnWrites::default(),
             acknowledge,
         }
     }
@@ -103,35 +99,23 @@ impl EventBackend {
 
     /// Stores `model` and remembers the event as our own.
     fn store(&self, model: &Model) -> Result<()> {
+        let in_flight = self.own_writes.begin(model);
         let event = self.register_confirmed(
             model_event(&self.prefix, model),
             self.acknowledge,
             "model event",
         )?;
-        let mut own = self
-            .own_events
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        if own.len() == OWN_EVENTS_REMEMBERED {
-            own.pop_front();
-        }
-        own.push_back(event.id);
+        in_flight.written(event.id);
         Ok(())
     }
 
-    fn is_own(&self, id: &EventId) -> bool {
-        self.own_events
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .contains(id)
-    }
-
-    /// The models among `events`; the others are skipped with a warning.
-    fn models_of(&self, events: impl IntoIterator<Item = Event>) -> Vec<Model> {
+    /// The models among `events`, with their event ids; the others are
+    /// skipped with a warning.
+    fn models_of(&self, events: impl IntoIterator<Item = Event>) -> Vec<(EventId, Model)> {
         events
             .into_iter()
             .filter_map(|event| match model_of(&self.prefix, &event) {
-                Ok(model) => Some(model),
+                Ok(model) => Some((event.id, model)),
                 Err(why) => {
                     log::warn!("skipping {}: {why}", describe(&event));
                     None
@@ -155,7 +139,7 @@ fn id_from(event: EventId) -> Result<InstanceId> {
 impl Backend for EventBackend {
     fn get_models(&self) -> Result<RVec<Model>> {
         let events = self.client.query_latest(vec![self.subscription()].into())?;
-        let mut models = self.models_of(events);
+        let mut models: Vec<Model> = self.models_of(events).into_iter().map(|(_, m)| m).collect();
         models.sort_by_key(|m| m.instance_id);
         Ok(models.into())
     }
@@ -213,9 +197,10 @@ impl Backend for EventBackend {
     }
 
     fn process_events(&self, events: RVec<Event>) -> Result<()> {
-        let foreign = events.into_iter().filter(|event| !self.is_own(&event.id));
-        for model in self.models_of(foreign) {
-            self.listeners.notify(&model);
+        for (id, model) in self.models_of(events) {
+            if !self.own_writes.is_own(&id, &model) {
+                self.listeners.notify(&model);
+            }
         }
         Ok(())
     }

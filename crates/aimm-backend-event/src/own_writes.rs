@@ -1,0 +1,140 @@
+//! Recognising this backend's own writes when the server notifies them back.
+//!
+//! The host's connection is subscribed to the prefix, so every model event
+//! this backend registers comes back through `process_events`, and listeners
+//! have already heard of it from the write itself. With persisted
+//! acknowledgement the notification is what ends the write's wait, so it
+//! can reach `process_events` before the write learns its event id: a write
+//! in flight is therefore recognised by its content, a finished one by its
+//! event id.
+
+use aimm_backend_api::{EventId, InstanceId, Model};
+use std::collections::VecDeque;
+use std::hash::{Hash, Hasher};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+/// How many of its own event ids a backend remembers.
+const EVENTS_REMEMBERED: usize = 4096;
+
+/// The writes of one backend: finished (by event id) and in flight.
+#[derive(Default)]
+pub(crate) struct OwnWrites(Mutex<Inner>);
+
+#[derive(Default)]
+struct Inner {
+    events: VecDeque<EventId>,
+    in_flight: Vec<(u64, InstanceId, u64)>,
+    next_ticket: u64,
+}
+
+/// A write in flight; forgotten when dropped.
+pub(crate) struct InFlight<'a> {
+    writes: &'a OwnWrites,
+    ticket: u64,
+}
+
+impl OwnWrites {
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Marks `model` as being written until the returned guard is dropped.
+    pub(crate) fn begin(&self, model: &Model) -> InFlight<'_> {
+        let fingerprint = fingerprint(model);
+        let mut inner = self.lock();
+        let ticket = inner.next_ticket;
+        inner.next_ticket += 1;
+        inner
+            .in_flight
+            .push((ticket, model.instance_id, fingerprint));
+        InFlight {
+            writes: self,
+            ticket,
+        }
+    }
+
+    /// Whether the notified `event`, carrying `model`, is one of ours.
+    pub(crate) fn is_own(&self, event: &EventId, model: &Model) -> bool {
+        let inner = self.lock();
+        if inner.events.contains(event) {
+            return true;
+        }
+        let mut same_id = inner
+            .in_flight
+            .iter()
+            .filter(|(_, id, _)| *id == model.instance_id)
+            .peekable();
+        if same_id.peek().is_none() {
+            return false;
+        }
+        let fingerprint = fingerprint(model);
+        same_id.any(|(_, _, f)| *f == fingerprint)
+    }
+}
+
+impl InFlight<'_> {
+    /// The write is done and the server numbered it `event`.
+    pub(crate) fn written(self, event: EventId) {
+        let mut inner = self.writes.lock();
+        if inner.events.len() == EVENTS_REMEMBERED {
+            inner.events.pop_front();
+        }
+        inner.events.push_back(event);
+        // `self` drops here, after the id is known: no gap between the two.
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        let mut inner = self.writes.lock();
+        inner
+            .in_flight
+            .retain(|(ticket, _, _)| *ticket != self.ticket);
+    }
+}
+
+/// A hash of what a listener would be told: id, type and bytes.
+fn fingerprint(model: &Model) -> u64 {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    model.instance_id.hash(&mut hasher);
+    model.model_type.as_str().hash(&mut hasher);
+    model.instance.as_slice().hash(&mut hasher);
+    hasher.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(instance: i64) -> EventId {
+        EventId {
+            server: 1,
+            session: 1,
+            instance,
+        }
+    }
+
+    #[test]
+    fn a_write_in_flight_is_recognised_by_content_then_by_event_id() {
+        let writes = OwnWrites::default();
+        let model = Model::new(7, "t", vec![1, 2, 3]);
+        let in_flight = writes.begin(&model);
+        assert!(writes.is_own(&id(1), &model));
+        assert!(!writes.is_own(&id(1), &Model::new(7, "t", vec![9])));
+        assert!(!writes.is_own(&id(1), &Model::new(8, "t", vec![1, 2, 3])));
+        in_flight.written(id(1));
+        assert!(writes.is_own(&id(1), &model));
+        assert!(
+            !writes.is_own(&id(2), &model),
+            "a later write by another host"
+        );
+    }
+
+    #[test]
+    fn a_failed_write_is_forgotten() {
+        let writes = OwnWrites::default();
+        let model = Model::new(7, "t", vec![1]);
+        drop(writes.begin(&model));
+        assert!(!writes.is_own(&id(1), &model));
+    }
+}
