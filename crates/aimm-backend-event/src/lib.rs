@@ -15,11 +15,11 @@
 //! event server hands out ids: before each create, the backend registers a
 //! *claim* event (of type `[*model_prefix[..n-1], "<last>#id-claims"]`, which
 //! the model subscription never matches) and waits for the server's answer.
-//! The server numbers events uniquely and increasingly: within a session by
-//! `instance`, across restarts by `session`. The new id is
-//! `session * 2^32 + instance`, unique across restarts and across every
-//! host that uses the same server, and larger than every id handed out
-//! before. An id that is already taken (by an import or a Python host) is
+//! The server numbers events uniquely and increasingly, as `(session,
+//! instance)`; hat-event 0.9.44 opens a session per register request, also
+//! across restarts. The new id is `session * 2^16 + instance`, unique across
+//! restarts and across every host that uses the same server, and larger
+//! than every id handed out before. An id that is already taken (by an import or a Python host) is
 //! skipped by claiming again.
 //!
 //! # Durability

@@ -125,15 +125,26 @@ impl EventBackend {
     }
 }
 
-/// `session * 2^32 + instance` of a server-assigned event id.
+/// Bits of an instance id that hold the claim's event instance.
+const INSTANCE_BITS: u32 = 16;
+
+/// `session * 2^16 + instance` of a server-assigned event id.
+///
+/// hat-event 0.9.44 opens a new session for every register request and
+/// numbers the request's events from 1, so a claim (a request of one event)
+/// is always instance 1 and the session carries the uniqueness: sessions may
+/// grow to 2^47 (centuries at thousands of requests per second).
 fn id_from(event: EventId) -> Result<InstanceId> {
-    if !(0..1 << 31).contains(&event.session) || !(0..1 << 32).contains(&event.instance) {
+    let sessions = 0..1i64 << (63 - INSTANCE_BITS);
+    let instances = 0..1i64 << INSTANCE_BITS;
+    if !sessions.contains(&event.session) || !instances.contains(&event.instance) {
         return Err(BackendError::storage(format!(
-            "event id session {} / instance {} is outside the range ids are made from",
+            "event id session {} / instance {} is outside the range ids are made from \
+             (session below 2^47, instance below 2^16)",
             event.session, event.instance
         )));
     }
-    Ok((event.session << 32) | event.instance)
+    Ok((event.session << INSTANCE_BITS) | event.instance)
 }
 
 impl Backend for EventBackend {
@@ -207,5 +218,37 @@ impl Backend for EventBackend {
 
     fn close(&self) -> Result<()> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event_id(session: i64, instance: i64) -> EventId {
+        EventId {
+            server: 1,
+            session,
+            instance,
+        }
+    }
+
+    #[test]
+    fn ids_are_session_and_instance_and_distinct() {
+        assert_eq!(id_from(event_id(3, 1)).unwrap(), 3 * 65536 + 1);
+        assert_ne!(
+            id_from(event_id(3, 2)).unwrap(),
+            id_from(event_id(4, 1)).unwrap()
+        );
+        let largest = id_from(event_id((1 << 47) - 1, 65535)).unwrap();
+        assert_eq!(largest, i64::MAX);
+    }
+
+    #[test]
+    fn event_ids_outside_the_range_are_refused() {
+        for (session, instance) in [(1 << 47, 1), (1, 1 << 16), (-1, 1), (1, -1)] {
+            let err = id_from(event_id(session, instance)).unwrap_err();
+            assert!(err.message.contains("outside the range"), "{err}");
+        }
     }
 }
