@@ -212,30 +212,74 @@ async fn current_type(backend: &BackendHandle, id: i64) -> Result<String, Failur
         .ok_or_else(|| Failure::from(aimm_backend_api::BackendError::not_found(id)))
 }
 
+/// Most models `copy` has in flight at once: writes that wait for a commit
+/// or an event server flush share it.
+const COPIES_IN_FLIGHT: usize = 16;
+
+/// Most bytes `copy` holds in flight at once (one larger model goes alone).
+const COPY_BYTES_IN_FLIGHT: u64 = 256 << 20;
+
 async fn copy(source: &BackendHandle, target: &BackendHandle) -> Outcome {
     let infos = source.list_models().await?;
     let total_bytes: u64 = infos.iter().map(|i| i.size).sum();
     let bar = progress_bar(total_bytes);
     let (mut copied, mut present) = (0u64, 0u64);
-    for info in infos.iter() {
-        let model = source.get_model(info.instance_id).await?;
-        bar.set_message(format!("model {}", info.instance_id));
-        match target.import_model(model).await {
-            Ok(_) => copied += 1,
-            Err(err) if err.kind == ErrorKind::Conflict => {
-                ensure_same(source, target, info.instance_id).await?;
-                present += 1;
+    let mut in_flight = tokio::task::JoinSet::new();
+    let mut bytes_in_flight = 0u64;
+    let mut infos = infos.iter().peekable();
+    loop {
+        let room = |bytes: u64, next: u64, tasks: usize| {
+            tasks == 0 || (tasks < COPIES_IN_FLIGHT && bytes + next <= COPY_BYTES_IN_FLIGHT)
+        };
+        match infos.peek() {
+            Some(info) if room(bytes_in_flight, info.size, in_flight.len()) => {
+                let (id, size) = (info.instance_id, info.size);
+                let (source, target) = (source.clone(), target.clone());
+                in_flight.spawn(async move { (id, size, copy_one(&source, &target, id).await) });
+                bytes_in_flight += size;
+                infos.next();
             }
-            Err(err) => {
-                return Err(Failure::from(err))
-                    .context_with(|| format!("copying model {}", info.instance_id))
+            _ => {
+                let Some(done) = in_flight.join_next().await else {
+                    break;
+                };
+                let (id, size, outcome) =
+                    done.map_err(|err| Failure::operation(anyhow::anyhow!("copy task: {err}")))?;
+                match outcome.context_with(|| format!("copying model {id}"))? {
+                    Copied::New => copied += 1,
+                    Copied::AlreadyThere => present += 1,
+                }
+                bytes_in_flight -= size;
+                bar.set_message(format!("model {id}"));
+                bar.inc(size);
             }
         }
-        bar.inc(info.size);
     }
     bar.finish_and_clear();
     eprintln!("copied {copied} models, {present} already present");
     Ok(())
+}
+
+/// What `copy_one` did.
+enum Copied {
+    New,
+    AlreadyThere,
+}
+
+async fn copy_one(
+    source: &BackendHandle,
+    target: &BackendHandle,
+    id: i64,
+) -> Result<Copied, Failure> {
+    let model = source.get_model(id).await?;
+    match target.import_model(model).await {
+        Ok(_) => Ok(Copied::New),
+        Err(err) if err.kind == ErrorKind::Conflict => {
+            ensure_same(source, target, id).await?;
+            Ok(Copied::AlreadyThere)
+        }
+        Err(err) => Err(Failure::from(err)),
+    }
 }
 
 /// A re-run of `copy` skips models already copied, but never overwrites a

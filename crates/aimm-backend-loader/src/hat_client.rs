@@ -226,6 +226,9 @@ async fn supervise(supervised: Supervised, events: mpsc::UnboundedSender<Vec<Eve
                     let _ = events.send(batch.into_iter().map(to_api_event).collect());
                 }
                 supervised.set_current(None);
+                if supervised.alive.strong_count() == 0 {
+                    return; // the client closed the connection on its way out
+                }
                 tracing::warn!(address = %config.address, "lost the Hat event server; reconnecting");
             }
             Err(err) => {
