@@ -27,5 +27,13 @@ step "clippy -D warnings on the out-of-tree example plugin"
 CARGO_TARGET_DIR=target/examples cargo clippy --release \
     --manifest-path examples/memory-backend/Cargo.toml -- -D warnings
 
+step "fmt and clippy -D warnings on the fuzz targets (fuzz/, not a workspace member)"
+cargo fmt --check --manifest-path fuzz/Cargo.toml
+CARGO_TARGET_DIR=fuzz/target/clippy cargo clippy --release --locked \
+    --manifest-path fuzz/Cargo.toml --all-targets -- -D warnings
+
+step "fuzz: SBS decoder and Chatter frame reader (bounded)"
+bash scripts/fuzz.sh 30
+
 step "tests"
 cargo test --release --workspace

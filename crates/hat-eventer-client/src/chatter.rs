@@ -8,6 +8,13 @@
 
 use crate::sbs::{DecodeError, Reader, Writer};
 
+/// The most length bytes a frame header may announce. The Python
+/// implementation (`hat.drivers.chatter`) reads any count of them and writes
+/// as few as the length needs (at most 8 for any length a 64-bit peer can
+/// send); 16 leaves room for leading zero bytes while the length still fits
+/// a `u128`.
+pub const MAX_LENGTH_FIELD: usize = 16;
+
 /// `HatChatter.Msg`: one message of a conversation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Msg {
@@ -86,8 +93,8 @@ pub enum FrameError {
         /// The configured limit.
         limit: usize,
     },
-    /// The length field is longer than any length that fits the limit.
-    #[error("Chatter frame length field of {0} bytes is longer than 8")]
+    /// The length field has more than [`MAX_LENGTH_FIELD`] bytes.
+    #[error("Chatter frame length field of {0} bytes is longer than {MAX_LENGTH_FIELD}")]
     LengthFieldTooLong(usize),
     /// The body is not a valid `HatChatter.Msg`.
     #[error("Chatter frame body: {0}")]
@@ -111,7 +118,7 @@ impl FrameHeader {
     /// The body length announced by `length_bytes` (the `m` bytes after the
     /// first), checked against `limit` before anything is allocated.
     pub fn parse(length_bytes: &[u8], limit: usize) -> Result<usize, FrameError> {
-        if length_bytes.len() > 16 {
+        if length_bytes.len() > MAX_LENGTH_FIELD {
             return Err(FrameError::LengthFieldTooLong(length_bytes.len()));
         }
         let announced = length_bytes
@@ -158,7 +165,17 @@ mod tests {
             FrameHeader::parse(&huge, 1 << 20),
             Err(FrameError::TooLarge { .. })
         ));
-        assert!(FrameHeader::parse(&[0; 17], 1 << 20).is_err());
+        assert_eq!(
+            FrameHeader::parse(&[0; MAX_LENGTH_FIELD + 1], 1 << 20),
+            Err(FrameError::LengthFieldTooLong(MAX_LENGTH_FIELD + 1))
+        );
+        assert_eq!(
+            FrameError::LengthFieldTooLong(17).to_string(),
+            "Chatter frame length field of 17 bytes is longer than 16"
+        );
+        let mut padded = [0u8; MAX_LENGTH_FIELD];
+        padded[MAX_LENGTH_FIELD - 1] = 5;
+        assert_eq!(FrameHeader::parse(&padded, 1 << 20), Ok(5));
         let body = msg().encode();
         assert!(Msg::decode(&body[..body.len() - 1]).is_err());
         let mut trailing = body.clone();

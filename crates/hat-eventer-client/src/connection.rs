@@ -1,10 +1,10 @@
 //! A Chatter connection over TCP: frames in and out, conversations, and the
 //! ping/pong keep-alive (the server drops peers that stay silent).
 
-use crate::chatter::{Data, FrameError, FrameHeader, Msg};
+use crate::chatter::{Data, FrameError, FrameHeader, Msg, MAX_LENGTH_FIELD};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, Mutex};
@@ -161,7 +161,22 @@ async fn read_frames(
     }
 }
 
-async fn read_frame(read: &mut OwnedReadHalf, max_frame: usize) -> Result<Msg, ChatterError> {
+/// Reads one Chatter frame from `read` and decodes its body to a [`Msg`].
+///
+/// The frame is one byte `m` (at most [`MAX_LENGTH_FIELD`]), the body length
+/// as `m` bytes big-endian, then the body. A length above `max_frame` is
+/// refused before the body is allocated, so no input makes this allocate
+/// more than `max_frame` bytes for a frame.
+///
+/// Returns [`ChatterError::Closed`] when the input ends cleanly before a
+/// frame, [`ChatterError::Io`] when it fails or ends inside a frame, and
+/// [`ChatterError::Frame`] for a frame that cannot be accepted. The reader's
+/// position after an error is unspecified; [`connect`] stops reading at the
+/// first error.
+pub async fn read_frame<R>(read: &mut R, max_frame: usize) -> Result<Msg, ChatterError>
+where
+    R: AsyncRead + Unpin + ?Sized,
+{
     let size_len = match read.read_u8().await {
         Ok(n) => n as usize,
         Err(err) if err.kind() == std::io::ErrorKind::UnexpectedEof => {
@@ -169,10 +184,10 @@ async fn read_frame(read: &mut OwnedReadHalf, max_frame: usize) -> Result<Msg, C
         }
         Err(err) => return Err(err.into()),
     };
-    if size_len > 16 {
+    if size_len > MAX_LENGTH_FIELD {
         return Err(FrameError::LengthFieldTooLong(size_len).into());
     }
-    let mut size = [0u8; 16];
+    let mut size = [0u8; MAX_LENGTH_FIELD];
     read.read_exact(&mut size[..size_len]).await?;
     let len = FrameHeader::parse(&size[..size_len], max_frame)?;
     let mut body = vec![0u8; len];
@@ -233,5 +248,62 @@ async fn supervise(
                 deadline = Instant::now() + config.ping_timeout;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msg(id: i64) -> Msg {
+        Msg {
+            id,
+            first: 1,
+            owner: true,
+            token: true,
+            last: false,
+            data: Data {
+                data_type: "HatChatter.Ping".into(),
+                data: Vec::new(),
+            },
+        }
+    }
+
+    #[tokio::test]
+    async fn read_frame_reads_frames_until_the_input_ends() {
+        let mut input = msg(1).to_frame();
+        input.extend(msg(2).to_frame());
+        let mut read = input.as_slice();
+        assert_eq!(read_frame(&mut read, 1 << 20).await.unwrap(), msg(1));
+        assert_eq!(read_frame(&mut read, 1 << 20).await.unwrap(), msg(2));
+        assert!(matches!(
+            read_frame(&mut read, 1 << 20).await,
+            Err(ChatterError::Closed)
+        ));
+    }
+
+    #[tokio::test]
+    async fn read_frame_refuses_bad_frames() {
+        let frame = msg(1).to_frame();
+        let cut = &mut &frame[..frame.len() - 1];
+        assert!(matches!(
+            read_frame(cut, 1 << 20).await,
+            Err(ChatterError::Io(_))
+        ));
+        let small = &mut frame.as_slice();
+        assert!(matches!(
+            read_frame(small, 2).await,
+            Err(ChatterError::Frame(FrameError::TooLarge { .. }))
+        ));
+        let long = &mut &[MAX_LENGTH_FIELD as u8 + 1, 0][..];
+        assert!(matches!(
+            read_frame(long, 1 << 20).await,
+            Err(ChatterError::Frame(FrameError::LengthFieldTooLong(17)))
+        ));
+        let padded = &mut &[3, 0, 0, 1, 0x80][..];
+        assert!(matches!(
+            read_frame(padded, 1 << 20).await,
+            Err(ChatterError::Frame(FrameError::Body(_)))
+        ));
     }
 }
