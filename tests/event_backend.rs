@@ -636,3 +636,77 @@ fn own_writes_reach_listeners_once_although_the_server_notifies_them_back() {
     }
     assert_eq!(heard.len(), ids.len(), "{heard:?}");
 }
+
+#[test]
+fn a_cli_writer_and_the_server_both_killed_lose_no_acknowledged_model() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    const COUNT: usize = 200;
+    const SIZE: usize = 16 * 1024;
+    let server = HatServer::start();
+    let work = tempfile::tempdir().unwrap();
+    let conf = event_conf(work.path(), &server, "killed");
+    let files: Vec<_> = (0..COUNT)
+        .map(|i| {
+            let path = work.path().join(format!("{i}.bin"));
+            std::fs::write(&path, test_bytes(i as u64, SIZE)).unwrap();
+            path
+        })
+        .collect();
+    let mut writer = cli(work.path())
+        .arg("--conf")
+        .arg(&conf)
+        .args(["put", "killed.model"])
+        .args(&files)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(writer.stdout.take().unwrap()).lines();
+    let mut acknowledged: Vec<i64> = Vec::new();
+    while acknowledged.len() < 10 {
+        let line = lines.next().expect("the writer is still running").unwrap();
+        acknowledged.push(line.trim().parse().unwrap());
+    }
+    // SIGKILL the writer mid-stream, then the server: neither gets to
+    // flush anything. Ids already in the pipe were acknowledged too.
+    writer.kill().unwrap();
+    server.kill();
+    acknowledged.extend(
+        lines
+            .map_while(Result::ok)
+            .filter_map(|l| l.trim().parse::<i64>().ok()),
+    );
+    writer.wait().unwrap();
+    assert!(
+        acknowledged.len() < COUNT,
+        "the writer finished before the kill"
+    );
+
+    server.start_again();
+    let (_runtime, client) = connected_client(&server, "after-kill", Duration::from_secs(5));
+    let library = PluginLibrary::load(&event_plugin()).unwrap();
+    let handle = library
+        .create_backend(
+            &json!({"module": "event", "model_prefix": ["aimm", "killed"]}),
+            Some(client),
+        )
+        .unwrap();
+    let stored = handle.backend().get_models().unwrap();
+    // `put` stores the files in order, so the i-th printed id holds file i.
+    for (i, id) in acknowledged.iter().enumerate() {
+        let model = stored
+            .iter()
+            .find(|m| m.instance_id == *id)
+            .unwrap_or_else(|| panic!("acknowledged model {id} (file {i}) is missing"));
+        assert!(
+            model.instance.as_slice() == test_bytes(i as u64, SIZE).as_slice(),
+            "model {id} (file {i}) has other bytes"
+        );
+    }
+    eprintln!(
+        "{} creates acknowledged before the kills, {} models stored after",
+        acknowledged.len(),
+        stored.len()
+    );
+}
