@@ -15,7 +15,7 @@ use std::time::Instant;
 use crate::payload;
 use crate::readpaths::{self, ReadPath};
 use crate::stores::{Plugin, StoreKind, MODEL_TYPE};
-use crate::sysinfo;
+use aimm_backend_bench::sysinfo;
 
 /// The seed of the big model's bytes.
 const BIG_SEED: u64 = 0xB16_B16;

@@ -38,9 +38,7 @@
 mod child;
 mod payload;
 mod readpaths;
-mod stats;
 mod stores;
-mod sysinfo;
 
 use aimm_backend_api::{Backend, RString, RVec};
 use anyhow::{bail, Context, Result};
@@ -52,7 +50,8 @@ use std::process::{Command, ExitCode};
 use std::sync::{Arc, Barrier};
 use std::time::Instant;
 
-use stats::{median, paired_ratios, range, ratio, secs, verdict};
+use aimm_backend_bench::stats::{median, paired_ratios, range, ratio, secs, verdict};
+use aimm_backend_bench::{sysinfo, venv};
 use stores::{OpenStore, PhaseTimes, Plugin, Python, StoreKind};
 
 /// The command line.
@@ -214,7 +213,7 @@ fn run(cli: Cli) -> Result<()> {
     let exe_dir = exe.parent().context("this program has no directory")?;
     let repo = match &cli.repo {
         Some(repo) => repo.clone(),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."),
+        None => venv::repo_root(),
     };
     let repo = repo
         .canonicalize()
@@ -240,7 +239,7 @@ fn run(cli: Cli) -> Result<()> {
     let python = if wants(&cli, 1) && !cli.skip_python {
         let interpreter = match &cli.python {
             Some(py) => py.clone(),
-            None => venv_python(&repo)?,
+            None => venv::venv_python(&repo).context("use --python or --skip-python")?,
         };
         Some(Python {
             interpreter,
@@ -297,29 +296,6 @@ fn run(cli: Cli) -> Result<()> {
         std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(())
-}
-
-/// The venv interpreter `scripts/python-venv.sh` prints on its last line.
-fn venv_python(repo: &Path) -> Result<PathBuf> {
-    let script = repo.join("scripts/python-venv.sh");
-    let mut command = Command::new(&script);
-    sysinfo::default_allocator(&mut command);
-    let output = command
-        .output()
-        .with_context(|| format!("running {}", script.display()))?;
-    if !output.status.success() {
-        bail!(
-            "{} failed: {} (use --python or --skip-python)",
-            script.display(),
-            String::from_utf8_lossy(&output.stderr).trim()
-        );
-    }
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let line = stdout.lines().last().unwrap_or_default().trim();
-    if line.is_empty() {
-        bail!("{} printed no interpreter path", script.display());
-    }
-    Ok(PathBuf::from(line))
 }
 
 /// Progress, on stderr so stdout stays the report.

@@ -472,7 +472,7 @@ impl Python {
     /// directory under `dir`.
     pub fn run(&self, count: usize, size: usize, dir: &Path) -> Result<PythonRun> {
         let mut command = Command::new(&self.interpreter);
-        crate::sysinfo::default_allocator(&mut command);
+        aimm_backend_bench::sysinfo::default_allocator(&mut command);
         let output = command
             .arg(&self.script)
             .args(["--count", &count.to_string(), "--size", &size.to_string()])

@@ -24,6 +24,8 @@
 #![forbid(unsafe_code)]
 
 use aimm_backend_api::{Backend, RVec};
+use aimm_backend_bench::stats::median;
+use aimm_backend_bench::venv::{repo_root, venv_python};
 use aimm_backend_loader::{open_backend, SearchPath, ServerConfig};
 use anyhow::{bail, ensure, Context, Result};
 use std::path::{Path, PathBuf};
@@ -122,26 +124,9 @@ fn payload(round: usize, index: usize, size: usize) -> Vec<u8> {
         .collect()
 }
 
-fn python(repo: &Path) -> Result<String> {
-    let output = Command::new("bash")
-        .arg(repo.join("scripts/python-venv.sh"))
-        .output()?;
-    ensure!(
-        output.status.success(),
-        "python-venv.sh failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    Ok(String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .last()
-        .unwrap_or_default()
-        .trim()
-        .to_string())
-}
-
 fn python_round(
     repo: &Path,
-    python: &str,
+    python: &Path,
     server: &Server,
     prefix: &str,
     args: &Args,
@@ -250,11 +235,6 @@ fn our_round(
     })
 }
 
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
-}
-
 const VARIANTS: [&str; 4] = [
     "python",
     "ours, registered",
@@ -264,10 +244,8 @@ const VARIANTS: [&str; 4] = [
 
 fn main() -> Result<()> {
     let args = parse_args()?;
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()?;
-    let python = python(&repo)?;
+    let repo = repo_root().canonicalize()?;
+    let python = venv_python(&repo)?;
     let server = Server::start(&repo)?;
     let runtime = tokio::runtime::Runtime::new()?;
     let _context = runtime.enter();
@@ -317,8 +295,8 @@ fn report(args: &Args, timings: &[Vec<Timing>]) {
         .map(|t| {
             (
                 t[0].creates,
-                median(t.iter().map(|x| x.create_s).collect()),
-                median(t.iter().map(|x| x.get_models_s).collect()),
+                median(&t.iter().map(|x| x.create_s).collect::<Vec<_>>()),
+                median(&t.iter().map(|x| x.get_models_s).collect::<Vec<_>>()),
             )
         })
         .collect();

@@ -11,12 +11,13 @@
 
 #![forbid(unsafe_code)]
 
+use aimm_backend_bench::stats::median;
+use aimm_backend_bench::venv::{repo_root, venv_python};
 use anyhow::{bail, ensure, Context, Result};
 use base64::Engine;
 use hat_eventer_client::eventer_msg::{
     decode, encode, Event, EventId, EventPayload, MsgEventsNotify, Timestamp,
 };
-use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
@@ -73,36 +74,12 @@ fn message(count: usize, size: usize) -> MsgEventsNotify {
     )
 }
 
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
-}
-
-fn python(repo: &Path) -> Result<String> {
-    let output = Command::new("bash")
-        .arg(repo.join("scripts/python-venv.sh"))
-        .output()?;
-    ensure!(
-        output.status.success(),
-        "python-venv.sh failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    Ok(String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .last()
-        .unwrap_or_default()
-        .trim()
-        .to_string())
-}
-
 fn main() -> Result<()> {
     let args = parse_args()?;
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()?;
+    let repo = repo_root().canonicalize()?;
     let dir = tempfile::tempdir()?;
     let python_out = dir.path().join("python.sbs");
-    let output = Command::new(python(&repo)?)
+    let output = Command::new(venv_python(&repo)?)
         .arg(repo.join("tests/python/bench_sbs.py"))
         .args([
             "--count",
@@ -139,7 +116,7 @@ fn main() -> Result<()> {
         py["encode_s"].as_f64().unwrap_or(f64::NAN),
         py["decode_s"].as_f64().unwrap_or(f64::NAN),
     );
-    let (rs_enc, rs_dec) = (median(enc), median(dec));
+    let (rs_enc, rs_dec) = (median(&enc), median(&dec));
     println!(
         "MsgEventsNotify of {} events, {} bytes encoded (identical from both); median of {} rounds",
         args.count,
