@@ -143,18 +143,7 @@ fn every_acknowledged_create_survives_kill_9() {
         assert_eq!(integrity_check(&db), "ok");
         // The store keeps working after the crash, and never reuses an id.
         let file = write_file(work.path(), "after.bin", "after");
-        let output = run_expecting(
-            cli(work.path()).arg("--conf").arg(&conf).args([
-                "put",
-                "after",
-                file.to_str().unwrap(),
-            ]),
-            0,
-        );
-        let new_id: i64 = String::from_utf8_lossy(&output.stdout)
-            .trim()
-            .parse()
-            .unwrap();
+        let new_id = put_one(work.path(), &conf, "after", &file);
         assert!(
             acknowledged.iter().all(|&id| id < new_id),
             "id {new_id} reused after the crash"

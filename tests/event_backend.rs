@@ -252,18 +252,7 @@ fn python_and_ours_read_each_other_on_one_server_and_prefix() {
     // Python reads ours byte-exact.
     let ours = work.path().join("ours.bin");
     std::fs::write(&ours, test_bytes(9, 70_000)).unwrap();
-    let output = run_expecting(
-        cli(work.path()).arg("--conf").arg(&conf).args([
-            "put",
-            "rust.type",
-            ours.to_str().unwrap(),
-        ]),
-        0,
-    );
-    let our_id: i64 = String::from_utf8_lossy(&output.stdout)
-        .trim()
-        .parse()
-        .unwrap();
+    let our_id = put_one(work.path(), &conf, "rust.type", &ours);
     let out_dir = work.path().join("py-out");
     let dumped = python_event_tool(&server, &["dump", prefix, out_dir.to_str().unwrap()]);
     assert_eq!(dumped.len(), 4, "{dumped:?}");
@@ -313,13 +302,7 @@ fn events_that_are_not_models_are_skipped_with_a_warning() {
     let work = tempfile::tempdir().unwrap();
     let conf = event_conf(work.path(), &server, "junk");
     let file = write_file(work.path(), "good.bin", "good");
-    run_expecting(
-        cli(work.path())
-            .arg("--conf")
-            .arg(&conf)
-            .args(["put", "good", file.to_str().unwrap()]),
-        0,
-    );
+    put_one(work.path(), &conf, "good", &file);
     let bad = |last: &str, payload: Option<EventPayload>| RegisterEvent {
         event_type: vec!["aimm".into(), "junk".into(), last.into()],
         source_timestamp: None,
@@ -373,18 +356,7 @@ fn watch_shows_models_created_by_other_hosts() {
     let mut watcher = Watcher::start(work.path(), &conf);
     std::thread::sleep(Duration::from_millis(1500));
     let file = write_file(work.path(), "m.bin", "from another host");
-    let output = run_expecting(
-        cli(work.path()).arg("--conf").arg(&conf).args([
-            "put",
-            "other.host",
-            file.to_str().unwrap(),
-        ]),
-        0,
-    );
-    let id: i64 = String::from_utf8_lossy(&output.stdout)
-        .trim()
-        .parse()
-        .unwrap();
+    let id = put_one(work.path(), &conf, "other.host", &file);
     assert_eq!(
         watcher.next_change(),
         json!({"instance_id": id, "model_type": "other.host", "size": 17})
@@ -499,14 +471,7 @@ fn copy_moves_models_between_sqlite_and_the_event_server_keeping_ids() {
     let file = work.path().join("m.bin");
     for seed in 0..4u64 {
         std::fs::write(&file, test_bytes(seed, 5000 * seed as usize)).unwrap();
-        run_expecting(
-            cli(work.path()).arg("--conf").arg(&source).args([
-                "put",
-                &format!("type{seed}"),
-                file.to_str().unwrap(),
-            ]),
-            0,
-        );
+        put_one(work.path(), &source, &format!("type{seed}"), &file);
     }
     for (from, to) in [(&source, &events), (&events, &back)] {
         let output = run_expecting(
@@ -555,20 +520,12 @@ fn acknowledge_registered_is_accepted_and_an_unknown_value_is_refused() {
     };
     let registered = conf_with("registered.yaml", "registered");
     let file = write_file(work.path(), "m.bin", "model bytes");
-    let put = run_expecting(
-        cli(work.path()).arg("--conf").arg(&registered).args([
-            "put",
-            "ack.model",
-            file.to_str().unwrap(),
-        ]),
-        0,
-    );
-    let id = String::from_utf8_lossy(&put.stdout).trim().to_string();
+    let id = put_one(work.path(), &registered, "ack.model", &file);
     let get = run_expecting(
         cli(work.path())
             .arg("--conf")
             .arg(&registered)
-            .args(["get", &id]),
+            .args(["get", &id.to_string()]),
         0,
     );
     assert_eq!(get.stdout, b"model bytes");

@@ -77,6 +77,24 @@ pub fn run_expecting(command: &mut Command, code: i32) -> Output {
     output
 }
 
+/// `aimm-backend --conf CONF put MODEL_TYPE FILE`, which must succeed; the
+/// instance id it printed.
+pub fn put_one(work: &Path, conf: &Path, model_type: &str, file: &Path) -> i64 {
+    let output = run_expecting(
+        cli(work)
+            .arg("--conf")
+            .arg(conf)
+            .args(["put", model_type])
+            .arg(file),
+        0,
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    stdout
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("put printed {stdout:?}, not an id"))
+}
+
 /// Writes `text` to `dir/name` and returns the path.
 pub fn write_file(dir: &Path, name: &str, text: &str) -> PathBuf {
     let path = dir.join(name);
