@@ -2,7 +2,7 @@
 //! conformance suite, several hosts creating at once, restarts.
 
 use aimm_backend_conformance::{run, PluginTarget};
-use aimm_backend_loader::{HatClientConfig, HatEventClient, PluginLibrary};
+use aimm_backend_loader::{HatClientConfig, HatEventClient};
 use aimm_backend_tests::*;
 use serde_json::json;
 use std::collections::BTreeSet;
@@ -66,13 +66,12 @@ fn connected_client(
 fn event_backend_passes_conformance_in_process() {
     let server = HatServer::start();
     let (_runtime, client) = connected_client(&server, "conformance", Duration::from_secs(5));
-    let library = PluginLibrary::load(&event_plugin()).unwrap();
-    let target = PluginTarget::scratch(
-        library,
-        &json!({"module": "event", "model_prefix": ["aimm", "model"]}),
-    )
-    .unwrap()
-    .with_event_client(client);
+    let target = PluginTarget::scratch(prepare_plugin(
+        &event_plugin(),
+        json!({"model_prefix": ["aimm", "model"]}),
+        Some(client),
+    ))
+    .unwrap();
     let report = run(&target);
     assert!(report.all_passed(), "{report}");
 }
@@ -373,14 +372,11 @@ fn a_server_killed_mid_stream_fails_calls_fast_and_loses_no_acknowledged_model()
     use std::sync::{Arc, Mutex};
     let server = HatServer::start();
     let (_runtime, client) = connected_client(&server, "outage", Duration::from_secs(2));
-    let library = PluginLibrary::load(&event_plugin()).unwrap();
-    let handle = library
-        .create_backend(
-            &json!({"module": "event", "model_prefix": ["aimm", "outage"]}),
-            Some(client.clone()),
-        )
-        .unwrap();
-    let backend = handle.backend().clone();
+    let backend = open_plugin(
+        &event_plugin(),
+        json!({"model_prefix": ["aimm", "outage"]}),
+        Some(client.clone()),
+    );
     let stop = Arc::new(AtomicBool::new(false));
     let acked: Arc<Mutex<Vec<Model>>> = Arc::default();
     let failures: Arc<Mutex<Vec<(ErrorKind, String, Duration)>>> = Arc::default();
@@ -642,14 +638,12 @@ fn a_cli_writer_and_the_server_both_killed_lose_no_acknowledged_model() {
 
     server.start_again();
     let (_runtime, client) = connected_client(&server, "after-kill", Duration::from_secs(5));
-    let library = PluginLibrary::load(&event_plugin()).unwrap();
-    let handle = library
-        .create_backend(
-            &json!({"module": "event", "model_prefix": ["aimm", "killed"]}),
-            Some(client),
-        )
-        .unwrap();
-    let stored = handle.backend().get_models().unwrap();
+    let backend = open_plugin(
+        &event_plugin(),
+        json!({"model_prefix": ["aimm", "killed"]}),
+        Some(client),
+    );
+    let stored = backend.get_models().unwrap();
     // `put` stores the files in order, so the i-th printed id holds file i.
     for (i, id) in acknowledged.iter().enumerate() {
         let model = stored

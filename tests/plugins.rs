@@ -131,20 +131,16 @@ fn without_the_plugin_dir_the_module_is_not_found_and_every_place_is_listed() {
 
 #[test]
 fn sqlite_backend_passes_conformance_in_process() {
-    let library = PluginLibrary::load(&sqlite_plugin()).unwrap();
-    let target = PluginTarget::scratch(
-        library,
-        &json!({"module": "aimm.server.backend.sqlite", "path": "x"}),
-    )
-    .unwrap();
+    let target =
+        PluginTarget::scratch(prepare_plugin(&sqlite_plugin(), json!({"path": "x"}), None))
+            .unwrap();
     let report = run(&target);
     assert!(report.all_passed(), "{report}");
 }
 
 #[test]
 fn memory_backend_passes_conformance_in_process() {
-    let library = PluginLibrary::load(&memory_plugin()).unwrap();
-    let target = PluginTarget::scratch(library, &json!({"module": "memory_backend"})).unwrap();
+    let target = PluginTarget::scratch(prepare_plugin(&memory_plugin(), json!({}), None)).unwrap();
     let report = run(&target);
     assert!(report.all_passed(), "{report}");
 }
@@ -156,32 +152,18 @@ fn two_different_backend_libraries_live_in_one_process() {
     assert_eq!(sqlite.name(), "sqlite");
     assert_eq!(memory.name(), "memory");
     let dir = tempfile::tempdir().unwrap();
-    let a = sqlite
-        .create_backend(
-            &json!({"module": "sqlite", "path": dir.path().join("a.db").to_str()}),
-            None,
-        )
-        .unwrap();
-    let b = memory
-        .create_backend(
-            &json!({"module": "memory_backend", "name": "two-libs"}),
-            None,
-        )
-        .unwrap();
-    a.backend()
-        .create_model("in.sqlite".into(), vec![1u8].into())
-        .unwrap();
-    b.backend()
-        .create_model("in.memory".into(), vec![2u8].into())
-        .unwrap();
-    assert_eq!(
-        a.backend().list_models().unwrap()[0].model_type.as_str(),
-        "in.sqlite"
+    let a = open_plugin(
+        &sqlite_plugin(),
+        json!({"path": dir.path().join("a.db").to_str()}),
+        None,
     );
-    assert_eq!(
-        b.backend().list_models().unwrap()[0].model_type.as_str(),
-        "in.memory"
-    );
+    let b = open_plugin(&memory_plugin(), json!({"name": "two-libs"}), None);
+    a.create_model("in.sqlite".into(), vec![1u8].into())
+        .unwrap();
+    b.create_model("in.memory".into(), vec![2u8].into())
+        .unwrap();
+    assert_eq!(a.list_models().unwrap()[0].model_type.as_str(), "in.sqlite");
+    assert_eq!(b.list_models().unwrap()[0].model_type.as_str(), "in.memory");
     // Loading the same file again gives the same library, not a second copy.
     let again = PluginLibrary::load(&sqlite_plugin()).unwrap();
     assert!(std::sync::Arc::ptr_eq(&sqlite, &again));

@@ -5,9 +5,11 @@
 //! The tests expect `cargo build --release --workspace` to have run (the
 //! README's test command does it); a missing artifact fails the test.
 
+use aimm_backend_api::{Backend, EventClient};
+use aimm_backend_loader::{Opener, Prepared, SearchPath, ServerConfig};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 /// The workspace root.
 pub fn workspace_root() -> PathBuf {
@@ -29,6 +31,35 @@ pub fn release_dir() -> PathBuf {
         dir.display()
     );
     dir
+}
+
+/// Prepares the plugin library file `plugin` with the `backend` section
+/// `conf` through the loader's one entry point ([`Opener`]), lending it
+/// `client` if given.
+pub fn prepare_plugin(
+    plugin: &Path,
+    mut conf: serde_json::Value,
+    client: Option<Arc<dyn EventClient>>,
+) -> Prepared {
+    conf["module"] = plugin.to_string_lossy().as_ref().into();
+    let config = ServerConfig::from_value(serde_json::json!({ "backend": conf }), "test config")
+        .expect("the test config is valid");
+    let mut opener = Opener::new(SearchPath::from_dirs(Vec::new()));
+    if let Some(client) = client {
+        opener = opener.with_event_client(client);
+    }
+    opener.prepare(&config).expect("the plugin loads")
+}
+
+/// A backend of `plugin` on `conf` (see [`prepare_plugin`]).
+pub fn open_plugin(
+    plugin: &Path,
+    conf: serde_json::Value,
+    client: Option<Arc<dyn EventClient>>,
+) -> Arc<dyn Backend> {
+    prepare_plugin(plugin, conf, client)
+        .create()
+        .expect("the backend opens")
 }
 
 /// The built-in SQLite plugin library.

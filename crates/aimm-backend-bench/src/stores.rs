@@ -4,7 +4,7 @@
 //! subprocess).
 
 use aimm_backend_api::{Backend, Model, RString, RVec};
-use aimm_backend_loader::PluginLibrary;
+use aimm_backend_loader::{Opener, PluginLibrary, SearchPath, ServerConfig};
 use aimm_backend_sqlite::{SqliteBackend, SqliteConfig};
 use anyhow::{bail, ensure, Context, Result};
 use rusqlite::{params, Connection, TransactionBehavior};
@@ -81,20 +81,18 @@ impl Plugin {
     /// given (otherwise the backend's default: WAL for a new file).
     pub fn open(&self, db: &Path, journal_mode: Option<&str>) -> Result<Arc<dyn Backend>> {
         let mut conf = serde_json::json!({
-            "module": "aimm.server.backend.sqlite",
+            "module": self.library.path().to_string_lossy(),
             "path": db.to_string_lossy(),
         });
         if let Some(mode) = journal_mode {
             conf["journal_mode"] = mode.into();
         }
-        self.library
-            .validate_conf(&conf, "benchmark config")
+        let config = ServerConfig::from_value(conf, "benchmark config")
             .context("validating the benchmark's backend config")?;
-        let handle = self
-            .library
-            .create_backend(&conf, None)
-            .map_err(|err| anyhow::anyhow!("creating the plugin backend: {err}"))?;
-        Ok(handle.backend().clone())
+        let opened = Opener::new(SearchPath::from_dirs(Vec::new()))
+            .open(&config)
+            .context("creating the plugin backend")?;
+        Ok(opened.backend)
     }
 }
 

@@ -4,10 +4,7 @@ use crate::cli::{Cli, Command};
 use crate::failure::{Context, Failure};
 use aimm_backend_api::{ErrorKind, Model, ModelInfo, RVec};
 use aimm_backend_conformance::PluginTarget;
-use aimm_backend_loader::{
-    connect_event_client, load_library, open_backend, BackendHandle, PluginLibrary, SearchPath,
-    ServerConfig,
-};
+use aimm_backend_loader::{BackendHandle, Opener, PluginLibrary, SearchPath, ServerConfig};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::{IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
@@ -17,31 +14,31 @@ type Outcome = Result<(), Failure>;
 
 /// Runs the parsed command line.
 pub async fn run(cli: Cli) -> Outcome {
-    let search = SearchPath::new(&cli.plugin_dirs);
+    let opener = Opener::new(SearchPath::new(&cli.plugin_dirs));
     if let Command::Plugins = cli.command {
-        return plugins(&search);
+        return plugins(opener.search());
     }
     let config = read_config(cli.conf.as_deref())?;
     match cli.command {
-        Command::Check => check(&config, &search),
+        Command::Check => check(&config, &opener),
         Command::Plugins => unreachable!("handled above"),
-        Command::List { json } => list(&open(&config, &search)?, json).await,
-        Command::Get { id, output } => get(&open(&config, &search)?, id, output.as_deref()).await,
+        Command::List { json } => list(&open(&config, &opener)?, json).await,
+        Command::Get { id, output } => get(&open(&config, &opener)?, id, output.as_deref()).await,
         Command::Put { model_type, files } => {
-            put(&open(&config, &search)?, &model_type, &files).await
+            put(&open(&config, &opener)?, &model_type, &files).await
         }
         Command::Update {
             id,
             file,
             model_type,
-        } => update(&open(&config, &search)?, id, &file, model_type).await,
+        } => update(&open(&config, &opener)?, id, &file, model_type).await,
         Command::Copy { to } => {
-            let source = open(&config, &search)?;
+            let source = open(&config, &opener)?;
             let target_config = read_config(Some(&to))?;
-            copy(&source, &open(&target_config, &search)?).await
+            copy(&source, &open(&target_config, &opener)?).await
         }
-        Command::Watch { json } => watch(&open(&config, &search)?, json).await,
-        Command::Conformance { only } => conformance(&config, &search, only).await,
+        Command::Watch { json } => watch(&open(&config, &opener)?, json).await,
+        Command::Conformance { only } => conformance(&config, &opener, only).await,
     }
 }
 
@@ -52,8 +49,8 @@ fn read_config(path: Option<&Path>) -> Result<ServerConfig, Failure> {
     }
 }
 
-fn open(config: &ServerConfig, search: &SearchPath) -> Result<BackendHandle, Failure> {
-    Ok(open_backend(config, search)?)
+fn open(config: &ServerConfig, opener: &Opener) -> Result<BackendHandle, Failure> {
+    Ok(opener.open(config)?.into_handle())
 }
 
 fn stdout_line(line: &str) -> Outcome {
@@ -71,14 +68,10 @@ fn info_json(info: &ModelInfo) -> serde_json::Value {
     })
 }
 
-fn check(config: &ServerConfig, search: &SearchPath) -> Outcome {
-    let library = load_library(config, search)?;
-    let client = connect_event_client(config, &library)?
-        .map(|(client, _events)| client as Arc<dyn aimm_backend_api::EventClient>);
-    let backend = library
-        .create_backend(config.backend(), client)
-        .context_with(|| format!("opening backend `{}`", config.module()))?;
-    backend.backend().close()?;
+fn check(config: &ServerConfig, opener: &Opener) -> Outcome {
+    let opened = opener.open(config)?;
+    opened.backend.close()?;
+    let library = opened.library;
     stdout_line(&format!("config:  {}", config.origin()))?;
     stdout_line(&format!("module:  {}", config.module()))?;
     stdout_line(&format!("library: {}", library.path().display()))?;
@@ -354,13 +347,9 @@ async fn shutdown_signal() {
     let _ = tokio::signal::ctrl_c().await;
 }
 
-async fn conformance(config: &ServerConfig, search: &SearchPath, only: Option<String>) -> Outcome {
-    let library = load_library(config, search)?;
-    let mut target = PluginTarget::scratch(library.clone(), config.backend())
-        .context_with(|| format!("making a scratch store for plugin `{}`", library.name()))?;
-    if let Some((client, _events)) = connect_event_client(config, &library)? {
-        target = target.with_event_client(client);
-    }
+async fn conformance(config: &ServerConfig, opener: &Opener, only: Option<String>) -> Outcome {
+    let target = PluginTarget::scratch(opener.prepare(config)?)?;
+    let library = target.prepared().library().clone();
     eprintln!(
         "conformance: plugin {} {} ({}), scratch config {}",
         library.name(),

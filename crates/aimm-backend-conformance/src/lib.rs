@@ -9,10 +9,11 @@
 //!
 //! ```no_run
 //! use aimm_backend_conformance::{run, PluginTarget};
-//! use aimm_backend_loader::PluginLibrary;
+//! use aimm_backend_loader::{Opener, SearchPath, ServerConfig};
 //!
-//! let library = PluginLibrary::load("target/release/libmy_backend.so".as_ref()).unwrap();
-//! let target = PluginTarget::scratch(library, &serde_json::json!({"module": "my_backend"})).unwrap();
+//! let config = ServerConfig::from_yaml("module: target/release/libmy_backend.so", "<inline>").unwrap();
+//! let prepared = Opener::new(SearchPath::new(&[])).prepare(&config).unwrap();
+//! let target = PluginTarget::scratch(prepared).unwrap();
 //! let report = run(&target);
 //! print!("{report}");
 //! assert!(report.all_passed());

@@ -1,7 +1,7 @@
 //! What the suite runs against.
 
-use aimm_backend_api::{Backend, BackendError, EventClient};
-use aimm_backend_loader::PluginLibrary;
+use aimm_backend_api::{Backend, BackendError};
+use aimm_backend_loader::{Error, Prepared};
 use serde_json::Value;
 use std::sync::Arc;
 
@@ -11,64 +11,67 @@ pub trait Target: Sync {
     fn open(&self) -> Result<Arc<dyn Backend>, BackendError>;
 }
 
-/// A plugin library and the `backend` config to open it with.
+/// A plugin prepared by the loader ([`aimm_backend_loader::Opener::prepare`]):
+/// every [`Target::open`] creates a backend on the same store.
 pub struct PluginTarget {
-    library: Arc<PluginLibrary>,
-    conf: Value,
-    event_client: Option<Arc<dyn EventClient>>,
+    prepared: Prepared,
     _scratch: Option<tempfile::TempDir>,
 }
 
 impl PluginTarget {
-    /// Tests the store `conf` describes (its models are left alone, but the
-    /// suite adds its own).
-    pub fn new(library: Arc<PluginLibrary>, conf: Value) -> Self {
+    /// Tests the store `prepared` describes (its models are left alone, but
+    /// the suite adds its own).
+    pub fn new(prepared: Prepared) -> Self {
         PluginTarget {
-            library,
-            conf,
-            event_client: None,
+            prepared,
             _scratch: None,
         }
     }
 
-    /// Tests a fresh store derived from `conf` by the plugin's
+    /// Tests a fresh store derived from `prepared`'s config by the plugin's
     /// `scratch_conf`, in a temporary directory removed afterwards.
-    pub fn scratch(library: Arc<PluginLibrary>, conf: &Value) -> Result<Self, BackendError> {
+    pub fn scratch(prepared: Prepared) -> Result<Self, Error> {
         let dir = tempfile::Builder::new()
             .prefix("aimm-conformance-")
             .tempdir()
-            .map_err(|err| BackendError::storage(format!("making a scratch directory: {err}")))?;
-        let conf = library.scratch_conf(conf, dir.path())?;
-        library
-            .validate_conf(&conf, "<scratch config>")
-            .map_err(|err| BackendError::invalid_config(err.to_string()))?;
+            .map_err(|err| {
+                scratch_error(
+                    &prepared,
+                    BackendError::storage(format!("making a scratch directory: {err}")),
+                )
+            })?;
+        let prepared = prepared.into_scratch(dir.path())?;
         Ok(PluginTarget {
-            library,
-            conf,
-            event_client: None,
+            prepared,
             _scratch: Some(dir),
         })
     }
 
-    /// Lends every backend the target opens this event client (backends
-    /// that store models in a Hat event server need one).
-    pub fn with_event_client(mut self, client: Arc<dyn EventClient>) -> Self {
-        self.event_client = Some(client);
-        self
-    }
-
     /// The config the target opens the backend with.
     pub fn conf(&self) -> &Value {
-        &self.conf
+        self.prepared.conf()
+    }
+
+    /// The plugin and host services behind the target.
+    pub fn prepared(&self) -> &Prepared {
+        &self.prepared
+    }
+}
+
+fn scratch_error(prepared: &Prepared, source: BackendError) -> Error {
+    Error::Backend {
+        module: prepared.library().name().to_string(),
+        path: prepared.library().path().display().to_string(),
+        source,
     }
 }
 
 impl Target for PluginTarget {
     fn open(&self) -> Result<Arc<dyn Backend>, BackendError> {
-        let handle = self
-            .library
-            .create_backend(&self.conf, self.event_client.clone())?;
-        Ok(handle.backend().clone())
+        self.prepared.create().map_err(|err| match err {
+            Error::Backend { source, .. } => source,
+            other => BackendError::invalid_config(other.to_string()),
+        })
     }
 }
 

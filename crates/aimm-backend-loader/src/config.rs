@@ -2,8 +2,10 @@
 
 use crate::error::ConfigError;
 use crate::schema::{self, Violation};
+use serde::Deserialize;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 const SERVER_SCHEMA: &str = include_str!("../../../schemas_json/server/main.yaml");
 const BACKEND_SCHEMA: &str = include_str!("../../../schemas_json/server/backend/main.yaml");
@@ -15,6 +17,45 @@ pub struct ServerConfig {
     origin: String,
     dir: Option<PathBuf>,
     document: Value,
+    hat: HatConfig,
+}
+
+/// The `hat` section: how the host reaches the Hat services.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct HatConfig {
+    /// `hat.eventer_server`: a Hat event server to connect to directly.
+    pub eventer_server: Option<EventerServerConfig>,
+    /// `hat.monitor_component`: registration with a Hat monitor (kept only to
+    /// be refused clearly: this host does not support it yet).
+    pub monitor_component: Option<Value>,
+}
+
+/// `hat.eventer_server`, with the defaults of `schemas_json/server/main.yaml`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct EventerServerConfig {
+    /// Host name or address of the server's eventer interface.
+    pub host: String,
+    /// Its port.
+    pub port: u16,
+    /// Seconds to wait for connecting and for each answer.
+    #[serde(default = "EventerServerConfig::default_timeout")]
+    pub timeout: f64,
+}
+
+impl EventerServerConfig {
+    fn default_timeout() -> f64 {
+        3.0
+    }
+
+    /// `host:port`.
+    pub fn address(&self) -> String {
+        format!("{}:{}", self.host, self.port)
+    }
+
+    /// [`EventerServerConfig::timeout`] as a duration (at least 0.1 s).
+    pub fn timeout(&self) -> Duration {
+        Duration::from_secs_f64(self.timeout.max(0.1))
+    }
 }
 
 impl ServerConfig {
@@ -54,10 +95,20 @@ impl ServerConfig {
         schema::validate(&server_schema, &document, "").map_err(invalid)?;
         let backend_schema = schema::parse_schema(BACKEND_SCHEMA).expect("embedded schema is YAML");
         schema::validate(&backend_schema, &document["backend"], "backend").map_err(invalid)?;
+        let hat = match document.get("hat") {
+            Some(hat) => HatConfig::deserialize(hat).map_err(|err| {
+                invalid(vec![Violation {
+                    path: "hat".into(),
+                    rule: err.to_string(),
+                }])
+            })?,
+            None => HatConfig::default(),
+        };
         Ok(ServerConfig {
             origin: origin.to_string(),
             dir: None,
             document,
+            hat,
         })
     }
 
@@ -92,6 +143,11 @@ impl ServerConfig {
     /// The server's `name`, if the config has one.
     pub fn name(&self) -> Option<&str> {
         self.document.get("name").and_then(Value::as_str)
+    }
+
+    /// The `hat` section (empty when the config has none).
+    pub fn hat(&self) -> &HatConfig {
+        &self.hat
     }
 
     /// The whole document.
@@ -154,6 +210,29 @@ mod tests {
                 .contains("backend: missing required key \"module\""),
             "{err}"
         );
+    }
+
+    #[test]
+    fn eventer_server_is_read_with_its_default_timeout() {
+        let text = "hat: {eventer_server: {host: h, port: 23012}}\nbackend: {module: m}\n";
+        let config = ServerConfig::from_yaml(text, "t").unwrap();
+        let server = config.hat().eventer_server.clone().unwrap();
+        assert_eq!(server.address(), "h:23012");
+        assert_eq!(server.timeout(), Duration::from_secs(3));
+        let text =
+            "hat: {eventer_server: {host: h, port: 1, timeout: 0.5}}\nbackend: {module: m}\n";
+        let config = ServerConfig::from_yaml(text, "t").unwrap();
+        assert_eq!(
+            config.hat().eventer_server.as_ref().unwrap().timeout(),
+            Duration::from_millis(500)
+        );
+    }
+
+    #[test]
+    fn no_hat_section_means_no_event_server() {
+        let config = ServerConfig::from_yaml("backend: {module: m}\n", "t").unwrap();
+        assert!(config.hat().eventer_server.is_none());
+        assert!(config.hat().monitor_component.is_none());
     }
 
     #[test]

@@ -19,7 +19,8 @@ pub struct BackendHandle {
 }
 
 impl BackendHandle {
-    pub(crate) fn new(backend: Arc<dyn Backend>, library: Arc<PluginLibrary>) -> Self {
+    /// Wraps `backend`, created by `library`, for async callers.
+    pub fn new(backend: Arc<dyn Backend>, library: Arc<PluginLibrary>) -> Self {
         BackendHandle { backend, library }
     }
 

@@ -10,13 +10,11 @@
 //! may have threads or callbacks still inside the library's code.
 
 use crate::error::{ConfigError, LoadError};
-use crate::handle::BackendHandle;
-use crate::host_services::TracingLogSink;
 use crate::schema;
 use abi_stable::library::{lib_header_from_path, LibraryError, RootModule};
 use abi_stable::sabi_types::VersionStrings;
 use aimm_backend_api::{
-    BackendError, BackendModuleRef, EventClient, EventType, FFI_Host, Host, API_VERSION,
+    BackendError, BackendModuleRef, EventType, FFI_Host, ForeignBackend, Host, API_VERSION,
 };
 use serde_json::Value;
 use std::collections::HashMap;
@@ -149,26 +147,20 @@ impl PluginLibrary {
         })
     }
 
-    /// Creates a backend from a (validated) `backend` section. This call
-    /// blocks; async callers run it on a blocking thread.
+    /// Creates a backend from a (validated) `backend` section, lending it
+    /// `host`'s log sink and event client. This call blocks; async callers
+    /// run it on a blocking thread. Most hosts open backends through
+    /// [`Opener`](crate::Opener), which also resolves, checks and connects.
     pub fn create_backend(
-        self: &Arc<Self>,
+        &self,
         backend: &Value,
-        event_client: Option<Arc<dyn EventClient>>,
-    ) -> Result<BackendHandle, BackendError> {
-        let host = Host {
-            log: Arc::new(TracingLogSink::new(&self.name)),
-            event_client,
-        };
+        host: Host,
+    ) -> Result<ForeignBackend, BackendError> {
         let result = (self.module.create_backend())(
             backend.to_string().as_str().into(),
             FFI_Host::new(host),
         );
-        let ffi = result.into_result()?;
-        Ok(BackendHandle::new(
-            Arc::new(ffi.into_foreign()),
-            self.clone(),
-        ))
+        Ok(result.into_result()?.into_foreign())
     }
 }
 

@@ -27,16 +27,20 @@ pub struct SearchPath {
 impl SearchPath {
     /// `plugin_dirs`, then `AIMM_BACKEND_PATH`, then the executable's directory.
     pub fn new(plugin_dirs: &[PathBuf]) -> Self {
+        let exe_dir = std::env::current_exe()
+            .ok()
+            .and_then(|exe| exe.parent().map(Path::to_path_buf));
+        Self::with_builtin_dir(plugin_dirs, exe_dir)
+    }
+
+    /// `plugin_dirs`, then `AIMM_BACKEND_PATH`, then `builtin_dir` (where a
+    /// host keeps the plugins it ships with, such as the Python wheel's).
+    pub fn with_builtin_dir(plugin_dirs: &[PathBuf], builtin_dir: Option<PathBuf>) -> Self {
         let mut dirs: Vec<PathBuf> = plugin_dirs.to_vec();
         if let Some(env) = std::env::var_os(PATH_ENV) {
             dirs.extend(std::env::split_paths(&env).filter(|p| !p.as_os_str().is_empty()));
         }
-        if let Some(exe_dir) = std::env::current_exe()
-            .ok()
-            .and_then(|exe| exe.parent().map(Path::to_path_buf))
-        {
-            dirs.push(exe_dir);
-        }
+        dirs.extend(builtin_dir);
         SearchPath { dirs }
     }
 

@@ -1,0 +1,298 @@
+//! The one way a host opens a backend: config -> resolve -> load -> validate
+//! -> event client -> create.
+//!
+//! Every host goes through [`Opener`]: the `aimm-backend` CLI, the
+//! conformance command, the `aimm_backend` Python package and the tests. They
+//! differ only in what they lend the plugin: where its log lines go, and
+//! whether the event client is the host's own connection (made from the
+//! config's `hat.eventer_server`) or one the caller already has (the Python
+//! AIMM server's). As in `datafusion-ffi`, opening hands back the plain
+//! foreign backend; [`Opened::into_handle`] builds the async handle on top.
+
+use crate::config::ServerConfig;
+use crate::error::ConfigError;
+use crate::handle::BackendHandle;
+use crate::hat_client::{HatClientConfig, HatEventClient};
+use crate::host_services::TracingLogSink;
+use crate::library::PluginLibrary;
+use crate::resolve::SearchPath;
+use crate::schema::Violation;
+use crate::Error;
+use aimm_backend_api::{Backend, BackendError, ErrorKind, EventClient, Host, LogSink};
+use serde_json::Value;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Events the event server notifies for a backend's subscription.
+pub type EventStream = tokio::sync::mpsc::UnboundedReceiver<Vec<aimm_backend_api::Event>>;
+
+/// Makes the log sink a plugin's records go to.
+pub type LogSinkFactory = Arc<dyn Fn(&PluginLibrary) -> Arc<dyn LogSink> + Send + Sync>;
+
+/// How a host opens backends: where plugins are looked for, where their log
+/// lines go, and which event client they get.
+///
+/// ```no_run
+/// # fn demo() -> Result<(), Box<dyn std::error::Error>> {
+/// use aimm_backend_loader::{Opener, SearchPath, ServerConfig};
+///
+/// let config = ServerConfig::from_yaml("module: sqlite\npath: models.db\n", "<inline>")?;
+/// let opened = Opener::new(SearchPath::new(&[])).open(&config)?;
+/// println!("{} models", opened.backend.list_models()?.len());
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Opener {
+    search: SearchPath,
+    log_sink: LogSinkFactory,
+    event_client: Option<Arc<dyn EventClient>>,
+}
+
+impl Opener {
+    /// Looks for plugins on `search`, logs their records through `tracing`,
+    /// and connects to the event server the config names, if any.
+    pub fn new(search: SearchPath) -> Self {
+        Opener {
+            search,
+            log_sink: Arc::new(|library: &PluginLibrary| {
+                Arc::new(TracingLogSink::new(library.name())) as Arc<dyn LogSink>
+            }),
+            event_client: None,
+        }
+    }
+
+    /// Sends plugin log records to the sinks `factory` makes (one per
+    /// library opened; a library keeps the first sink it is given).
+    pub fn with_log_sink(
+        mut self,
+        factory: impl Fn(&PluginLibrary) -> Arc<dyn LogSink> + Send + Sync + 'static,
+    ) -> Self {
+        self.log_sink = Arc::new(factory);
+        self
+    }
+
+    /// Lends backends `client` instead of connecting to the config's
+    /// `hat.eventer_server` (whose section is then ignored).
+    pub fn with_event_client(mut self, client: Arc<dyn EventClient>) -> Self {
+        self.event_client = Some(client);
+        self
+    }
+
+    /// Where plugins are looked for.
+    pub fn search(&self) -> &SearchPath {
+        &self.search
+    }
+
+    /// Resolves `backend.module`, loads the library with its checks, and
+    /// validates the `backend` section against the plugin's schema.
+    pub fn load(&self, config: &ServerConfig) -> Result<Arc<PluginLibrary>, Error> {
+        let path = self.search.resolve(config.module())?;
+        let library = PluginLibrary::load(&path)?;
+        library.validate_conf(config.backend(), config.origin())?;
+        Ok(library)
+    }
+
+    /// Everything up to creating the backend: [`Opener::load`], then the
+    /// event client (lent, or connected from `hat.eventer_server`; that
+    /// needs a tokio runtime and blocks until connected or timed out).
+    pub fn prepare(&self, config: &ServerConfig) -> Result<Prepared, Error> {
+        let library = self.load(config)?;
+        let (event_client, events) = match &self.event_client {
+            Some(client) => (Some(client.clone()), None),
+            None => match connect(config, &library)? {
+                Some((client, events)) => (Some(client as Arc<dyn EventClient>), Some(events)),
+                None => (None, None),
+            },
+        };
+        let host = Host {
+            log: (self.log_sink)(&library),
+            event_client,
+        };
+        Ok(Prepared {
+            module: config.module().to_string(),
+            conf: config.backend().clone(),
+            library,
+            host,
+            events,
+        })
+    }
+
+    /// [`Opener::prepare`], then creates the backend.
+    pub fn open(&self, config: &ServerConfig) -> Result<Opened, Error> {
+        self.prepare(config)?.open()
+    }
+}
+
+/// A checked plugin library, its `backend` config and the host services
+/// lent to it: ready to create backends, as often as the host needs (the
+/// conformance suite reopens the store; a Hat monitor runner recreates it).
+pub struct Prepared {
+    module: String,
+    library: Arc<PluginLibrary>,
+    conf: Value,
+    host: Host,
+    events: Option<EventStream>,
+}
+
+impl Prepared {
+    /// The plugin library.
+    pub fn library(&self) -> &Arc<PluginLibrary> {
+        &self.library
+    }
+
+    /// The `backend` section backends are created with.
+    pub fn conf(&self) -> &Value {
+        &self.conf
+    }
+
+    /// The event client lent to backends, if any.
+    pub fn event_client(&self) -> Option<&Arc<dyn EventClient>> {
+        self.host.event_client.as_ref()
+    }
+
+    /// The same, but on a fresh throw-away store below `dir` (the plugin's
+    /// `scratch_conf`), for testing without touching real data.
+    pub fn into_scratch(mut self, dir: &Path) -> Result<Self, Error> {
+        let scratch = self
+            .library
+            .scratch_conf(&self.conf, dir)
+            .map_err(|source| self.backend_error(source))?;
+        self.library.validate_conf(&scratch, "<scratch config>")?;
+        self.conf = scratch;
+        Ok(self)
+    }
+
+    /// Creates a backend. Blocks while the plugin opens its store.
+    pub fn create(&self) -> Result<Arc<dyn Backend>, Error> {
+        let backend = self
+            .library
+            .create_backend(&self.conf, self.host.clone())
+            .map_err(|source| self.backend_error(source))?;
+        Ok(Arc::new(backend))
+    }
+
+    /// Creates the backend, handing over the stream of notified events.
+    pub fn open(mut self) -> Result<Opened, Error> {
+        let backend = self.create()?;
+        Ok(Opened {
+            backend,
+            library: self.library,
+            events: self.events.take(),
+        })
+    }
+
+    fn backend_error(&self, source: BackendError) -> Error {
+        Error::Backend {
+            module: self.module.clone(),
+            path: self.library.path().display().to_string(),
+            source,
+        }
+    }
+}
+
+/// A created backend, as the plugin handed it over.
+pub struct Opened {
+    /// The blocking interface.
+    pub backend: Arc<dyn Backend>,
+    /// The library it came from.
+    pub library: Arc<PluginLibrary>,
+    /// What the host's own event server connection notifies for the
+    /// backend's subscription; `None` without one (or with a lent client,
+    /// whose owner delivers events to `process_events` itself).
+    pub events: Option<EventStream>,
+}
+
+impl Opened {
+    /// The async handle, with notified events routed to the backend's
+    /// `process_events` for as long as it lives. With an event stream this
+    /// must run inside a tokio runtime.
+    pub fn into_handle(self) -> BackendHandle {
+        let handle = BackendHandle::new(self.backend, self.library);
+        if let Some(events) = self.events {
+            route_events(&handle, events);
+        }
+        handle
+    }
+}
+
+/// The host's own event server connection for `config`, if it has
+/// `hat.eventer_server`: started on the current tokio runtime, subscribed
+/// to what `library`'s backend asks for, and connected (or an error after
+/// the timeout). `hat.monitor_component` is refused: not supported yet.
+fn connect(
+    config: &ServerConfig,
+    library: &PluginLibrary,
+) -> Result<Option<(Arc<HatEventClient>, EventStream)>, Error> {
+    let hat = config.hat();
+    if hat.monitor_component.is_some() {
+        return Err(ConfigError::Invalid {
+            path: config.origin().to_string(),
+            violations: vec![Violation {
+                path: "hat.monitor_component".into(),
+                rule: "not supported by this host yet; use hat.eventer_server".into(),
+            }],
+        }
+        .into());
+    }
+    let Some(server) = &hat.eventer_server else {
+        return Ok(None);
+    };
+    let backend_error = |source| Error::Backend {
+        module: config.module().to_string(),
+        path: library.path().display().to_string(),
+        source,
+    };
+    let subscriptions = library
+        .create_subscription(config.backend())
+        .map_err(backend_error)?
+        .into_iter()
+        .map(|t| t.into_iter().map(|s| s.to_string()).collect())
+        .collect();
+    let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
+        backend_error(BackendError::new(
+            ErrorKind::Unavailable,
+            "the event server connection needs a tokio runtime",
+        ))
+    })?;
+    let (address, timeout) = (server.address(), server.timeout());
+    let (client, events) = HatEventClient::start(
+        runtime,
+        HatClientConfig {
+            address: address.clone(),
+            client_name: config.name().unwrap_or("aimm-backend").to_string(),
+            subscriptions,
+            timeout,
+            max_backoff: Duration::from_secs(5),
+        },
+    );
+    let deadline = Instant::now() + timeout;
+    while !client.is_connected() {
+        if Instant::now() >= deadline {
+            return Err(backend_error(BackendError::new(
+                ErrorKind::Unavailable,
+                format!("Hat event server at {address} is unavailable: no connection within {timeout:?}"),
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(Some((client, events)))
+}
+
+/// Hands every notified batch to the backend's `process_events`, off the
+/// async threads, for as long as the backend lives.
+fn route_events(handle: &BackendHandle, mut events: EventStream) {
+    let backend = Arc::downgrade(handle.backend());
+    tokio::spawn(async move {
+        while let Some(batch) = events.recv().await {
+            let Some(backend) = backend.upgrade() else {
+                return;
+            };
+            let result =
+                tokio::task::spawn_blocking(move || backend.process_events(batch.into())).await;
+            if let Ok(Err(err)) = result {
+                tracing::warn!("process_events: {err}");
+            }
+        }
+    });
+}
