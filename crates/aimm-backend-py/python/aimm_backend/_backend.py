@@ -1,0 +1,230 @@
+"""The backend object the AIMM server holds: an ``aio.Resource`` over one
+native plugin backend.
+
+Every plugin call and every (de)serialization runs on the backend's own
+thread pool, never on the event loop's thread; the native calls release the
+GIL while the plugin works. Closing waits for the calls in flight (writes
+that started finish and are stored), then closes the plugin's store.
+"""
+
+import asyncio
+import concurrent.futures
+import json
+import logging
+from pathlib import Path
+
+from hat import aio
+from hat import util
+
+from aimm import plugins
+from aimm.server.common import Model
+
+from aimm_backend import _events, _native
+
+mlog = logging.getLogger(__name__)
+
+BUILTIN_PLUGIN_DIR = Path(__file__).parent / "plugins"
+"""Where the wheel keeps the plugins it ships with."""
+
+MAX_WORKERS = 8
+"""Threads per backend: enough for concurrent writes to share a commit."""
+
+
+class SerializationError(Exception):
+    """A model plugin's serializer failed or returned something other than
+    bytes."""
+
+
+def builtin_plugin(name):
+    """The path of the wheel's plugin library ``name`` (``sqlite``, ...)."""
+    return BUILTIN_PLUGIN_DIR / f"libaimm_backend_{name}.so"
+
+
+def subscription(section, plugin_dirs=()):
+    """The event types the plugin of ``section`` wants notified."""
+    return [
+        tuple(t)
+        for t in _native.create_subscription(
+            json.dumps(section),
+            [str(d) for d in plugin_dirs],
+            str(BUILTIN_PLUGIN_DIR),
+        )
+    ]
+
+
+async def open_backend(section, client, plugin_dirs=()):
+    """Opens the plugin backend ``section`` describes (its ``module`` names
+    the plugin library) and wraps it for the server. ``client`` is the
+    server's Hat eventer client or ``None``."""
+    loop = asyncio.get_running_loop()
+    executor = concurrent.futures.ThreadPoolExecutor(
+        max_workers=MAX_WORKERS, thread_name_prefix="aimm_backend"
+    )
+    bridge = None if client is None else _events.EventBridge(client, loop)
+    try:
+        native = await loop.run_in_executor(
+            executor,
+            _native.open_backend,
+            json.dumps(section),
+            [str(d) for d in plugin_dirs],
+            str(BUILTIN_PLUGIN_DIR),
+            bridge,
+        )
+    except BaseException:
+        executor.shutdown(wait=False)
+        raise
+    mlog.debug(
+        "opened backend plugin %s %s (%s)",
+        native.plugin_name,
+        native.plugin_version,
+        native.library_path,
+    )
+    return Backend(native, executor, loop)
+
+
+class Backend(aio.Resource):
+    """The AIMM server's backend interface over a native plugin backend.
+
+    Create it with :func:`open_backend` (the ``create`` of the modules
+    ``aimm_backend.sqlite``, ``.event`` and ``.plugin``)."""
+
+    def __init__(self, native, executor, loop):
+        self._native = native
+        self._executor = executor
+        self._loop = loop
+        self._group = aio.Group()
+        self._cbs = util.CallbackRegistry()
+        self._listening = False
+        self._in_flight = set()
+        self._closing = False
+        self._group.spawn(aio.call_on_cancel, self._close)
+
+    @property
+    def async_group(self) -> aio.Group:
+        """Async group"""
+        return self._group
+
+    @property
+    def native(self):
+        """The native backend (``aimm_backend._native.NativeBackend``)."""
+        return self._native
+
+    async def get_models(self) -> list[Model]:
+        """Every stored model, deserialized."""
+        rows = await self._run(self._native.get_models)
+        return [await self._to_model(*row) for row in rows]
+
+    async def create_model(self, model_type: str, instance) -> Model:
+        """Stores ``instance`` as a new model; returns it, with the caller's
+        own ``instance`` object, once it is stored."""
+        blob = await self._serialize(model_type, instance)
+        instance_id = await self._run(
+            self._native.create_model, model_type, blob
+        )
+        return Model(
+            instance=instance, model_type=model_type, instance_id=instance_id
+        )
+
+    async def update_model(self, model: Model):
+        """Replaces the stored model ``model.instance_id``."""
+        blob = await self._serialize(model.model_type, model.instance)
+        await self._run(
+            self._native.update_model,
+            model.instance_id,
+            model.model_type,
+            blob,
+        )
+
+    def register_model_change_cb(self, cb) -> util.RegisterCallbackHandle:
+        """Calls ``cb(model)`` on the event loop for every model the backend
+        reports created or changed (by this server, and, where the plugin
+        can tell, by others)."""
+        if not self._listening:
+            self._native.add_listener(self._on_native_change)
+            self._listening = True
+        return self._cbs.register(cb)
+
+    async def process_events(self, events):
+        """Hands the server's notified events to the plugin."""
+        if not events:
+            return
+        await self._run(self._process_events, list(events))
+
+    def _process_events(self, events):
+        # On an executor thread: converting large payloads costs time.
+        self._native.process_events([_events.event_to_tuple(e) for e in events])
+
+    async def _run(self, fn, *args):
+        if self._closing:
+            raise ConnectionError("the backend is closed")
+        future = self._executor.submit(fn, *args)
+        self._in_flight.add(future)
+        future.add_done_callback(self._in_flight.discard)
+        return await asyncio.wrap_future(future)
+
+    async def _serialize(self, model_type, instance):
+        try:
+            blob = await self._loop.run_in_executor(
+                self._executor, plugins.exec_serialize, model_type, instance
+            )
+        except Exception as e:
+            raise SerializationError(
+                f"serializing a model of type {model_type!r} failed: "
+                f"{type(e).__name__}: {e}"
+            ) from e
+        if isinstance(blob, (bytearray, memoryview)):
+            return bytes(blob)
+        if not isinstance(blob, bytes):
+            raise SerializationError(
+                f"the serializer of model type {model_type!r} returned "
+                f"{type(blob).__name__}, expected bytes"
+            )
+        return blob
+
+    async def _to_model(self, instance_id, model_type, blob):
+        instance = await self._loop.run_in_executor(
+            self._executor, plugins.exec_deserialize, model_type, blob
+        )
+        return Model(
+            instance=instance, model_type=model_type, instance_id=instance_id
+        )
+
+    def _on_native_change(self, instance_id, model_type, blob):
+        # On a plugin thread: hand over to the loop, never call back here.
+        try:
+            self._loop.call_soon_threadsafe(
+                self._dispatch_change, instance_id, model_type, blob
+            )
+        except RuntimeError:
+            pass  # the loop is closed: nobody is listening any more
+
+    def _dispatch_change(self, instance_id, model_type, blob):
+        if self._group.is_open:
+            self._group.spawn(self._notify_change, instance_id, model_type, blob)
+
+    async def _notify_change(self, instance_id, model_type, blob):
+        try:
+            model = await self._to_model(instance_id, model_type, blob)
+        except Exception as e:
+            mlog.warning(
+                "model %s changed, but it cannot be deserialized: %s",
+                instance_id,
+                e,
+            )
+            return
+        self._cbs.notify(model)
+
+    async def _close(self):
+        self._closing = True
+        in_flight = list(self._in_flight)
+        if in_flight:
+            await self._loop.run_in_executor(
+                None, concurrent.futures.wait, in_flight
+            )
+        try:
+            await self._loop.run_in_executor(self._executor, self._native.close)
+        except Exception as e:
+            mlog.warning("closing the backend: %s", e)
+        finally:
+            self._executor.shutdown(wait=False)
+

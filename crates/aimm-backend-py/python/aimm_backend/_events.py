@@ -1,0 +1,142 @@
+"""The AIMM server's Hat eventer client, lent to a plugin.
+
+A plugin calls its event client from its own threads; the server's client
+(``hat.event.eventer.Client``) lives on the asyncio event loop.
+:class:`EventBridge` carries each call over with
+``asyncio.run_coroutine_threadsafe`` and waits for the answer with a
+deadline. The deadlock traps, and how each is designed out:
+
+* a plugin call made *on the loop thread* would wait for a coroutine that
+  loop can never run: the bridge refuses such a call at once
+  (:class:`LoopThreadError`); the backend never calls the plugin on the
+  loop thread anyway (it uses an executor);
+* a thread holding the GIL across a plugin call would keep the loop from
+  running the coroutine: every native call releases the GIL, and waiting
+  on the future releases it too;
+* a loop that is closed or never answers: the call fails with a clear
+  error when the loop is gone or the deadline passes, never hangs.
+
+Events cross to the Rust side as plain tuples (see ``convert.rs``):
+``(server, session, instance, type, (s, us), source_ts, payload)``, with a
+payload of ``None``, ``("json", text)`` or ``("binary", type, bytes)``.
+"""
+
+import asyncio
+import concurrent.futures
+import json
+import threading
+
+import hat.event.common
+
+DEFAULT_TIMEOUT = 30.0
+"""Seconds a plugin waits for the server's client to answer one call."""
+
+
+class LoopThreadError(RuntimeError):
+    """A plugin called the event client on the event loop's own thread."""
+
+
+class EventBridge:
+    """What the Rust side calls (from plugin threads) to use ``client``.
+
+    Args:
+        client: the server's ``hat.event.eventer.Client``
+        loop: the event loop ``client`` runs on
+        timeout: seconds to wait for each answer
+    """
+
+    def __init__(self, client, loop, timeout=DEFAULT_TIMEOUT):
+        self._client = client
+        self._loop = loop
+        self._timeout = timeout
+        self._loop_thread = threading.get_ident()
+
+    def register(self, events, with_response):
+        """Registers register-event tuples; returns event tuples (``None``
+        for a refused event) or ``None`` without response."""
+        events = [_register_event_from_tuple(e) for e in events]
+        result = self._call(self._client.register(events, with_response))
+        if result is None:
+            return None
+        return [None if e is None else event_to_tuple(e) for e in result]
+
+    def query_latest(self, event_types):
+        """The newest event of each type matching ``event_types``."""
+        params = hat.event.common.QueryLatestParams(
+            event_types=[tuple(t) for t in event_types]
+        )
+        result = self._call(self._client.query(params))
+        return [event_to_tuple(e) for e in result.events]
+
+    def _call(self, coro):
+        if threading.get_ident() == self._loop_thread:
+            coro.close()
+            raise LoopThreadError(
+                "called on the event loop's thread, where waiting for the "
+                "event client would deadlock; call the backend from an "
+                "executor thread"
+            )
+        try:
+            future = asyncio.run_coroutine_threadsafe(coro, self._loop)
+        except RuntimeError as e:
+            coro.close()
+            raise ConnectionError(f"the event loop is not running: {e}") from e
+        try:
+            return future.result(self._timeout)
+        except concurrent.futures.TimeoutError:
+            future.cancel()
+            raise TimeoutError(
+                f"no answer from the Hat event server within {self._timeout} s"
+            ) from None
+        except concurrent.futures.CancelledError:
+            raise ConnectionError(
+                "the call was cancelled (the server is shutting down)"
+            ) from None
+
+
+def event_to_tuple(event):
+    """A ``hat.event.common.Event`` as the Rust side takes it."""
+    return (
+        event.id.server,
+        event.id.session,
+        event.id.instance,
+        tuple(event.type),
+        (event.timestamp.s, event.timestamp.us),
+        _timestamp_to_tuple(event.source_timestamp),
+        _payload_to_tuple(event.payload),
+    )
+
+
+def _timestamp_to_tuple(timestamp):
+    return None if timestamp is None else (timestamp.s, timestamp.us)
+
+
+def _payload_to_tuple(payload):
+    if payload is None:
+        return None
+    if isinstance(payload, hat.event.common.EventPayloadBinary):
+        return ("binary", payload.type, bytes(payload.data))
+    return ("json", json.dumps(payload.data))
+
+
+def _register_event_from_tuple(event):
+    event_type, source_timestamp, payload = event
+    return hat.event.common.RegisterEvent(
+        type=tuple(event_type),
+        source_timestamp=(
+            None
+            if source_timestamp is None
+            else hat.event.common.Timestamp(*source_timestamp)
+        ),
+        payload=_payload_from_tuple(payload),
+    )
+
+
+def _payload_from_tuple(payload):
+    if payload is None:
+        return None
+    if payload[0] == "binary":
+        return hat.event.common.EventPayloadBinary(
+            type=payload[1], data=payload[2]
+        )
+    return hat.event.common.EventPayloadJson(data=json.loads(payload[1]))

@@ -1,0 +1,55 @@
+"""Drop-in replacement for ``aimm.server.backend.event``.
+
+Models are the newest events of type ``[*model_prefix, "<instance id>"]``
+with the stock backend's payload, so both read each other's models on one
+event server and prefix. Unlike the stock backend, instance ids come from
+the event server and are never reused (not after a restart, not between
+servers sharing a prefix), and events under the prefix that are not models
+are skipped with a warning.
+
+Durability under the AIMM server: the server's event connection asks for
+notifications when events are *registered*, not when the event server has
+written them (``persisted=False``), so a write is acknowledged once the
+event server has accepted it, whatever ``acknowledge`` says: a server
+killed before its next flush may lose the newest writes. A backend created
+with ``acknowledge: persisted`` (the default) logs this once.
+"""
+
+import logging
+
+from aimm_backend import _backend
+
+mlog = logging.getLogger(__name__)
+
+_told_about_acknowledge = False
+
+
+def create_subscription(conf):
+    """``[(*model_prefix, "*")]``: the events the server must notify."""
+    return _backend.subscription(_section(conf))
+
+
+async def create(conf, client):
+    """Opens the store ``conf`` (the server's ``backend`` section) describes,
+    through the server's Hat eventer ``client``."""
+    backend = await _backend.open_backend(_section(conf), client)
+    _tell_about_acknowledge(conf)
+    return backend
+
+
+def _section(conf):
+    return dict(conf, module=str(_backend.builtin_plugin("event")))
+
+
+def _tell_about_acknowledge(conf):
+    global _told_about_acknowledge
+    if _told_about_acknowledge or conf.get("acknowledge") == "registered":
+        return
+    _told_about_acknowledge = True
+    mlog.warning(
+        "acknowledge: persisted cannot be honoured under the AIMM server: its "
+        "event connection reports events when the event server registers "
+        "them, not when it writes them, so writes are acknowledged once "
+        "registered (an event server killed before its next flush may lose "
+        "the newest writes)"
+    )

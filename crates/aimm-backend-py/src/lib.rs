@@ -1,0 +1,116 @@
+//! `aimm_backend._native`: the Rust half of the `aimm_backend` Python
+//! package, through which the stock Python AIMM server runs our backend
+//! plugins.
+//!
+//! The Python half (`python/aimm_backend`) is what the server imports: it
+//! owns everything asynchronous (the event loop, executors, the `aio.Resource`
+//! life cycle) and serialization. This half opens plugins through the
+//! loader's one entry point ([`aimm_backend_loader::Opener`]) and exposes
+//! each backend as a [`NativeBackend`] whose methods block, always with the
+//! GIL released, so the Python half runs them on executor threads and the
+//! event loop never waits on a plugin. What the plugin needs from the server
+//! comes back through two bridges: its log records go to Python `logging`
+//! ([`log_sink`]), and its event client is the server's own Hat eventer
+//! client ([`event_client`]).
+
+mod backend;
+mod convert;
+mod errors;
+mod event_client;
+mod log_sink;
+
+use aimm_backend_loader::{Opener, SearchPath, ServerConfig};
+use backend::NativeBackend;
+use event_client::PythonEventClient;
+use log_sink::PythonLogSink;
+use pyo3::prelude::*;
+use pyo3::types::PyTuple;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Where a config section came from, as error messages name it.
+const ORIGIN: &str = "the AIMM server config";
+
+/// The loader's view of one `backend` section (JSON text).
+fn server_config(section: &str) -> PyResult<ServerConfig> {
+    let section: serde_json::Value = serde_json::from_str(section)
+        .map_err(|err| errors::ConfigError::new_err(format!("backend section: {err}")))?;
+    ServerConfig::from_value(serde_json::json!({ "backend": section }), ORIGIN)
+        .map_err(|err| errors::ConfigError::new_err(err.to_string()))
+}
+
+/// `plugin_dirs`, then `AIMM_BACKEND_PATH`, then the wheel's plugins.
+fn opener(plugin_dirs: Vec<PathBuf>, builtin_dir: Option<PathBuf>) -> Opener {
+    Opener::new(SearchPath::with_builtin_dir(&plugin_dirs, builtin_dir))
+        .with_log_sink(|library| Arc::new(PythonLogSink::for_plugin(library.name())))
+}
+
+/// Opens the backend a `backend` section (JSON text) describes. `bridge`,
+/// if given, is the Python object through which the plugin reaches the
+/// server's event client (`aimm_backend._events.EventBridge`). Blocks while
+/// the plugin opens its store, with the GIL released.
+#[pyfunction]
+#[pyo3(signature = (section, plugin_dirs, builtin_dir=None, bridge=None))]
+fn open_backend(
+    py: Python<'_>,
+    section: &str,
+    plugin_dirs: Vec<PathBuf>,
+    builtin_dir: Option<PathBuf>,
+    bridge: Option<Py<PyAny>>,
+) -> PyResult<NativeBackend> {
+    let config = server_config(section)?;
+    let mut opener = opener(plugin_dirs, builtin_dir);
+    if let Some(bridge) = bridge {
+        opener = opener.with_event_client(Arc::new(PythonEventClient::new(bridge)));
+    }
+    let opened = py
+        .detach(|| opener.open(&config))
+        .map_err(errors::open_error)?;
+    Ok(NativeBackend::new(opened.backend, opened.library))
+}
+
+/// The event types the plugin of a `backend` section wants notified, as
+/// tuples of strings (Python's `create_subscription`).
+#[pyfunction]
+#[pyo3(signature = (section, plugin_dirs, builtin_dir=None))]
+fn create_subscription<'py>(
+    py: Python<'py>,
+    section: &str,
+    plugin_dirs: Vec<PathBuf>,
+    builtin_dir: Option<PathBuf>,
+) -> PyResult<Vec<Bound<'py, PyTuple>>> {
+    let config = server_config(section)?;
+    let opener = opener(plugin_dirs, builtin_dir);
+    let types = py
+        .detach(|| {
+            let library = opener.load(&config)?;
+            library
+                .create_subscription(config.backend())
+                .map_err(|source| aimm_backend_loader::Error::Backend {
+                    module: config.module().to_string(),
+                    path: library.path().display().to_string(),
+                    source,
+                })
+        })
+        .map_err(errors::open_error)?;
+    types
+        .iter()
+        .map(|t| PyTuple::new(py, t.iter().map(|s| s.as_str())))
+        .collect()
+}
+
+/// The version of the plugin API this package hosts.
+#[pyfunction]
+fn api_version() -> &'static str {
+    aimm_backend_api::API_VERSION
+}
+
+#[pymodule]
+fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
+    module.add_function(wrap_pyfunction!(open_backend, module)?)?;
+    module.add_function(wrap_pyfunction!(create_subscription, module)?)?;
+    module.add_function(wrap_pyfunction!(api_version, module)?)?;
+    module.add_class::<NativeBackend>()?;
+    errors::register(module)?;
+    Ok(())
+}
