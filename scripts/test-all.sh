@@ -20,6 +20,9 @@ cargo fmt --all --check
 step "build (release): the CLI and every built-in plugin"
 cargo build --release --workspace
 
+step "the aimm_backend Python wheel (maturin, into target/wheels/)"
+bash scripts/build-wheel.sh >/dev/null
+
 step "clippy -D warnings"
 cargo clippy --release --workspace --all-targets -- -D warnings
 

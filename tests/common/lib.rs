@@ -163,6 +163,86 @@ pub fn memory_plugin() -> PathBuf {
         .clone()
 }
 
+/// Builds `tests/plugins/panicky-backend` (a plugin whose writes panic) once
+/// per test process; returns the `.so`.
+pub fn panicky_plugin() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let manifest = workspace_root().join("tests/plugins/panicky-backend/Cargo.toml");
+            build_cdylib(&manifest, "libpanicky_backend.so")
+        })
+        .clone()
+}
+
+/// `0.2.0` -> `0.3.0`: a version the loader must refuse.
+pub fn next_minor(version: &str) -> String {
+    let mut parts = version.split('.').map(|p| p.parse::<u64>().unwrap());
+    let (major, minor) = (parts.next().unwrap(), parts.next().unwrap());
+    format!("{major}.{}.0", minor + 1)
+}
+
+/// Copies the API crate with its version set to `version` and builds the
+/// memory example against that copy.
+pub fn build_plugin_against_api_version(version: &str) -> PathBuf {
+    let root = workspace_root();
+    let work = examples_target_dir().join(format!("api-{version}"));
+    let api = work.join("api");
+    let plugin = work.join("plugin");
+    for dir in [api.join("src"), plugin.join("src")] {
+        std::fs::create_dir_all(dir).unwrap();
+    }
+    for entry in std::fs::read_dir(root.join("crates/aimm-backend-api/src")).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), api.join("src").join(entry.file_name())).unwrap();
+    }
+    let api_manifest: String =
+        std::fs::read_to_string(root.join("crates/aimm-backend-api/Cargo.toml"))
+            .unwrap()
+            .lines()
+            .map(|line| standalone_manifest_line(line, version))
+            .collect::<Vec<_>>()
+            .join("\n");
+    std::fs::write(
+        api.join("Cargo.toml"),
+        format!("{api_manifest}\n[workspace]\n"),
+    )
+    .unwrap();
+    std::fs::copy(
+        root.join("examples/memory-backend/src/lib.rs"),
+        plugin.join("src/lib.rs"),
+    )
+    .unwrap();
+    let plugin_manifest = std::fs::read_to_string(root.join("examples/memory-backend/Cargo.toml"))
+        .unwrap()
+        .replace("../../crates/aimm-backend-api", "../api")
+        .replace("name = \"memory-backend\"", "name = \"other-api-backend\"");
+    std::fs::write(plugin.join("Cargo.toml"), plugin_manifest).unwrap();
+    let lock = root.join("examples/memory-backend/Cargo.lock");
+    std::fs::copy(&lock, plugin.join("Cargo.lock")).unwrap();
+    build_cdylib(&plugin.join("Cargo.toml"), "libother_api_backend.so")
+}
+
+/// One line of the API crate's manifest, with workspace inheritance replaced
+/// by explicit values so the copy builds on its own.
+fn standalone_manifest_line(line: &str, version: &str) -> String {
+    match line.split_whitespace().next() {
+        Some("version.workspace") | Some("version") => format!("version = \"{version}\""),
+        Some("edition.workspace") => "edition = \"2021\"".to_string(),
+        Some("license.workspace") | Some("rust-version.workspace") => String::new(),
+        Some("abi_stable.workspace") => {
+            "abi_stable = { version = \"0.11.3\", default-features = false }".to_string()
+        }
+        Some("log.workspace") => "log = { version = \"0.4\", features = [\"std\"] }".to_string(),
+        Some("serde_json.workspace") => "serde_json = \"1\"".to_string(),
+        Some("thiserror.workspace") => "thiserror = \"2\"".to_string(),
+        Some(key) if key.ends_with(".workspace") => {
+            panic!("update standalone_manifest_line for `{line}`")
+        }
+        _ => line.to_string(),
+    }
+}
+
 /// `cargo build --release` of the crate at `manifest` into
 /// [`examples_target_dir`]; returns the library `lib_name`.
 pub fn build_cdylib(manifest: &Path, lib_name: &str) -> PathBuf {
@@ -213,6 +293,68 @@ pub fn python() -> PathBuf {
             python
         })
         .clone()
+}
+
+/// The reference venv's interpreter with the `aimm_backend` wheel of
+/// `target/wheels` installed (`scripts/install-wheel.sh`; the README's test
+/// command builds the wheel first). Fails when there is no wheel.
+pub fn package_python() -> PathBuf {
+    static INSTALLED: OnceLock<PathBuf> = OnceLock::new();
+    INSTALLED
+        .get_or_init(|| {
+            let python = python();
+            let output = Command::new("bash")
+                .arg(workspace_root().join("scripts/install-wheel.sh"))
+                .arg(&python)
+                .output()
+                .expect("bash runs");
+            assert!(
+                output.status.success(),
+                "the aimm_backend wheel could not be installed:\n{}",
+                describe(&output)
+            );
+            python
+        })
+        .clone()
+}
+
+/// Runs `command` to completion, killing it and failing the test if it is
+/// still running after `deadline`; `what` names it in the failure.
+pub fn output_within(command: &mut Command, deadline: std::time::Duration, what: &str) -> Output {
+    use std::io::Read;
+    let mut child = command
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|err| panic!("{what}: cannot start {command:?}: {err}"));
+    let pipe = |mut reader: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            let _ = reader.read_to_end(&mut bytes);
+            bytes
+        })
+    };
+    let stdout = pipe(Box::new(child.stdout.take().expect("piped")));
+    let stderr = pipe(Box::new(child.stderr.take().expect("piped")));
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for the child") {
+            break status;
+        }
+        if started.elapsed() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            let stderr = String::from_utf8_lossy(&stderr.join().unwrap_or_default()).to_string();
+            panic!("{what}: still running after {deadline:?}, killed\n--- stderr\n{stderr}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    Output {
+        status,
+        stdout: stdout.join().unwrap_or_default(),
+        stderr: stderr.join().unwrap_or_default(),
+    }
 }
 
 /// The Python tool driving the real `aimm` SQLite backend.
@@ -302,6 +444,11 @@ impl HatServer {
             "hat-event-server did not start in 3 tries:\n{}",
             describe(&last.expect("tried"))
         );
+    }
+
+    /// The server's directory (config, database, log, pid).
+    pub fn dir(&self) -> &Path {
+        &self.dir
     }
 
     /// `127.0.0.1:PORT`.

@@ -33,8 +33,23 @@ impl PythonEventClient {
 fn unavailable(py: Python<'_>, err: PyErr) -> BackendError {
     BackendError::new(
         ErrorKind::Unavailable,
-        format!("the AIMM server's event client: {}", err.value(py)),
+        format!("the AIMM server's event client: {}", describe(py, &err)),
     )
+}
+
+/// `Type: message`, or the type alone when the message is empty.
+fn describe(py: Python<'_>, err: &PyErr) -> String {
+    let kind = err
+        .get_type(py)
+        .name()
+        .map(|name| name.to_string())
+        .unwrap_or_else(|_| "exception".into());
+    let message = err.value(py).to_string();
+    if message.is_empty() {
+        kind
+    } else {
+        format!("{kind}: {message}")
+    }
 }
 
 fn malformed(py: Python<'_>, err: PyErr) -> BackendError {
@@ -42,7 +57,7 @@ fn malformed(py: Python<'_>, err: PyErr) -> BackendError {
         ErrorKind::Unavailable,
         format!(
             "the AIMM server's event client answered something unexpected: {}",
-            err.value(py)
+            describe(py, &err)
         ),
     )
 }

@@ -29,7 +29,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 /// Where a config section came from, as error messages name it.
-const ORIGIN: &str = "the AIMM server config";
+const ORIGIN: &str = "(AIMM server backend section)";
 
 /// The loader's view of one `backend` section (JSON text).
 fn server_config(section: &str) -> PyResult<ServerConfig> {

@@ -3,12 +3,14 @@ native plugin backend.
 
 Every plugin call and every (de)serialization runs on the backend's own
 thread pool, never on the event loop's thread; the native calls release the
-GIL while the plugin works. Closing waits for the calls in flight (writes
-that started finish and are stored), then closes the plugin's store.
+GIL while the plugin works. Closing waits for the calls in flight (a write
+that started before ``async_close`` finishes and is stored; one that starts
+after fails), then closes the plugin's store.
 """
 
 import asyncio
 import concurrent.futures
+import contextlib
 import json
 import logging
 from pathlib import Path
@@ -96,6 +98,9 @@ class Backend(aio.Resource):
         self._cbs = util.CallbackRegistry()
         self._listening = False
         self._in_flight = set()
+        self._active = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
         self._closing = False
         self._group.spawn(aio.call_on_cancel, self._close)
 
@@ -111,29 +116,32 @@ class Backend(aio.Resource):
 
     async def get_models(self) -> list[Model]:
         """Every stored model, deserialized."""
-        rows = await self._run(self._native.get_models)
-        return [await self._to_model(*row) for row in rows]
+        async with self._operation():
+            rows = await self._run(self._native.get_models)
+            return [await self._to_model(*row) for row in rows]
 
     async def create_model(self, model_type: str, instance) -> Model:
         """Stores ``instance`` as a new model; returns it, with the caller's
         own ``instance`` object, once it is stored."""
-        blob = await self._serialize(model_type, instance)
-        instance_id = await self._run(
-            self._native.create_model, model_type, blob
-        )
+        async with self._operation():
+            blob = await self._serialize(model_type, instance)
+            instance_id = await self._run(
+                self._native.create_model, model_type, blob
+            )
         return Model(
             instance=instance, model_type=model_type, instance_id=instance_id
         )
 
     async def update_model(self, model: Model):
         """Replaces the stored model ``model.instance_id``."""
-        blob = await self._serialize(model.model_type, model.instance)
-        await self._run(
-            self._native.update_model,
-            model.instance_id,
-            model.model_type,
-            blob,
-        )
+        async with self._operation():
+            blob = await self._serialize(model.model_type, model.instance)
+            await self._run(
+                self._native.update_model,
+                model.instance_id,
+                model.model_type,
+                blob,
+            )
 
     def register_model_change_cb(self, cb) -> util.RegisterCallbackHandle:
         """Calls ``cb(model)`` on the event loop for every model the backend
@@ -148,15 +156,28 @@ class Backend(aio.Resource):
         """Hands the server's notified events to the plugin."""
         if not events:
             return
-        await self._run(self._process_events, list(events))
+        async with self._operation():
+            await self._run(self._process_events, list(events))
 
     def _process_events(self, events):
         # On an executor thread: converting large payloads costs time.
         self._native.process_events([_events.event_to_tuple(e) for e in events])
 
-    async def _run(self, fn, *args):
+    @contextlib.asynccontextmanager
+    async def _operation(self):
+        # An operation started before closing runs to its end; close waits.
         if self._closing:
             raise ConnectionError("the backend is closed")
+        self._active += 1
+        self._idle.clear()
+        try:
+            yield
+        finally:
+            self._active -= 1
+            if not self._active:
+                self._idle.set()
+
+    async def _run(self, fn, *args):
         future = self._executor.submit(fn, *args)
         self._in_flight.add(future)
         future.add_done_callback(self._in_flight.discard)
@@ -216,6 +237,8 @@ class Backend(aio.Resource):
 
     async def _close(self):
         self._closing = True
+        await self._idle.wait()
+        # Calls whose callers were cancelled still run on their threads.
         in_flight = list(self._in_flight)
         if in_flight:
             await self._loop.run_in_executor(

@@ -92,6 +92,11 @@ class EventBridge:
             raise ConnectionError(
                 "the call was cancelled (the server is shutting down)"
             ) from None
+        except ConnectionError as e:
+            detail = f": {e}" if str(e) else ""
+            raise ConnectionError(
+                f"the connection to the Hat event server is closed{detail}"
+            ) from e
 
 
 def event_to_tuple(event):

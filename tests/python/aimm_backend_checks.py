@@ -1,0 +1,624 @@
+"""Scenarios of the `aimm_backend` Python package, driven by real Python code
+without an AIMM server: what tests/python_package.rs asserts on.
+
+Each subcommand runs one scenario and prints one JSON object on stdout;
+exit 0 when it ran (the Rust test judges the figures), 1 with a message on
+stderr when it could not. Every wait has a deadline.
+
+    python aimm_backend_checks.py writers --db F --processes 3 --count 300
+    python aimm_backend_checks.py stock-interop --db F
+    python aimm_backend_checks.py plugin --plugin-dir D
+    python aimm_backend_checks.py bad-input CASE [--library L] [--port P]
+    python aimm_backend_checks.py lifecycle --db F
+    python aimm_backend_checks.py event --port P [--prefix X]
+    python aimm_backend_checks.py traps --port P --db F
+"""
+
+import argparse
+import asyncio
+import hashlib
+import json
+import multiprocessing
+import os
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+
+from aimm import plugins
+from hat import aio
+import hat.event.common
+import hat.event.eventer
+from hat.drivers import tcp
+
+import aimm_backend
+import aimm_backend.event
+import aimm_backend.plugin
+import aimm_backend.sqlite
+
+MODEL_TYPE = "checks.Blob"
+"""Instances are bytes; the serializer is the identity."""
+
+BAD_TYPE = "checks.Raises"
+"""A model type whose serializer raises."""
+
+STR_TYPE = "checks.ReturnsStr"
+"""A model type whose serializer returns a str."""
+
+DEADLINE = 60.0
+"""Seconds any one awaited call may take before the scenario fails."""
+
+
+@plugins.serialize([MODEL_TYPE])
+def _serialize(instance):
+    return instance
+
+
+@plugins.deserialize([MODEL_TYPE, BAD_TYPE, STR_TYPE])
+def _deserialize(blob):
+    return blob
+
+
+@plugins.serialize([BAD_TYPE])
+def _serialize_raises(instance):
+    raise ValueError("this serializer always fails")
+
+
+@plugins.serialize([STR_TYPE])
+def _serialize_str(instance):
+    return "not bytes"
+
+
+def payload(seed, size):
+    """Deterministic, incompressible bytes for model number `seed`."""
+    out = bytearray()
+    counter = 0
+    while len(out) < size:
+        out += hashlib.sha256(f"{seed}:{counter}".encode()).digest()
+        counter += 1
+    return bytes(out[:size])
+
+
+async def bounded(awaitable, what):
+    """`awaitable`, or a failure naming `what` after DEADLINE seconds."""
+    try:
+        return await asyncio.wait_for(awaitable, DEADLINE)
+    except asyncio.TimeoutError:
+        raise RuntimeError(f"{what}: no answer within {DEADLINE} s") from None
+
+
+def sqlite_conf(db, **extra):
+    return {"module": "aimm_backend.sqlite", "path": str(db), **extra}
+
+
+# ---------------------------------------------------------------- writers
+
+
+def cmd_writers(args):
+    """N processes create models into one file at once; then the file is
+    checked: every acknowledged model stored, byte-exact, file sound."""
+    procs = [
+        subprocess.Popen(
+            [sys.executable, __file__, "writer", "--db", args.db,
+             "--index", str(i), "--count", str(args.count),
+             "--size", str(args.size)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        for i in range(args.processes)
+    ]
+    acknowledged, failures = {}, []
+    for i, proc in enumerate(procs):
+        out, err = proc.communicate(timeout=600)
+        for line in out.splitlines():
+            seq, instance_id = line.split()
+            acknowledged[int(instance_id)] = (i, int(seq))
+        if proc.returncode != 0:
+            failures.append(f"writer {i} exited {proc.returncode}: {err[-2000:]}")
+    conn = sqlite3.connect(args.db)
+    rows = {r[0]: (r[1], r[2]) for r in
+            conn.execute("SELECT id, type, instance FROM models")}
+    integrity = conn.execute("PRAGMA integrity_check").fetchone()[0]
+    conn.close()
+    missing = [i for i in acknowledged if i not in rows]
+    wrong = [i for i, (w, seq) in acknowledged.items()
+             if i in rows and rows[i] != (MODEL_TYPE, payload(f"{w}-{seq}", args.size))]
+    print(json.dumps({
+        "acknowledged": len(acknowledged), "stored": len(rows),
+        "missing": missing[:20], "wrong": wrong[:20],
+        "integrity": integrity, "failures": failures,
+    }))
+
+
+def cmd_writer(args):
+    async def run():
+        backend = await aimm_backend.sqlite.create(sqlite_conf(args.db), None)
+        try:
+            for seq in range(args.count):
+                model = await bounded(backend.create_model(
+                    MODEL_TYPE, payload(f"{args.index}-{seq}", args.size)),
+                    "create_model")
+                print(seq, model.instance_id, flush=True)
+        finally:
+            await backend.async_close()
+    aio.run_asyncio(run())
+
+
+# ---------------------------------------------------------- stock interop
+
+
+def cmd_stock_interop(args):
+    """The stock backend writes, ours (journal_mode: delete) reads, adds and
+    updates, the stock backend reads everything back."""
+    import aimm.server.backend.sqlite as stock
+
+    async def run():
+        written = {}
+        backend = await stock.create({"module": "aimm.server.backend.sqlite",
+                                      "path": args.db}, None)
+        for seq, size in enumerate([0, 1, 1000, 70000, 300000]):
+            data = payload(f"stock-{seq}", size)
+            model = await backend.create_model(MODEL_TYPE, data)
+            written[model.instance_id] = data
+        await backend.async_close()
+
+        ours = await aimm_backend.sqlite.create(
+            sqlite_conf(args.db, journal_mode="delete"), None)
+        read_by_ours = {m.instance_id: m.instance
+                        for m in await ours.get_models()}
+        new = await ours.create_model(MODEL_TYPE, payload("ours-0", 5000))
+        written[new.instance_id] = payload("ours-0", 5000)
+        first = min(written)
+        await ours.update_model(new._replace(instance_id=first,
+                                             instance=payload("upd", 2000)))
+        stock_before_update = dict(written)
+        written[first] = payload("upd", 2000)
+        await ours.async_close()
+
+        backend = await stock.create({"module": "aimm.server.backend.sqlite",
+                                      "path": args.db}, None)
+        read_by_stock = {m.instance_id: m.instance
+                         for m in await backend.get_models()}
+        next_stock = await backend.create_model(MODEL_TYPE, b"next")
+        await backend.async_close()
+        journal = sqlite3.connect(args.db).execute(
+            "PRAGMA journal_mode").fetchone()[0]
+        return {
+            "ours_read_stock_exactly": read_by_ours == {
+                k: v for k, v in stock_before_update.items()
+                if k != new.instance_id},
+            "stock_read_ours_exactly": read_by_stock == written,
+            "ids": sorted(written),
+            "ours_new_id": new.instance_id,
+            "stock_next_id": next_stock.instance_id,
+            "journal_mode": journal,
+        }
+    print(json.dumps(aio.run_asyncio(run())))
+
+
+# ----------------------------------------------------------------- plugin
+
+
+def cmd_plugin(args):
+    """The memory example plugin, dropped into a directory, through
+    `aimm_backend.plugin`; and a Python alias through the same module."""
+    async def run():
+        conf = {"module": "aimm_backend.plugin", "plugin": "memory_backend",
+                "plugin_dirs": [args.plugin_dir], "name": "checks"}
+        backend = await aimm_backend.plugin.create(conf, None)
+        model = await backend.create_model(MODEL_TYPE, b"in memory")
+        await backend.update_model(model._replace(instance=b"updated"))
+        models = await backend.get_models()
+        plugin_name = backend.native.plugin_name
+        await backend.async_close()
+        alias = await aimm_backend.plugin.create(
+            {"module": "aimm_backend.plugin",
+             "plugin": "aimm.server.backend.sqlite",
+             "path": os.path.join(args.plugin_dir, "alias.db")}, None)
+        alias_model = await alias.create_model(MODEL_TYPE, b"via alias")
+        alias_name = alias.native.plugin_name
+        alias_path = alias.native.library_path
+        await alias.async_close()
+        return {
+            "plugin_name": plugin_name,
+            "models": [[m.instance_id, m.model_type, m.instance.decode()]
+                       for m in models],
+            "subscription": aimm_backend.plugin.create_subscription(conf),
+            "alias_plugin_name": alias_name,
+            "alias_library": alias_path,
+            "alias_id": alias_model.instance_id,
+        }
+    print(json.dumps(aio.run_asyncio(run())))
+
+
+# -------------------------------------------------------------- bad input
+
+
+def cmd_bad_input(args):
+    """One bad input; reports the exception the server would see, and that
+    the process still works afterwards."""
+    async def run():
+        try:
+            await bounded(BAD_INPUTS[args.case](args), args.case)
+        except Exception as e:
+            outcome = {"raised": type(e).__name__, "message": str(e),
+                       "is_backend_error": isinstance(
+                           e, (aimm_backend.BackendError,
+                               aimm_backend.SerializationError))}
+        else:
+            outcome = {"raised": None}
+        # The process survives and a backend still works.
+        db = os.path.join(args.workdir, "after.db")
+        backend = await aimm_backend.sqlite.create(sqlite_conf(db), None)
+        model = await backend.create_model(MODEL_TYPE, b"still works")
+        await backend.async_close()
+        outcome["still_works"] = model.instance_id > 0
+        return outcome
+    print(json.dumps(aio.run_asyncio(run())))
+
+
+async def bad_unknown_plugin(args):
+    await aimm_backend.plugin.create(
+        {"module": "aimm_backend.plugin", "plugin": "no_such_plugin",
+         "plugin_dirs": [args.workdir]}, None)
+
+
+async def bad_other_api(args):
+    await aimm_backend.plugin.create(
+        {"module": "aimm_backend.plugin", "plugin": args.library}, None)
+
+
+async def bad_invalid_config(args):
+    await aimm_backend.sqlite.create(
+        {"module": "aimm_backend.sqlite", "path": 5}, None)
+
+
+async def bad_missing_plugin_key(args):
+    await aimm_backend.plugin.create({"module": "aimm_backend.plugin"}, None)
+
+
+async def _with_sqlite(args, body):
+    db = os.path.join(args.workdir, "bad.db")
+    backend = await aimm_backend.sqlite.create(sqlite_conf(db), None)
+    try:
+        await body(backend)
+    finally:
+        await backend.async_close()
+
+
+async def bad_serializer_raises(args):
+    await _with_sqlite(args, lambda b: b.create_model(BAD_TYPE, object()))
+
+
+async def bad_serializer_returns_str(args):
+    await _with_sqlite(args, lambda b: b.create_model(STR_TYPE, object()))
+
+
+async def bad_plugin_panics(args):
+    backend = await aimm_backend.plugin.create(
+        {"module": "aimm_backend.plugin", "plugin": args.library}, None)
+    try:
+        await backend.create_model(MODEL_TYPE, b"boom")
+    finally:
+        await backend.async_close()
+
+
+async def bad_event_server_gone(args):
+    """The event server is stopped while the backend is open: calls fail
+    with a clear error instead of hanging."""
+    client = await connect_client(args.port, "gone", ["aimm", "gone"])
+    backend = await aimm_backend.event.create(
+        {"module": "aimm_backend.event", "model_prefix": ["aimm", "gone"]},
+        client)
+    try:
+        await backend.create_model(MODEL_TYPE, b"before")
+        subprocess.run(["bash", args.stop_script, "stop", args.server_dir],
+                       check=True, capture_output=True, timeout=60)
+        await asyncio.sleep(0.5)
+        await backend.create_model(MODEL_TYPE, b"after")
+    finally:
+        await backend.async_close()
+        await client.async_close()
+
+
+BAD_INPUTS = {
+    "unknown-plugin": bad_unknown_plugin,
+    "other-api": bad_other_api,
+    "invalid-config": bad_invalid_config,
+    "missing-plugin-key": bad_missing_plugin_key,
+    "serializer-raises": bad_serializer_raises,
+    "serializer-returns-str": bad_serializer_returns_str,
+    "plugin-panics": bad_plugin_panics,
+    "event-server-gone": bad_event_server_gone,
+}
+
+
+# -------------------------------------------------------------- lifecycle
+
+
+def cmd_lifecycle(args):
+    """Created twice in one process; a forked child while writes go on;
+    closing with writes in flight."""
+    async def run():
+        conf = sqlite_conf(args.db)
+        first = await aimm_backend.sqlite.create(conf, None)
+        second = await aimm_backend.sqlite.create(conf, None)
+        a = await first.create_model(MODEL_TYPE, b"from first")
+        b = await second.create_model(MODEL_TYPE, b"from second")
+        seen_by_first = sorted(m.instance_id for m in await first.get_models())
+        await second.async_close()
+
+        # The AIMM engine forks workers while the server runs.
+        ctx = multiprocessing.get_context("fork")
+        results = ctx.Queue()
+        writes = [asyncio.ensure_future(
+            first.create_model(MODEL_TYPE, payload(f"fork-{i}", 100000)))
+            for i in range(8)]
+        child = ctx.Process(target=_forked_child, args=(results,))
+        child.start()
+        await asyncio.gather(*writes)
+        await asyncio.get_running_loop().run_in_executor(None, child.join, 30)
+        child_exit = child.exitcode
+        child_said = results.get(timeout=5) if child_exit == 0 else None
+        after_fork = await first.create_model(MODEL_TYPE, b"after fork")
+
+        # Close with writes in flight: they finish and are stored; a
+        # write started after close fails.
+        in_flight = [asyncio.ensure_future(
+            first.create_model(MODEL_TYPE, payload(f"flight-{i}", 200000)))
+            for i in range(16)]
+        await asyncio.sleep(0)
+        await first.async_close()
+        outcomes = await asyncio.gather(*in_flight, return_exceptions=True)
+        try:
+            await first.create_model(MODEL_TYPE, b"after close")
+            after_close = "stored"
+        except ConnectionError as e:
+            after_close = str(e)
+        acknowledged = [m.instance_id for m in outcomes
+                        if not isinstance(m, BaseException)]
+        failed = [f"{type(e).__name__}: {e}" for e in outcomes
+                  if isinstance(e, BaseException)]
+
+        reopened = await aimm_backend.sqlite.create(conf, None)
+        stored = {m.instance_id for m in await reopened.get_models()}
+        await reopened.async_close()
+        return {
+            "first_id": a.instance_id, "second_id": b.instance_id,
+            "seen_by_first": seen_by_first,
+            "child_exit": child_exit, "child_said": child_said,
+            "after_fork_id": after_fork.instance_id,
+            "in_flight_acknowledged": len(acknowledged),
+            "after_close": after_close,
+            "in_flight_failed": failed[:3],
+            "acknowledged_missing": [i for i in acknowledged
+                                     if i not in stored],
+        }
+    print(json.dumps(aio.run_asyncio(run())))
+
+
+def _forked_child(results):
+    # What an engine worker does: plugin code, no backend calls.
+    results.put(sum(range(1000)))
+
+
+# ------------------------------------------------------------------ event
+
+
+async def connect_client(port, name, prefix, events_cb=None):
+    """The server's kind of eventer client: persisted=False, subscribed to
+    what `aimm_backend.event` asks for."""
+    subscriptions = aimm_backend.event.create_subscription(
+        {"module": "aimm_backend.event", "model_prefix": prefix})
+    return await hat.event.eventer.connect(
+        addr=tcp.Address("127.0.0.1", port), client_name=name,
+        subscriptions=subscriptions, events_cb=events_cb)
+
+
+def cmd_event(args):
+    """Ours and the stock event backend on one server and prefix, each
+    through its own server-style client; notifications routed to
+    `process_events` as the AIMM server does."""
+    import aimm.server.backend.event as stock
+    prefix = ["aimm", args.prefix]
+
+    async def run():
+        ours_holder = {}
+
+        async def on_events(_, events):
+            backend = ours_holder.get("backend")
+            if backend is not None:
+                await backend.process_events(events)
+
+        client = await connect_client(args.port, "ours", prefix, on_events)
+        conf = {"module": "aimm_backend.event", "model_prefix": prefix}
+        ours = await aimm_backend.event.create(conf, client)
+        ours_holder["backend"] = ours
+        loop_thread = threading.get_ident()
+        heard = []
+        ours.register_model_change_cb(
+            lambda m: heard.append((m.instance_id, m.instance,
+                                    threading.get_ident() == loop_thread)))
+
+        # The stock host starts first and counts its ids from the highest
+        # stored one (its own way); ours must never collide with those.
+        stock_client = await connect_client(args.port, "stock", prefix)
+        stock_backend = await stock.create(
+            {"module": "aimm.server.backend.event", "model_prefix": prefix},
+            stock_client)
+        stock_first = await stock_backend.create_model(MODEL_TYPE, b"stock 1")
+
+        created = await bounded(ours.create_model(MODEL_TYPE, b"ours 1"),
+                                "create")
+        await bounded(ours.update_model(created._replace(instance=b"ours 1b")),
+                      "update")
+        second = await bounded(ours.create_model(MODEL_TYPE, b"ours 2"),
+                               "create")
+
+        # A write of the other host reaches ours through process_events.
+        stock_model = await stock_backend.create_model(MODEL_TYPE, b"stock 2")
+        deadline = time.monotonic() + 10
+        while (not any(h[0] == stock_model.instance_id for h in heard)
+               and time.monotonic() < deadline):
+            await asyncio.sleep(0.05)
+        seen_by_stock = {m.instance_id: m.instance
+                         for m in await stock_backend.get_models()}
+        seen_by_ours = {m.instance_id: m.instance
+                        for m in await ours.get_models()}
+        await stock_backend.async_close()
+        await stock_client.async_close()
+        await ours.async_close()
+        await client.async_close()
+
+        # A restarted host: a new client and backend, then a create.
+        client = await connect_client(args.port, "ours-again", prefix)
+        again = await aimm_backend.event.create(conf, client)
+        after_restart = await bounded(again.create_model(MODEL_TYPE, b"ours 3"),
+                                      "create after restart")
+        final = {m.instance_id: m.instance for m in await again.get_models()}
+        await again.async_close()
+        await client.async_close()
+
+        def text(d):
+            return {str(k): v.decode() for k, v in d.items()}
+        return {
+            "ours_ids": [created.instance_id, second.instance_id,
+                         after_restart.instance_id],
+            "stock_ids": [stock_first.instance_id, stock_model.instance_id],
+            "seen_by_stock": text(seen_by_stock),
+            "seen_by_ours": text(seen_by_ours),
+            "final": text(final),
+            "heard": [[i, b.decode(), on_loop] for i, b, on_loop in heard],
+        }
+    print(json.dumps(aio.run_asyncio(run())))
+
+
+# ------------------------------------------------------------------ traps
+
+
+def cmd_traps(args):
+    """The deadlock traps of a native backend under asyncio, each tried."""
+    prefix = ["aimm", "traps"]
+
+    async def run():
+        client = await connect_client(args.port, "traps", prefix)
+        backend = await aimm_backend.event.create(
+            {"module": "aimm_backend.event", "model_prefix": prefix}, client)
+        result = {}
+
+        # 1. A plugin call on the loop thread would wait for the loop it
+        #    blocks: refused at once instead.
+        started = time.monotonic()
+        try:
+            backend.native.get_models()
+            result["loop_thread_call"] = "returned"
+        except aimm_backend.BackendError as e:
+            result["loop_thread_call"] = f"{type(e).__name__}: {e}"
+        result["loop_thread_call_seconds"] = time.monotonic() - started
+
+        # 2. The plugin's thread needs the loop (the event client) while
+        #    a native call is in progress: the GIL must be free meanwhile.
+        model = await bounded(backend.create_model(MODEL_TYPE, b"x" * 100),
+                              "create through the bridge")
+        result["bridged_create_id"] = model.instance_id
+
+        # 3. The loop runs Python while a native call is in progress (the
+        #    call released the GIL): ticks of a 10 ms timer are counted
+        #    strictly inside a 64 MiB native write; holding the GIL would
+        #    allow none.
+        sqlite_backend = await aimm_backend.sqlite.create(
+            sqlite_conf(args.db), None)
+        ticks = []
+
+        async def ticker():
+            while True:
+                ticks.append(time.monotonic())
+                await asyncio.sleep(0.01)
+
+        window = {}
+
+        def timed_native_write(blob):
+            window["start"] = time.monotonic()
+            try:
+                return sqlite_backend.native.create_model(MODEL_TYPE, blob)
+            finally:
+                window["end"] = time.monotonic()
+        blob = payload("big", 64 << 20)
+        tick_task = asyncio.ensure_future(ticker())
+        await bounded(asyncio.get_running_loop().run_in_executor(
+            None, timed_native_write, blob), "64 MiB native create")
+        tick_task.cancel()
+        result["native_call_seconds"] = window["end"] - window["start"]
+        result["ticks_inside_native_call"] = sum(
+            window["start"] < t < window["end"] for t in ticks)
+
+        # 4. Change callbacks run on the loop thread, handed over from the
+        #    plugin's thread.
+        loop_thread = threading.get_ident()
+        heard = asyncio.get_running_loop().create_future()
+        sqlite_backend.register_model_change_cb(
+            lambda m: heard.done() or heard.set_result(
+                (m.instance_id, threading.get_ident() == loop_thread)))
+        changed = await sqlite_backend.create_model(MODEL_TYPE, b"cb")
+        heard_id, on_loop = await bounded(heard, "change callback")
+        result["callback"] = {"id": heard_id, "expected": changed.instance_id,
+                              "on_loop_thread": on_loop}
+        await sqlite_backend.async_close()
+        await backend.async_close()
+        await client.async_close()
+        return result
+    print(json.dumps(aio.run_asyncio(run())))
+
+
+# ------------------------------------------------------------------- main
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("writers")
+    p.add_argument("--db", required=True)
+    p.add_argument("--processes", type=int, default=3)
+    p.add_argument("--count", type=int, default=300)
+    p.add_argument("--size", type=int, default=65536)
+    p = sub.add_parser("writer")
+    p.add_argument("--db", required=True)
+    p.add_argument("--index", type=int, required=True)
+    p.add_argument("--count", type=int, required=True)
+    p.add_argument("--size", type=int, required=True)
+    p = sub.add_parser("stock-interop")
+    p.add_argument("--db", required=True)
+    p = sub.add_parser("plugin")
+    p.add_argument("--plugin-dir", required=True)
+    p = sub.add_parser("bad-input")
+    p.add_argument("case", choices=sorted(BAD_INPUTS))
+    p.add_argument("--workdir", required=True)
+    p.add_argument("--library")
+    p.add_argument("--port", type=int)
+    p.add_argument("--server-dir")
+    p.add_argument("--stop-script")
+    p = sub.add_parser("lifecycle")
+    p.add_argument("--db", required=True)
+    p = sub.add_parser("event")
+    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--prefix", default="checks")
+    p = sub.add_parser("traps")
+    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--db", required=True)
+    args = parser.parse_args()
+    command = {
+        "writers": cmd_writers, "writer": cmd_writer,
+        "stock-interop": cmd_stock_interop, "plugin": cmd_plugin,
+        "bad-input": cmd_bad_input, "lifecycle": cmd_lifecycle,
+        "event": cmd_event, "traps": cmd_traps,
+    }[args.command]
+    try:
+        command(args)
+    except Exception as e:
+        print(f"aimm_backend_checks {args.command}: {type(e).__name__}: {e}",
+              file=sys.stderr)
+        raise SystemExit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,345 @@
+//! The `aimm_backend` Python package (the wheel built by
+//! `scripts/build-wheel.sh`) in real Python, without an AIMM server:
+//! concurrent writer processes, files shared with the stock backend, a
+//! dropped-in plugin, bad input, the life cycle the server puts a backend
+//! through, the event backend through the server's kind of event client,
+//! and the deadlock traps. The scenarios are in
+//! `tests/python/aimm_backend_checks.py`; this file judges what they print.
+
+use aimm_backend_api::API_VERSION;
+use aimm_backend_tests::*;
+use serde_json::Value;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+/// Runs one scenario of `aimm_backend_checks.py`; returns what it printed.
+fn checks(args: &[&str]) -> (Value, String) {
+    let mut command = Command::new(package_python());
+    command
+        .arg(workspace_root().join("tests/python/aimm_backend_checks.py"))
+        .args(args)
+        .env("PYTHONWARNINGS", "ignore::DeprecationWarning")
+        .env_remove("AIMM_BACKEND_PATH");
+    let output = output_within(&mut command, Duration::from_secs(300), &args.join(" "));
+    assert!(
+        output.status.success(),
+        "aimm_backend_checks.py {}\n{}",
+        args.join(" "),
+        describe(&output)
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let line = stdout.lines().last().unwrap_or_default();
+    let value = serde_json::from_str(line)
+        .unwrap_or_else(|err| panic!("not JSON ({err}):\n{}", describe(&output)));
+    (value, String::from_utf8_lossy(&output.stderr).into_owned())
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().expect("test paths are UTF-8")
+}
+
+#[test]
+// The stock backend loses writes and corrupts the file here (DESIGN.md 4).
+fn three_writer_processes_lose_nothing_and_leave_a_sound_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("models.db");
+    let (result, _) = checks(&[
+        "writers",
+        "--db",
+        path(&db),
+        "--processes",
+        "3",
+        "--count",
+        "300",
+    ]);
+    assert_eq!(result["failures"], Value::Array(vec![]), "{result}");
+    assert_eq!(result["acknowledged"], 900, "{result}");
+    assert_eq!(result["stored"], 900, "{result}");
+    assert_eq!(result["missing"], Value::Array(vec![]), "{result}");
+    assert_eq!(result["wrong"], Value::Array(vec![]), "{result}");
+    assert_eq!(result["integrity"], "ok", "{result}");
+}
+
+#[test]
+fn a_stock_file_opens_here_and_the_stock_backend_reads_what_we_wrote() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("stock.db");
+    let (result, _) = checks(&["stock-interop", "--db", path(&db)]);
+    assert_eq!(result["ours_read_stock_exactly"], true, "{result}");
+    assert_eq!(result["stock_read_ours_exactly"], true, "{result}");
+    assert_eq!(
+        result["ids"],
+        serde_json::json!([1, 2, 3, 4, 5, 6]),
+        "{result}"
+    );
+    assert_eq!(result["ours_new_id"], 6, "{result}");
+    // The stock backend's next id continues after ours: nothing reused.
+    assert_eq!(result["stock_next_id"], 7, "{result}");
+    assert_eq!(result["journal_mode"], "delete", "{result}");
+}
+
+#[test]
+fn a_dropped_in_plugin_and_a_python_alias_run_through_aimm_backend_plugin() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(memory_plugin(), dir.path().join("libmemory_backend.so")).unwrap();
+    let (result, _) = checks(&["plugin", "--plugin-dir", path(dir.path())]);
+    assert_eq!(result["plugin_name"], "memory", "{result}");
+    assert_eq!(
+        result["models"],
+        serde_json::json!([[1, "checks.Blob", "updated"]]),
+        "{result}"
+    );
+    assert_eq!(result["subscription"], serde_json::json!([]), "{result}");
+    assert_eq!(result["alias_plugin_name"], "sqlite", "{result}");
+    let alias_library = result["alias_library"].as_str().unwrap();
+    assert!(
+        alias_library.ends_with("aimm_backend/plugins/libaimm_backend_sqlite.so"),
+        "the alias must resolve to the wheel's own plugin: {alias_library}"
+    );
+}
+
+/// Runs bad-input `case`; asserts the exception class, that the message
+/// holds every one of `expected`, and that the process still works.
+fn bad_input(case: &str, extra: &[&str], class: &str, expected: &[&str]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = vec!["bad-input", case, "--workdir", path(dir.path())];
+    args.extend_from_slice(extra);
+    let (result, stderr) = checks(&args);
+    assert_eq!(result["raised"], class, "{case}: {result}");
+    assert_eq!(result["is_backend_error"], true, "{case}: {result}");
+    let message = result["message"].as_str().unwrap();
+    for part in expected {
+        assert!(
+            message.contains(part),
+            "{case}: {part:?} not in {message:?}"
+        );
+    }
+    assert_eq!(result["still_works"], true, "{case}: {result}");
+    assert!(!stderr.contains("Traceback"), "{case}: {stderr}");
+    stderr
+}
+
+#[test]
+fn an_unknown_plugin_is_named_with_every_place_searched() {
+    bad_input(
+        "unknown-plugin",
+        &[],
+        "LoadError",
+        &[
+            "backend module `no_such_plugin` not found",
+            "libno_such_plugin.so",
+            "aimm_backend/plugins/libno_such_plugin.so",
+        ],
+    );
+}
+
+#[test]
+fn a_plugin_built_against_another_api_version_is_refused() {
+    let other = next_minor(API_VERSION);
+    let library = build_plugin_against_api_version(&other);
+    bad_input(
+        "other-api",
+        &["--library", path(&library)],
+        "LoadError",
+        &[
+            &format!("built against aimm-backend-api {other}"),
+            &format!("this host uses aimm-backend-api {API_VERSION}"),
+        ],
+    );
+}
+
+#[test]
+fn an_invalid_section_names_the_json_path_and_the_rule() {
+    bad_input(
+        "invalid-config",
+        &[],
+        "ConfigError",
+        &["backend.path: expected string, got 5"],
+    );
+    bad_input(
+        "missing-plugin-key",
+        &[],
+        "ConfigError",
+        &["backend.plugin: expected the plugin to load", "got nothing"],
+    );
+}
+
+#[test]
+fn serializer_failures_name_the_model_type() {
+    bad_input(
+        "serializer-raises",
+        &[],
+        "SerializationError",
+        &[
+            "'checks.Raises'",
+            "ValueError: this serializer always fails",
+        ],
+    );
+    bad_input(
+        "serializer-returns-str",
+        &[],
+        "SerializationError",
+        &["'checks.ReturnsStr' returned str, expected bytes"],
+    );
+}
+
+#[test]
+fn a_plugin_panic_is_an_exception_and_its_log_record_goes_to_python_logging() {
+    let stderr = bad_input(
+        "plugin-panics",
+        &["--library", path(&panicky_plugin())],
+        "PluginPanicError",
+        &["panic in `create_model`", "panicky backend: create_model"],
+    );
+    // The plugin's panic hook logs through the host's sink: with no logging
+    // configured, Python's last-resort handler prints the record.
+    assert!(
+        stderr.contains("plugin panicked") && stderr.contains("panicky backend"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn the_event_server_gone_fails_calls_clearly_instead_of_hanging() {
+    let server = HatServer::start();
+    let port = server.port.to_string();
+    let script = workspace_root().join("scripts/hat-event-server.sh");
+    bad_input(
+        "event-server-gone",
+        &[
+            "--port",
+            &port,
+            "--server-dir",
+            path(server.dir()),
+            "--stop-script",
+            path(&script),
+        ],
+        "UnavailableError",
+        &[
+            "the AIMM server's event client",
+            "Hat event server is closed",
+        ],
+    );
+}
+
+#[test]
+fn created_twice_forked_and_closed_with_writes_in_flight() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("life.db");
+    let (result, stderr) = checks(&["lifecycle", "--db", path(&db)]);
+    // Two backends on one file in one process see each other's models.
+    assert_eq!(
+        result["seen_by_first"],
+        serde_json::json!([1, 2]),
+        "{result}"
+    );
+    // A forked child (as the engine's workers are) runs and exits cleanly
+    // while the parent writes, and the parent goes on writing.
+    assert_eq!(result["child_exit"], 0, "{result}");
+    assert_eq!(result["child_said"], 499500, "{result}");
+    assert!(result["after_fork_id"].as_i64().unwrap() > 2, "{result}");
+    // Closing waits for the 16 writes in flight; each is stored. A write
+    // started after closing fails clearly.
+    assert_eq!(result["in_flight_acknowledged"], 16, "{result}");
+    assert_eq!(result["in_flight_failed"], Value::Array(vec![]), "{result}");
+    assert_eq!(
+        result["acknowledged_missing"],
+        Value::Array(vec![]),
+        "{result}"
+    );
+    assert_eq!(result["after_close"], "the backend is closed", "{result}");
+    assert!(!stderr.contains("Task was destroyed"), "{stderr}");
+    assert!(!stderr.contains("Traceback"), "{stderr}");
+}
+
+#[test]
+fn event_backend_through_the_servers_kind_of_client_shares_a_prefix_with_stock() {
+    let server = HatServer::start();
+    let (result, stderr) = checks(&["event", "--port", &server.port.to_string()]);
+    let ours: Vec<i64> = serde_json::from_value(result["ours_ids"].clone()).unwrap();
+    let stock: Vec<i64> = serde_json::from_value(result["stock_ids"].clone()).unwrap();
+    assert!(
+        ours.iter().all(|id| !stock.contains(id)),
+        "ids collide: {result}"
+    );
+    assert!(ours[0] < ours[1] && ours[1] < ours[2], "{result}");
+    let expected = serde_json::json!({
+        ours[0].to_string(): "ours 1b",
+        ours[1].to_string(): "ours 2",
+        ours[2].to_string(): "ours 3",
+        stock[0].to_string(): "stock 1",
+        stock[1].to_string(): "stock 2",
+    });
+    assert_eq!(result["final"], expected, "{result}");
+    // Each side reads the other's models.
+    assert_eq!(
+        result["seen_by_stock"][ours[0].to_string()],
+        "ours 1b",
+        "{result}"
+    );
+    assert_eq!(
+        result["seen_by_ours"][stock[1].to_string()],
+        "stock 2",
+        "{result}"
+    );
+    // Callbacks: every own write once, the other host's through
+    // process_events, all on the loop thread.
+    let heard = result["heard"].as_array().unwrap();
+    let expect_heard = [
+        (ours[0], "ours 1"),
+        (ours[0], "ours 1b"),
+        (ours[1], "ours 2"),
+        (stock[1], "stock 2"),
+    ];
+    for (id, text) in expect_heard {
+        let times = heard.iter().filter(|h| h[0] == id && h[1] == text).count();
+        assert_eq!(times, 1, "{id} {text:?} heard {times} times: {result}");
+    }
+    assert!(heard.iter().all(|h| h[2] == true), "{result}");
+    // Weaker durability than configured is said once.
+    assert_eq!(
+        stderr
+            .matches("acknowledge: persisted cannot be honoured")
+            .count(),
+        1,
+        "{stderr}"
+    );
+}
+
+#[test]
+fn the_deadlock_traps_are_designed_out() {
+    let server = HatServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("traps.db");
+    let (result, _) = checks(&[
+        "traps",
+        "--port",
+        &server.port.to_string(),
+        "--db",
+        path(&db),
+    ]);
+    // A plugin call on the loop thread is refused, not deadlocked.
+    let refused = result["loop_thread_call"].as_str().unwrap();
+    assert!(
+        refused.starts_with("UnavailableError") && refused.contains("event loop's thread"),
+        "{result}"
+    );
+    // The plugin's thread reaches the loop while a native call is running.
+    assert!(
+        result["bridged_create_id"].as_i64().unwrap() > 0,
+        "{result}"
+    );
+    // The loop ran Python while a native call was in progress (the call
+    // released the GIL); a call holding the GIL would let no tick in.
+    assert!(
+        result["ticks_inside_native_call"].as_i64().unwrap() >= 3,
+        "the loop stalled during a native call: {result}"
+    );
+    // Change callbacks arrive on the loop thread.
+    assert_eq!(
+        result["callback"]["id"], result["callback"]["expected"],
+        "{result}"
+    );
+    assert_eq!(result["callback"]["on_loop_thread"], true, "{result}");
+}
