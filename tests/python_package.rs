@@ -342,4 +342,33 @@ fn the_deadlock_traps_are_designed_out() {
         "{result}"
     );
     assert_eq!(result["callback"]["on_loop_thread"], true, "{result}");
+    // A plugin may use the event client while it processes notified
+    // events: the server's receive loop does not wait for it.
+    let queried = result["event_client_in_process_events"].as_str().unwrap();
+    assert!(queried.starts_with("queried "), "{result}");
+}
+
+#[test]
+fn plugin_log_records_go_to_python_logging_under_aimm_backend() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("log.db");
+    let (result, _) = checks(&["logging", "--db", path(&db)]);
+    let records = result["records"].as_array().unwrap();
+    let opened = records
+        .iter()
+        .find(|r| {
+            r[2].as_str()
+                .unwrap()
+                .starts_with("opened SQLite model store")
+        })
+        .unwrap_or_else(|| panic!("no record of the plugin: {result}"));
+    assert_eq!(opened[0], "aimm_backend.sqlite", "{result}");
+    assert_eq!(opened[1], "DEBUG", "{result}");
+    assert!(
+        opened[3]
+            .as_str()
+            .unwrap()
+            .starts_with("aimm_backend_sqlite"),
+        "{result}"
+    );
 }

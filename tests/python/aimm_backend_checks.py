@@ -16,6 +16,7 @@ stderr when it could not. Every wait has a deadline.
 
 import argparse
 import asyncio
+import concurrent.futures
 import hashlib
 import json
 import multiprocessing
@@ -402,6 +403,29 @@ def _forked_child(results):
     results.put(sum(range(1000)))
 
 
+# ---------------------------------------------------------------- logging
+
+
+def cmd_logging(args):
+    """Plugin log records arrive in Python `logging`, under `aimm_backend`."""
+    import logging
+    records = []
+
+    class Collect(logging.Handler):
+        def emit(self, record):
+            records.append([record.name, record.levelname, record.getMessage(),
+                            getattr(record, "plugin_target", None)])
+
+    logging.getLogger("aimm_backend").addHandler(Collect())
+    logging.getLogger("aimm_backend").setLevel(logging.DEBUG)
+
+    async def run():
+        backend = await aimm_backend.sqlite.create(sqlite_conf(args.db), None)
+        await backend.async_close()
+    aio.run_asyncio(run())
+    print(json.dumps({"records": records}))
+
+
 # ------------------------------------------------------------------ event
 
 
@@ -566,8 +590,64 @@ def cmd_traps(args):
         await sqlite_backend.async_close()
         await backend.async_close()
         await client.async_close()
+
+        result["event_client_in_process_events"] = await bounded(
+            trap_event_client_in_process_events(args.port, prefix),
+            "a plugin using the event client in process_events")
         return result
     print(json.dumps(aio.run_asyncio(run())))
+
+
+async def trap_event_client_in_process_events(port, prefix):
+    """5. A plugin that queries through the event client while it processes
+    notified events. The server's client awaits `process_events` inside its
+    receive loop, which must read the query's answer: `process_events` must
+    not wait for the plugin."""
+    holder = {}
+
+    async def on_events(_, events):
+        await holder["backend"].process_events(events)
+
+    client = await connect_client(port, "traps-5", prefix, on_events)
+    backend = await aimm_backend.event.create(
+        {"module": "aimm_backend.event", "model_prefix": prefix}, client)
+    queried = concurrent.futures.Future()
+
+    class QueryingPlugin:
+        """The native backend, but its process_events queries first."""
+
+        def __init__(self, native, bridge):
+            self._native, self._bridge = native, bridge
+
+        def __getattr__(self, name):
+            return getattr(self._native, name)
+
+        def process_events(self, events):
+            try:
+                found = self._bridge.query_latest([(*prefix, "*")])
+                if not queried.done():
+                    queried.set_result(len(found))
+            except Exception as e:
+                if not queried.done():
+                    queried.set_exception(e)
+            self._native.process_events(events)
+
+    backend._native = QueryingPlugin(backend.native, backend.event_bridge)
+    holder["backend"] = backend
+    other = await connect_client(port, "traps-other", prefix)
+    await other.register([hat.event.common.RegisterEvent(
+        type=(*prefix, "12345"), source_timestamp=None,
+        payload=hat.event.common.EventPayloadJson(
+            {"type": MODEL_TYPE, "instance": "eA=="}))])
+    try:
+        found = await asyncio.wait_for(asyncio.wrap_future(queried), 10)
+        outcome = f"queried {found} events"
+    except asyncio.TimeoutError:
+        outcome = "no answer within 10 s: the receive loop waited for the plugin"
+    await other.async_close()
+    await backend.async_close()
+    await client.async_close()
+    return outcome
 
 
 # ------------------------------------------------------------------- main
@@ -599,6 +679,8 @@ def main():
     p.add_argument("--stop-script")
     p = sub.add_parser("lifecycle")
     p.add_argument("--db", required=True)
+    p = sub.add_parser("logging")
+    p.add_argument("--db", required=True)
     p = sub.add_parser("event")
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--prefix", default="checks")
@@ -610,6 +692,7 @@ def main():
         "writers": cmd_writers, "writer": cmd_writer,
         "stock-interop": cmd_stock_interop, "plugin": cmd_plugin,
         "bad-input": cmd_bad_input, "lifecycle": cmd_lifecycle,
+        "logging": cmd_logging,
         "event": cmd_event, "traps": cmd_traps,
     }[args.command]
     try:

@@ -81,7 +81,7 @@ async def open_backend(section, client, plugin_dirs=()):
         native.plugin_version,
         native.library_path,
     )
-    return Backend(native, executor, loop)
+    return Backend(native, executor, loop, bridge)
 
 
 class Backend(aio.Resource):
@@ -90,10 +90,12 @@ class Backend(aio.Resource):
     Create it with :func:`open_backend` (the ``create`` of the modules
     ``aimm_backend.sqlite``, ``.event`` and ``.plugin``)."""
 
-    def __init__(self, native, executor, loop):
+    def __init__(self, native, executor, loop, bridge=None):
         self._native = native
         self._executor = executor
         self._loop = loop
+        self._bridge = bridge
+        self._events = asyncio.Queue()
         self._group = aio.Group()
         self._cbs = util.CallbackRegistry()
         self._listening = False
@@ -103,6 +105,7 @@ class Backend(aio.Resource):
         self._idle.set()
         self._closing = False
         self._group.spawn(aio.call_on_cancel, self._close)
+        self._group.spawn(self._deliver_events)
 
     @property
     def async_group(self) -> aio.Group:
@@ -113,6 +116,12 @@ class Backend(aio.Resource):
     def native(self):
         """The native backend (``aimm_backend._native.NativeBackend``)."""
         return self._native
+
+    @property
+    def event_bridge(self):
+        """The bridge lending the server's event client to the plugin
+        (``aimm_backend._events.EventBridge``), or ``None``."""
+        return self._bridge
 
     async def get_models(self) -> list[Model]:
         """Every stored model, deserialized."""
@@ -153,11 +162,25 @@ class Backend(aio.Resource):
         return self._cbs.register(cb)
 
     async def process_events(self, events):
-        """Hands the server's notified events to the plugin."""
-        if not events:
-            return
-        async with self._operation():
-            await self._run(self._process_events, list(events))
+        """Queues the server's notified events for the plugin and returns.
+
+        The server's event client awaits this inside its receive loop; if
+        it waited for the plugin, a plugin that used the event client while
+        processing would wait for an answer that loop can never read. The
+        batches go to the plugin in order, from :meth:`_deliver_events`."""
+        if events and not self._closing:
+            self._events.put_nowait(list(events))
+
+    async def _deliver_events(self):
+        while True:
+            events = await self._events.get()
+            try:
+                async with self._operation():
+                    await self._run(self._process_events, events)
+            except ConnectionError:
+                return  # closing
+            except Exception as e:
+                mlog.warning("process_events: %s", e)
 
     def _process_events(self, events):
         # On an executor thread: converting large payloads costs time.
