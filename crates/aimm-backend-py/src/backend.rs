@@ -62,7 +62,9 @@ impl NativeBackend {
     fn get_models<'py>(&self, py: Python<'py>) -> PyResult<Vec<PyModel<'py>>> {
         let backend = &self.backend;
         let models = py.detach(|| backend.get_models()).map_err(backend_error)?;
-        Ok(models.iter().map(|model| to_py(py, model)).collect())
+        // Each model's bytes are freed as soon as Python has its copy, so
+        // the next copy can reuse that memory rather than fault in fresh pages.
+        Ok(models.into_iter().map(|model| to_py(py, &model)).collect())
     }
 
     /// One model, as `(instance_id, model_type, bytes)`.

@@ -126,16 +126,14 @@ class Backend(aio.Resource):
     async def get_models(self) -> list[Model]:
         """Every stored model, deserialized."""
         async with self._operation():
-            rows = await self._run(self._native.get_models)
-            return [await self._to_model(*row) for row in rows]
+            return await self._run(self._get_models)
 
     async def create_model(self, model_type: str, instance) -> Model:
         """Stores ``instance`` as a new model; returns it, with the caller's
         own ``instance`` object, once it is stored."""
         async with self._operation():
-            blob = await self._serialize(model_type, instance)
             instance_id = await self._run(
-                self._native.create_model, model_type, blob
+                self._create_model, model_type, instance
             )
         return Model(
             instance=instance, model_type=model_type, instance_id=instance_id
@@ -144,13 +142,7 @@ class Backend(aio.Resource):
     async def update_model(self, model: Model):
         """Replaces the stored model ``model.instance_id``."""
         async with self._operation():
-            blob = await self._serialize(model.model_type, model.instance)
-            await self._run(
-                self._native.update_model,
-                model.instance_id,
-                model.model_type,
-                blob,
-            )
+            await self._run(self._update_model, model)
 
     def register_model_change_cb(self, cb) -> util.RegisterCallbackHandle:
         """Calls ``cb(model)`` on the event loop for every model the backend
@@ -206,32 +198,23 @@ class Backend(aio.Resource):
         future.add_done_callback(self._in_flight.discard)
         return await asyncio.wrap_future(future)
 
-    async def _serialize(self, model_type, instance):
-        try:
-            blob = await self._loop.run_in_executor(
-                self._executor, plugins.exec_serialize, model_type, instance
-            )
-        except Exception as e:
-            raise SerializationError(
-                f"serializing a model of type {model_type!r} failed: "
-                f"{type(e).__name__}: {e}"
-            ) from e
-        if isinstance(blob, (bytearray, memoryview)):
-            return bytes(blob)
-        if not isinstance(blob, bytes):
-            raise SerializationError(
-                f"the serializer of model type {model_type!r} returned "
-                f"{type(blob).__name__}, expected bytes"
-            )
-        return blob
+    # The jobs below run on the backend's threads: one hop from the loop
+    # per call, with the model plugins' (de)serializers and the plugin call
+    # (which releases the GIL) together.
 
-    async def _to_model(self, instance_id, model_type, blob):
-        instance = await self._loop.run_in_executor(
-            self._executor, plugins.exec_deserialize, model_type, blob
-        )
-        return Model(
-            instance=instance, model_type=model_type, instance_id=instance_id
-        )
+    def _get_models(self):
+        return [
+            _to_model(instance_id, model_type, blob)
+            for instance_id, model_type, blob in self._native.get_models()
+        ]
+
+    def _create_model(self, model_type, instance):
+        blob = _serialize(model_type, instance)
+        return self._native.create_model(model_type, blob)
+
+    def _update_model(self, model):
+        blob = _serialize(model.model_type, model.instance)
+        self._native.update_model(model.instance_id, model.model_type, blob)
 
     def _on_native_change(self, instance_id, model_type, blob):
         # On a plugin thread: hand over to the loop, never call back here.
@@ -248,7 +231,9 @@ class Backend(aio.Resource):
 
     async def _notify_change(self, instance_id, model_type, blob):
         try:
-            model = await self._to_model(instance_id, model_type, blob)
+            model = await self._loop.run_in_executor(
+                self._executor, _to_model, instance_id, model_type, blob
+            )
         except Exception as e:
             mlog.warning(
                 "model %s changed, but it cannot be deserialized: %s",
@@ -274,3 +259,29 @@ class Backend(aio.Resource):
         finally:
             self._executor.shutdown(wait=False)
 
+
+
+def _serialize(model_type, instance):
+    """The model plugin's serialization of ``instance``, as bytes."""
+    try:
+        blob = plugins.exec_serialize(model_type, instance)
+    except Exception as e:
+        raise SerializationError(
+            f"serializing a model of type {model_type!r} failed: "
+            f"{type(e).__name__}: {e}"
+        ) from e
+    if isinstance(blob, (bytearray, memoryview)):
+        return bytes(blob)
+    if not isinstance(blob, bytes):
+        raise SerializationError(
+            f"the serializer of model type {model_type!r} returned "
+            f"{type(blob).__name__}, expected bytes"
+        )
+    return blob
+
+
+def _to_model(instance_id, model_type, blob):
+    instance = plugins.exec_deserialize(model_type, blob)
+    return Model(
+        instance=instance, model_type=model_type, instance_id=instance_id
+    )
