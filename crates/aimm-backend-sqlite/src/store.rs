@@ -483,6 +483,13 @@ fn insert(
 }
 
 /// Replaces a model's type and bytes; returns whether the row existed.
+///
+/// A large model whose length is unchanged is compared with what is stored,
+/// chunk by chunk, and only the chunks that differ are written: the engine
+/// stores the whole model after every predict, usually unchanged, and an
+/// unchanged update then dirties no page (as SQLite's own overwrite of an
+/// equal small value does), and a changed one writes the model once rather
+/// than a zeroblob and then the bytes.
 fn replace(
     conn: &Connection,
     id: InstanceId,
@@ -494,13 +501,47 @@ fn replace(
             conn.prepare_cached("UPDATE models SET type = ?1, instance = ?2 WHERE id = ?3")?;
         return Ok(stmt.execute(rusqlite::params![model_type, bytes, id])? > 0);
     }
+    let stored_len: Option<Option<i64>> = conn
+        .prepare_cached("SELECT length(instance) FROM models WHERE id = ?1")?
+        .query_row([id], |row| row.get(0))
+        .optional()?;
+    let Some(stored_len) = stored_len else {
+        return Ok(false);
+    };
+    if stored_len == Some(bytes.len() as i64) {
+        conn.prepare_cached("UPDATE models SET type = ?1 WHERE id = ?2")?
+            .execute(rusqlite::params![model_type, id])?;
+        overwrite_changed_chunks(conn, id, bytes)?;
+        return Ok(true);
+    }
     let mut stmt =
         conn.prepare_cached("UPDATE models SET type = ?1, instance = zeroblob(?2) WHERE id = ?3")?;
-    if stmt.execute(rusqlite::params![model_type, bytes.len() as i64, id])? == 0 {
-        return Ok(false);
-    }
+    stmt.execute(rusqlite::params![model_type, bytes.len() as i64, id])?;
     write_blob(conn, id, bytes)?;
     Ok(true)
+}
+
+/// Bytes compared (and, where they differ, written) per blob call.
+const COMPARE_CHUNK: usize = 64 << 10;
+
+/// Writes the chunks of model `id`'s stored bytes (of `bytes.len()`) that
+/// differ from `bytes`.
+fn overwrite_changed_chunks(
+    conn: &Connection,
+    id: InstanceId,
+    bytes: &[u8],
+) -> rusqlite::Result<()> {
+    let mut blob = conn.blob_open(rusqlite::MAIN_DB, "models", "instance", id, false)?;
+    let mut stored = vec![0u8; COMPARE_CHUNK.min(bytes.len())];
+    for (index, chunk) in bytes.chunks(COMPARE_CHUNK).enumerate() {
+        let offset = index * COMPARE_CHUNK;
+        let stored = &mut stored[..chunk.len()];
+        blob.read_at_exact(stored, offset)?;
+        if stored != chunk {
+            blob.write_at(chunk, offset)?;
+        }
+    }
+    Ok(())
 }
 
 fn write_blob(conn: &Connection, id: InstanceId, bytes: &[u8]) -> rusqlite::Result<()> {
