@@ -499,7 +499,7 @@ fn copy_moves_models_between_sqlite_and_the_event_server_keeping_ids() {
 }
 
 #[test]
-fn acknowledge_registered_is_accepted_and_an_unknown_value_is_refused() {
+fn acknowledge_registered_and_sent_are_accepted_and_an_unknown_value_is_refused() {
     let server = HatServer::start();
     let work = tempfile::tempdir().unwrap();
     let conf_with = |name: &str, acknowledge: &str| {
@@ -514,17 +514,19 @@ fn acknowledge_registered_is_accepted_and_an_unknown_value_is_refused() {
             ),
         )
     };
-    let registered = conf_with("registered.yaml", "registered");
     let file = write_file(work.path(), "m.bin", "model bytes");
-    let id = put_one(work.path(), &registered, "ack.model", &file);
-    let get = run_expecting(
-        cli(work.path())
-            .arg("--conf")
-            .arg(&registered)
-            .args(["get", &id.to_string()]),
-        0,
-    );
-    assert_eq!(get.stdout, b"model bytes");
+    for acknowledge in ["registered", "sent"] {
+        let conf = conf_with(&format!("{acknowledge}.yaml"), acknowledge);
+        let id = put_one(work.path(), &conf, "ack.model", &file);
+        let get = run_expecting(
+            cli(work.path())
+                .arg("--conf")
+                .arg(&conf)
+                .args(["get", &id.to_string()]),
+            0,
+        );
+        assert_eq!(get.stdout, b"model bytes", "acknowledge: {acknowledge}");
+    }
 
     let unknown = conf_with("unknown.yaml", "sometimes");
     let output = run_expecting(cli(work.path()).arg("--conf").arg(&unknown).arg("check"), 2);

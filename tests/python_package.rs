@@ -255,8 +255,33 @@ fn created_twice_forked_and_closed_with_writes_in_flight() {
 
 #[test]
 fn event_backend_through_the_servers_kind_of_client_shares_a_prefix_with_stock() {
+    let stderr = event_beside_stock("persisted");
+    // Weaker durability than configured is said once.
+    assert_eq!(
+        stderr
+            .matches("acknowledge: persisted cannot be honoured")
+            .count(),
+        1,
+        "{stderr}"
+    );
+}
+
+#[test]
+fn event_backend_acknowledging_when_sent_still_hears_its_own_writes_once() {
+    let stderr = event_beside_stock("sent");
+    assert!(!stderr.contains("cannot be honoured"), "{stderr}");
+}
+
+/// The `event` scenario with `acknowledge`; returns its stderr.
+fn event_beside_stock(acknowledge: &str) -> String {
     let server = HatServer::start();
-    let (result, stderr) = checks(&["event", "--port", &server.port.to_string()]);
+    let (result, stderr) = checks(&[
+        "event",
+        "--port",
+        &server.port.to_string(),
+        "--acknowledge",
+        acknowledge,
+    ]);
     let ours: Vec<i64> = serde_json::from_value(result["ours_ids"].clone()).unwrap();
     let stock: Vec<i64> = serde_json::from_value(result["stock_ids"].clone()).unwrap();
     assert!(

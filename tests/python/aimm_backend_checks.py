@@ -455,7 +455,8 @@ def cmd_event(args):
                 await backend.process_events(events)
 
         client = await connect_client(args.port, "ours", prefix, on_events)
-        conf = {"module": "aimm_backend.event", "model_prefix": prefix}
+        conf = {"module": "aimm_backend.event", "model_prefix": prefix,
+                "acknowledge": args.acknowledge}
         ours = await aimm_backend.event.create(conf, client)
         ours_holder["backend"] = ours
         loop_thread = threading.get_ident()
@@ -684,6 +685,8 @@ def main():
     p = sub.add_parser("event")
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--prefix", default="checks")
+    p.add_argument("--acknowledge", default="persisted",
+                   choices=["persisted", "registered", "sent"])
     p = sub.add_parser("traps")
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--db", required=True)

@@ -31,12 +31,14 @@ VARIANTS = [
     ("aimm_backend.sqlite", "module: aimm_backend.sqlite\npath: store/models.db\n"),
     ("stock event", "module: aimm.server.backend.event\nmodel_prefix: [aimm, model]\n"),
     ("aimm_backend.event", "module: aimm_backend.event\nmodel_prefix: [aimm, model]\n"),
+    ("aimm_backend.event, acknowledge: sent",
+     "module: aimm_backend.event\nmodel_prefix: [aimm, model]\nacknowledge: sent\n"),
 ]
 
 
 def run_variant(name, backend_yaml, args, workdir):
     """One predict-loop run; returns the driver's report."""
-    work = workdir / name.replace(" ", "-").replace(".", "-")
+    work = workdir / "".join(c if c.isalnum() else "-" for c in name)
     work.mkdir(parents=True)
     (work / "backend.yaml").write_text(backend_yaml)
     command = [sys.executable, str(DRIVER), "predict-loop",
@@ -81,11 +83,14 @@ def main():
     parser.add_argument("--count", type=int, default=100)
     parser.add_argument("--workdir", type=pathlib.Path)
     parser.add_argument("--json", type=pathlib.Path)
+    parser.add_argument("--only", help="run only the variants whose name contains this")
     args = parser.parse_args()
     base = args.workdir or pathlib.Path(tempfile.mkdtemp(
         prefix="bench-server-", dir=REPO / "target"))
     rows = []
     for name, backend_yaml in VARIANTS:
+        if args.only and args.only not in name:
+            continue
         print(f"running {name} ...", file=sys.stderr, flush=True)
         rows.append(row(name, run_variant(name, backend_yaml, args, base)))
     print(f"predict loop through python -m aimm.server: one {args.size_mib:g} "

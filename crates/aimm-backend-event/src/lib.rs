@@ -35,8 +35,12 @@
 //!
 //! `acknowledge: registered` in the backend config acknowledges as soon as
 //! the server has accepted the event instead: faster, but a server killed
-//! before its next flush loses acknowledged models. (The Python backend does
-//! not wait for the server at all.)
+//! before its next flush loses acknowledged models. `acknowledge: sent`
+//! does not wait for the server at all, as the Python backend does: a write
+//! lost on the way is lost silently. (The server echoes a registered event
+//! back whole, so for large models waiting for the answer costs as much as
+//! sending: with the Python AIMM server's client, 8.5 s against 0.4 s for a
+//! 64 MiB model, measured.)
 //!
 //! # Change notifications
 //!
@@ -82,6 +86,10 @@ pub enum Acknowledge {
     /// Once the server has accepted the model event; a server killed before
     /// its next flush loses it.
     Registered,
+    /// As soon as the model event is sent, without waiting for the server,
+    /// as the Python backend does: a write the server never receives (the
+    /// connection dropped) or refuses is lost.
+    Sent,
 }
 
 impl Acknowledge {
@@ -89,6 +97,7 @@ impl Acknowledge {
         match self {
             Acknowledge::Persisted => RegisterMode::Persisted,
             Acknowledge::Registered => RegisterMode::Registered,
+            Acknowledge::Sent => RegisterMode::Sent,
         }
     }
 }

@@ -6,14 +6,17 @@
 //! acknowledgement the notification is what ends the write's wait, so it
 //! can reach `process_events` before the write learns its event id: a write
 //! in flight is therefore recognised by its content, a finished one by its
-//! event id.
+//! event id. A write sent without waiting for the server's answer never
+//! learns its event id: it is recognised by its content until its
+//! notification arrives.
 
 use aimm_backend_api::{EventId, InstanceId, Model};
 use std::collections::VecDeque;
 use std::hash::{Hash, Hasher};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-/// How many of its own event ids a backend remembers.
+/// How many of its own event ids (and of its sent, not yet notified writes)
+/// a backend remembers.
 const EVENTS_REMEMBERED: usize = 4096;
 
 /// The writes of one backend: finished (by event id) and in flight.
@@ -24,6 +27,8 @@ pub(crate) struct OwnWrites(Mutex<Inner>);
 struct Inner {
     events: VecDeque<EventId>,
     in_flight: Vec<(u64, InstanceId, u64)>,
+    /// Sent writes whose notification has not arrived: (id, fingerprint).
+    sent: VecDeque<(InstanceId, u64)>,
     next_ticket: u64,
 }
 
@@ -55,9 +60,23 @@ impl OwnWrites {
 
     /// Whether the notified `event`, carrying `model`, is one of ours.
     pub(crate) fn is_own(&self, event: &EventId, model: &Model) -> bool {
-        let inner = self.lock();
+        let mut inner = self.lock();
         if inner.events.contains(event) {
             return true;
+        }
+        let same_id = |(id, _): &(InstanceId, u64)| *id == model.instance_id;
+        if inner.sent.iter().any(same_id) {
+            let fingerprint = fingerprint(model);
+            if let Some(at) = inner
+                .sent
+                .iter()
+                .position(|&(id, f)| id == model.instance_id && f == fingerprint)
+            {
+                // Its notification, once: a later equal write by another
+                // host is not ours.
+                inner.sent.remove(at);
+                return true;
+            }
         }
         let mut same_id = inner
             .in_flight
@@ -73,6 +92,23 @@ impl OwnWrites {
 }
 
 impl InFlight<'_> {
+    /// The write was sent without waiting for the server's answer; it stays
+    /// recognisable by its content until its notification arrives.
+    pub(crate) fn sent(self) {
+        let mut inner = self.writes.lock();
+        let Some(&(_, id, fingerprint)) = inner
+            .in_flight
+            .iter()
+            .find(|(ticket, _, _)| *ticket == self.ticket)
+        else {
+            return;
+        };
+        if inner.sent.len() == EVENTS_REMEMBERED {
+            inner.sent.pop_front();
+        }
+        inner.sent.push_back((id, fingerprint));
+    }
+
     /// The write is done and the server numbered it `event`.
     pub(crate) fn written(self, event: EventId) {
         let mut inner = self.writes.lock();
@@ -127,6 +163,19 @@ mod tests {
         assert!(
             !writes.is_own(&id(2), &model),
             "a later write by another host"
+        );
+    }
+
+    #[test]
+    fn a_sent_write_is_recognised_by_content_once() {
+        let writes = OwnWrites::default();
+        let model = Model::new(7, "t", vec![1, 2, 3]);
+        writes.begin(&model).sent();
+        assert!(!writes.is_own(&id(5), &Model::new(7, "t", vec![9])));
+        assert!(writes.is_own(&id(5), &model), "its notification");
+        assert!(
+            !writes.is_own(&id(6), &model),
+            "the same content again, written by another host"
         );
     }
 

@@ -25,7 +25,9 @@ pub struct EventBackend {
 impl EventBackend {
     /// A backend for models under `prefix`, talking through `client`, that
     /// acknowledges a write once its model event has reached `acknowledge`
-    /// ([`RegisterMode::Persisted`] or [`RegisterMode::Registered`]).
+    /// ([`RegisterMode::Persisted`], [`RegisterMode::Registered`], or
+    /// [`RegisterMode::Sent`]: as soon as it is sent, as the Python backend
+    /// does).
     pub fn new(
         prefix: Vec<String>,
         client: Arc<dyn EventClient>,
@@ -100,6 +102,14 @@ impl EventBackend {
     /// Stores `model` and remembers the event as our own.
     fn store(&self, model: &Model) -> Result<()> {
         let in_flight = self.own_writes.begin(model);
+        if self.acknowledge == RegisterMode::Sent {
+            self.client.register(
+                vec![model_event(&self.prefix, model)].into(),
+                RegisterMode::Sent,
+            )?;
+            in_flight.sent();
+            return Ok(());
+        }
         let event = self.register_confirmed(
             model_event(&self.prefix, model),
             self.acknowledge,

@@ -13,6 +13,12 @@ written them (``persisted=False``), so a write is acknowledged once the
 event server has accepted it, whatever ``acknowledge`` says: a server
 killed before its next flush may lose the newest writes. A backend created
 with ``acknowledge: persisted`` (the default) logs this once.
+
+Waiting for the event server's answer costs as much as sending the model:
+the server echoes the registered event back whole (for a 64 MiB model,
+8.5 s against 0.4 s for sending alone, measured with the server's client).
+``acknowledge: sent`` does not wait, as the stock backend does not: as fast
+as stock, and as weak (a write lost on the way is lost silently).
 """
 
 import logging
@@ -43,7 +49,7 @@ def _section(conf):
 
 def _tell_about_acknowledge(conf):
     global _told_about_acknowledge
-    if _told_about_acknowledge or conf.get("acknowledge") == "registered":
+    if _told_about_acknowledge or conf.get("acknowledge") in ("registered", "sent"):
         return
     _told_about_acknowledge = True
     mlog.warning(
