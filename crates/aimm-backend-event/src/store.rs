@@ -7,7 +7,8 @@ use aimm_backend_api::{
     InstanceId, ListenerRegistry, Model, ModelChangeListener, ModelInfo, ROption, RString, RVec,
     RegisterEvent, RegisterMode, Result,
 };
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, PoisonError};
 
 /// How often a create claims again when the claimed id is already taken.
 const MAX_CLAIMS: usize = 16;
@@ -20,6 +21,10 @@ pub struct EventBackend {
     own_writes: OwnWrites,
     /// How far model events must get before a write is acknowledged.
     acknowledge: RegisterMode,
+    /// Ids known to hold a model. Models are never deleted, so an id once
+    /// seen stays valid, and checking it again would cost a query whose
+    /// answer carries the whole model.
+    known: Mutex<HashSet<InstanceId>>,
 }
 
 impl EventBackend {
@@ -39,7 +44,32 @@ impl EventBackend {
             listeners: ListenerRegistry::default(),
             own_writes: OwnWrites::default(),
             acknowledge,
+            known: Mutex::default(),
         }
+    }
+
+    fn know<'a>(&self, ids: impl IntoIterator<Item = &'a InstanceId>) {
+        self.known
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .extend(ids);
+    }
+
+    /// Whether model `id` exists: known, or else asked of the server.
+    fn exists(&self, id: InstanceId) -> Result<bool> {
+        let known = self
+            .known
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(&id);
+        if known {
+            return Ok(true);
+        }
+        let exists = self.latest_of(id)?.is_some();
+        if exists {
+            self.know([&id]);
+        }
+        Ok(exists)
     }
 
     fn subscription(&self) -> EventType {
@@ -108,6 +138,7 @@ impl EventBackend {
                 RegisterMode::Sent,
             )?;
             in_flight.sent();
+            self.know([&model.instance_id]);
             return Ok(());
         }
         let event = self.register_confirmed(
@@ -116,6 +147,7 @@ impl EventBackend {
             "model event",
         )?;
         in_flight.written(event.id);
+        self.know([&model.instance_id]);
         Ok(())
     }
 
@@ -162,6 +194,7 @@ impl Backend for EventBackend {
         let events = self.client.query_latest(vec![self.subscription()].into())?;
         let mut models: Vec<Model> = self.models_of(events).into_iter().map(|(_, m)| m).collect();
         models.sort_by_key(|m| m.instance_id);
+        self.know(models.iter().map(|m| &m.instance_id));
         Ok(models.into())
     }
 
@@ -191,7 +224,7 @@ impl Backend for EventBackend {
     }
 
     fn update_model(&self, model: Model) -> Result<Model> {
-        if self.latest_of(model.instance_id)?.is_none() {
+        if !self.exists(model.instance_id)? {
             return Err(BackendError::not_found(model.instance_id));
         }
         self.store(&model)?;
@@ -200,7 +233,7 @@ impl Backend for EventBackend {
     }
 
     fn import_model(&self, model: Model) -> Result<Model> {
-        if self.latest_of(model.instance_id)?.is_some() {
+        if self.exists(model.instance_id)? {
             return Err(BackendError::conflict(model.instance_id));
         }
         self.store(&model)?;
@@ -219,6 +252,7 @@ impl Backend for EventBackend {
 
     fn process_events(&self, events: RVec<Event>) -> Result<()> {
         for (id, model) in self.models_of(events) {
+            self.know([&model.instance_id]);
             if !self.own_writes.is_own(&id, &model) {
                 self.listeners.notify(&model);
             }
@@ -259,6 +293,105 @@ mod tests {
         for (session, instance) in [(1 << 47, 1), (1, 1 << 16), (-1, 1), (1, -1)] {
             let err = id_from(event_id(session, instance)).unwrap_err();
             assert!(err.message.contains("outside the range"), "{err}");
+        }
+    }
+
+    /// An event server in memory: numbers registrations, answers latest
+    /// queries by exact type (or everything), counts queries.
+    #[derive(Default)]
+    struct FakeServer {
+        latest: Mutex<std::collections::BTreeMap<Vec<String>, Event>>,
+        session: Mutex<i64>,
+        queries: std::sync::atomic::AtomicUsize,
+    }
+
+    impl EventClient for FakeServer {
+        fn register(
+            &self,
+            events: RVec<RegisterEvent>,
+            mode: RegisterMode,
+        ) -> Result<ROption<RVec<ROption<Event>>>> {
+            let mut session = self.session.lock().unwrap();
+            *session += 1;
+            let registered: RVec<ROption<Event>> = events
+                .into_iter()
+                .enumerate()
+                .map(|(i, e)| {
+                    let event = Event {
+                        id: event_id(*session, i as i64 + 1),
+                        event_type: e.event_type,
+                        timestamp: aimm_backend_api::Timestamp { s: 0, us: 0 },
+                        source_timestamp: e.source_timestamp,
+                        payload: e.payload,
+                    };
+                    let key = event.event_type.iter().map(|s| s.to_string()).collect();
+                    self.latest.lock().unwrap().insert(key, event.clone());
+                    ROption::RSome(event)
+                })
+                .collect();
+            Ok(match mode {
+                RegisterMode::Sent => ROption::RNone,
+                _ => ROption::RSome(registered),
+            })
+        }
+
+        fn query_latest(&self, event_types: RVec<EventType>) -> Result<RVec<Event>> {
+            self.queries
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let latest = self.latest.lock().unwrap();
+            Ok(event_types
+                .iter()
+                .flat_map(|t| {
+                    let wanted: Vec<String> = t.iter().map(|s| s.to_string()).collect();
+                    latest
+                        .iter()
+                        .filter(move |(key, _)| {
+                            *key == &wanted
+                                || (wanted.last().map(String::as_str) == Some("*")
+                                    && key.len() == wanted.len()
+                                    && key[..key.len() - 1] == wanted[..wanted.len() - 1])
+                        })
+                        .map(|(_, e)| e.clone())
+                        .collect::<Vec<_>>()
+                })
+                .collect())
+        }
+    }
+
+    #[test]
+    fn updates_of_known_models_ask_the_server_nothing() {
+        for mode in [RegisterMode::Registered, RegisterMode::Sent] {
+            let server = Arc::new(FakeServer::default());
+            let backend = EventBackend::new(vec!["aimm".into(), "m".into()], server.clone(), mode);
+            let created = backend.create_model("t".into(), vec![1].into()).unwrap();
+            let queries = || server.queries.load(std::sync::atomic::Ordering::SeqCst);
+            let before = queries();
+            let updated = Model::new(created.instance_id, "t", vec![2]);
+            backend.update_model(updated.clone()).unwrap();
+            backend.update_model(updated).unwrap();
+            assert_eq!(
+                queries(),
+                before,
+                "{mode:?}: an update of a created model queried"
+            );
+            // Another backend learns the id from get_models, then updates
+            // without asking again; an unknown id is still asked and refused.
+            let other = EventBackend::new(vec!["aimm".into(), "m".into()], server.clone(), mode);
+            assert_eq!(other.get_models().unwrap().len(), 1);
+            let before = queries();
+            other
+                .update_model(Model::new(created.instance_id, "t", vec![3]))
+                .unwrap();
+            assert_eq!(
+                queries(),
+                before,
+                "{mode:?}: an update of a listed model queried"
+            );
+            let err = other
+                .update_model(Model::new(12345, "t", vec![3]))
+                .unwrap_err();
+            assert_eq!(err.kind, ErrorKind::NotFound);
+            assert_eq!(queries(), before + 1);
         }
     }
 }
