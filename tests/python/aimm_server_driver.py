@@ -22,6 +22,22 @@ directory is put on the server's PYTHONPATH.
     and report whether it got a new id without clobbering the first (fatal
     with --strict-new-id); stop again.
 
+  aimm_server_driver.py event-roundtrip --backend-yaml FILE --workdir DIR
+      --hat-port PORT [--size-mib 1] [--strict-predict] [--strict-new-id]
+    the same roundtrip, but every request goes through the server's event
+    control (aimm.server.control.event) as Hat events registered by the
+    driver's own eventer client: create_instance, fit, predict (and
+    update_instance for the re-adopt), each answered by action-state events
+    (IN_PROGRESS, then DONE with the result) matched on request_id. After
+    the restart the control's first state event must list the model (id
+    and type). The REPL control stays in the config, after the event
+    control: its port says the server is ready, and its pushed state is the
+    only place that shows the restored model's content (the event control's
+    state lists ids and types only); no request goes through it. The event
+    control registers no action state when predict fails (see
+    EventRequests.wait_action): the failure is then read from the server's
+    log (bounded like every wait).
+
   aimm_server_driver.py predict-loop --backend-yaml FILE --workdir DIR
       [--hat-port PORT] [--size-mib 64] [--count 100] [--event-server-pid PID]
     one model of the given size, then COUNT predicts; time per predict and
@@ -60,6 +76,7 @@ import asyncio
 import base64
 import contextlib
 import hashlib
+import itertools
 import json
 import os
 import pathlib
@@ -71,10 +88,14 @@ import subprocess
 import sys
 import time
 import unittest.mock
+import uuid
 
+import hat.event.common
+import hat.event.eventer
 import psutil
 import yaml
 from hat import juggler
+from hat.drivers import tcp
 
 import aimm.client.repl
 import aimm_test_models
@@ -88,6 +109,22 @@ LOG_MARKERS = {"task_destroyed": "Task was destroyed",
                "tracebacks": "Traceback (most recent call last)",
                "error_lines": " ERROR "}
 EXCEPTION_LINE = re.compile(r"^[\w.]+(Error|Exception|Warning): .*$", re.M)
+EVENT_ACTIONS = ("create_instance", "add_instance", "update_instance", "fit",
+                 "predict", "cancel")
+EVENT_CONTROL = {  # aimm://server/control/event.yaml#
+    "module": "aimm.server.control.event",
+    "event_prefixes": {a: ["aimm", "request", a] for a in EVENT_ACTIONS},
+    "state_event_type": ["aimm", "state"],
+    "action_state_event_type": ["aimm", "action_state"]}
+# what aimm.server.control.event logs (WARNING, with the traceback) when a
+# request fails; for predict it is the only sign (no FAILED action state)
+EVENT_FAILURE_LOG = {"create_instance": "instance creation failed",
+                     "add_instance": "add instance failed",
+                     "update_instance": "update instance failed",
+                     "fit": "fitting failed",
+                     "predict": "prediction failed"}
+TERMINAL_STATUSES = ("DONE", "FAILED", "CANCELLED")
+FAILURE_GRACE_S = 0.5
 
 
 class DriverError(Exception):
@@ -140,10 +177,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def server_config(backend: dict, repl_port: int,
-                  hat_port: int | None) -> dict:
+def server_config(backend: dict, repl_port: int, hat_port: int | None,
+                  controls_before: tuple = ()) -> dict:
     """Full aimm://server/main.yaml# config: the given backend, one REPL
-    control on loopback with one user, the test model plugin."""
+    control on loopback with one user (after controls_before: the server
+    creates its controls in order), the test model plugin."""
     password_hash = hashlib.sha256(PASSWORD.encode()).hexdigest()
     conf = {
         "name": "aimm-server-driver",
@@ -159,7 +197,8 @@ def server_config(backend: dict, repl_port: int,
         "engine": {"sigterm_timeout": 5, "max_children": 2,
                    "check_children_period": 0.02},
         "backend": backend,
-        "control": [{"module": "aimm.server.control.repl",
+        "control": [*controls_before,
+                    {"module": "aimm.server.control.repl",
                      "server": {"host": "127.0.0.1", "port": repl_port},
                      "users": [{"username": USERNAME,
                                 "password": password_hash}]}],
@@ -371,6 +410,135 @@ def check_prediction(got, size: int, seed: int, fit_count: int, tag: str):
                           f"{expected!r}")
 
 
+# --------------------------------------------------- event control client
+
+class EventRequests:
+    """The driver's own Hat eventer client, talking to the server's event
+    control (EVENT_CONTROL): registers request events under its prefixes
+    and collects its answers, subscribed to exactly its two event types:
+    action states (kept per request_id, which the request carried) and
+    states (kept with the event server's timestamp, to tell runs apart)."""
+
+    def __init__(self):
+        self._client: hat.event.eventer.Client | None = None
+        self._actions: dict[str, list[dict]] = {}
+        self._states: list[tuple[hat.event.common.Timestamp, dict]] = []
+        # unique beyond this run: the event server outlives server runs
+        # (and keeps their events in its db)
+        prefix = uuid.uuid4().hex[:8]
+        self._request_ids = (f"{prefix}-{i}" for i in itertools.count(1))
+
+    @property
+    def connected(self) -> bool:
+        return self._client is not None and self._client.is_open
+
+    async def connect(self, port: int, seconds: float):
+        self._client = await bounded(hat.event.eventer.connect(
+            tcp.Address("127.0.0.1", port), "aimm-server-driver-requests",
+            subscriptions=[tuple(EVENT_CONTROL["state_event_type"]),
+                           tuple(EVENT_CONTROL["action_state_event_type"])],
+            events_cb=self._on_events), seconds, "eventer connect")
+
+    async def close(self, seconds: float):
+        client, self._client = self._client, None
+        if client is not None:
+            await bounded(client.async_close(), seconds, "eventer close")
+
+    def _on_events(self, _client, events):
+        for event in events:
+            data = event.payload.data if event.payload is not None else None
+            if list(event.type) == EVENT_CONTROL["action_state_event_type"]:
+                self._actions.setdefault(data["request_id"], []).append(data)
+            elif list(event.type) == EVENT_CONTROL["state_event_type"]:
+                self._states.append((event.timestamp, data))
+
+    async def request(self, action: str, data: dict, instance_id: int | None,
+                      seconds: float) -> str:
+        """Registers one request event: type = the action's prefix (plus the
+        instance id for fit, predict, update_instance), payload = data plus
+        a fresh request_id, which is returned."""
+        request_id = next(self._request_ids)
+        event_type = list(EVENT_CONTROL["event_prefixes"][action])
+        if instance_id is not None:
+            event_type.append(str(instance_id))
+        event = hat.event.common.RegisterEvent(
+            type=tuple(event_type), source_timestamp=None,
+            payload=hat.event.common.EventPayloadJson(
+                {"request_id": request_id, **data}))
+        registered = await bounded(self._client.register(
+            [event], with_response=True), seconds, f"{action} request")
+        if not registered:
+            raise DriverError(f"{action}: the event server refused the "
+                              f"request event")
+        return request_id
+
+    async def wait_action(self, request_id: str, action: str,
+                          server: ServerProcess, log_mark: int,
+                          seconds: float) -> dict:
+        """Waits for a terminal action state (TERMINAL_STATUSES) of the
+        request; returns {"status", "result", "statuses"} (statuses: all
+        seen, in order).
+
+        aimm.server.control.event (aimm 1.2.dev1) registers no action state
+        at all when predict fails (_predict only logs the exception; an
+        IN_PROGRESS may have gone out before), and logs a failed
+        create/fit/update before registering its FAILED. So a new
+        EVENT_FAILURE_LOG line for the action in the server's log (more than
+        log_mark, the count when the request was sent) also ends the wait,
+        after FAILURE_GRACE_S for a late action state: status None, with the
+        last exception line of the log."""
+        end = time.monotonic() + seconds
+        failed_at = None
+        while time.monotonic() < end:
+            states = self._actions.get(request_id, [])
+            statuses = [a["status"] for a in states]
+            for state in states:
+                if state["status"] in TERMINAL_STATUSES:
+                    return {"status": state["status"],
+                            "result": state["result"], "statuses": statuses}
+            if failed_at is None and server.log_text().count(
+                    EVENT_FAILURE_LOG.get(action, "\0")) > log_mark:
+                failed_at = time.monotonic()
+            if failed_at is not None and \
+                    time.monotonic() - failed_at > FAILURE_GRACE_S:
+                exceptions = server.log_findings()["exceptions"]
+                return {"status": None, "result": None, "statuses": statuses,
+                        "server_log": exceptions[-1] if exceptions else None}
+            await asyncio.sleep(0.05)
+        seen = [a["status"] for a in self._actions.get(request_id, [])]
+        raise DriverError(f"{action} (request {request_id}): no terminal "
+                          f"action state within {seconds:.1f}s (seen: "
+                          f"{seen})")
+
+    async def wait_state(self, since: hat.event.common.Timestamp, predicate,
+                         seconds: float, what: str) -> dict:
+        """The first state event registered at or after `since` (event
+        server time) for which predicate(state) holds."""
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            for timestamp, state in self._states:
+                if timestamp >= since and predicate(state):
+                    return state
+            await asyncio.sleep(0.05)
+        raise DriverError(f"{what}: no such state event within "
+                          f"{seconds:.1f}s")
+
+
+def event_state_models(state: dict) -> dict[int, str]:
+    """instance id -> model type, from an event control state event (JSON
+    turned its int keys into strings)."""
+    return {int(k): v for k, v in ((state or {}).get("models") or {}).items()}
+
+
+def expect_done(answer: dict, what: str):
+    """The result of a DONE answer; anything else fails."""
+    if answer["status"] != "DONE":
+        raise DriverError(f"{what}: action state {answer['status']} "
+                          f"(seen {answer['statuses']}; server log: "
+                          f"{answer.get('server_log')})")
+    return answer["result"]
+
+
 # --------------------------------------------------------------- /proc I/O
 
 def read_io(pid: int) -> dict:
@@ -449,12 +617,14 @@ class Session:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.repl_port = free_port()
         backend = load_backend_conf(pathlib.Path(args.backend_yaml))
-        self.conf_path = write_config(
-            self.workdir, server_config(backend, self.repl_port,
-                                        args.hat_port))
+        self.conf_path = write_config(self.workdir,
+                                      self.server_config(backend))
         self.runs = 0
         self.server: ServerProcess | None = None
         self.client: aimm.client.repl.AIMM | None = None
+
+    def server_config(self, backend: dict) -> dict:
+        return server_config(backend, self.repl_port, self.args.hat_port)
 
     async def start(self) -> dict:
         """Starts a server run and connects the client."""
@@ -614,6 +784,199 @@ async def check_new_model(s: Session, first_id: int, size: int,
             "first_model_intact": got == expected}
 
 
+class EventSession(Session):
+    """A Session whose requests go through the event control: the config
+    gets EVENT_CONTROL before the REPL control (so the REPL port listening
+    means the event control exists), and the driver's eventer client stays
+    connected to the event server across server runs."""
+
+    def __init__(self, args, report: dict):
+        super().__init__(args, report)
+        self.events = EventRequests()
+        self.since: hat.event.common.Timestamp | None = None
+        self.first_state: dict | None = None
+
+    def server_config(self, backend: dict) -> dict:
+        return server_config(backend, self.repl_port, self.args.hat_port,
+                             controls_before=(EVENT_CONTROL,))
+
+    async def start(self) -> dict:
+        """Connects the eventer client (before the first run, so it sees
+        each run's first state event), starts a run as Session.start does,
+        then waits for the event control's first state event of this run
+        (the control registers one when it is created)."""
+        if not self.events.connected:
+            await self.events.connect(self.args.hat_port,
+                                      self.deadline.step(10))
+        self.since = hat.event.common.now()
+        result = await super().start()
+        started = time.monotonic()
+        self.first_state = await self.events.wait_state(
+            self.since, lambda _state: True, self.deadline.step(10),
+            "the event control's first state")
+        result["first_state_s"] = round(time.monotonic() - started, 3)
+        return result
+
+    async def abort(self):
+        """Also closes the eventer client (run() calls this at every end)."""
+        await super().abort()
+        with contextlib.suppress(Exception):
+            await self.events.close(5)
+
+    async def call(self, action: str, data: dict,
+                   instance_id: int | None = None) -> dict:
+        """One request through the event control, bounded by a step: the
+        answer of EventRequests.wait_action plus elapsed_s."""
+        marker = EVENT_FAILURE_LOG.get(action, "\0")
+        log_mark = self.server.log_text().count(marker)
+        started = time.monotonic()
+        request_id = await self.events.request(action, data, instance_id,
+                                               self.deadline.step(10))
+        answer = await self.events.wait_action(
+            request_id, action, self.server, log_mark, self.deadline.step())
+        answer["elapsed_s"] = round(time.monotonic() - started, 3)
+        return answer
+
+
+def predict_request(tag) -> dict:
+    return {"args": [], "kwargs": {"tag": tag}}
+
+
+async def event_roundtrip(s: EventSession) -> dict:
+    size, seed = int(s.args.size_mib * 2**20), 7
+    report = s.report
+    report["size_bytes"] = size
+    report["event_control"] = EVENT_CONTROL
+    report["run1"] = {}
+    instance_id, model_type = await event_first_run(s, report["run1"], size,
+                                                    seed)
+    report["run1"]["stop"] = await s.stop()
+    check_clean_exit(report["run1"]["stop"], "first run")
+    if s.args.no_restart:
+        return report
+
+    report["run2"] = await s.start()
+    await event_check_restored(s, report["run2"], instance_id, model_type,
+                               size, seed)
+    report["run2"]["new_model"] = await event_check_new_model(
+        s, instance_id, size, seed)
+    report["run2"]["stop"] = await s.stop()
+    check_clean_exit(report["run2"]["stop"], "second run")
+    if report["run2"]["new_model"]["collides"] and s.args.strict_new_id:
+        raise DriverError("a model created after the restart reused id "
+                          f"{instance_id}")
+    return report
+
+
+async def event_first_run(s: EventSession, report: dict, size: int,
+                          seed: int):
+    """Start, create, fit, predict through the event control; fills
+    report, returns (id, type), the type as the control's state lists it."""
+    report.update(await s.start())
+    created = await s.call("create_instance", {
+        "model_type": aimm_test_models.MODEL_TYPE, "args": [size],
+        "kwargs": {"seed": seed}})
+    instance_id = int(expect_done(created, "create_instance"))
+    fitted = await s.call("fit", {"args": [], "kwargs": {}}, instance_id)
+    expect_done(fitted, "fit")
+    predicted = await s.call("predict", predict_request("run1"), instance_id)
+    got = expect_done(predicted, "predict")
+    check_prediction(got, size, seed, 1, "run1")
+    state = await s.events.wait_state(
+        s.since, lambda st: instance_id in event_state_models(st),
+        s.deadline.step(10), f"model {instance_id} in the control's state")
+    model_type = event_state_models(state)[instance_id]
+    if model_type != aimm_test_models.MODEL_TYPE:
+        raise DriverError(f"the control's state gives model {instance_id} "
+                          f"the type {model_type!r}")
+    report.update(instance_id=instance_id, model_type=model_type,
+                  create_s=created["elapsed_s"], fit_s=fitted["elapsed_s"],
+                  predict_s=predicted["elapsed_s"], prediction=got,
+                  statuses={"create_instance": created["statuses"],
+                            "fit": fitted["statuses"],
+                            "predict": predicted["statuses"]})
+    return instance_id, model_type
+
+
+async def event_check_restored(s: EventSession, report: dict,
+                               instance_id: int, model_type: str, size: int,
+                               seed: int):
+    """After the restart, through the event control: its first state lists
+    the model (id, type); predict on the old id. The content is checked in
+    the REPL control's pushed state (the event control's state has no
+    instances). When the direct predict fails (the stock engine's quirk,
+    see check_restored), the model is re-adopted by an update_instance
+    request carrying the instance from that state, i.e. what the backend
+    loaded, and predicted again; --strict-predict makes it fatal."""
+    listed = event_state_models(s.first_state)
+    report["first_state_models"] = listed
+    if listed.get(instance_id) != model_type:
+        raise DriverError(f"the event control's first state after restart "
+                          f"lists {listed!r}, not model {instance_id} of "
+                          f"type {model_type!r}")
+    report["direct_predict"] = await event_try_predict(s, instance_id, size,
+                                                       seed)
+    entry = await wait_state_model(s.client, instance_id,
+                                   s.deadline.step(10))
+    if entry["model_type"] != model_type:
+        raise DriverError(f"model {instance_id} has type "
+                          f"{entry['model_type']!r} after restart, "
+                          f"{model_type!r} before")
+    restored = decode_state_model(entry)
+    check_prediction(aimm_test_models.predict(restored, tag="state"), size,
+                     seed, 1, "state")
+    report.update(instance_id=instance_id, model_type=entry["model_type"],
+                  state_content_ok=True)
+    if report["direct_predict"]["ok"]:
+        return
+    if s.args.strict_predict:
+        raise DriverError("predict after restart failed: "
+                          f"{report['direct_predict']['error']}")
+    readopted = await s.call("update_instance", {
+        "model_type": model_type, "instance": entry["instance"]},
+        instance_id)
+    expect_done(readopted, "re-adopt (update_instance) after restart")
+    report["readopt"] = {"statuses": readopted["statuses"],
+                         "elapsed_s": readopted["elapsed_s"]}
+    report["readopted_predict"] = await event_try_predict(s, instance_id,
+                                                          size, seed)
+    if not report["readopted_predict"]["ok"]:
+        raise DriverError("predict after restart failed even after re-adopt: "
+                          f"{report['readopted_predict']['error']}")
+
+
+async def event_try_predict(s: EventSession, instance_id: int, size: int,
+                            seed: int) -> dict:
+    """One predict through the event control expected to report fit count
+    1; an answer other than DONE is reported, not raised."""
+    tag = "run2"
+    answer = await s.call("predict", predict_request(tag), instance_id)
+    if answer["status"] != "DONE":
+        return {"ok": False, "statuses": answer["statuses"],
+                "error": f"action state {answer['status']}, server log: "
+                         f"{answer.get('server_log')}"}
+    check_prediction(answer["result"], size, seed, 1, tag)
+    return {"ok": True, "predict_s": answer["elapsed_s"],
+            "statuses": answer["statuses"], "prediction": answer["result"]}
+
+
+async def event_check_new_model(s: EventSession, first_id: int, size: int,
+                                seed: int) -> dict:
+    """check_new_model through the event control: a second (small) model
+    must get a new id and leave the first answering as before; reported,
+    fatal only with --strict-new-id (in event_roundtrip)."""
+    created = await s.call("create_instance", {
+        "model_type": aimm_test_models.MODEL_TYPE, "args": [1024],
+        "kwargs": {"seed": seed + 1}})
+    new_id = int(expect_done(created, "create after restart"))
+    answer = await s.call("predict", predict_request("after-new"), first_id)
+    got = expect_done(answer, "predict first model after second create")
+    expected = aimm_test_models.expected_prediction(size, seed, 1,
+                                                    "after-new")
+    return {"instance_id": new_id, "collides": new_id == first_id,
+            "first_model_intact": got == expected}
+
+
 async def predict_loop(s: Session) -> dict:
     size, seed, count = int(s.args.size_mib * 2**20), 11, s.args.count
     if count < 1:
@@ -661,13 +1024,15 @@ async def predict_loop(s: Session) -> dict:
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    for name, size in (("roundtrip", 1.0), ("predict-loop", 64.0)):
+    for name, size in (("roundtrip", 1.0), ("event-roundtrip", 1.0),
+                       ("predict-loop", 64.0)):
         p = sub.add_parser(name)
         p.add_argument("--backend-yaml", required=True,
                        help="YAML/JSON file with the server's backend section")
         p.add_argument("--workdir", required=True,
                        help="server cwd; config, logs, result.json go here")
         p.add_argument("--hat-port", type=int,
+                       required=name == "event-roundtrip",
                        help="eventer port of a running hat event server")
         p.add_argument("--size-mib", type=float, default=size,
                        help=f"model size in MiB (default {size:g})")
@@ -677,7 +1042,7 @@ def parse_args(argv):
                        help="seconds from SIGTERM to SIGKILL (default 30)")
         p.add_argument("--total-timeout", type=float, default=3600,
                        help="bound of the whole run in seconds (default 3600)")
-        if name == "roundtrip":
+        if name in ("roundtrip", "event-roundtrip"):
             p.add_argument("--strict-new-id", action="store_true",
                            help="fail when a model created after the restart "
                                 "reuses the first model's id")
@@ -697,9 +1062,14 @@ def parse_args(argv):
     return parser.parse_args(argv)
 
 
+SCENARIOS = {"roundtrip": (Session, roundtrip),
+             "event-roundtrip": (EventSession, event_roundtrip),
+             "predict-loop": (Session, predict_loop)}
+
+
 async def run(args, report: dict) -> dict:
-    session = Session(args, report)
-    scenario = roundtrip if args.command == "roundtrip" else predict_loop
+    session_class, scenario = SCENARIOS[args.command]
+    session = session_class(args, report)
     try:
         return await scenario(session)
     except BaseException:

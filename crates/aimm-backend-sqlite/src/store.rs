@@ -501,16 +501,20 @@ fn replace(
             conn.prepare_cached("UPDATE models SET type = ?1, instance = ?2 WHERE id = ?3")?;
         return Ok(stmt.execute(rusqlite::params![model_type, bytes, id])? > 0);
     }
-    let stored_len: Option<Option<i64>> = conn
-        .prepare_cached("SELECT length(instance) FROM models WHERE id = ?1")?
-        .query_row([id], |row| row.get(0))
+    let stored: Option<(String, Option<i64>)> = conn
+        .prepare_cached("SELECT type, length(instance) FROM models WHERE id = ?1")?
+        .query_row([id], |row| Ok((row.get(0)?, row.get(1)?)))
         .optional()?;
-    let Some(stored_len) = stored_len else {
+    let Some((stored_type, stored_len)) = stored else {
         return Ok(false);
     };
     if stored_len == Some(bytes.len() as i64) {
-        conn.prepare_cached("UPDATE models SET type = ?1 WHERE id = ?2")?
-            .execute(rusqlite::params![model_type, id])?;
+        // Rewriting the row reads (and compares) the whole record, blob
+        // included: only when the type really changes.
+        if stored_type != model_type {
+            conn.prepare_cached("UPDATE models SET type = ?1 WHERE id = ?2")?
+                .execute(rusqlite::params![model_type, id])?;
+        }
         overwrite_changed_chunks(conn, id, bytes)?;
         return Ok(true);
     }
