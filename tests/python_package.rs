@@ -249,6 +249,7 @@ fn created_twice_forked_and_closed_with_writes_in_flight() {
         "{result}"
     );
     assert_eq!(result["after_close"], "the backend is closed", "{result}");
+    assert_eq!(result["wal_left_after_close"], false, "{result}");
     assert!(!stderr.contains("Task was destroyed"), "{stderr}");
     assert!(!stderr.contains("Traceback"), "{stderr}");
 }

@@ -384,6 +384,9 @@ def cmd_lifecycle(args):
         reopened = await aimm_backend.sqlite.create(conf, None)
         stored = {m.instance_id for m in await reopened.get_models()}
         await reopened.async_close()
+        # Closed means closed: the file is released (the WAL checkpointed
+        # and removed), though Python still holds the backend objects.
+        wal_left = os.path.exists(f"{args.db}-wal")
         return {
             "first_id": a.instance_id, "second_id": b.instance_id,
             "seen_by_first": seen_by_first,
@@ -394,6 +397,7 @@ def cmd_lifecycle(args):
             "in_flight_failed": failed[:3],
             "acknowledged_missing": [i for i in acknowledged
                                      if i not in stored],
+            "wal_left_after_close": wal_left,
         }
     print(json.dumps(aio.run_asyncio(run())))
 

@@ -7,11 +7,13 @@
 
 use crate::convert::event_from_py;
 use crate::errors::backend_error;
-use aimm_backend_api::{Backend, InstanceId, Model, ModelChangeListener, RString, RVec};
+use aimm_backend_api::{
+    Backend, BackendError, ErrorKind, InstanceId, Model, ModelChangeListener, RString, RVec,
+};
 use aimm_backend_loader::PluginLibrary;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 /// A stored model as Python gets it: `(instance_id, model_type, bytes)`.
 type PyModel<'py> = (InstanceId, String, Bound<'py, PyBytes>);
@@ -27,14 +29,32 @@ fn to_py<'py>(py: Python<'py>, model: &Model) -> PyModel<'py> {
 /// A backend created by a plugin library (`aimm_backend._native.NativeBackend`).
 #[pyclass(frozen, module = "aimm_backend._native")]
 pub struct NativeBackend {
-    backend: Arc<dyn Backend>,
+    /// `None` once released: the plugin's backend is gone.
+    backend: Mutex<Option<Arc<dyn Backend>>>,
     library: Arc<PluginLibrary>,
 }
 
 impl NativeBackend {
     /// Wraps `backend`, made by `library`.
     pub fn new(backend: Arc<dyn Backend>, library: Arc<PluginLibrary>) -> Self {
-        NativeBackend { backend, library }
+        NativeBackend {
+            backend: Mutex::new(Some(backend)),
+            library,
+        }
+    }
+
+    fn slot(&self) -> std::sync::MutexGuard<'_, Option<Arc<dyn Backend>>> {
+        self.backend.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The plugin's backend, unless released.
+    fn backend(&self) -> PyResult<Arc<dyn Backend>> {
+        self.slot().clone().ok_or_else(|| {
+            backend_error(BackendError::new(
+                ErrorKind::Unavailable,
+                "the backend is closed and released",
+            ))
+        })
     }
 }
 
@@ -60,7 +80,7 @@ impl NativeBackend {
 
     /// Every stored model, as `(instance_id, model_type, bytes)`.
     fn get_models<'py>(&self, py: Python<'py>) -> PyResult<Vec<PyModel<'py>>> {
-        let backend = &self.backend;
+        let backend = self.backend()?;
         let models = py.detach(|| backend.get_models()).map_err(backend_error)?;
         // Each model's bytes are freed as soon as Python has its copy, so
         // the next copy can reuse that memory rather than fault in fresh pages.
@@ -69,7 +89,7 @@ impl NativeBackend {
 
     /// One model, as `(instance_id, model_type, bytes)`.
     fn get_model<'py>(&self, py: Python<'py>, instance_id: InstanceId) -> PyResult<PyModel<'py>> {
-        let backend = &self.backend;
+        let backend = self.backend()?;
         let model = py
             .detach(|| backend.get_model(instance_id))
             .map_err(backend_error)?;
@@ -78,7 +98,7 @@ impl NativeBackend {
 
     /// Every stored model's `(instance_id, model_type, size)`, no bytes loaded.
     fn list_models(&self, py: Python<'_>) -> PyResult<Vec<(InstanceId, String, u64)>> {
-        let backend = &self.backend;
+        let backend = self.backend()?;
         let infos = py.detach(|| backend.list_models()).map_err(backend_error)?;
         Ok(infos
             .into_iter()
@@ -97,7 +117,7 @@ impl NativeBackend {
         // The one copy of the bytes: from Python's object into the RVec the
         // plugin takes ownership of.
         let instance: RVec<u8> = instance.as_bytes().into();
-        let backend = &self.backend;
+        let backend = self.backend()?;
         let model = py
             .detach(|| backend.create_model(RString::from(model_type), instance))
             .map_err(backend_error)?;
@@ -117,7 +137,7 @@ impl NativeBackend {
             model_type: model_type.into(),
             instance: instance.as_bytes().into(),
         };
-        let backend = &self.backend;
+        let backend = self.backend()?;
         py.detach(|| backend.update_model(model))
             .map_err(backend_error)?;
         Ok(())
@@ -134,14 +154,14 @@ impl NativeBackend {
                 }
             })
         });
-        let backend = &self.backend;
+        let backend = self.backend()?;
         py.detach(|| backend.register_model_change_cb(listener))
             .map_err(backend_error)
     }
 
     /// Stops the listener registered as `registration`.
     fn remove_listener(&self, py: Python<'_>, registration: u64) -> PyResult<()> {
-        let backend = &self.backend;
+        let backend = self.backend()?;
         py.detach(|| backend.unregister_model_change_cb(registration))
             .map_err(backend_error)
     }
@@ -153,14 +173,22 @@ impl NativeBackend {
             .iter()
             .map(|event| event_from_py(&event))
             .collect::<PyResult<RVec<_>>>()?;
-        let backend = &self.backend;
+        let backend = self.backend()?;
         py.detach(|| backend.process_events(events))
             .map_err(backend_error)
     }
 
     /// Flushes and releases the store. Later calls may fail.
     fn close(&self, py: Python<'_>) -> PyResult<()> {
-        let backend = &self.backend;
+        let backend = self.backend()?;
         py.detach(|| backend.close()).map_err(backend_error)
+    }
+
+    /// Drops this handle's reference to the plugin's backend, with the GIL
+    /// released (the plugin may checkpoint and close files as it goes);
+    /// every later call fails. What the backend's `async_close` ends with.
+    fn release(&self, py: Python<'_>) {
+        let backend = self.slot().take();
+        py.detach(move || drop(backend));
     }
 }

@@ -257,6 +257,9 @@ class Backend(aio.Resource):
         except Exception as e:
             mlog.warning("closing the backend: %s", e)
         finally:
+            # The plugin's store goes now, not when Python frees this
+            # object: the file is closed (a WAL checkpointed) on return.
+            await self._loop.run_in_executor(self._executor, self._native.release)
             self._executor.shutdown(wait=False)
 
 
