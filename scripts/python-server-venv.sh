@@ -18,18 +18,13 @@
 # Environment:
 #   AIMM_SERVER_VENV    venv directory (default: <repo>/target/py-server-venv)
 #   AIMM_TEST_PYTHON    interpreter used to create it (default: python3.11)
-#   AIMM_BACKEND_WHEEL  optional wheel (e.g. our aimm_backend package) to
-#                       install with `pip install --no-deps --force-reinstall`;
-#                       skipped when the wheel stamp records the same sha256
-#                       and the distribution is still installed. Once
-#                       installed, a wheel stays until another one replaces it
-#                       or the venv is recreated.
+#   AIMM_BACKEND_WHEEL  optional aimm_backend wheel to install
+#                       (scripts/install-wheel.sh: skipped when that exact
+#                       wheel is installed already)
 #
 # Everything except the final python path goes to stderr. The script is
-# idempotent: stamp files inside the venv record the interpreter, the pins
-# and the installed wheel; when they match and the packages import, nothing
-# is reinstalled. Concurrent callers are serialised with flock(1) on
-# "<venv>.lock".
+# idempotent (scripts/venv-lib.sh: a stamp records the interpreter and the
+# pins). Concurrent callers are serialised with flock(1) on "<venv>.lock".
 set -euo pipefail
 
 die() {
@@ -97,127 +92,16 @@ pins=(
 # backends and the REPL control, the REPL client, the eventer client.
 check_imports="import aimm.server.main, aimm.server.backend.sqlite, aimm.server.backend.event, aimm.server.control.repl, aimm.client.repl, aimm.plugins, hat.event.eventer, jsonpatch"
 
-command -v "$base_python" >/dev/null 2>&1 \
-    || die "interpreter '$base_python' not found (set AIMM_TEST_PYTHON)"
-base_version=$("$base_python" -c 'import sys; print("%d.%d.%d" % sys.version_info[:3])') \
-    || die "cannot run '$base_python'"
-case "$base_version" in
-    3.1[0-9].*) ;;
-    *) die "aimm 1.2.dev1 needs Python >=3.10, '$base_python' is $base_version" ;;
-esac
-
 if [[ -n "$wheel" ]]; then
     [[ -f "$wheel" ]] || die "AIMM_BACKEND_WHEEL=$wheel: no such file"
     [[ "$wheel" == *.whl ]] || die "AIMM_BACKEND_WHEEL=$wheel: not a .whl file"
-    wheel=$(cd -- "$(dirname -- "$wheel")" && pwd)/$(basename -- "$wheel")
 fi
 
-mkdir -p -- "$(dirname -- "$venv")" || die "cannot create parent of $venv"
-venv=$(cd -- "$(dirname -- "$venv")" && pwd)/$(basename -- "$venv")
-py=$venv/bin/python
-stamp=$venv/.aimm-server-pins.stamp
-wheel_stamp=$venv/.aimm-backend-wheel.stamp
-expected_stamp=$(printf 'python=%s\n' "$base_version"; printf '%s\n' "${pins[@]}")
-
-exec 9>"$venv.lock" || die "cannot open lock file $venv.lock"
-flock 9 || die "cannot lock $venv.lock"
-
-# Prints the installed version of distribution $1, fails when absent.
-installed_version() {
-    "$py" -c 'import sys, importlib.metadata as m; print(m.version(sys.argv[1]))' "$1" 2>/dev/null
-}
-
-base_up_to_date() {
-    [[ -x "$py" && -f "$stamp" ]] \
-        && [[ "$(cat -- "$stamp")" == "$expected_stamp" ]] \
-        && "$py" -c "$check_imports" >/dev/null 2>&1
-}
-
-install_base() {
-    rm -f -- "$stamp" "$wheel_stamp"
-    local venv_args=() existing
-    if [[ -x "$py" ]]; then
-        existing=$("$py" -c 'import sys; print("%d.%d.%d" % sys.version_info[:3])' 2>/dev/null || true)
-        if [[ "$existing" != "$base_version" ]]; then
-            log "existing venv uses Python '${existing:-unknown}', recreating with $base_version"
-            venv_args+=(--clear)
-        fi
-    fi
-
-    log "creating venv at $venv with $base_python ($base_version)"
-    "$base_python" -m venv "${venv_args[@]}" "$venv" >&2 \
-        || die "python -m venv failed for $venv"
-    [[ -x "$py" ]] || die "venv created but $py is missing"
-
-    log "installing ${#pins[@]} pinned packages"
-    "$py" -m pip install --disable-pip-version-check --no-input \
-        "${pins[@]}" >&2 \
-        || die "pip install failed for: ${pins[*]}"
-
-    "$py" -m pip check --disable-pip-version-check >&2 \
-        || die "pip check reports broken requirements in $venv"
-
-    local pin name want have
-    for pin in "${pins[@]}"; do
-        name=${pin%%==*}
-        want=${pin#*==}
-        have=$(installed_version "$name") \
-            || die "$name is not installed in $venv"
-        [[ "$have" == "$want" ]] || die "$name: wanted $want, installed $have"
-    done
-
-    "$py" -c "$check_imports" >&2 \
-        || die "installed packages do not import in $venv"
-
-    printf '%s\n' "$expected_stamp" >"$stamp.tmp" && mv -f -- "$stamp.tmp" "$stamp" \
-        || die "cannot write stamp $stamp"
-    log "venv ready: $venv"
-}
-
-# Installs $wheel unless the wheel stamp records the same file content and
-# its distribution is still installed at the wheel's version.
-install_wheel() {
-    local base sha dist version expected
-    base=$(basename -- "$wheel")
-    # wheel file names are {dist}-{version}(-{build})?-{py}-{abi}-{plat}.whl
-    dist=${base%%-*}
-    version=${base#*-}
-    version=${version%%-*}
-    [[ -n "$dist" && -n "$version" && "$dist" != "$base" ]] \
-        || die "cannot parse distribution and version from wheel name $base"
-    sha=$(sha256sum -- "$wheel" | cut -d' ' -f1) || die "cannot hash $wheel"
-    expected=$(printf 'sha256=%s\ndist=%s\nversion=%s\n' "$sha" "$dist" "$version")
-
-    if [[ -f "$wheel_stamp" ]] \
-        && [[ "$(cat -- "$wheel_stamp")" == "$expected" ]] \
-        && [[ "$(installed_version "$dist" || true)" == "$version" ]]; then
-        log "wheel already installed: $base (sha256 $sha)"
-        return
-    fi
-
-    rm -f -- "$wheel_stamp"
-    log "installing wheel $base (sha256 $sha)"
-    "$py" -m pip install --disable-pip-version-check --no-input \
-        --no-deps --force-reinstall "$wheel" >&2 \
-        || die "pip install failed for wheel $wheel"
-    [[ "$(installed_version "$dist" || true)" == "$version" ]] \
-        || die "wheel $base installed but distribution $dist $version is not visible"
-    # The wheel's own requirements are not installed (--no-deps): report a
-    # mismatch without failing, the tests show whether it matters.
-    "$py" -m pip check --disable-pip-version-check >&2 \
-        || log "warning: pip check reports unmet requirements after installing $base"
-    printf '%s\n' "$expected" >"$wheel_stamp.tmp" && mv -f -- "$wheel_stamp.tmp" "$wheel_stamp" \
-        || die "cannot write stamp $wheel_stamp"
-}
-
-if base_up_to_date; then
-    log "venv up to date: $venv"
-else
-    install_base
-fi
-
+stamp_name=.aimm-server-pins.stamp
+# shellcheck source=scripts/venv-lib.sh
+source "$script_dir/venv-lib.sh"
+ensure_pinned_venv
 if [[ -n "$wheel" ]]; then
-    install_wheel
+    bash "$script_dir/install-wheel.sh" "$py" "$wheel"
 fi
-
 printf '%s\n' "$py"

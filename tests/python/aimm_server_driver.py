@@ -714,6 +714,37 @@ async def first_run(s: Session, report: dict, size: int, seed: int):
     return instance_id, model_type
 
 
+async def check_restored_state(s, report: dict, instance_id: int,
+                               model_type: str, size: int, seed: int) -> dict:
+    """The model in the REPL control's pushed state after the restart: same
+    type, and content that predicts as the fitted model did. Returns the
+    state entry."""
+    entry = await wait_state_model(s.client, instance_id,
+                                   s.deadline.step(10))
+    if entry["model_type"] != model_type:
+        raise DriverError(f"model {instance_id} has type "
+                          f"{entry['model_type']!r} after restart, "
+                          f"{model_type!r} before")
+    restored = decode_state_model(entry)
+    check_prediction(aimm_test_models.predict(restored, tag="state"), size,
+                     seed, 1, "state")
+    report.update(instance_id=instance_id, model_type=entry["model_type"],
+                  state_content_ok=True)
+    return entry
+
+
+def needs_readopt(s, report: dict) -> bool:
+    """Whether the direct predict after the restart failed (the stock
+    engine's quirk) and the model must be re-adopted; fatal with
+    --strict-predict."""
+    if report["direct_predict"]["ok"]:
+        return False
+    if s.args.strict_predict:
+        raise DriverError("predict after restart failed: "
+                          f"{report['direct_predict']['error']}")
+    return True
+
+
 async def check_restored(s: Session, report: dict, instance_id: int,
                          model_type: str, size: int, seed: int):
     """After the restart: predict on the old id, then check id, type and
@@ -728,21 +759,11 @@ async def check_restored(s: Session, report: dict, instance_id: int,
     makes the direct failure fatal instead."""
     step = s.deadline.step
     report["direct_predict"] = await try_predict(s, instance_id, size, seed)
-    entry = await wait_state_model(s.client, instance_id, step(10))
-    if entry["model_type"] != model_type:
-        raise DriverError(f"model {instance_id} has type "
-                          f"{entry['model_type']!r} after restart, "
-                          f"{model_type!r} before")
-    restored = decode_state_model(entry)
-    check_prediction(aimm_test_models.predict(restored, tag="state"), size,
-                     seed, 1, "state")
-    report.update(instance_id=instance_id, model_type=entry["model_type"],
-                  state_content_ok=True)
-    if report["direct_predict"]["ok"]:
+    entry = await check_restored_state(s, report, instance_id, model_type,
+                                       size, seed)
+    if not needs_readopt(s, report):
         return
-    if s.args.strict_predict:
-        raise DriverError("predict after restart failed: "
-                          f"{report['direct_predict']['error']}")
+    restored = decode_state_model(entry)
     await bounded(s.client.update_instance(model_type, instance_id, restored),
                   step(), "re-adopt (update_instance) after restart")
     report["readopted_predict"] = await try_predict(s, instance_id, size,
@@ -916,22 +937,10 @@ async def event_check_restored(s: EventSession, report: dict,
                           f"type {model_type!r}")
     report["direct_predict"] = await event_try_predict(s, instance_id, size,
                                                        seed)
-    entry = await wait_state_model(s.client, instance_id,
-                                   s.deadline.step(10))
-    if entry["model_type"] != model_type:
-        raise DriverError(f"model {instance_id} has type "
-                          f"{entry['model_type']!r} after restart, "
-                          f"{model_type!r} before")
-    restored = decode_state_model(entry)
-    check_prediction(aimm_test_models.predict(restored, tag="state"), size,
-                     seed, 1, "state")
-    report.update(instance_id=instance_id, model_type=entry["model_type"],
-                  state_content_ok=True)
-    if report["direct_predict"]["ok"]:
+    entry = await check_restored_state(s, report, instance_id, model_type,
+                                       size, seed)
+    if not needs_readopt(s, report):
         return
-    if s.args.strict_predict:
-        raise DriverError("predict after restart failed: "
-                          f"{report['direct_predict']['error']}")
     readopted = await s.call("update_instance", {
         "model_type": model_type, "instance": entry["instance"]},
         instance_id)
