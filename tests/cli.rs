@@ -88,7 +88,7 @@ fn put_reads_standard_input() {
         .unwrap()
         .write_all(b"from stdin")
         .unwrap();
-    let output = child.wait_with_output().unwrap();
+    let output = wait_within(child, COMMAND_DEADLINE, "aimm-backend");
     assert!(output.status.success(), "{}", describe(&output));
     assert_eq!(
         read_models_table(&work.path().join("m.db"))[0].2,
@@ -444,6 +444,6 @@ fn a_closed_stdout_is_not_an_error() {
         .spawn()
         .unwrap();
     drop(child.stdout.take());
-    let output = child.wait_with_output().unwrap();
+    let output = wait_within(child, COMMAND_DEADLINE, "aimm-backend");
     assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
 }

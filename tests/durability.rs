@@ -3,7 +3,6 @@
 
 use aimm_backend_tests::*;
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Stdio};
 
@@ -53,10 +52,9 @@ fn assert_acknowledged_present(db: &Path, tag: &str, acknowledged: &[i64], size:
 }
 
 fn read_ids(child: &mut Child) -> Vec<i64> {
-    let stdout = child.stdout.take().unwrap();
-    BufReader::new(stdout)
-        .lines()
-        .map_while(Result::ok)
+    ChildLines::new(child.stdout.take().unwrap(), "aimm-backend put")
+        .rest_within(COMMAND_DEADLINE)
+        .iter()
         .map(|line| line.trim().parse().expect("put prints ids"))
         .collect()
 }
@@ -81,7 +79,7 @@ fn three_processes_writing_one_file_lose_nothing() {
             .collect();
         let ids: Vec<Vec<i64>> = writers.iter_mut().map(read_ids).collect();
         for (writer, tag) in writers.into_iter().zip(tags) {
-            let output = writer.wait_with_output().unwrap();
+            let output = wait_within(writer, COMMAND_DEADLINE, "aimm-backend put");
             assert!(
                 output.status.success(),
                 "writer {tag} ({journal}): {}",
@@ -119,11 +117,12 @@ fn every_acknowledged_create_survives_kill_9() {
         let conf = sqlite_conf(work.path(), "c.yaml", &db, "");
         let tag = format!("k{round}");
         let mut writer = start_writer(work.path(), &conf, &tag, COUNT, SIZE);
-        let stdout = writer.stdout.take().unwrap();
-        let mut lines = BufReader::new(stdout).lines();
+        let lines = ChildLines::new(writer.stdout.take().unwrap(), "aimm-backend put");
         let mut acknowledged = Vec::new();
         while acknowledged.len() < kill_after {
-            let line = lines.next().expect("writer still running").unwrap();
+            let line = lines
+                .next_within(COMMAND_DEADLINE)
+                .expect("writer still running");
             acknowledged.push(line.trim().parse::<i64>().unwrap());
         }
         // SIGKILL mid-stream: no chance to flush or close anything.
@@ -131,10 +130,11 @@ fn every_acknowledged_create_survives_kill_9() {
         // Ids printed before the kill landed in the pipe are acknowledged too.
         acknowledged.extend(
             lines
-                .map_while(Result::ok)
+                .rest_within(COMMAND_DEADLINE)
+                .iter()
                 .filter_map(|l| l.trim().parse::<i64>().ok()),
         );
-        writer.wait().unwrap();
+        wait_within(writer, COMMAND_DEADLINE, "the killed writer");
         assert!(
             acknowledged.len() < COUNT,
             "the writer finished before the kill; kill earlier"
@@ -149,4 +149,84 @@ fn every_acknowledged_create_survives_kill_9() {
             "id {new_id} reused after the crash"
         );
     }
+}
+
+/// A commit that fails (here: the file size limit is hit while the commit
+/// writes the WAL or the database, as on a full disk) is never
+/// acknowledged: `put` prints no id for it, exits 1 naming the file, and
+/// stores nothing of it; the next write works.
+#[test]
+fn a_failed_commit_is_never_acknowledged() {
+    const LIMIT: usize = 512 << 10;
+    for journal in ["wal", "delete"] {
+        let work = tempfile::tempdir().unwrap();
+        let db = work.path().join("full.db");
+        let conf = sqlite_conf(
+            work.path(),
+            "c.yaml",
+            &db,
+            &format!("  journal_mode: {journal}\n"),
+        );
+        let first = write_file(work.path(), "first.bin", "first");
+        let first_id = put_one(work.path(), &conf, "before", &first);
+        let small = work.path().join("small.bin");
+        std::fs::write(&small, test_bytes(1, 10 << 10)).unwrap();
+        // Small enough to stay in SQLite's page cache until the commit, so
+        // that it is the commit's writes that cross the limit.
+        let big = work.path().join("big.bin");
+        std::fs::write(&big, test_bytes(2, 800 << 10)).unwrap();
+        let output = output_within(
+            limited_file_size(work.path(), LIMIT)
+                .arg("--conf")
+                .arg(&conf)
+                .args(["put", "limited"])
+                .args([&small, &big, &small]),
+            std::time::Duration::from_secs(60),
+            "put under a file size limit",
+        );
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let printed: Vec<&str> = stdout.lines().collect();
+        assert_eq!(
+            output.status.code(),
+            Some(1),
+            "{journal}: {}",
+            describe(&output)
+        );
+        assert_eq!(printed.len(), 1, "{journal}: ids printed: {printed:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("big.bin"), "{journal}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{journal}: {stderr}");
+
+        let small_id: i64 = printed[0].parse().unwrap();
+        let rows = read_models_table(&db);
+        let ids: Vec<i64> = rows.iter().map(|row| row.0).collect();
+        assert_eq!(
+            ids,
+            vec![first_id, small_id],
+            "{journal}: rows after the failure"
+        );
+        assert!(rows[1].2 == test_bytes(1, 10 << 10), "{journal}");
+        assert_eq!(integrity_check(&db), "ok", "{journal}");
+
+        // Without the limit, the same model goes in, byte-exact.
+        let big_id = put_one(work.path(), &conf, "limited", &big);
+        assert!(big_id > small_id, "{journal}");
+        let rows = read_models_table(&db);
+        assert_eq!(rows.len(), 3, "{journal}");
+        assert!(rows[2].2 == test_bytes(2, 800 << 10), "{journal}");
+        assert_eq!(integrity_check(&db), "ok", "{journal}");
+    }
+}
+
+/// The CLI, run with a file size limit of `bytes`: a write past it fails
+/// with EFBIG (`SIGXFSZ` is ignored, as a disk-full error would not kill).
+fn limited_file_size(home: &Path, bytes: usize) -> std::process::Command {
+    let mut command = std::process::Command::new("sh");
+    isolate(&mut command, home)
+        .arg("-c")
+        .arg(format!(
+            "trap '' XFSZ; exec prlimit --fsize={bytes}:{bytes} \"$0\" \"$@\""
+        ))
+        .arg(cli_binary());
+    command
 }

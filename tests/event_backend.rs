@@ -123,7 +123,7 @@ fn two_hosts_creating_at_once_and_restarted_hosts_never_share_an_id() {
         .collect();
     let mut ids = BTreeSet::new();
     for host in hosts {
-        let output = host.wait_with_output().unwrap();
+        let output = wait_within(host, COMMAND_DEADLINE, "aimm-backend put");
         assert!(output.status.success(), "{}", describe(&output));
         for line in String::from_utf8_lossy(&output.stdout).lines() {
             assert!(
@@ -135,9 +135,11 @@ fn two_hosts_creating_at_once_and_restarted_hosts_never_share_an_id() {
     assert_eq!(ids.len(), 200);
     // A restarted host (a new process) creates without overwriting anything.
     for round in 0..2 {
-        let output = put_files(work.path(), &conf, &format!("restart{round}"), 3)
-            .wait_with_output()
-            .unwrap();
+        let output = wait_within(
+            put_files(work.path(), &conf, &format!("restart{round}"), 3),
+            COMMAND_DEADLINE,
+            "aimm-backend put",
+        );
         assert!(output.status.success(), "{}", describe(&output));
         for line in String::from_utf8_lossy(&output.stdout).lines() {
             assert!(
@@ -208,7 +210,7 @@ fn python_event_tool(server: &HatServer, args: &[&str]) -> Vec<serde_json::Value
         .arg("127.0.0.1")
         .arg(server.port.to_string())
         .args(&args[1..]);
-    let output = command.output().unwrap();
+    let output = output_within(&mut command, COMMAND_DEADLINE, "aimm_event_tool.py");
     assert!(output.status.success(), "{args:?}: {}", describe(&output));
     String::from_utf8_lossy(&output.stdout)
         .lines()
@@ -345,6 +347,83 @@ fn events_that_are_not_models_are_skipped_with_a_warning() {
             "no warning with {expected}:\n{stderr}"
         );
     }
+}
+
+/// A Python host on the same prefix writes ids its own way (its highest
+/// stored id plus one), so a model may already sit at the id the server
+/// hands our next claim. That claim must be skipped, never used: here Python
+/// payloads are stored at every id our next claims can get (the claim's
+/// register request is one of the next few sessions), then ours creates.
+#[test]
+fn a_claimed_id_that_a_python_host_already_stored_is_skipped() {
+    use hat_eventer_client::eventer_msg::{EventPayload, RegisterEvent};
+    let server = HatServer::start();
+    let work = tempfile::tempdir().unwrap();
+    let conf = event_conf(work.path(), &server, "shared");
+    let file = write_file(work.path(), "ours.bin", "ours");
+    let first = put_one(work.path(), &conf, "ours", &file);
+    const SESSION: i64 = 1 << 16;
+    // Fewer than the backend claims in a row before it gives up (16).
+    let taken: Vec<i64> = (1..=8).map(|k| first + k * SESSION).collect();
+    register_raw(
+        &server,
+        taken
+            .iter()
+            .map(|id| RegisterEvent {
+                event_type: vec!["aimm".into(), "shared".into(), id.to_string()],
+                source_timestamp: None,
+                // What the Python backend writes: its type and base64 bytes.
+                payload: Some(EventPayload::Json(
+                    r#"{"type": "python.model", "instance": "AQID"}"#.into(),
+                )),
+            })
+            .collect(),
+    );
+    let output = run_expecting(
+        cli(work.path())
+            .arg("--conf")
+            .arg(&conf)
+            .args(["put", "ours"])
+            .arg(&file),
+        0,
+    );
+    let id: i64 = String::from_utf8_lossy(&output.stdout)
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(
+        !taken.contains(&id),
+        "create used id {id}, which a Python host's model held"
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("is taken already; claiming again"),
+        "the claim never hit a taken id, so this test proved nothing:\n{stderr}"
+    );
+    let listed = run_expecting(
+        cli(work.path())
+            .arg("--conf")
+            .arg(&conf)
+            .args(["list", "--json"]),
+        0,
+    );
+    let models: Vec<serde_json::Value> = serde_json::from_slice(&listed.stdout).unwrap();
+    for taken_id in &taken {
+        let model = models
+            .iter()
+            .find(|m| m["instance_id"] == *taken_id)
+            .unwrap_or_else(|| panic!("the Python host's model {taken_id} is gone"));
+        assert_eq!(
+            model["model_type"], "python.model",
+            "model {taken_id} was overwritten"
+        );
+        assert_eq!(model["size"], 3);
+    }
+    let ours = models
+        .iter()
+        .find(|m| m["instance_id"] == id)
+        .expect("ours is listed");
+    assert_eq!(ours["model_type"], "ours");
 }
 
 #[test]
@@ -594,7 +673,6 @@ fn own_writes_reach_listeners_once_although_the_server_notifies_them_back() {
 
 #[test]
 fn a_cli_writer_and_the_server_both_killed_lose_no_acknowledged_model() {
-    use std::io::{BufRead, BufReader};
     use std::process::Stdio;
     const COUNT: usize = 200;
     const SIZE: usize = 16 * 1024;
@@ -617,10 +695,12 @@ fn a_cli_writer_and_the_server_both_killed_lose_no_acknowledged_model() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut lines = BufReader::new(writer.stdout.take().unwrap()).lines();
+    let lines = ChildLines::new(writer.stdout.take().unwrap(), "aimm-backend put");
     let mut acknowledged: Vec<i64> = Vec::new();
     while acknowledged.len() < 10 {
-        let line = lines.next().expect("the writer is still running").unwrap();
+        let line = lines
+            .next_within(COMMAND_DEADLINE)
+            .expect("the writer is still running");
         acknowledged.push(line.trim().parse().unwrap());
     }
     // SIGKILL the writer mid-stream, then the server: neither gets to
@@ -629,10 +709,11 @@ fn a_cli_writer_and_the_server_both_killed_lose_no_acknowledged_model() {
     server.kill();
     acknowledged.extend(
         lines
-            .map_while(Result::ok)
+            .rest_within(COMMAND_DEADLINE)
+            .iter()
             .filter_map(|l| l.trim().parse::<i64>().ok()),
     );
-    writer.wait().unwrap();
+    wait_within(writer, COMMAND_DEADLINE, "the killed writer");
     assert!(
         acknowledged.len() < COUNT,
         "the writer finished before the kill"

@@ -254,19 +254,29 @@ async fn pings_are_answered_and_silence_is_pinged_then_dropped() {
         ..ChatterConfig::default()
     };
     let (_sender, mut incoming) = chatter_connect(&address, config).await.unwrap();
-    let pong = report.recv().await.unwrap();
+    let pong = within(report.recv(), "the fake peer's report of our Pong")
+        .await
+        .unwrap();
     assert_eq!(pong.data.data_type, "HatChatter.Pong");
     assert_eq!((pong.first, pong.owner, pong.last), (1, false, true));
-    let ping = report.recv().await.unwrap();
+    let ping = within(report.recv(), "the fake peer's report of our Ping")
+        .await
+        .unwrap();
     assert_eq!(ping.data.data_type, "HatChatter.Ping");
     assert_eq!((ping.first, ping.owner, ping.last), (ping.id, true, false));
     let started = Instant::now();
-    let end = incoming
-        .recv()
+    let end = within(incoming.recv(), "the end of a silent connection")
         .await
         .expect("the connection reports why it ended");
     assert!(matches!(end, Err(ChatterError::PingTimeout(_))), "{end:?}");
     assert!(started.elapsed() < Duration::from_secs(2));
+}
+
+/// Awaits `future`, failing the test, naming `what`, after 30 s.
+async fn within<T>(future: impl std::future::Future<Output = T>, what: &str) -> T {
+    tokio::time::timeout(Duration::from_secs(30), future)
+        .await
+        .unwrap_or_else(|_| panic!("no {what} within 30 s"))
 }
 
 mod host_client {

@@ -198,12 +198,14 @@ fn a_text_file_named_like_a_library_is_refused() {
 fn plain_shared_library(dir: &Path) -> PathBuf {
     let source = write_file(dir, "plain.c", "int plain_answer(void) { return 42; }\n");
     let library = dir.join("libplain.so");
-    let output = Command::new("cc")
-        .args(["-shared", "-fPIC", "-o"])
-        .arg(&library)
-        .arg(&source)
-        .output()
-        .expect("cc runs (the C compiler is part of the toolchain here)");
+    let output = output_within(
+        Command::new("cc")
+            .args(["-shared", "-fPIC", "-o"])
+            .arg(&library)
+            .arg(&source),
+        COMMAND_DEADLINE,
+        "cc (the C compiler is part of the toolchain here)",
+    );
     assert!(output.status.success(), "{}", describe(&output));
     library
 }

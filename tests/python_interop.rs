@@ -8,7 +8,11 @@ use std::path::Path;
 
 /// Runs the Python tool; returns its JSON lines.
 fn python_tool(args: &[&str]) -> Vec<Value> {
-    let output = python_sqlite_tool().args(args).output().unwrap();
+    let output = output_within(
+        python_sqlite_tool().args(args),
+        COMMAND_DEADLINE,
+        "aimm_sqlite_tool.py",
+    );
     assert!(
         output.status.success(),
         "python {args:?}: {}",
@@ -166,10 +170,11 @@ fn python_cannot_open_the_wal_file_ours_makes_by_default() {
     let conf = sqlite_conf(work.path(), "c.yaml", &db, "");
     let file = write_file(work.path(), "m.bin", "x");
     ours(work.path(), &conf, &["put", "t", file.to_str().unwrap()]);
-    let output = python_sqlite_tool()
-        .args(["dump", db.to_str().unwrap()])
-        .output()
-        .unwrap();
+    let output = output_within(
+        python_sqlite_tool().args(["dump", db.to_str().unwrap()]),
+        COMMAND_DEADLINE,
+        "aimm_sqlite_tool.py dump",
+    );
     assert!(
         !output.status.success(),
         "Python opened a WAL file: {}",

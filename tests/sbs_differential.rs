@@ -7,6 +7,7 @@ use aimm_backend_tests::*;
 use hat_eventer_client::chatter::{Data, Msg};
 use hat_eventer_client::sbs::{Reader, Writer};
 use proptest::prelude::*;
+use proptest::test_runner::RngSeed;
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
@@ -126,9 +127,43 @@ fn one<T>(read: impl FnOnce(&mut Reader<'_>) -> T, bytes: &[u8]) -> T {
     value
 }
 
+/// The seed of every property test below unless `PROPTEST_RNG_SEED` names
+/// another.
+const DEFAULT_RNG_SEED: u64 = 0x5b5_d1ff;
+
+/// The configuration of every property test here: reproducible, and leaving
+/// nothing behind.
+///
+/// * The RNG seed is fixed ([`DEFAULT_RNG_SEED`]), so every run generates the
+///   same cases and a failure reproduces by simply running again:
+///   `cargo test --release -p aimm-backend-tests --test sbs_differential`.
+/// * Other seeds are tried with `PROPTEST_RNG_SEED=<u64>` (the variable
+///   proptest itself reads; set here it replaces the fixed seed), e.g.
+///   `for s in $(seq 1 20); do PROPTEST_RNG_SEED=$s cargo test --release -p
+///   aimm-backend-tests --test sbs_differential || break; done`; more cases
+///   per test with `PROPTEST_CASES=<n>` (default here 200). A failure found
+///   so reproduces with the same variables; its minimal input, which proptest
+///   prints, belongs in a deterministic test.
+/// * Failure persistence is off: a failed run writes no
+///   `proptest-regressions/` file into the source tree.
 fn cases() -> ProptestConfig {
+    let rng_seed = match std::env::var("PROPTEST_RNG_SEED") {
+        Err(_) => RngSeed::Fixed(DEFAULT_RNG_SEED),
+        Ok(text) => RngSeed::Fixed(
+            text.trim()
+                .parse()
+                .unwrap_or_else(|_| panic!("PROPTEST_RNG_SEED={text:?} is not a u64")),
+        ),
+    };
+    let cases = match std::env::var_os("PROPTEST_CASES") {
+        // proptest has read it into its default.
+        Some(_) => ProptestConfig::default().cases,
+        None => 200,
+    };
     ProptestConfig {
-        cases: 200,
+        cases,
+        rng_seed,
+        failure_persistence: None,
         ..ProptestConfig::default()
     }
 }
@@ -250,6 +285,252 @@ fn raw_request(line: &str) -> String {
     let mut response = String::new();
     tool.stdout.read_line(&mut response).unwrap();
     response.trim().to_string()
+}
+
+/// The width of `value`'s SBS Integer encoding, from the definition: the
+/// fewest 7-bit groups `n` with `-2^(7n-1) <= value < 2^(7n-1)`.
+fn sbs_width(value: i128) -> usize {
+    (1..=18)
+        .find(|&n| {
+            let half = 1i128 << (7 * n - 1);
+            -half <= value && value < half
+        })
+        .expect("the value fits 126 bits")
+}
+
+/// Every Integer at a sign or width boundary, with its neighbours: for each
+/// width `n` the largest and smallest value of `n` bytes and the first ones
+/// past them (`2^(7n-1)-1`, `2^(7n-1)`, `-2^(7n-1)`, `-2^(7n-1)-1`), each
+/// also +-1, plus 0, +-1 and the `i64` extremes; up to what the codec writes
+/// (126 bits), smallest magnitude first (so a failure names the narrowest
+/// boundary that is wrong).
+fn integer_boundaries() -> Vec<i128> {
+    let mut values = std::collections::BTreeSet::new();
+    for n in 1..=18 {
+        let half = 1i128 << (7 * n - 1);
+        for edge in [half - 1, half, -half, -half - 1] {
+            values.extend([edge - 1, edge, edge + 1]);
+        }
+    }
+    let (min, max) = (i128::from(i64::MIN), i128::from(i64::MAX));
+    values.extend([0, 1, -1, min, min + 1, min - 1, max, max - 1, max + 1]);
+    let limit = 1i128 << 125;
+    let mut values: Vec<i128> = values
+        .into_iter()
+        .filter(|v| (-limit..limit).contains(v))
+        .collect();
+    values.sort_by_key(|&v| (v.unsigned_abs(), v < 0));
+    values
+}
+
+fn integer_bytes(value: i128) -> Vec<u8> {
+    let mut w = Writer::new();
+    w.integer(value);
+    w.into_bytes()
+}
+
+/// Fails, naming the value and both encodings, unless both are `width` long.
+#[track_caller]
+fn assert_width(what: &str, width: usize, ours: &[u8], theirs: &[u8]) {
+    assert!(
+        ours.len() == width && theirs.len() == width,
+        "{what}: expected {width} bytes; ours {} ({} bytes), Python's {} ({} bytes)",
+        hex(ours),
+        ours.len(),
+        hex(theirs),
+        theirs.len()
+    );
+}
+
+/// Every `i64` boundary, both ways, through hat-sbs's default (C, what
+/// hat-event runs) serializer and its Python one, with the width checked.
+#[test]
+fn integers_at_every_sign_and_width_boundary() {
+    let values: Vec<i64> = integer_boundaries()
+        .into_iter()
+        .filter_map(|v| i64::try_from(v).ok())
+        .collect();
+    let widths: std::collections::BTreeSet<usize> =
+        values.iter().map(|&v| sbs_width(v.into())).collect();
+    assert_eq!(
+        widths,
+        (1..=10).collect(),
+        "the sweep covers every i64 width"
+    );
+    for &value in &values {
+        let width = sbs_width(value.into());
+        let ours = integer_bytes(value.into());
+        let theirs = python_encode(Some(PRIMITIVES), "Test", "I", json!(value));
+        assert_width(&format!("Integer {value}"), width, &ours, &theirs);
+        check_both_ways(
+            Some(PRIMITIVES),
+            "Test",
+            "I",
+            &value,
+            json!(value),
+            |v| integer_bytes((*v).into()),
+            |b| one(|r| r.integer().unwrap(), b),
+        );
+        // The same through hat-sbs's pure-Python serializer.
+        let mut tool = PythonSbs::shared().lock().unwrap();
+        let theirs = tool.request(
+            json!({"op": "encode", "schema": PRIMITIVES, "module": "Test",
+            "type": "I", "value": value, "serializer": "py"}),
+        );
+        assert_eq!(theirs["hex"], hex(&ours), "py serializer encoding {value}");
+        let decoded = tool.request(
+            json!({"op": "decode", "schema": PRIMITIVES, "module": "Test",
+            "type": "I", "hex": hex(&ours), "serializer": "py"}),
+        );
+        assert_eq!(
+            decoded["value"],
+            json!(value),
+            "py serializer decoding ours"
+        );
+    }
+}
+
+/// The boundaries beyond 64 bits (widths 10 to 18 bytes), both ways through
+/// hat-sbs's Python serializer (its C one refuses them, see
+/// `integers_beyond_64_bits`), compared on the raw JSON text.
+#[test]
+fn integers_beyond_64_bits_at_every_width_boundary() {
+    let values: Vec<i128> = integer_boundaries()
+        .into_iter()
+        .filter(|&v| i64::try_from(v).is_err())
+        .collect();
+    let widths: std::collections::BTreeSet<usize> = values.iter().map(|&v| sbs_width(v)).collect();
+    assert_eq!(
+        widths,
+        (10..=18).collect(),
+        "the sweep covers every wider width"
+    );
+    for value in values {
+        let ours = integer_bytes(value);
+        let encode = format!(
+            "{{\"op\": \"encode\", \"schema\": {}, \"module\": \"Test\", \"type\": \"I\", \"value\": {value}, \"serializer\": \"py\"}}",
+            json!(PRIMITIVES)
+        );
+        let response: Value = serde_json::from_str(&raw_request(&encode)).unwrap();
+        let theirs = unhex(
+            response["hex"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{value}: {response}")),
+        );
+        assert_width(
+            &format!("Integer {value}"),
+            sbs_width(value),
+            &ours,
+            &theirs,
+        );
+        assert_eq!(hex(&ours), hex(&theirs), "encodings of {value} differ");
+        let decode = json!({"op": "decode", "schema": PRIMITIVES, "module": "Test", "type": "I",
+                            "hex": hex(&ours), "serializer": "py"});
+        assert_eq!(
+            raw_request(&decode.to_string()),
+            format!("{{\"value\": {value}}}"),
+            "Python decoding ours"
+        );
+        let mut reader = Reader::new(&theirs);
+        assert_eq!(reader.integer_i128().unwrap(), value, "decoding Python's");
+        reader.finish().unwrap();
+        assert!(
+            Reader::new(&theirs).integer().is_err(),
+            "{value} is refused as an i64"
+        );
+    }
+}
+
+/// The length prefixes of Bytes and Array are Integers too: at the width
+/// boundaries 63/64 (1 to 2 bytes), 8191/8192 (2 to 3) and, for Bytes,
+/// 2^20-1/2^20 (3 to 4), both ways.
+#[test]
+fn length_prefixes_at_width_boundaries() {
+    for len in [
+        0,
+        1,
+        62,
+        63,
+        64,
+        65,
+        8190,
+        8191,
+        8192,
+        8193,
+        (1 << 20) - 1,
+        1 << 20,
+    ] {
+        let value = test_bytes(len as u64, len);
+        let width = sbs_width(len as i128);
+        let mut w = Writer::new();
+        w.bytes(&value);
+        let ours = w.into_bytes();
+        let theirs = python_encode(Some(PRIMITIVES), "Test", "B", json!({"bytes": hex(&value)}));
+        assert_width(
+            &format!("Bytes length prefix of {len}"),
+            width,
+            &ours[..ours.len().saturating_sub(len)],
+            &theirs[..theirs.len().saturating_sub(len)],
+        );
+        assert_eq!(
+            ours[..width],
+            integer_bytes(len as i128),
+            "Bytes length prefix of {len}"
+        );
+        check_both_ways(
+            Some(PRIMITIVES),
+            "Test",
+            "B",
+            &value,
+            json!({"bytes": hex(&value)}),
+            |v| {
+                let mut w = Writer::new();
+                w.bytes(v);
+                w.into_bytes()
+            },
+            |b| one(|r| r.bytes().unwrap().to_vec(), b),
+        );
+    }
+    for len in [0, 1, 62, 63, 64, 65, 8190, 8191, 8192, 8193] {
+        // Empty Strings: one byte (80) each after the prefix.
+        let value = vec![String::new(); len];
+        let width = sbs_width(len as i128);
+        let encode = |v: &Vec<String>| {
+            let mut w = Writer::new();
+            w.array_len(v.len());
+            for s in v {
+                w.string(s);
+            }
+            w.into_bytes()
+        };
+        let ours = encode(&value);
+        let theirs = python_encode(Some(PRIMITIVES), "Test", "A", json!(value));
+        assert_width(
+            &format!("Array length prefix of {len}"),
+            width,
+            &ours[..ours.len().saturating_sub(len)],
+            &theirs[..theirs.len().saturating_sub(len)],
+        );
+        check_both_ways(
+            Some(PRIMITIVES),
+            "Test",
+            "A",
+            &value,
+            json!(value),
+            encode,
+            |b| {
+                one(
+                    |r| {
+                        let len = r.array_len().unwrap();
+                        (0..len)
+                            .map(|_| r.string().unwrap().to_string())
+                            .collect::<Vec<_>>()
+                    },
+                    b,
+                )
+            },
+        );
+    }
 }
 
 mod eventer {

@@ -9,7 +9,8 @@ use aimm_backend_api::{Backend, EventClient};
 use aimm_backend_loader::{Opener, Prepared, SearchPath, ServerConfig};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::{Arc, OnceLock};
+use std::sync::{mpsc, Arc, OnceLock};
+use std::time::{Duration, Instant};
 
 /// The workspace root.
 pub fn workspace_root() -> PathBuf {
@@ -20,11 +21,17 @@ pub fn workspace_root() -> PathBuf {
 }
 
 /// `target/release`, where the CLI and the built-in plugins are.
+///
+/// With `AIMM_TESTS_REBUILD` set (`scripts/mutants.sh` sets it), they are
+/// rebuilt first, once per test process: `cargo test` builds only what the
+/// tests link, and a mutated plugin or CLI must not be tested through the
+/// unmutated library or binary of an earlier build.
 pub fn release_dir() -> PathBuf {
-    let dir = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join("target"))
-        .join("release");
+    static REBUILT: OnceLock<()> = OnceLock::new();
+    if std::env::var_os("AIMM_TESTS_REBUILD").is_some() {
+        REBUILT.get_or_init(rebuild_release_artifacts);
+    }
+    let dir = target_dir().join("release");
     assert!(
         dir.join("aimm-backend").is_file(),
         "{} has no aimm-backend binary: run `cargo build --release --workspace` first",
@@ -32,6 +39,41 @@ pub fn release_dir() -> PathBuf {
     );
     dir
 }
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"))
+}
+
+fn cargo() -> Command {
+    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+}
+
+fn rebuild_release_artifacts() {
+    let output = output_within(
+        cargo()
+            .current_dir(workspace_root())
+            .args(["build", "--release", "--quiet"])
+            .args(["-p", "aimm-backend-cli"])
+            .args(["-p", "aimm-backend-sqlite"])
+            .args(["-p", "aimm-backend-event"]),
+        BUILD_DEADLINE,
+        "rebuilding the CLI and the built-in plugins",
+    );
+    assert!(
+        output.status.success(),
+        "rebuilding the CLI and the built-in plugins:\n{}",
+        describe(&output)
+    );
+}
+
+/// How long a test lets a build (cargo, a venv's pip) run before failing.
+pub const BUILD_DEADLINE: Duration = Duration::from_secs(1200);
+
+/// How long a test lets a command it runs (the CLI, a Python tool) take
+/// before it kills it and fails, naming the command.
+pub const COMMAND_DEADLINE: Duration = Duration::from_secs(300);
 
 /// Prepares the plugin library file `plugin` with the `backend` section
 /// `conf` through the loader's one entry point ([`Opener`]), lending it
@@ -72,13 +114,24 @@ pub fn sqlite_plugin() -> PathBuf {
 /// A CLI invocation isolated from the user's environment: its embedded
 /// default store lives under `home`, and AIMM_BACKEND_PATH is unset.
 pub fn cli(home: &Path) -> Command {
-    let mut command = Command::new(release_dir().join("aimm-backend"));
+    let mut command = Command::new(cli_binary());
+    isolate(&mut command, home);
+    command
+}
+
+/// The `aimm-backend` binary of [`release_dir`].
+pub fn cli_binary() -> PathBuf {
+    release_dir().join("aimm-backend")
+}
+
+/// Isolates `command` (the CLI, or a wrapper that runs it) under `home`:
+/// its own data directory, no plugin path or log filter from the caller.
+pub fn isolate<'a>(command: &'a mut Command, home: &Path) -> &'a mut Command {
     command
         .env("XDG_DATA_HOME", home.join("data"))
         .env("HOME", home)
         .env_remove("AIMM_BACKEND_PATH")
-        .env_remove("AIMM_BACKEND_LOG");
-    command
+        .env_remove("AIMM_BACKEND_LOG")
 }
 
 /// Output of a finished command, for assertion messages.
@@ -93,7 +146,8 @@ pub fn describe(output: &Output) -> String {
 
 /// Runs `command`, asserting it exits with `code`; returns its output.
 pub fn run_expecting(command: &mut Command, code: i32) -> Output {
-    let output = command.output().expect("the command starts");
+    let what = format!("{command:?}");
+    let output = output_within(command, COMMAND_DEADLINE, &what);
     assert_eq!(
         output.status.code(),
         Some(code),
@@ -247,12 +301,14 @@ fn standalone_manifest_line(line: &str, version: &str) -> String {
 /// [`examples_target_dir`]; returns the library `lib_name`.
 pub fn build_cdylib(manifest: &Path, lib_name: &str) -> PathBuf {
     let target = examples_target_dir();
-    let output = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .args(["build", "--release", "--quiet", "--manifest-path"])
-        .arg(manifest)
-        .env("CARGO_TARGET_DIR", &target)
-        .output()
-        .expect("cargo runs");
+    let output = output_within(
+        cargo()
+            .args(["build", "--release", "--quiet", "--manifest-path"])
+            .arg(manifest)
+            .env("CARGO_TARGET_DIR", &target),
+        BUILD_DEADLINE,
+        &format!("building {}", manifest.display()),
+    );
     assert!(
         output.status.success(),
         "building {}:\n{}",
@@ -272,10 +328,11 @@ pub fn python() -> PathBuf {
     PYTHON
         .get_or_init(|| {
             let script = workspace_root().join("scripts/python-venv.sh");
-            let output = Command::new("bash")
-                .arg(&script)
-                .output()
-                .expect("bash runs");
+            let output = output_within(
+                Command::new("bash").arg(&script),
+                BUILD_DEADLINE,
+                "making the Python reference venv",
+            );
             assert!(
                 output.status.success(),
                 "the Python reference venv could not be made:\n{}",
@@ -303,11 +360,13 @@ pub fn package_python() -> PathBuf {
     INSTALLED
         .get_or_init(|| {
             let python = python();
-            let output = Command::new("bash")
-                .arg(workspace_root().join("scripts/install-wheel.sh"))
-                .arg(&python)
-                .output()
-                .expect("bash runs");
+            let output = output_within(
+                Command::new("bash")
+                    .arg(workspace_root().join("scripts/install-wheel.sh"))
+                    .arg(&python),
+                BUILD_DEADLINE,
+                "installing the aimm_backend wheel",
+            );
             assert!(
                 output.status.success(),
                 "the aimm_backend wheel could not be installed:\n{}",
@@ -342,11 +401,13 @@ pub fn server_python() -> PathBuf {
                 1,
                 "expected one aimm_backend wheel in target/wheels (scripts/build-wheel.sh makes it), found {wheels:?}"
             );
-            let output = Command::new("bash")
-                .arg(workspace_root().join("scripts/python-server-venv.sh"))
-                .env("AIMM_BACKEND_WHEEL", &wheels[0])
-                .output()
-                .expect("bash runs");
+            let output = output_within(
+                Command::new("bash")
+                    .arg(workspace_root().join("scripts/python-server-venv.sh"))
+                    .env("AIMM_BACKEND_WHEEL", &wheels[0]),
+                BUILD_DEADLINE,
+                "making the Python server venv",
+            );
             assert!(
                 output.status.success(),
                 "the AIMM server venv could not be made:\n{}",
@@ -362,24 +423,33 @@ pub fn server_python() -> PathBuf {
 
 /// Runs `command` to completion, killing it and failing the test if it is
 /// still running after `deadline`; `what` names it in the failure.
-pub fn output_within(command: &mut Command, deadline: std::time::Duration, what: &str) -> Output {
-    use std::io::Read;
-    let mut child = command
+pub fn output_within(command: &mut Command, deadline: Duration, what: &str) -> Output {
+    let child = command
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap_or_else(|err| panic!("{what}: cannot start {command:?}: {err}"));
-    let pipe = |mut reader: Box<dyn Read + Send>| {
+    wait_within(child, deadline, what)
+}
+
+/// Waits for `child` to exit, collecting whatever of its stdout and stderr
+/// is piped and not taken yet; kills it and fails the test if it is still
+/// running after `deadline`.
+pub fn wait_within(mut child: std::process::Child, deadline: Duration, what: &str) -> Output {
+    use std::io::Read;
+    fn drain(reader: Option<impl Read + Send + 'static>) -> std::thread::JoinHandle<Vec<u8>> {
         std::thread::spawn(move || {
             let mut bytes = Vec::new();
-            let _ = reader.read_to_end(&mut bytes);
+            if let Some(mut reader) = reader {
+                let _ = reader.read_to_end(&mut bytes);
+            }
             bytes
         })
-    };
-    let stdout = pipe(Box::new(child.stdout.take().expect("piped")));
-    let stderr = pipe(Box::new(child.stderr.take().expect("piped")));
-    let started = std::time::Instant::now();
+    }
+    let stdout = drain(child.stdout.take());
+    let stderr = drain(child.stderr.take());
+    let started = Instant::now();
     let status = loop {
         if let Some(status) = child.try_wait().expect("wait for the child") {
             break status;
@@ -390,12 +460,64 @@ pub fn output_within(command: &mut Command, deadline: std::time::Duration, what:
             let stderr = String::from_utf8_lossy(&stderr.join().unwrap_or_default()).to_string();
             panic!("{what}: still running after {deadline:?}, killed\n--- stderr\n{stderr}");
         }
-        std::thread::sleep(std::time::Duration::from_millis(20));
+        std::thread::sleep(Duration::from_millis(20));
     };
     Output {
         status,
         stdout: stdout.join().unwrap_or_default(),
         stderr: stderr.join().unwrap_or_default(),
+    }
+}
+
+/// The lines a child prints, read on a thread so that every wait for one
+/// has a deadline (a hung child fails the test instead of hanging it).
+pub struct ChildLines {
+    lines: mpsc::Receiver<String>,
+    what: String,
+}
+
+impl ChildLines {
+    /// Reads `output` (a child's stdout) line by line; `what` names the
+    /// child in failures.
+    pub fn new(output: impl std::io::Read + Send + 'static, what: &str) -> Self {
+        use std::io::BufRead;
+        let (sender, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(output)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if sender.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        ChildLines {
+            lines,
+            what: what.to_string(),
+        }
+    }
+
+    /// The next line, or `None` once the output has ended; fails the test if
+    /// neither happens within `deadline`.
+    pub fn next_within(&self, deadline: Duration) -> Option<String> {
+        match self.lines.recv_timeout(deadline) {
+            Ok(line) => Some(line),
+            Err(mpsc::RecvTimeoutError::Disconnected) => None,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                panic!("{}: printed no line within {deadline:?}", self.what)
+            }
+        }
+    }
+
+    /// Every line until the output ends, which must happen within `deadline`.
+    pub fn rest_within(&self, deadline: Duration) -> Vec<String> {
+        let end = Instant::now() + deadline;
+        let mut lines = Vec::new();
+        while let Some(line) = self.next_within(end.saturating_duration_since(Instant::now())) {
+            lines.push(line);
+        }
+        lines
     }
 }
 
@@ -465,12 +587,14 @@ impl HatServer {
         for _ in 0..3 {
             let tmp = tempfile::tempdir().unwrap();
             let dir = tmp.path().to_path_buf();
-            let output = std::process::Command::new("bash")
-                .arg(workspace_root().join("scripts/hat-event-server.sh"))
-                .arg("start")
-                .arg(&dir)
-                .output()
-                .unwrap();
+            let output = output_within(
+                Command::new("bash")
+                    .arg(workspace_root().join("scripts/hat-event-server.sh"))
+                    .arg("start")
+                    .arg(&dir),
+                COMMAND_DEADLINE,
+                "starting hat-event-server",
+            );
             if output.status.success() {
                 let stdout = String::from_utf8_lossy(&output.stdout);
                 let port = stdout.split_whitespace().next().unwrap().parse().unwrap();
@@ -509,7 +633,11 @@ impl HatServer {
         if let Some(port) = port {
             command.env("HAT_EVENT_PORT", port.to_string());
         }
-        command.output().unwrap()
+        output_within(
+            &mut command,
+            COMMAND_DEADLINE,
+            &format!("hat-event-server.sh {action}"),
+        )
     }
 
     /// Stops the server (SIGTERM), keeping its database.
@@ -544,7 +672,10 @@ impl HatServer {
 
 impl Drop for HatServer {
     fn drop(&mut self) {
-        let _ = std::process::Command::new("bash")
+        // Not `script`, which fails the test on a deadline: a panic while
+        // the test unwinds would abort the test binary. The stop script
+        // bounds its own wait (SIGKILL after 10 s).
+        let _ = Command::new("bash")
             .arg(workspace_root().join("scripts/hat-event-server.sh"))
             .arg("stop")
             .arg(&self.dir)
@@ -555,13 +686,15 @@ impl Drop for HatServer {
 /// A running `aimm-backend watch --json`, read line by line.
 pub struct Watcher {
     child: std::process::Child,
-    lines: std::io::Lines<std::io::BufReader<std::process::ChildStdout>>,
+    lines: ChildLines,
 }
+
+/// How long a [`Watcher`] waits for a change it expects.
+const WATCH_DEADLINE: Duration = Duration::from_secs(60);
 
 impl Watcher {
     /// Starts `watch --json` on `conf`, isolated under `home`.
     pub fn start(home: &Path, conf: &Path) -> Self {
-        use std::io::BufRead;
         let mut child = cli(home)
             .arg("--conf")
             .arg(conf)
@@ -570,13 +703,16 @@ impl Watcher {
             .stderr(std::process::Stdio::piped())
             .spawn()
             .unwrap();
-        let lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        let lines = ChildLines::new(child.stdout.take().unwrap(), "aimm-backend watch");
         Watcher { child, lines }
     }
 
     /// The next change it printed, as JSON.
     pub fn next_change(&mut self) -> serde_json::Value {
-        let line = self.lines.next().expect("watch printed a line").unwrap();
+        let line = self
+            .lines
+            .next_within(WATCH_DEADLINE)
+            .expect("watch printed a line before it ended");
         serde_json::from_str(&line).expect("watch --json prints JSON")
     }
 
@@ -588,7 +724,11 @@ impl Watcher {
             .status()
             .unwrap();
         assert!(status.success());
-        let output = self.child.wait_with_output().unwrap();
+        let output = wait_within(
+            self.child,
+            WATCH_DEADLINE,
+            "aimm-backend watch after SIGTERM",
+        );
         assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
     }
 }

@@ -18,10 +18,11 @@ use std::sync::Arc;
 ///
 /// Implementations must be safe to call from many threads at once.
 pub trait Backend: Send + Sync + 'static {
-    /// Every stored model with its bytes.
+    /// Every stored model with its bytes, in ascending instance-id order.
     fn get_models(&self) -> Result<RVec<Model>>;
 
-    /// Id, type and size of every stored model, without loading any bytes.
+    /// Id, type and size of every stored model, without loading any bytes,
+    /// in ascending instance-id order (the order of [`Backend::get_models`]).
     fn list_models(&self) -> Result<RVec<ModelInfo>>;
 
     /// One model with its bytes; [`ErrorKind::NotFound`](crate::ErrorKind::NotFound)

@@ -150,3 +150,73 @@ impl BackendPlugin for EventPlugin {
 }
 
 aimm_backend_api::export_backend!(EventPlugin);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aimm_backend_api::{LogLevel, LogSink};
+    use serde_json::json;
+
+    struct NoLog;
+
+    impl LogSink for NoLog {
+        fn log(&self, _: LogLevel, _: &str, _: &str) {}
+    }
+
+    fn segments(types: &[EventType]) -> Vec<Vec<String>> {
+        types
+            .iter()
+            .map(|t| t.iter().map(|s| s.to_string()).collect())
+            .collect()
+    }
+
+    #[test]
+    fn the_subscription_is_every_id_under_the_prefix() {
+        let conf = json!({"module": "event", "model_prefix": ["aimm", "model"]});
+        let subscription = EventPlugin::create_subscription(&conf).unwrap();
+        assert_eq!(segments(&subscription), [["aimm", "model", "*"]]);
+    }
+
+    #[test]
+    fn acknowledge_defaults_to_persisted_and_maps_to_its_register_mode() {
+        let conf = EventConfig::from_json(&json!({"model_prefix": ["m"]})).unwrap();
+        assert_eq!(conf.acknowledge, Acknowledge::Persisted);
+        for (text, mode) in [
+            ("persisted", RegisterMode::Persisted),
+            ("registered", RegisterMode::Registered),
+            ("sent", RegisterMode::Sent),
+        ] {
+            let conf = EventConfig::from_json(&json!({"model_prefix": ["m"], "acknowledge": text}))
+                .unwrap();
+            assert_eq!(conf.acknowledge.register_mode(), mode, "{text}");
+        }
+        let err = EventConfig::from_json(&json!({"model_prefix": "m"})).unwrap_err();
+        assert!(err.message.starts_with("event backend config: "), "{err}");
+    }
+
+    #[test]
+    fn a_scratch_store_is_a_prefix_of_its_own_below_the_configured_one() {
+        let conf = json!({"module": "event", "model_prefix": ["aimm", "model"]});
+        let scratch = EventPlugin::scratch_conf(&conf, "/tmp/aimm-conformance-x1").unwrap();
+        assert_eq!(
+            scratch["model_prefix"],
+            json!(["aimm", "model", "conformance-aimm-conformance-x1"])
+        );
+        assert_eq!(scratch["module"], "event", "the rest is kept");
+    }
+
+    #[test]
+    fn without_an_event_server_the_backend_is_refused_naming_the_setting() {
+        let host = Host {
+            log: Arc::new(NoLog),
+            event_client: None,
+        };
+        let conf = json!({"model_prefix": ["aimm", "model"]});
+        let err = match EventPlugin::create_backend(&conf, host) {
+            Ok(_) => panic!("created without an event server"),
+            Err(err) => err,
+        };
+        assert_eq!(err.kind, aimm_backend_api::ErrorKind::InvalidConfig);
+        assert!(err.message.contains("hat.eventer_server"), "{err}");
+    }
+}

@@ -297,12 +297,46 @@ mod tests {
     }
 
     /// An event server in memory: numbers registrations, answers latest
-    /// queries by exact type (or everything), counts queries.
+    /// queries by exact type (or everything), counts queries, records the
+    /// mode of every registration, and can be told to confirm nothing.
     #[derive(Default)]
     struct FakeServer {
         latest: Mutex<std::collections::BTreeMap<Vec<String>, Event>>,
         session: Mutex<i64>,
         queries: std::sync::atomic::AtomicUsize,
+        modes: Mutex<Vec<(Vec<String>, RegisterMode)>>,
+        unconfirmed: std::sync::atomic::AtomicBool,
+    }
+
+    impl FakeServer {
+        /// Stores `event` as another host would, without a session of ours.
+        fn put(&self, event_type: &[&str], session: i64, payload: Option<&str>) {
+            let key: Vec<String> = event_type.iter().map(|s| s.to_string()).collect();
+            let event = Event {
+                id: event_id(session, 1),
+                event_type: event_type_of(&key),
+                timestamp: aimm_backend_api::Timestamp { s: 0, us: 0 },
+                source_timestamp: ROption::RNone,
+                payload: match payload {
+                    Some(text) => ROption::RSome(aimm_backend_api::EventPayload::Json(text.into())),
+                    None => ROption::RNone,
+                },
+            };
+            self.latest.lock().unwrap().insert(key, event);
+        }
+
+        fn event(&self, event_type: &[&str]) -> Option<Event> {
+            let key: Vec<String> = event_type.iter().map(|s| s.to_string()).collect();
+            self.latest.lock().unwrap().get(&key).cloned()
+        }
+
+        fn modes(&self) -> Vec<(Vec<String>, RegisterMode)> {
+            self.modes.lock().unwrap().clone()
+        }
+    }
+
+    fn event_type_of(segments: &[String]) -> EventType {
+        event_type(segments.iter().cloned())
     }
 
     impl EventClient for FakeServer {
@@ -311,6 +345,9 @@ mod tests {
             events: RVec<RegisterEvent>,
             mode: RegisterMode,
         ) -> Result<ROption<RVec<ROption<Event>>>> {
+            if self.unconfirmed.load(std::sync::atomic::Ordering::SeqCst) {
+                return Ok(ROption::RSome(vec![ROption::RNone].into()));
+            }
             let mut session = self.session.lock().unwrap();
             *session += 1;
             let registered: RVec<ROption<Event>> = events
@@ -324,7 +361,8 @@ mod tests {
                         source_timestamp: e.source_timestamp,
                         payload: e.payload,
                     };
-                    let key = event.event_type.iter().map(|s| s.to_string()).collect();
+                    let key: Vec<String> = event.event_type.iter().map(|s| s.to_string()).collect();
+                    self.modes.lock().unwrap().push((key.clone(), mode));
                     self.latest.lock().unwrap().insert(key, event.clone());
                     ROption::RSome(event)
                 })
@@ -393,5 +431,207 @@ mod tests {
             assert_eq!(err.kind, ErrorKind::NotFound);
             assert_eq!(queries(), before + 1);
         }
+    }
+
+    const PREFIX: [&str; 2] = ["aimm", "m"];
+
+    fn backend(server: &Arc<FakeServer>, mode: RegisterMode) -> EventBackend {
+        EventBackend::new(
+            PREFIX.iter().map(|s| s.to_string()).collect(),
+            server.clone(),
+            mode,
+        )
+    }
+
+    fn model_key(id: InstanceId) -> [String; 3] {
+        ["aimm".into(), "m".into(), id.to_string()]
+    }
+
+    fn python_model(server: &FakeServer, id: InstanceId, session: i64) {
+        let key = model_key(id);
+        let key: Vec<&str> = key.iter().map(String::as_str).collect();
+        server.put(&key, session, Some(r#"{"type": "py", "instance": "AQID"}"#));
+    }
+
+    #[test]
+    fn a_claimed_id_a_model_already_holds_is_skipped() {
+        let server = Arc::new(FakeServer::default());
+        // The first claim is session 1, so id 1 * 2^16 + 1; another host's
+        // model sits there already.
+        python_model(&server, (1 << 16) | 1, 99);
+        let backend = backend(&server, RegisterMode::Registered);
+        let created = backend.create_model("t".into(), vec![5].into()).unwrap();
+        assert_eq!(created.instance_id, (2 << 16) | 1);
+        let kept = backend.get_model((1 << 16) | 1).unwrap();
+        assert_eq!(kept, Model::new((1 << 16) | 1, "py", vec![1, 2, 3]));
+        assert_eq!(
+            backend.get_model(created.instance_id).unwrap(),
+            created,
+            "the new model is stored under its own id"
+        );
+    }
+
+    #[test]
+    fn claims_give_up_after_max_claims_taken_ids_storing_nothing() {
+        let server = Arc::new(FakeServer::default());
+        for session in 1..=MAX_CLAIMS as i64 {
+            python_model(&server, (session << 16) | 1, 999);
+        }
+        let backend = backend(&server, RegisterMode::Registered);
+        let err = backend
+            .create_model("t".into(), vec![5].into())
+            .unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Storage);
+        assert!(err.message.contains("16 claimed instance ids"), "{err}");
+        let models = backend.get_models().unwrap();
+        assert_eq!(models.len(), MAX_CLAIMS, "only the other host's models");
+        assert!(models.iter().all(|m| m.model_type.as_str() == "py"));
+    }
+
+    #[test]
+    fn model_events_wait_for_the_configured_mode_and_claims_only_for_registration() {
+        for mode in [
+            RegisterMode::Persisted,
+            RegisterMode::Registered,
+            RegisterMode::Sent,
+        ] {
+            let server = Arc::new(FakeServer::default());
+            let backend = backend(&server, mode);
+            let created = backend.create_model("t".into(), vec![1].into()).unwrap();
+            backend
+                .update_model(Model::new(created.instance_id, "t", vec![2]))
+                .unwrap();
+            backend.import_model(Model::new(7, "t", vec![3])).unwrap();
+            let modes = server.modes();
+            let claim: Vec<String> = vec!["aimm".into(), "m#id-claims".into()];
+            let expected = vec![
+                (claim, RegisterMode::Registered),
+                (model_key(created.instance_id).to_vec(), mode),
+                (model_key(created.instance_id).to_vec(), mode),
+                (model_key(7).to_vec(), mode),
+            ];
+            assert_eq!(modes, expected, "{mode:?}");
+        }
+    }
+
+    #[test]
+    fn a_write_the_server_does_not_confirm_is_unavailable_and_not_reported() {
+        let server = Arc::new(FakeServer::default());
+        let backend = backend(&server, RegisterMode::Registered);
+        let created = backend.create_model("t".into(), vec![1].into()).unwrap();
+        let heard = Arc::new(Mutex::new(Vec::new()));
+        let recorder = heard.clone();
+        backend
+            .register_model_change_cb(Arc::new(move |m: &Model| {
+                recorder.lock().unwrap().push(m.clone())
+            }))
+            .unwrap();
+        server
+            .unconfirmed
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        for result in [
+            backend.create_model("t".into(), vec![2].into()),
+            backend.update_model(Model::new(created.instance_id, "t", vec![3])),
+            backend.import_model(Model::new(5, "t", vec![4])),
+        ] {
+            let err = result.unwrap_err();
+            assert_eq!(err.kind, ErrorKind::Unavailable, "{err}");
+            assert!(err.message.contains("did not confirm"), "{err}");
+        }
+        assert!(
+            heard.lock().unwrap().is_empty(),
+            "a failed write was reported"
+        );
+    }
+
+    #[test]
+    fn update_of_an_unknown_id_and_import_of_a_stored_one_register_nothing() {
+        let server = Arc::new(FakeServer::default());
+        python_model(&server, 42, 9);
+        let backend = backend(&server, RegisterMode::Registered);
+        let err = backend
+            .update_model(Model::new(41, "t", vec![1]))
+            .unwrap_err();
+        assert_eq!(err.kind, ErrorKind::NotFound);
+        let err = backend
+            .import_model(Model::new(42, "t", vec![1]))
+            .unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Conflict);
+        assert!(server.modes().is_empty(), "{:?}", server.modes());
+        assert_eq!(
+            backend.get_model(42).unwrap(),
+            Model::new(42, "py", vec![1, 2, 3])
+        );
+        // Once imported elsewhere and seen, the id is known: update works.
+        backend.update_model(Model::new(42, "t", vec![8])).unwrap();
+        assert_eq!(backend.get_model(42).unwrap(), Model::new(42, "t", vec![8]));
+    }
+
+    #[test]
+    fn get_models_is_in_id_order_and_skips_events_that_are_not_models() {
+        let server = Arc::new(FakeServer::default());
+        for (id, session) in [(30, 1), (10, 2), (20, 3)] {
+            python_model(&server, id, session);
+        }
+        server.put(
+            &["aimm", "m", "junk"],
+            4,
+            Some(r#"{"type": "t", "instance": "AQID"}"#),
+        );
+        server.put(&["aimm", "m", "5"], 5, None);
+        let backend = backend(&server, RegisterMode::Registered);
+        let ids: Vec<InstanceId> = backend
+            .get_models()
+            .unwrap()
+            .iter()
+            .map(|m| m.instance_id)
+            .collect();
+        assert_eq!(ids, [10, 20, 30]);
+        let listed: Vec<(InstanceId, u64)> = backend
+            .list_models()
+            .unwrap()
+            .iter()
+            .map(|m| (m.instance_id, m.size))
+            .collect();
+        assert_eq!(listed, [(10, 3), (20, 3), (30, 3)]);
+        let err = backend.get_model(5).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Storage);
+        assert!(err.message.contains("is not a valid model"), "{err}");
+        assert_eq!(backend.get_model(6).unwrap_err().kind, ErrorKind::NotFound);
+    }
+
+    #[test]
+    fn notified_events_reach_listeners_unless_they_are_our_own_writes() {
+        let server = Arc::new(FakeServer::default());
+        let backend = backend(&server, RegisterMode::Registered);
+        let heard = Arc::new(Mutex::new(Vec::new()));
+        let recorder = heard.clone();
+        backend
+            .register_model_change_cb(Arc::new(move |m: &Model| {
+                recorder.lock().unwrap().push(m.instance_id)
+            }))
+            .unwrap();
+        let ours = backend.create_model("t".into(), vec![1].into()).unwrap();
+        let own_event = server
+            .event(&["aimm", "m", &ours.instance_id.to_string()])
+            .unwrap();
+        python_model(&server, 77, 50);
+        let theirs = server.event(&["aimm", "m", "77"]).unwrap();
+        let junk = Event {
+            event_type: event_type(["aimm", "m", "x"]),
+            ..theirs.clone()
+        };
+        backend
+            .process_events(vec![own_event, theirs, junk].into())
+            .unwrap();
+        assert_eq!(*heard.lock().unwrap(), [ours.instance_id, 77]);
+        // The notified model is known now: its update asks the server nothing.
+        let queries = server.queries.load(std::sync::atomic::Ordering::SeqCst);
+        backend.update_model(Model::new(77, "t", vec![2])).unwrap();
+        assert_eq!(
+            server.queries.load(std::sync::atomic::Ordering::SeqCst),
+            queries
+        );
+        backend.unregister_model_change_cb(0).unwrap();
     }
 }

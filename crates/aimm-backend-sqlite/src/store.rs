@@ -87,6 +87,15 @@ impl SqliteBackend {
             .map_err(|err| self.error("reading the journal mode", err))
     }
 
+    /// The writer connection's `PRAGMA synchronous` level: 2 (`FULL`) in
+    /// every journal mode, so that each commit is synced before a write is
+    /// acknowledged.
+    pub fn synchronous(&self) -> Result<i64> {
+        let conn = self.writer();
+        conn.query_row("PRAGMA synchronous", [], |row| row.get(0))
+            .map_err(|err| self.error("reading the synchronous level", err))
+    }
+
     fn writer(&self) -> MutexGuard<'_, Connection> {
         self.writer.lock().unwrap_or_else(PoisonError::into_inner)
     }

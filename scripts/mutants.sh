@@ -1,0 +1,177 @@
+#!/usr/bin/env bash
+# Mutation testing with cargo-mutants of the code that carries the promises
+# the README and the crate docs make. Each group mutates its files one
+# mutant at a time and runs the tests that guard them; a mutant the tests
+# do not catch is a promise nothing checks. MUTANTS.md records the outcome.
+#
+#   scripts/mutants.sh [GROUP[=FILE_GLOB]]...   # default: every group
+#   scripts/mutants.sh sqlite event=crates/aimm-backend-event/src/codec.rs
+#
+# Groups and what runs for each mutant:
+#   sqlite  crates/aimm-backend-sqlite/src/{store,group_commit,config}.rs
+#           the SQLite crate's own tests (unit, in-process conformance in
+#           every journal mode, traced syncs, settings in effect, large
+#           updates) and tests/durability.rs (processes, kill -9, a failed
+#           commit through the CLI)
+#   event   crates/aimm-backend-event/src/{store,own_writes,codec,lib}.rs
+#           the event crate's unit tests and tests/event_backend.rs against
+#           a real hat-event-server (conformance, ids, own writes, kills)
+#   loader  crates/aimm-backend-loader/src/{library,resolve,config}.rs
+#           the loader's unit tests and tests/plugins.rs
+#   hat     crates/hat-eventer-client/src/{sbs,chatter,connection}.rs
+#           the client's unit tests, tests/sbs_differential.rs (against
+#           hat-sbs) and tests/eventer_client.rs (real server, fake peers)
+#
+# Bounded for a 2-core machine: one mutant at a time (-j 1), in a copy of
+# the tree that starts from this tree's release build (--copy-target), with
+# a per-mutant test timeout (MUTANTS_TIMEOUT seconds, default per group)
+# and build timeout. MUTANTS_SHARD=k/n runs one shard of each group.
+# AIMM_TESTS_REBUILD=1 makes the cross-crate tests rebuild the CLI and the
+# plugin libraries from the mutated source before they run (cargo test
+# alone would test the unmutated .so of the last build).
+#
+# Output: target/mutants/GROUP/mutants.out/ (cargo-mutants' caught.txt,
+# missed.txt, timeout.txt, unviable.txt, outcomes.json, logs), and a per-file
+# table printed and written to target/mutants/GROUP/summary.md.
+# Exits non-zero when a group's baseline (its tests on the unmutated tree)
+# fails; missed mutants are reported, not failed on.
+set -euo pipefail
+cd "$(dirname -- "${BASH_SOURCE[0]}")/.."
+
+die() { echo "scripts/mutants.sh: $*" >&2; exit 1; }
+command -v cargo-mutants >/dev/null ||
+    die "cargo-mutants is not installed: cargo install cargo-mutants --locked (27.x)"
+
+# The group's files, test packages, cargo test arguments and test filters.
+group_config() {
+    case $1 in
+    sqlite)
+        files=(crates/aimm-backend-sqlite/src/store.rs
+            crates/aimm-backend-sqlite/src/group_commit.rs
+            crates/aimm-backend-sqlite/src/config.rs)
+        packages=aimm-backend-sqlite,aimm-backend-tests
+        test_args=(--lib --test durability --test conformance --test settings_in_effect
+            --test traced_syncs --test large_updates --test concurrent_writes
+            --test get_models --test unchanged_update_writes)
+        filters=()
+        timeout=${MUTANTS_TIMEOUT:-300}
+        ;;
+    event)
+        files=(crates/aimm-backend-event/src/store.rs
+            crates/aimm-backend-event/src/own_writes.rs
+            crates/aimm-backend-event/src/codec.rs
+            crates/aimm-backend-event/src/lib.rs)
+        packages=aimm-backend-event,aimm-backend-tests
+        test_args=(--lib --test event_backend)
+        # The Python interop and the unreachable-server tests exercise the
+        # CLI and the client, not these files.
+        filters=(--skip python_and_ours --skip an_unreachable --skip monitor_component)
+        timeout=${MUTANTS_TIMEOUT:-400}
+        ;;
+    loader)
+        files=(crates/aimm-backend-loader/src/library.rs
+            crates/aimm-backend-loader/src/resolve.rs
+            crates/aimm-backend-loader/src/config.rs)
+        packages=aimm-backend-loader,aimm-backend-tests
+        test_args=(--lib --test plugins)
+        filters=()
+        timeout=${MUTANTS_TIMEOUT:-300}
+        ;;
+    hat)
+        files=(crates/hat-eventer-client/src/sbs.rs
+            crates/hat-eventer-client/src/chatter.rs
+            crates/hat-eventer-client/src/connection.rs)
+        packages=hat-eventer-client,aimm-backend-tests
+        test_args=(--lib --test sbs_differential --test eventer_client)
+        filters=()
+        timeout=${MUTANTS_TIMEOUT:-300}
+        ;;
+    *) die "unknown group $1 (expected sqlite, event, loader or hat)" ;;
+    esac
+}
+
+# Per-file caught / missed / timeout / unviable counts of one group's run.
+summarize() {
+    local out=$1
+    python3 - "$out" <<'EOF'
+import collections, json, pathlib, sys
+out = pathlib.Path(sys.argv[1])
+outcomes = json.loads((out / "outcomes.json").read_text())
+counts = collections.defaultdict(collections.Counter)
+names = {"CaughtMutant": "caught", "MissedMutant": "missed",
+         "Timeout": "timeout", "Unviable": "unviable"}
+for outcome in outcomes["outcomes"]:
+    scenario = outcome["scenario"]
+    if not isinstance(scenario, dict) or "Mutant" not in scenario:
+        continue
+    file = scenario["Mutant"]["file"]
+    counts[file][names.get(outcome["summary"], outcome["summary"])] += 1
+print("| file | caught | missed | timeout | unviable | caught of viable |")
+print("|---|---|---|---|---|---|")
+for file in sorted(counts):
+    c = counts[file]
+    viable = c["caught"] + c["missed"] + c["timeout"]
+    share = f"{100 * (c['caught'] + c['timeout']) / viable:.0f}%" if viable else "-"
+    print(f"| {file} | {c['caught']} | {c['missed']} | {c['timeout']} | {c['unviable']} | {share} |")
+EOF
+}
+
+groups=("$@")
+[ ${#groups[@]} -gt 0 ] || groups=(sqlite event loader hat)
+
+echo "== the release build the mutants' copies start from" >&2
+cargo build --release --workspace
+# What a group's tests build with its package selection (another feature
+# unification than --workspace) and what AIMM_TESTS_REBUILD builds: built
+# here once, so that each copy's baseline build is incremental.
+cargo build --release -p aimm-backend-cli -p aimm-backend-sqlite -p aimm-backend-event
+python=$(bash scripts/python-venv.sh | tail -n 1)
+[ -x "$python" ] || die "the Python reference venv could not be made"
+
+status=0
+for spec in "${groups[@]}"; do
+    group=${spec%%=*}
+    group_config "$group"
+    if [ "$spec" != "$group" ]; then
+        files=("${spec#*=}")
+    fi
+    out=target/mutants/$group
+    rm -rf -- "$out"
+    mkdir -p -- "$out"
+    file_args=()
+    for file in "${files[@]}"; do file_args+=(--file "$file"); done
+    cargo_test_args=()
+    for arg in "${test_args[@]}"; do cargo_test_args+=("--cargo-test-arg=$arg"); done
+    shard_args=()
+    [ -z "${MUTANTS_SHARD:-}" ] || shard_args=(--shard "$MUTANTS_SHARD")
+    # The baseline: the unmutated tree must pass the group's tests. Run here,
+    # not by cargo-mutants, whose baseline tests only the mutated package
+    # (27.1 ignores --test-package there); it also leaves the group's build
+    # in target/, where each copy starts from.
+    echo "== baseline: $group's tests on the unmutated tree" >&2
+    if ! AIMM_TESTS_REBUILD=1 cargo test --release -p "${packages%%,*}" -p "${packages#*,}" \
+        "${test_args[@]}" -- "${filters[@]}"; then
+        echo "scripts/mutants.sh: $group: the unmutated tree fails its tests" >&2
+        status=1
+        continue
+    fi
+    echo "== cargo mutants: $group (${files[*]})" >&2
+    set +e
+    AIMM_TESTS_REBUILD=1 cargo mutants \
+        --profile release --copy-target=true --jobs 1 --baseline skip \
+        --timeout "$timeout" --build-timeout 900 \
+        --test-package "$packages" "${cargo_test_args[@]}" \
+        "${file_args[@]}" "${shard_args[@]}" \
+        --output "$out" --colors never \
+        -- "${filters[@]}"
+    code=$?
+    set -e
+    # cargo-mutants: 0 all caught, 2 some missed, 3 some timed out; anything
+    # else is an error of the run itself.
+    case $code in
+    0 | 2 | 3) ;;
+    *) echo "scripts/mutants.sh: $group: cargo mutants exited $code" >&2; status=1; continue ;;
+    esac
+    summarize "$out/mutants.out" | tee "$out/summary.md"
+done
+exit $status
