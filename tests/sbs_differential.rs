@@ -9,8 +9,8 @@ use hat_eventer_client::sbs::{Reader, Writer};
 use proptest::prelude::*;
 use proptest::test_runner::RngSeed;
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::io::Write;
+use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::{Mutex, OnceLock};
 
 const PRIMITIVES: &str = "module Test\n\
@@ -21,11 +21,14 @@ const PRIMITIVES: &str = "module Test\n\
     O = Optional(Integer)\n\
     A = Array(String)\n";
 
+/// How long the Python tool may take to answer one request.
+const TOOL_DEADLINE: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// One long-running `tests/python/sbs_tool.py` shared by the tests.
 struct PythonSbs {
     _child: Child,
     stdin: ChildStdin,
-    stdout: BufReader<ChildStdout>,
+    stdout: ChildLines,
 }
 
 impl PythonSbs {
@@ -39,7 +42,7 @@ impl PythonSbs {
                 .spawn()
                 .expect("the Python SBS tool starts");
             let stdin = child.stdin.take().unwrap();
-            let stdout = BufReader::new(child.stdout.take().unwrap());
+            let stdout = ChildLines::new(child.stdout.take().unwrap(), "tests/python/sbs_tool.py");
             Mutex::new(PythonSbs {
                 _child: child,
                 stdin,
@@ -48,11 +51,17 @@ impl PythonSbs {
         })
     }
 
+    /// The tool's answer to the request just sent.
+    fn answer(&mut self) -> String {
+        self.stdout
+            .next_within(TOOL_DEADLINE)
+            .expect("the Python SBS tool answers before it exits")
+    }
+
     fn request(&mut self, request: Value) -> Value {
         writeln!(self.stdin, "{request}").unwrap();
         self.stdin.flush().unwrap();
-        let mut line = String::new();
-        self.stdout.read_line(&mut line).unwrap();
+        let line = self.answer();
         let response: Value = serde_json::from_str(&line).expect("the tool answers JSON");
         assert!(response.get("error").is_none(), "{request} -> {response}");
         response
@@ -282,9 +291,7 @@ fn raw_request(line: &str) -> String {
     let mut tool = PythonSbs::shared().lock().unwrap();
     writeln!(tool.stdin, "{line}").unwrap();
     tool.stdin.flush().unwrap();
-    let mut response = String::new();
-    tool.stdout.read_line(&mut response).unwrap();
-    response.trim().to_string()
+    tool.answer().trim().to_string()
 }
 
 /// The width of `value`'s SBS Integer encoding, from the definition: the

@@ -71,3 +71,50 @@ impl SqliteConfig {
         Duration::from_secs_f64(self.busy_timeout.max(0.0))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn busy_timeout_defaults_to_30_seconds_as_the_schema_says() {
+        assert_eq!(
+            SqliteConfig::new("m.db").busy_timeout(),
+            Duration::from_secs(30)
+        );
+        let conf = SqliteConfig::from_json(&json!({"path": "m.db"})).unwrap();
+        assert_eq!(conf.busy_timeout(), Duration::from_secs(30));
+        assert_eq!(conf.journal_mode, None);
+        let schema = include_str!("../../../schemas_json/server/backend/sqlite.yaml");
+        assert!(
+            schema.contains("(default 30)"),
+            "the schema documents another default"
+        );
+    }
+
+    #[test]
+    fn busy_timeout_is_read_in_seconds_and_a_negative_one_means_no_wait() {
+        let conf = SqliteConfig::from_json(&json!({"path": "m.db", "busy_timeout": 2.5})).unwrap();
+        assert_eq!(conf.busy_timeout(), Duration::from_millis(2500));
+        let conf = SqliteConfig::from_json(&json!({"path": "m.db", "busy_timeout": -1})).unwrap();
+        assert_eq!(conf.busy_timeout(), Duration::ZERO);
+    }
+
+    #[test]
+    fn journal_modes_have_their_sqlite_names() {
+        for (mode, name) in [
+            (JournalMode::Wal, "wal"),
+            (JournalMode::Delete, "delete"),
+            (JournalMode::Truncate, "truncate"),
+            (JournalMode::Persist, "persist"),
+        ] {
+            assert_eq!(mode.as_sql(), name);
+            let conf =
+                SqliteConfig::from_json(&json!({"path": "m.db", "journal_mode": name})).unwrap();
+            assert_eq!(conf.journal_mode, Some(mode));
+        }
+        let err = SqliteConfig::from_json(&json!({"path": 5})).unwrap_err();
+        assert!(err.message.starts_with("sqlite backend config: "), "{err}");
+    }
+}

@@ -153,6 +153,104 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;
 
+    /// Runs `f` on its own thread and returns its result, failing the test
+    /// if it has not finished within 30 s (a lost reply hangs its writer).
+    fn within<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+        let (done, result) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+            let _ = done.send(outcome);
+        });
+        match result.recv_timeout(std::time::Duration::from_secs(30)) {
+            Ok(Ok(value)) => value,
+            Ok(Err(panic)) => std::panic::resume_unwind(panic),
+            Err(_) => panic!("{what} did not return within 30 s"),
+        }
+    }
+
+    fn echo(batch: Vec<Pending>) {
+        for pending in batch {
+            let model = pending.model.clone();
+            pending.reply(Ok(model));
+        }
+    }
+
+    #[test]
+    fn a_single_write_is_committed_alone_and_gets_its_result() {
+        let group = Arc::new(GroupCommit::default());
+        let batches = Arc::new(AtomicUsize::new(0));
+        let counted = batches.clone();
+        let model = within("a single write", move || {
+            group.submit(WriteKind::Update, Model::new(7, "t", vec![1]), |batch| {
+                assert_eq!(batch.len(), 1);
+                assert_eq!(batch[0].kind, WriteKind::Update);
+                counted.fetch_add(1, Ordering::SeqCst);
+                echo(batch);
+            })
+        })
+        .unwrap();
+        assert_eq!(model, Model::new(7, "t", vec![1]));
+        assert_eq!(batches.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn a_batch_holds_at_most_its_count_and_bytes_but_always_its_first_write() {
+        let mut pending = VecDeque::new();
+        let mut replies = Vec::new();
+        for len in [MAX_BATCH_BYTES + 1, 1, 1] {
+            let (reply, result) = sync_channel(1);
+            pending.push_back(Pending {
+                kind: WriteKind::Create,
+                model: Model::new(0, "t", vec![0; len]),
+                reply,
+            });
+            replies.push(result);
+        }
+        assert_eq!(
+            take_batch(&mut pending).len(),
+            1,
+            "an oversized first write goes alone"
+        );
+        assert_eq!(take_batch(&mut pending).len(), 2);
+        for _ in 0..MAX_BATCH_WRITES + 1 {
+            let (reply, result) = sync_channel(1);
+            pending.push_back(Pending {
+                kind: WriteKind::Create,
+                model: Model::new(0, "t", vec![]),
+                reply,
+            });
+            replies.push(result);
+        }
+        assert_eq!(take_batch(&mut pending).len(), MAX_BATCH_WRITES);
+        assert_eq!(take_batch(&mut pending).len(), 1);
+        let mut exact = VecDeque::new();
+        for len in [MAX_BATCH_BYTES / 2, MAX_BATCH_BYTES / 2, 1] {
+            let (reply, result) = sync_channel(1);
+            exact.push_back(Pending {
+                kind: WriteKind::Create,
+                model: Model::new(0, "t", vec![0; len]),
+                reply,
+            });
+            replies.push(result);
+        }
+        assert_eq!(
+            take_batch(&mut exact).len(),
+            2,
+            "exactly MAX_BATCH_BYTES fits"
+        );
+    }
+
+    #[test]
+    fn a_dropped_write_is_an_error_not_a_hang() {
+        let group = Arc::new(GroupCommit::default());
+        let err = within("a write whose reply was dropped", move || {
+            group.submit(WriteKind::Create, Model::new(0, "t", vec![]), drop)
+        })
+        .unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Storage);
+        assert!(err.message.contains("was dropped"), "{err}");
+    }
+
     #[test]
     fn concurrent_writes_share_commits_and_each_gets_its_own_result() {
         let group = Arc::new(GroupCommit::default());
@@ -179,7 +277,7 @@ mod tests {
             })
             .collect();
         for (i, thread) in threads.into_iter().enumerate() {
-            let model = thread.join().unwrap().unwrap();
+            let model = within("a concurrent write", move || thread.join().unwrap()).unwrap();
             assert_eq!(model.instance_id, 100 + i as i64);
         }
         assert!(
@@ -190,22 +288,42 @@ mod tests {
 
     #[test]
     fn a_panicking_leader_fails_its_followers_instead_of_hanging_them() {
-        let group = GroupCommit::default();
-        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            group.submit(WriteKind::Create, Model::new(0, "t", vec![]), |_| {
-                panic!("boom")
-            })
-        }));
-        assert!(result.is_err());
-        // Leadership was released: the next write goes through.
-        let model = group
-            .submit(WriteKind::Create, Model::new(0, "t", vec![]), |batch| {
-                for p in batch {
-                    let model = p.model.clone();
-                    p.reply(Ok(model));
-                }
-            })
-            .unwrap();
+        let group = Arc::new(GroupCommit::default());
+        let leader_group = group.clone();
+        let watched = group.clone();
+        let leader = std::thread::spawn(move || {
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                leader_group.submit(WriteKind::Create, Model::new(0, "t", vec![]), |_| {
+                    // Panic only once a follower is queued behind this commit.
+                    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+                    while watched.lock().pending.is_empty() {
+                        assert!(std::time::Instant::now() < deadline, "no follower queued");
+                        std::thread::sleep(std::time::Duration::from_millis(5));
+                    }
+                    panic!("boom")
+                })
+            }))
+        });
+        while !group.lock().leader_active {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        let follower_group = group.clone();
+        let follower = std::thread::spawn(move || {
+            follower_group.submit(WriteKind::Create, Model::new(0, "f", vec![]), echo)
+        });
+        let led = within("the panicking leader", move || leader.join().unwrap());
+        assert!(led.is_err(), "the leader's panic is its own");
+        let followed = within("the follower of a panicking leader", move || {
+            follower.join().unwrap()
+        });
+        let err = followed.unwrap_err();
+        assert!(err.message.contains("panicked"), "{err}");
+        assert!(!group.lock().leader_active, "leadership was released");
+        // The next write goes through.
+        let model = within("a write after the panic", move || {
+            group.submit(WriteKind::Create, Model::new(0, "t", vec![]), echo)
+        })
+        .unwrap();
         assert_eq!(model.model_type.as_str(), "t");
     }
 }
