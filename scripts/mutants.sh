@@ -6,6 +6,7 @@
 #
 #   scripts/mutants.sh [GROUP[=FILE_GLOB]]...   # default: every group
 #   scripts/mutants.sh sqlite event=crates/aimm-backend-event/src/codec.rs
+#   scripts/mutants.sh --summary sqlite          # the table of the last runs
 #
 # Groups and what runs for each mutant:
 #   sqlite  crates/aimm-backend-sqlite/src/{store,group_commit,config}.rs
@@ -57,6 +58,7 @@ group_config() {
             --test get_models --test unchanged_update_writes)
         filters=()
         timeout=${MUTANTS_TIMEOUT:-120}
+        rebuild=1
         ;;
     event)
         files=(crates/aimm-backend-event/src/store.rs
@@ -69,6 +71,7 @@ group_config() {
         # CLI and the client, not these files.
         filters=(--skip python_and_ours --skip an_unreachable --skip monitor_component)
         timeout=${MUTANTS_TIMEOUT:-240}
+        rebuild=1
         ;;
     loader)
         files=(crates/aimm-backend-loader/src/library.rs
@@ -78,6 +81,7 @@ group_config() {
         test_args=(--lib --test plugins)
         filters=()
         timeout=${MUTANTS_TIMEOUT:-300}
+        rebuild=1
         ;;
     hat)
         files=(crates/hat-eventer-client/src/sbs.rs
@@ -86,28 +90,39 @@ group_config() {
         packages=hat-eventer-client,aimm-backend-tests
         test_args=(--lib --test sbs_differential --test eventer_client)
         filters=()
-        timeout=${MUTANTS_TIMEOUT:-300}
+        timeout=${MUTANTS_TIMEOUT:-180}
+        # These tests run no CLI or plugin library: nothing to rebuild.
+        rebuild=
         ;;
     *) die "unknown group $1 (expected sqlite, event, loader or hat)" ;;
     esac
 }
 
-# Per-file caught / missed / timeout / unviable counts of one group's run.
+# Per-file caught / missed / timeout / unviable counts of a group's runs:
+# the outcome of an --iterate run (mutants.out) over the one before it
+# (mutants.out.old), mutant by mutant. Misses and timeouts are listed on
+# stderr.
 summarize() {
     local out=$1
     python3 - "$out" <<'EOF'
 import collections, json, pathlib, sys
 out = pathlib.Path(sys.argv[1])
-outcomes = json.loads((out / "outcomes.json").read_text())
-counts = collections.defaultdict(collections.Counter)
 names = {"CaughtMutant": "caught", "MissedMutant": "missed",
          "Timeout": "timeout", "Unviable": "unviable"}
-for outcome in outcomes["outcomes"]:
-    scenario = outcome["scenario"]
-    if not isinstance(scenario, dict) or "Mutant" not in scenario:
+latest = {}
+for run in ("mutants.out.old", "mutants.out"):
+    path = out / run / "outcomes.json"
+    if not path.exists():
         continue
-    file = scenario["Mutant"]["file"]
-    counts[file][names.get(outcome["summary"], outcome["summary"])] += 1
+    for outcome in json.loads(path.read_text())["outcomes"]:
+        scenario = outcome["scenario"]
+        if isinstance(scenario, dict) and "Mutant" in scenario:
+            mutant = scenario["Mutant"]
+            summary = names.get(outcome["summary"], outcome["summary"])
+            latest[mutant["name"]] = (mutant["file"], summary)
+counts = collections.defaultdict(collections.Counter)
+for file, summary in latest.values():
+    counts[file][summary] += 1
 print("| file | caught | missed | timeout | unviable | caught of viable |")
 print("|---|---|---|---|---|---|")
 for file in sorted(counts):
@@ -117,8 +132,20 @@ for file in sorted(counts):
     # the broken promise.
     share = f"{100 * c['caught'] / viable:.0f}%" if viable else "-"
     print(f"| {file} | {c['caught']} | {c['missed']} | {c['timeout']} | {c['unviable']} | {share} |")
+for name, (file, summary) in sorted(latest.items()):
+    if summary in ("missed", "timeout"):
+        print(f"{summary.upper()}: {name}", file=sys.stderr)
 EOF
 }
+
+if [ "${1:-}" = --summary ]; then
+    shift
+    [ $# -gt 0 ] || set -- sqlite event loader hat
+    for group in "$@"; do
+        [ ! -d "target/mutants/$group" ] || summarize "target/mutants/$group"
+    done
+    exit 0
+fi
 
 groups=("$@")
 [ ${#groups[@]} -gt 0 ] || groups=(sqlite event loader hat)
@@ -158,7 +185,7 @@ for spec in "${groups[@]}"; do
     # (27.1 ignores --test-package there); it also leaves the group's build
     # in target/, where each copy starts from.
     echo "== baseline: $group's tests on the unmutated tree" >&2
-    if ! AIMM_TESTS_REBUILD=1 cargo test --release -p "${packages%%,*}" -p "${packages#*,}" \
+    if ! AIMM_TESTS_REBUILD=$rebuild cargo test --release -p "${packages%%,*}" -p "${packages#*,}" \
         "${test_args[@]}" -- "${filters[@]}"; then
         echo "scripts/mutants.sh: $group: the unmutated tree fails its tests" >&2
         status=1
@@ -166,7 +193,7 @@ for spec in "${groups[@]}"; do
     fi
     echo "== cargo mutants: $group (${files[*]})" >&2
     set +e
-    AIMM_TESTS_REBUILD=1 cargo mutants \
+    AIMM_TESTS_REBUILD=$rebuild cargo mutants \
         --profile release --copy-target=true --jobs 1 --baseline skip \
         --timeout "$timeout" --build-timeout 900 \
         --test-package "$packages" "${cargo_test_args[@]}" \
@@ -181,6 +208,6 @@ for spec in "${groups[@]}"; do
     0 | 2 | 3) ;;
     *) echo "scripts/mutants.sh: $group: cargo mutants exited $code" >&2; status=1; continue ;;
     esac
-    summarize "$out/mutants.out" | tee "$out/summary.md"
+    summarize "$out" | tee "$out/summary.md"
 done
 exit $status

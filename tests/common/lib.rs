@@ -22,13 +22,13 @@ pub fn workspace_root() -> PathBuf {
 
 /// `target/release`, where the CLI and the built-in plugins are.
 ///
-/// With `AIMM_TESTS_REBUILD` set (`scripts/mutants.sh` sets it), they are
+/// With `AIMM_TESTS_REBUILD` set and not empty (`scripts/mutants.sh` sets it), they are
 /// rebuilt first, once per test process: `cargo test` builds only what the
 /// tests link, and a mutated plugin or CLI must not be tested through the
 /// unmutated library or binary of an earlier build.
 pub fn release_dir() -> PathBuf {
     static REBUILT: OnceLock<()> = OnceLock::new();
-    if std::env::var_os("AIMM_TESTS_REBUILD").is_some() {
+    if std::env::var_os("AIMM_TESTS_REBUILD").is_some_and(|v| !v.is_empty()) {
         REBUILT.get_or_init(rebuild_release_artifacts);
     }
     let dir = target_dir().join("release");

@@ -304,7 +304,9 @@ mod tests {
                 })
             }))
         });
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
         while !group.lock().leader_active {
+            assert!(std::time::Instant::now() < deadline, "the leader never led");
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
         let follower_group = group.clone();

@@ -17,7 +17,9 @@
 //! # Durability
 //!
 //! Every create, update and import is one transaction committed with
-//! `synchronous = FULL` before the call returns: once acknowledged, a model
+//! `synchronous = EXTRA` before the call returns (`FULL`, plus in `delete`
+//! journal mode a sync of the directory once the journal is deleted, which
+//! is what commits there): once acknowledged, a model
 //! survives `kill -9` and power loss as far as the disk's sync does.
 //!
 //! # Group commit

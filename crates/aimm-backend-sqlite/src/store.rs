@@ -35,7 +35,7 @@ const MAX_IDLE_READERS: usize = 4;
 /// A model store in one SQLite file, shared safely with other processes.
 ///
 /// Writes go through one connection per backend, each in an `IMMEDIATE`
-/// transaction with `synchronous = FULL`, so a create returns only after its
+/// transaction with `synchronous = EXTRA`, so a create returns only after its
 /// commit is on disk. Reads use their own connections and (in WAL mode) never
 /// wait for writers.
 pub struct SqliteBackend {
@@ -87,9 +87,9 @@ impl SqliteBackend {
             .map_err(|err| self.error("reading the journal mode", err))
     }
 
-    /// The writer connection's `PRAGMA synchronous` level: 2 (`FULL`) in
+    /// The writer connection's `PRAGMA synchronous` level: 3 (`EXTRA`) in
     /// every journal mode, so that each commit is synced before a write is
-    /// acknowledged.
+    /// acknowledged (and in `delete` mode the journal's removal too).
     pub fn synchronous(&self) -> Result<i64> {
         let conn = self.writer();
         conn.query_row("PRAGMA synchronous", [], |row| row.get(0))
@@ -326,9 +326,11 @@ pub(crate) fn open_connection(conf: &SqliteConfig, read_only: bool) -> Result<Co
     // one large model must not leave a journal of its size on disk for good.
     conn.pragma_update(None, "journal_size_limit", 64i64 << 20)
         .map_err(|err| sql_error(&conf.path, "setting journal_size_limit", conf, err))?;
-    // FULL: every commit is synced, as with Python's default connection.
-    conn.pragma_update(None, "synchronous", "FULL")
-        .map_err(|err| sql_error(&conf.path, "setting synchronous=FULL", conf, err))?;
+    // EXTRA: every commit is synced (FULL, Python's default), and in delete
+    // mode so is the directory once the journal is deleted: without that, a
+    // power cut can bring the journal back and undo an acknowledged commit.
+    conn.pragma_update(None, "synchronous", "EXTRA")
+        .map_err(|err| sql_error(&conf.path, "setting synchronous=EXTRA", conf, err))?;
     Ok(conn)
 }
 

@@ -1,5 +1,5 @@
 //! The settings in effect on the live connection are the documented and
-//! configured ones: `synchronous = FULL` and the asked-for journal mode in
+//! configured ones: `synchronous = EXTRA` and the asked-for journal mode in
 //! every mode, and the configured `busy_timeout` (a write waits for another
 //! connection's lock up to that long, and no longer).
 //!
@@ -39,7 +39,7 @@ fn hold_write_lock(path: &Path, hold: Duration) -> std::thread::JoinHandle<()> {
 const MODES: [JournalMode; 2] = [JournalMode::Wal, JournalMode::Delete];
 
 #[test]
-fn every_journal_mode_commits_with_synchronous_full() {
+fn every_journal_mode_commits_with_synchronous_extra() {
     for (mode, name) in [
         (JournalMode::Wal, "wal"),
         (JournalMode::Delete, "delete"),
@@ -49,9 +49,9 @@ fn every_journal_mode_commits_with_synchronous_full() {
         let dir = tempfile::tempdir().unwrap();
         let backend = open(&dir.path().join("m.db"), mode, 5.0);
         assert_eq!(backend.journal_mode().unwrap(), name);
-        assert_eq!(backend.synchronous().unwrap(), 2, "{name}: not FULL");
+        assert_eq!(backend.synchronous().unwrap(), 3, "{name}: not EXTRA");
     }
-    // A file that exists keeps its mode, and still gets FULL.
+    // A file that exists keeps its mode, and still gets EXTRA.
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("python-made.db");
     let conn = rusqlite::Connection::open(&path).unwrap();
@@ -62,7 +62,7 @@ fn every_journal_mode_commits_with_synchronous_full() {
     drop(conn);
     let backend = SqliteBackend::open(SqliteConfig::new(&path)).unwrap();
     assert_eq!(backend.journal_mode().unwrap(), "delete");
-    assert_eq!(backend.synchronous().unwrap(), 2);
+    assert_eq!(backend.synchronous().unwrap(), 3);
     // A file this backend creates is WAL.
     let fresh = SqliteBackend::open(SqliteConfig::new(dir.path().join("new.db"))).unwrap();
     assert_eq!(fresh.journal_mode().unwrap(), "wal");

@@ -11,8 +11,10 @@
 //!
 //! The criterion, with a *change* being a successful write, writev,
 //! pwrite64, pwritev(2), ftruncate or fallocate of the database, its `-wal` or
-//! its `-journal`, and a *sync* a successful fsync or fdatasync of one file,
-//! and the *commit file* being the `-wal` in WAL mode and the database in the
+//! its `-journal` (and an unlink of the `-journal`, which changes the
+//! database's directory: `delete` mode commits by it), a *sync* a successful
+//! fsync or fdatasync of one file (or of that directory), and the *commit
+//! file* being the `-wal` in WAL mode and the database in the
 //! rollback-journal modes:
 //!
 //! * one writer (from the `sequential` line on): between an acknowledgement
@@ -25,7 +27,7 @@
 //!   previous sync to its next sync, lies between a request and its
 //!   acknowledgement. Rounds in which followers queue up behind a large
 //!   create make a follower acknowledged before its batch is synced fail;
-//! * the writer connection reports `synchronous = 2` (FULL) and the asked-for
+//! * the writer connection reports `synchronous = 3` (EXTRA) and the asked-for
 //!   journal mode, when opened and at the end.
 //!
 //! `harness = false`: a `#[test]` would have to skip quietly where strace is
@@ -55,7 +57,7 @@ const PARENT_DEADLINE: Duration = Duration::from_secs(130);
 /// `sync_file_range` is traced (it shows in failure reports) but does not
 /// count as a sync: it flushes neither metadata nor the disk's cache.
 const TRACED: &str = "trace=write,writev,pwrite64,pwritev,pwritev2,ftruncate,fallocate,\
-                      fsync,fdatasync,sync_file_range";
+                      fsync,fdatasync,sync_file_range,unlink,unlinkat";
 
 const MODES: [JournalMode; 4] = [
     JournalMode::Wal,
@@ -377,11 +379,11 @@ fn check_mode(mode: JournalMode) -> Result<usize, String> {
 }
 
 /// The writer connection was in the asked-for journal mode with
-/// `synchronous = FULL` (2), as the crate docs say, when opened and at the
+/// `synchronous = EXTRA` (3), as the crate docs say, when opened and at the
 /// end. Only the backend's own connection can tell: the level is per
 /// connection.
 fn check_connection(mode: JournalMode, stdout: &str) -> Vec<String> {
-    let expected = format!("connection journal_mode={} synchronous=2", mode.as_sql());
+    let expected = format!("connection journal_mode={} synchronous=3", mode.as_sql());
     let reported: Vec<&str> = stdout
         .lines()
         .filter(|line| line.starts_with("connection "))
@@ -409,6 +411,9 @@ enum File {
     Db,
     Wal,
     Journal,
+    /// The database's directory: deleting the journal (`delete` mode's
+    /// commit) changes it, and only its own sync makes that durable.
+    Dir,
 }
 
 impl File {
@@ -417,6 +422,7 @@ impl File {
             File::Db => "database",
             File::Wal => "-wal",
             File::Journal => "-journal",
+            File::Dir => "directory",
         }
     }
 }
@@ -425,6 +431,7 @@ struct Files {
     db: String,
     wal: String,
     journal: String,
+    dir: String,
 }
 
 impl Files {
@@ -438,6 +445,10 @@ impl Files {
             db: db.to_string_lossy().into_owned(),
             wal: with("-wal"),
             journal: with("-journal"),
+            dir: db
+                .parent()
+                .map(|dir| dir.to_string_lossy().into_owned())
+                .unwrap_or_default(),
         }
     }
 
@@ -449,6 +460,8 @@ impl Files {
             Some(File::Wal)
         } else if path == self.journal {
             Some(File::Journal)
+        } else if path == self.dir {
+            Some(File::Dir)
         } else {
             None
         }
@@ -534,6 +547,13 @@ fn interpret(text: &str, files: &Files) -> Option<What> {
     let (call, result) = args.rsplit_once(" = ")?;
     if !call.trim_end().ends_with(')') || result.starts_with('-') || result.starts_with('?') {
         return None; // failed, or never returned
+    }
+    if name == "unlink" || name == "unlinkat" {
+        // `unlink("PATH")`, `unlinkat(AT_FDCWD<DIR>, "PATH", 0)`: removing
+        // the journal is a change of the directory.
+        let (_, quoted) = args.split_once('"')?;
+        let (path, _) = quoted.split_once('"')?;
+        return (files.classify(path)? == File::Journal).then_some(What::Change(File::Dir));
     }
     let (fd, rest) = args.split_once('<')?;
     let (path, rest) = rest.split_once('>')?;
@@ -729,7 +749,7 @@ fn check_sequential_ack(
             commit_file(mode).name()
         ));
     }
-    for file in [File::Db, File::Wal, File::Journal] {
+    for file in [File::Db, File::Wal, File::Journal, File::Dir] {
         if let Some(&changed) = last_change.get(&file) {
             if last_sync.get(&file).is_none_or(|&synced| synced < changed) {
                 return Err(format!(
