@@ -28,7 +28,9 @@
 # a per-mutant test timeout (MUTANTS_TIMEOUT seconds, default per group)
 # and build timeout. MUTANTS_SHARD=k/n runs one shard of each group;
 # MUTANTS_ITERATE=1 keeps a group's earlier outcome and tests only the
-# mutants not caught there (cargo-mutants --iterate).
+# mutants not caught there (cargo-mutants --iterate). MUTANTS_QUICK=1 runs
+# only the mutated crate's own tests: a cheap first pass whose survivors a
+# following MUTANTS_ITERATE=1 run tests with the group's whole set.
 # AIMM_TESTS_REBUILD=1 makes the cross-crate tests rebuild the CLI and the
 # plugin libraries from the mutated source before they run (cargo test
 # alone would test the unmutated .so of the last build).
@@ -165,6 +167,12 @@ for spec in "${groups[@]}"; do
     group_config "$group"
     if [ "$spec" != "$group" ]; then
         files=("${spec#*=}")
+    fi
+    if [ -n "${MUTANTS_QUICK:-}" ]; then
+        packages=${packages%%,*},${packages%%,*}
+        test_args=(--lib)
+        filters=()
+        rebuild=
     fi
     out=target/mutants/$group
     iterate_args=()

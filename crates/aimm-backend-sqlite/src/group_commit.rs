@@ -238,6 +238,17 @@ mod tests {
             2,
             "exactly MAX_BATCH_BYTES fits"
         );
+        let mut over = VecDeque::new();
+        for len in [MAX_BATCH_BYTES / 2, MAX_BATCH_BYTES / 2 + 1] {
+            let (reply, result) = sync_channel(1);
+            over.push_back(Pending {
+                kind: WriteKind::Create,
+                model: Model::new(0, "t", vec![0; len]),
+                reply,
+            });
+            replies.push(result);
+        }
+        assert_eq!(take_batch(&mut over).len(), 1, "one byte more does not fit");
     }
 
     #[test]
