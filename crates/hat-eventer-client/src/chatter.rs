@@ -159,6 +159,22 @@ mod tests {
     }
 
     #[test]
+    fn a_frame_of_exactly_the_limit_is_accepted_and_one_byte_more_refused() {
+        assert_eq!(FrameHeader::parse(&[0x01, 0x00], 256).unwrap(), 256);
+        assert_eq!(
+            FrameHeader::parse(&[0x12, 0x34, 0x56], 1 << 24).unwrap(),
+            0x12_3456
+        );
+        assert!(matches!(
+            FrameHeader::parse(&[0x01, 0x01], 256),
+            Err(FrameError::TooLarge {
+                announced: 257,
+                limit: 256
+            })
+        ));
+    }
+
+    #[test]
     fn oversized_and_malformed_frames_are_refused() {
         let huge = (1u64 << 63).to_be_bytes();
         assert!(matches!(
