@@ -11,8 +11,8 @@
 # Groups and what runs for each mutant:
 #   sqlite  crates/aimm-backend-sqlite/src/{store,group_commit,config}.rs
 #           the SQLite crate's own tests (unit, in-process conformance in
-#           every journal mode, traced syncs, settings in effect, large
-#           updates) and tests/durability.rs (processes, kill -9, a failed
+#           every journal mode, traced syncs, settings in effect, opening,
+#           large updates) and tests/durability.rs (processes, kill -9, a failed
 #           commit through the CLI)
 #   event   crates/aimm-backend-event/src/{store,own_writes,codec,lib}.rs
 #           the event crate's unit tests and tests/event_backend.rs against
@@ -55,7 +55,7 @@ group_config() {
             crates/aimm-backend-sqlite/src/group_commit.rs
             crates/aimm-backend-sqlite/src/config.rs)
         packages=aimm-backend-sqlite,aimm-backend-tests
-        test_args=(--lib --test durability --test conformance --test settings_in_effect
+        test_args=(--lib --test durability --test conformance --test settings_in_effect --test opening
             --test traced_syncs --test large_updates --test concurrent_writes
             --test get_models --test unchanged_update_writes)
         filters=()

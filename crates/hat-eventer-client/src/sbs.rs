@@ -303,6 +303,20 @@ mod tests {
     }
 
     #[test]
+    fn the_offset_is_where_the_next_value_starts_and_errors_name_it() {
+        let mut w = Writer::new();
+        w.integer(64); // two bytes
+        w.string("ab"); // one length byte and two bytes
+        let bytes = w.into_bytes();
+        let mut r = Reader::new(&bytes[..bytes.len() - 1]);
+        assert_eq!(r.offset(), 0);
+        assert_eq!(r.integer().unwrap(), 64);
+        assert_eq!(r.offset(), 2);
+        let err = r.string().unwrap_err();
+        assert_eq!(err.offset, 3, "the string's bytes start after its length");
+    }
+
+    #[test]
     fn integers_match_hat_sbs() {
         // Hex as emitted by hat-sbs 0.7.6 (DESIGN.md section 5).
         for (value, expected) in [
