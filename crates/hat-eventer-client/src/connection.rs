@@ -269,6 +269,126 @@ mod tests {
         }
     }
 
+    fn data(data_type: &str) -> Data {
+        Data {
+            data_type: data_type.into(),
+            data: vec![7],
+        }
+    }
+
+    /// A connected pair: our side (sender and incoming) and the peer's socket.
+    async fn pair() -> (
+        Sender,
+        mpsc::Receiver<Result<Received, ChatterError>>,
+        TcpStream,
+    ) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap().to_string();
+        let (ours, peer) = tokio::join!(connect(&address, ChatterConfig::default()), async {
+            listener.accept().await.unwrap().0
+        });
+        let (sender, incoming) = ours.unwrap();
+        (sender, incoming, peer)
+    }
+
+    async fn within<T>(future: impl std::future::Future<Output = T>) -> T {
+        tokio::time::timeout(Duration::from_secs(10), future)
+            .await
+            .expect("no answer within 10 s")
+    }
+
+    #[tokio::test]
+    async fn messages_are_numbered_from_1_and_new_conversations_start_at_their_id() {
+        let (sender, _incoming, mut peer) = pair().await;
+        let first = sender.send(data("a"), None, false).await.unwrap();
+        let second = sender.send(data("b"), None, true).await.unwrap();
+        let reply = sender.send(data("c"), Some(first), true).await.unwrap();
+        assert_eq!(
+            first,
+            Conversation {
+                first: 1,
+                owner: true
+            }
+        );
+        assert_eq!(
+            second,
+            Conversation {
+                first: 2,
+                owner: true
+            }
+        );
+        assert_eq!(reply, first);
+        let mut got = Vec::new();
+        for _ in 0..3 {
+            got.push(within(read_frame(&mut peer, 1 << 20)).await.unwrap());
+        }
+        let seen: Vec<(i64, i64, bool, bool, &str)> = got
+            .iter()
+            .map(|m| (m.id, m.first, m.owner, m.last, m.data.data_type.as_str()))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                (1, 1, true, false, "a"),
+                (2, 2, true, true, "b"),
+                (3, 1, true, true, "c")
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn the_peer_s_messages_arrive_and_its_pings_are_answered() {
+        let (_sender, mut incoming, mut peer) = pair().await;
+        let ping = Msg {
+            id: 1,
+            first: 1,
+            owner: true,
+            token: true,
+            last: false,
+            data: Data {
+                data_type: PING.into(),
+                data: Vec::new(),
+            },
+        };
+        peer.write_all(&ping.to_frame()).await.unwrap();
+        let pong = within(read_frame(&mut peer, 1 << 20)).await.unwrap();
+        assert_eq!(pong.data.data_type, PONG);
+        assert_eq!((pong.first, pong.owner, pong.last), (1, false, true));
+        let msg = Msg {
+            id: 2,
+            first: 2,
+            owner: true,
+            token: true,
+            last: true,
+            data: data("x"),
+        };
+        peer.write_all(&msg.to_frame()).await.unwrap();
+        let received = within(incoming.recv()).await.unwrap().unwrap();
+        assert_eq!(
+            received.conversation,
+            Conversation {
+                first: 2,
+                owner: false
+            }
+        );
+        assert!(received.last);
+        assert_eq!(received.data, data("x"));
+        // The peer goes away: the stream ends with why.
+        drop(peer);
+        let end = within(incoming.recv()).await.unwrap();
+        assert!(matches!(end, Err(ChatterError::Closed)), "{end:?}");
+    }
+
+    #[tokio::test]
+    async fn close_ends_our_side_of_the_socket() {
+        let (sender, _incoming, mut peer) = pair().await;
+        sender.close().await;
+        assert!(matches!(
+            within(read_frame(&mut peer, 1 << 20)).await,
+            Err(ChatterError::Closed)
+        ));
+    }
+
     #[tokio::test]
     async fn read_frame_reads_frames_until_the_input_ends() {
         let mut input = msg(1).to_frame();
