@@ -403,6 +403,41 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_length_field_of_the_widest_allowed_size_is_read() {
+        let body = msg(1).encode();
+        let mut frame = vec![MAX_LENGTH_FIELD as u8];
+        frame.extend(std::iter::repeat_n(0, MAX_LENGTH_FIELD - 1));
+        frame.push(body.len() as u8);
+        frame.extend(&body);
+        assert_eq!(
+            read_frame(&mut frame.as_slice(), 1 << 20).await.unwrap(),
+            msg(1)
+        );
+    }
+
+    /// Input that fails with `kind` at once.
+    struct Failing(std::io::ErrorKind);
+
+    impl AsyncRead for Failing {
+        fn poll_read(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+            _: &mut tokio::io::ReadBuf<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            std::task::Poll::Ready(Err(self.0.into()))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failing_socket_is_an_io_error_not_a_clean_close() {
+        let mut reset = Failing(std::io::ErrorKind::ConnectionReset);
+        assert!(matches!(
+            read_frame(&mut reset, 1 << 20).await,
+            Err(ChatterError::Io(_))
+        ));
+    }
+
+    #[tokio::test]
     async fn read_frame_refuses_bad_frames() {
         let frame = msg(1).to_frame();
         let cut = &mut &frame[..frame.len() - 1];
