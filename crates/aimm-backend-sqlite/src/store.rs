@@ -772,3 +772,52 @@ fn read_model(conn: &Connection, id: InstanceId) -> rusqlite::Result<Option<Mode
     )
     .optional()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rusqlite::ffi;
+
+    fn failure(code: std::os::raw::c_int) -> rusqlite::Error {
+        rusqlite::Error::SqliteFailure(ffi::Error::new(code), None)
+    }
+
+    #[test]
+    fn sqlite_errors_say_what_to_check() {
+        let mut conf = SqliteConfig::new("/data/m.db");
+        conf.busy_timeout = 7.0;
+        for (code, hint) in [
+            (
+                ffi::SQLITE_READONLY,
+                "(the file or its directory is read-only)",
+            ),
+            (ffi::SQLITE_NOTADB, "(the file is not a SQLite database)"),
+            (
+                ffi::SQLITE_BUSY,
+                "(another connection held the lock longer than busy_timeout = 7 s)",
+            ),
+            (
+                ffi::SQLITE_LOCKED,
+                "(another connection held the lock longer than busy_timeout = 7 s)",
+            ),
+            (ffi::SQLITE_CANTOPEN, "(the file cannot be opened here)"),
+            (ffi::SQLITE_FULL, "(the disk is full)"),
+        ] {
+            let err = sql_error(conf.path.as_path(), "committing to", &conf, failure(code));
+            assert_eq!(err.kind, ErrorKind::Storage);
+            assert!(
+                err.message
+                    .starts_with("committing to SQLite file /data/m.db: "),
+                "{err}"
+            );
+            assert!(err.message.ends_with(hint), "{code}: {err}");
+        }
+        let plain = sql_error(
+            conf.path.as_path(),
+            "reading",
+            &conf,
+            failure(ffi::SQLITE_IOERR),
+        );
+        assert!(!plain.message.contains(" ("), "no hint for others: {plain}");
+    }
+}
