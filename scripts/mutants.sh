@@ -55,7 +55,7 @@ group_config() {
             crates/aimm-backend-sqlite/src/group_commit.rs
             crates/aimm-backend-sqlite/src/config.rs)
         packages=aimm-backend-sqlite,aimm-backend-tests
-        test_args=(--lib --test durability --test conformance --test settings_in_effect --test opening
+        test_args=(--lib --test durability --test conformance --test settings_in_effect --test opening --test watch
             --test traced_syncs --test large_updates --test concurrent_writes
             --test get_models --test unchanged_update_writes)
         filters=()
@@ -101,9 +101,8 @@ group_config() {
 }
 
 # Per-file caught / missed / timeout / unviable counts of a group's runs:
-# the outcome of an --iterate run (mutants.out) over the one before it
-# (mutants.out.old), mutant by mutant. Misses and timeouts are listed on
-# stderr.
+# each run's outcome (runs/*, then the last, mutants.out) over the ones
+# before it, mutant by mutant. Misses and timeouts are listed on stderr.
 summarize() {
     local out=$1
     python3 - "$out" <<'EOF'
@@ -111,19 +110,29 @@ import collections, json, pathlib, sys
 out = pathlib.Path(sys.argv[1])
 names = {"CaughtMutant": "caught", "MissedMutant": "missed",
          "Timeout": "timeout", "Unviable": "unviable"}
+def key(mutant, seen):
+    """The mutant's name without its line and column, and which of the
+    same name in its file it is: edits above it between runs move it."""
+    _, _, rest = mutant["name"].partition(": ")
+    base = (mutant["file"], mutant["function"]["function_name"] if mutant.get("function") else "", rest)
+    seen[base] += 1
+    return (*base, seen[base])
+
 latest = {}
-for run in ("mutants.out.old", "mutants.out"):
-    path = out / run / "outcomes.json"
+runs = sorted((out / "runs").glob("*")) if (out / "runs").exists() else []
+for run in [*runs, out / "mutants.out"]:
+    path = run / "outcomes.json"
     if not path.exists():
         continue
+    seen = collections.Counter()
     for outcome in json.loads(path.read_text())["outcomes"]:
         scenario = outcome["scenario"]
         if isinstance(scenario, dict) and "Mutant" in scenario:
             mutant = scenario["Mutant"]
             summary = names.get(outcome["summary"], outcome["summary"])
-            latest[mutant["name"]] = (mutant["file"], summary)
+            latest[key(mutant, seen)] = (mutant["file"], summary, mutant["name"])
 counts = collections.defaultdict(collections.Counter)
-for file, summary in latest.values():
+for file, summary, _ in latest.values():
     counts[file][summary] += 1
 print("| file | caught | missed | timeout | unviable | caught of viable |")
 print("|---|---|---|---|---|---|")
@@ -134,7 +143,7 @@ for file in sorted(counts):
     # the broken promise.
     share = f"{100 * c['caught'] / viable:.0f}%" if viable else "-"
     print(f"| {file} | {c['caught']} | {c['missed']} | {c['timeout']} | {c['unviable']} | {share} |")
-for name, (file, summary) in sorted(latest.items()):
+for file, summary, name in sorted(latest.values(), key=lambda v: v[2]):
     if summary in ("missed", "timeout"):
         print(f"{summary.upper()}: {name}", file=sys.stderr)
 EOF
@@ -178,6 +187,10 @@ for spec in "${groups[@]}"; do
     iterate_args=()
     if [ -n "${MUTANTS_ITERATE:-}" ] && [ -d "$out/mutants.out" ]; then
         iterate_args=(--iterate)
+        # cargo-mutants keeps only the last run (as mutants.out.old); the
+        # summary needs every run's outcome.
+        mkdir -p -- "$out/runs"
+        cp -r -- "$out/mutants.out" "$out/runs/$(date +%Y%m%d%H%M%S)"
     else
         rm -rf -- "$out"
     fi

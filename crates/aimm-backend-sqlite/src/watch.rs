@@ -49,15 +49,25 @@ impl Watch {
         }
         self.stop.store(false, Ordering::SeqCst);
         let poller = Poller {
-            conf: conf.clone(),
             listeners: listeners.clone(),
             snapshot: self.snapshot.clone(),
             stop: self.stop.clone(),
             read,
         };
+        // The first look is taken here, before the listener's registration
+        // returns: every commit after that is reported.
+        let conn = match crate::store::open_connection(conf, true) {
+            Ok(conn) => conn,
+            Err(err) => {
+                log::error!("SQLite change poller cannot open the file: {err}");
+                self.running.store(false, Ordering::SeqCst);
+                return;
+            }
+        };
+        let version = poller.first_look(&conn);
         let spawned = std::thread::Builder::new()
             .name("aimm-sqlite-watch".into())
-            .spawn(move || poller.run());
+            .spawn(move || poller.run(conn, version));
         if let Err(err) = spawned {
             log::error!("cannot start the SQLite change poller: {err}");
             self.running.store(false, Ordering::SeqCst);
@@ -78,7 +88,6 @@ impl Drop for Watch {
 }
 
 struct Poller {
-    conf: SqliteConfig,
     listeners: Arc<ListenerRegistry>,
     snapshot: Arc<Mutex<Option<Snapshot>>>,
     stop: Arc<AtomicBool>,
@@ -86,19 +95,7 @@ struct Poller {
 }
 
 impl Poller {
-    fn run(self) {
-        let conn = match crate::store::open_connection(&self.conf, true) {
-            Ok(conn) => conn,
-            Err(err) => {
-                log::error!("SQLite change poller cannot open the file: {err}");
-                return;
-            }
-        };
-        match scan(&conn) {
-            Ok(rows) => *self.lock() = Some(rows),
-            Err(err) => log::error!("SQLite change poller cannot read the models: {err}"),
-        }
-        let mut version = data_version(&conn).unwrap_or(0);
+    fn run(self, conn: rusqlite::Connection, mut version: i64) {
         while !self.stop.load(Ordering::SeqCst) {
             std::thread::sleep(POLL_INTERVAL);
             match data_version(&conn) {
@@ -117,6 +114,22 @@ impl Poller {
 
     fn lock(&self) -> MutexGuard<'_, Option<Snapshot>> {
         self.snapshot.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Takes the first snapshot and returns the data version it belongs to.
+    /// Under the snapshot lock, which this backend's writers hold across
+    /// their commits: a write commits either before the scan (and is in it)
+    /// or after the snapshot exists (and records itself there), so it is
+    /// never reported a second time. The version is read before the scan,
+    /// so another process's commit in between is looked at again, not lost.
+    fn first_look(&self, conn: &rusqlite::Connection) -> i64 {
+        let mut guard = self.lock();
+        let version = data_version(conn).unwrap_or(0);
+        match scan(conn) {
+            Ok(rows) => *guard = Some(rows),
+            Err(err) => log::error!("SQLite change poller cannot read the models: {err}"),
+        }
+        version
     }
 
     /// Models that are new or changed since the last look.
