@@ -31,6 +31,7 @@
 # mutants not caught there (cargo-mutants --iterate). MUTANTS_QUICK=1 runs
 # only the mutated crate's own tests: a cheap first pass whose survivors a
 # following MUTANTS_ITERATE=1 run tests with the group's whole set.
+# MUTANTS_RE=FILE tests only the mutants whose names match a line of FILE.
 # AIMM_TESTS_REBUILD=1 makes the cross-crate tests rebuild the CLI and the
 # plugin libraries from the mutated source before they run (cargo test
 # alone would test the unmutated .so of the last build).
@@ -110,13 +111,13 @@ import collections, json, pathlib, sys
 out = pathlib.Path(sys.argv[1])
 names = {"CaughtMutant": "caught", "MissedMutant": "missed",
          "Timeout": "timeout", "Unviable": "unviable"}
-def key(mutant, seen):
-    """The mutant's name without its line and column, and which of the
-    same name in its file it is: edits above it between runs move it."""
+def key(mutant):
+    """The mutant without its line: lines added above it between runs move
+    it, but leave its function, column and replacement alone."""
+    column = mutant["span"]["start"]["column"]
+    function = (mutant.get("function") or {}).get("function_name", "")
     _, _, rest = mutant["name"].partition(": ")
-    base = (mutant["file"], mutant["function"]["function_name"] if mutant.get("function") else "", rest)
-    seen[base] += 1
-    return (*base, seen[base])
+    return (mutant["file"], function, column, rest)
 
 latest = {}
 runs = sorted((out / "runs").glob("*")) if (out / "runs").exists() else []
@@ -124,13 +125,12 @@ for run in [*runs, out / "mutants.out"]:
     path = run / "outcomes.json"
     if not path.exists():
         continue
-    seen = collections.Counter()
     for outcome in json.loads(path.read_text())["outcomes"]:
         scenario = outcome["scenario"]
         if isinstance(scenario, dict) and "Mutant" in scenario:
             mutant = scenario["Mutant"]
             summary = names.get(outcome["summary"], outcome["summary"])
-            latest[key(mutant, seen)] = (mutant["file"], summary, mutant["name"])
+            latest[key(mutant)] = (mutant["file"], summary, mutant["name"])
 counts = collections.defaultdict(collections.Counter)
 for file, summary, _ in latest.values():
     counts[file][summary] += 1
@@ -201,6 +201,13 @@ for spec in "${groups[@]}"; do
     for arg in "${test_args[@]}"; do cargo_test_args+=("--cargo-test-arg=$arg"); done
     shard_args=()
     [ -z "${MUTANTS_SHARD:-}" ] || shard_args=(--shard "$MUTANTS_SHARD")
+    # MUTANTS_RE: a file of regexes (one per line, against the names
+    # `cargo mutants --list` prints) to test only those mutants.
+    if [ -n "${MUTANTS_RE:-}" ]; then
+        while IFS= read -r re; do
+            [ -z "$re" ] || shard_args+=(--re "$re")
+        done <"$MUTANTS_RE"
+    fi
     # The baseline: the unmutated tree must pass the group's tests. Run here,
     # not by cargo-mutants, whose baseline tests only the mutated package
     # (27.1 ignores --test-package there); it also leaves the group's build
