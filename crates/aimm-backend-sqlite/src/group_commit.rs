@@ -193,61 +193,41 @@ mod tests {
         assert_eq!(batches.load(Ordering::SeqCst), 1);
     }
 
+    /// Queued creates of `lens` bytes each, and the receivers that keep
+    /// their reply channels open.
+    fn queued(lens: &[usize]) -> (VecDeque<Pending>, Vec<Receiver<Result<Model>>>) {
+        lens.iter()
+            .map(|&len| {
+                let (reply, result) = sync_channel(1);
+                let pending = Pending {
+                    kind: WriteKind::Create,
+                    model: Model::new(0, "t", vec![0; len]),
+                    reply,
+                };
+                (pending, result)
+            })
+            .unzip()
+    }
+
     #[test]
     fn a_batch_holds_at_most_its_count_and_bytes_but_always_its_first_write() {
-        let mut pending = VecDeque::new();
-        let mut replies = Vec::new();
-        for len in [MAX_BATCH_BYTES + 1, 1, 1] {
-            let (reply, result) = sync_channel(1);
-            pending.push_back(Pending {
-                kind: WriteKind::Create,
-                model: Model::new(0, "t", vec![0; len]),
-                reply,
-            });
-            replies.push(result);
-        }
+        let (mut pending, _replies) = queued(&[MAX_BATCH_BYTES + 1, 1, 1]);
         assert_eq!(
             take_batch(&mut pending).len(),
             1,
             "an oversized first write goes alone"
         );
         assert_eq!(take_batch(&mut pending).len(), 2);
-        for _ in 0..MAX_BATCH_WRITES + 1 {
-            let (reply, result) = sync_channel(1);
-            pending.push_back(Pending {
-                kind: WriteKind::Create,
-                model: Model::new(0, "t", vec![]),
-                reply,
-            });
-            replies.push(result);
-        }
-        assert_eq!(take_batch(&mut pending).len(), MAX_BATCH_WRITES);
-        assert_eq!(take_batch(&mut pending).len(), 1);
-        let mut exact = VecDeque::new();
-        for len in [MAX_BATCH_BYTES / 2, MAX_BATCH_BYTES / 2, 1] {
-            let (reply, result) = sync_channel(1);
-            exact.push_back(Pending {
-                kind: WriteKind::Create,
-                model: Model::new(0, "t", vec![0; len]),
-                reply,
-            });
-            replies.push(result);
-        }
+        let (mut many, _replies) = queued(&[0; MAX_BATCH_WRITES + 1]);
+        assert_eq!(take_batch(&mut many).len(), MAX_BATCH_WRITES);
+        assert_eq!(take_batch(&mut many).len(), 1);
+        let (mut exact, _replies) = queued(&[MAX_BATCH_BYTES / 2, MAX_BATCH_BYTES / 2, 1]);
         assert_eq!(
             take_batch(&mut exact).len(),
             2,
             "exactly MAX_BATCH_BYTES fits"
         );
-        let mut over = VecDeque::new();
-        for len in [MAX_BATCH_BYTES / 2, MAX_BATCH_BYTES / 2 + 1] {
-            let (reply, result) = sync_channel(1);
-            over.push_back(Pending {
-                kind: WriteKind::Create,
-                model: Model::new(0, "t", vec![0; len]),
-                reply,
-            });
-            replies.push(result);
-        }
+        let (mut over, _replies) = queued(&[MAX_BATCH_BYTES / 2, MAX_BATCH_BYTES / 2 + 1]);
         assert_eq!(take_batch(&mut over).len(), 1, "one byte more does not fit");
     }
 

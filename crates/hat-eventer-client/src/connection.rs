@@ -339,17 +339,7 @@ mod tests {
     #[tokio::test]
     async fn the_peer_s_messages_arrive_and_its_pings_are_answered() {
         let (_sender, mut incoming, mut peer) = pair().await;
-        let ping = Msg {
-            id: 1,
-            first: 1,
-            owner: true,
-            token: true,
-            last: false,
-            data: Data {
-                data_type: PING.into(),
-                data: Vec::new(),
-            },
-        };
+        let ping = msg(1);
         peer.write_all(&ping.to_frame()).await.unwrap();
         let pong = within(read_frame(&mut peer, 1 << 20)).await.unwrap();
         assert_eq!(pong.data.data_type, PONG);
