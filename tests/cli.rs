@@ -336,6 +336,31 @@ fn a_file_that_is_not_sqlite_is_refused_and_left_alone() {
 }
 
 #[test]
+fn a_path_starting_with_file_colon_is_a_file_name_as_for_python() {
+    // Python's backend opens `file:{path}?nolock=1` as a URI, so a
+    // configured `file:models.db` is the file of that name, not `models.db`.
+    let work = tempfile::tempdir().unwrap();
+    let conf = write_file(
+        work.path(),
+        "c.yaml",
+        "backend:\n  module: aimm.server.backend.sqlite\n  path: file:models.db\n",
+    );
+    let model = write_file(work.path(), "m.bin", "bytes");
+    let output = run_expecting(
+        cli(work.path())
+            .current_dir(work.path())
+            .arg("--conf")
+            .arg(&conf)
+            .args(["put", "t"])
+            .arg(&model),
+        0,
+    );
+    assert_eq!(output.stdout, b"1\n");
+    assert!(work.path().join("file:models.db").is_file());
+    assert!(!work.path().join("models.db").exists());
+}
+
+#[test]
 fn a_models_table_of_another_shape_is_refused() {
     let work = tempfile::tempdir().unwrap();
     let db = work.path().join("other.db");

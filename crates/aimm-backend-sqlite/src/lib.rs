@@ -36,6 +36,20 @@
 //! registered, a thread also polls the file (every 200 ms) for commits by
 //! other processes and reports models that are new or whose type or size
 //! changed; an update by another process that keeps both is not seen.
+//! Once the last listener is unregistered, or the backend is closed, the
+//! poller has ended before the call returns: no listener hears of anything
+//! after that.
+//!
+//! # Large models
+//!
+//! Models of 1 MiB or more are written and read through SQLite's incremental
+//! blob I/O, so a write never holds a second copy of the bytes (bound to a
+//! statement, SQLite would hold two) and a read allocates only the result.
+//!
+//! # The path
+//!
+//! `path` is a file name, as the Python backend reads it: `file:x.db` is the
+//! file of that name, not a SQLite URI.
 //!
 //! # Example
 //!

@@ -55,8 +55,11 @@ impl SqliteBackend {
         let path = conf.path.clone();
         let existed = prepare_path(&path)?;
         let read_only = existed && is_read_only(&path);
-        let writer = open_connection(&conf, read_only)?;
+        let writer = connect(&conf, read_only)?;
+        // Before any pragma: those fail on a file that is not SQLite too, but
+        // with a message about the pragma rather than about the file.
         check_is_database(&writer, &path)?;
+        configure(&writer, &conf)?;
         set_journal_mode(&writer, &conf, existed, read_only)?;
         ensure_models_table(&writer, &path, read_only)?;
         log::debug!(
@@ -207,7 +210,7 @@ impl SqliteBackend {
         let lens: Vec<usize> = rows.iter().map(|row| byte_len(row.2)).collect();
         std::thread::scope(|scope| {
             let (sender, batches) = std::sync::mpsc::sync_channel(PREPARED_BATCHES_AHEAD);
-            if total >= PARALLEL_PREPARE_BYTES {
+            if prepared_in_parallel(total) {
                 // If the thread cannot start, `sender` is dropped with the
                 // closure and the reader prepares its own buffers.
                 let _ = std::thread::Builder::new()
@@ -241,6 +244,13 @@ impl SqliteBackend {
             Ok(models)
         })
     }
+}
+
+/// Whether `get_models` of `total` bytes has a second thread prepare its
+/// buffers: below [`PARALLEL_PREPARE_BYTES`], starting it costs more than it
+/// saves.
+fn prepared_in_parallel(total: usize) -> bool {
+    total >= PARALLEL_PREPARE_BYTES
 }
 
 /// Sends buffers for `lens`, in order, in batches of about
@@ -311,17 +321,46 @@ fn is_read_only(path: &Path) -> bool {
         .unwrap_or(false)
 }
 
+/// A connection to the store's file, configured for use.
 pub(crate) fn open_connection(conf: &SqliteConfig, read_only: bool) -> Result<Connection> {
-    let mut flags = OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
-    flags |= if read_only {
+    let conn = connect(conf, read_only)?;
+    configure(&conn, conf)?;
+    Ok(conn)
+}
+
+/// Opens the file itself.
+fn connect(conf: &SqliteConfig, read_only: bool) -> Result<Connection> {
+    let access = if read_only {
         OpenFlags::SQLITE_OPEN_READ_ONLY
     } else {
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE
     };
-    let conn = Connection::open_with_flags(&conf.path, flags)
-        .map_err(|err| sql_error(&conf.path, "opening", conf, err))?;
+    // NO_MUTEX: each connection is used by one thread at a time.
+    let conn = Connection::open_with_flags(
+        file_name(&conf.path),
+        access | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|err| sql_error(&conf.path, "opening", conf, err))?;
     conn.busy_timeout(conf.busy_timeout())
         .map_err(|err| sql_error(&conf.path, "setting the busy timeout", conf, err))?;
+    Ok(conn)
+}
+
+/// `path` as SQLite must be given it to open the file of that name. The
+/// bundled SQLite is built to read a name starting with `file:` as a URI;
+/// the Python backend opens `file:{path}?nolock=1`, so for it a configured
+/// `file:x.db` is the file named `file:x.db` in the working directory, and
+/// `./` keeps it so here.
+fn file_name(path: &Path) -> std::borrow::Cow<'_, Path> {
+    if path.as_os_str().as_encoded_bytes().starts_with(b"file:") {
+        Path::new(".").join(path).into()
+    } else {
+        path.into()
+    }
+}
+
+/// The settings every connection of the store runs with.
+fn configure(conn: &Connection, conf: &SqliteConfig) -> Result<()> {
     // After a checkpoint, cut the WAL (or a persisted journal) back to 64 MiB:
     // one large model must not leave a journal of its size on disk for good.
     conn.pragma_update(None, "journal_size_limit", 64i64 << 20)
@@ -330,8 +369,7 @@ pub(crate) fn open_connection(conf: &SqliteConfig, read_only: bool) -> Result<Co
     // mode so is the directory once the journal is deleted: without that, a
     // power cut can bring the journal back and undo an acknowledged commit.
     conn.pragma_update(None, "synchronous", "EXTRA")
-        .map_err(|err| sql_error(&conf.path, "setting synchronous=EXTRA", conf, err))?;
-    Ok(conn)
+        .map_err(|err| sql_error(&conf.path, "setting synchronous=EXTRA", conf, err))
 }
 
 fn check_is_database(conn: &Connection, path: &Path) -> Result<()> {
@@ -469,6 +507,13 @@ fn sql_error(path: &Path, doing: &str, conf: &SqliteConfig, err: rusqlite::Error
     ))
 }
 
+/// Whether a model of `len` bytes is written through incremental blob I/O
+/// (from [`LARGE_BLOB`] on) rather than bound to one statement, which makes
+/// SQLite copy the bytes (twice: the bound value and the record) first.
+fn written_in_chunks(len: usize) -> bool {
+    len >= LARGE_BLOB
+}
+
 /// Inserts (or, with `id`, imports) a model; returns its id.
 fn insert(
     conn: &Connection,
@@ -476,7 +521,7 @@ fn insert(
     model_type: &str,
     bytes: &[u8],
 ) -> rusqlite::Result<InstanceId> {
-    let id = if bytes.len() >= LARGE_BLOB {
+    let id = if written_in_chunks(bytes.len()) {
         let mut stmt = conn.prepare_cached(
             "INSERT INTO models (id, type, instance) VALUES (?1, ?2, zeroblob(?3))",
         )?;
@@ -507,7 +552,7 @@ fn replace(
     model_type: &str,
     bytes: &[u8],
 ) -> rusqlite::Result<bool> {
-    if bytes.len() < LARGE_BLOB {
+    if !written_in_chunks(bytes.len()) {
         let mut stmt =
             conn.prepare_cached("UPDATE models SET type = ?1, instance = ?2 WHERE id = ?3")?;
         return Ok(stmt.execute(rusqlite::params![model_type, bytes, id])? > 0);
@@ -776,7 +821,140 @@ fn read_model(conn: &Connection, id: InstanceId) -> rusqlite::Result<Option<Mode
 #[cfg(test)]
 mod tests {
     use super::*;
+    use aimm_backend_api::{event_type, ROption, Timestamp};
     use rusqlite::ffi;
+    use std::sync::mpsc;
+
+    fn open_store() -> (tempfile::TempDir, SqliteBackend) {
+        let dir = tempfile::tempdir().unwrap();
+        let backend = SqliteBackend::open(SqliteConfig::new(dir.path().join("m.db"))).unwrap();
+        (dir, backend)
+    }
+
+    fn idle_readers(backend: &SqliteBackend) -> usize {
+        backend.readers.lock().unwrap().len()
+    }
+
+    /// Reads with `depth` reader connections open at once.
+    fn nested_reads(backend: &SqliteBackend, depth: usize) {
+        if depth > 0 {
+            backend
+                .with_reader(|_| {
+                    nested_reads(backend, depth - 1);
+                    Ok(())
+                })
+                .unwrap();
+        }
+    }
+
+    #[test]
+    fn a_reader_connection_is_kept_for_the_next_read_and_at_most_four_are_kept() {
+        let (_dir, backend) = open_store();
+        assert_eq!(idle_readers(&backend), 0);
+        backend.list_models().unwrap();
+        assert_eq!(idle_readers(&backend), 1);
+        backend.list_models().unwrap();
+        assert_eq!(idle_readers(&backend), 1, "the idle one was reused");
+        nested_reads(&backend, 6);
+        assert_eq!(idle_readers(&backend), MAX_IDLE_READERS);
+        assert_eq!(MAX_IDLE_READERS, 4);
+        backend.close().unwrap();
+        assert_eq!(idle_readers(&backend), 0, "close lets them go");
+    }
+
+    #[test]
+    fn models_from_1_mib_on_are_written_in_chunks() {
+        assert!(!written_in_chunks(0));
+        assert!(!written_in_chunks((1 << 20) - 1));
+        assert!(written_in_chunks(1 << 20));
+        assert!(written_in_chunks(usize::MAX));
+    }
+
+    #[test]
+    fn buffers_are_prepared_in_parallel_from_8_mib_on() {
+        assert!(!prepared_in_parallel(0));
+        assert!(!prepared_in_parallel((8 << 20) - 1));
+        assert!(prepared_in_parallel(8 << 20));
+    }
+
+    #[test]
+    fn prepared_buffers_come_in_order_in_batches_of_about_1_mib() {
+        let lens = [600_000, 600_000, 0, 1 << 20, (1 << 20) - 1, 1, 5];
+        let (sender, batches) = mpsc::sync_channel(lens.len());
+        prepare_batches(&lens, &sender);
+        drop(sender);
+        let batches: Vec<Vec<usize>> = batches
+            .iter()
+            .map(|batch| batch.iter().map(|buffer| buffer.len()).collect())
+            .collect();
+        assert_eq!(
+            batches,
+            [
+                vec![600_000, 600_000],
+                vec![0, 1 << 20],
+                vec![(1 << 20) - 1, 1],
+                vec![5]
+            ]
+        );
+    }
+
+    /// The warnings logged while `f` runs (from any thread of this test
+    /// binary, so callers look for their own).
+    fn warnings_during(f: impl FnOnce()) -> Vec<String> {
+        struct Capture(Mutex<Vec<String>>);
+        impl log::Log for Capture {
+            fn enabled(&self, metadata: &log::Metadata) -> bool {
+                metadata.level() <= log::Level::Warn
+            }
+            fn log(&self, record: &log::Record) {
+                if self.enabled(record.metadata()) {
+                    self.0.lock().unwrap().push(record.args().to_string());
+                }
+            }
+            fn flush(&self) {}
+        }
+        static CAPTURE: Capture = Capture(Mutex::new(Vec::new()));
+        static SERIAL: Mutex<()> = Mutex::new(());
+        let _serial = SERIAL.lock().unwrap_or_else(PoisonError::into_inner);
+        let _ = log::set_logger(&CAPTURE);
+        log::set_max_level(log::LevelFilter::Warn);
+        CAPTURE.0.lock().unwrap().clear();
+        f();
+        std::mem::take(&mut *CAPTURE.0.lock().unwrap())
+    }
+
+    #[test]
+    fn events_are_ignored_with_a_warning_that_says_so() {
+        let (_dir, backend) = open_store();
+        let event = Event {
+            id: aimm_backend_api::EventId {
+                server: 1,
+                session: 1,
+                instance: 1,
+            },
+            event_type: event_type(["a"]),
+            timestamp: Timestamp { s: 0, us: 0 },
+            source_timestamp: ROption::RNone,
+            payload: ROption::RNone,
+        };
+        let about_events = |lines: Vec<String>| {
+            lines
+                .into_iter()
+                .filter(|line| line.starts_with("SQLite backend got"))
+                .collect::<Vec<_>>()
+        };
+        let lines = warnings_during(|| {
+            backend
+                .process_events(vec![event.clone(), event].into())
+                .unwrap()
+        });
+        assert_eq!(
+            about_events(lines),
+            ["SQLite backend got 2 events; it subscribes to none and ignores them"]
+        );
+        let lines = warnings_during(|| backend.process_events(RVec::new()).unwrap());
+        assert_eq!(about_events(lines), Vec::<String>::new(), "none for none");
+    }
 
     fn failure(code: std::os::raw::c_int) -> rusqlite::Error {
         rusqlite::Error::SqliteFailure(ffi::Error::new(code), None)

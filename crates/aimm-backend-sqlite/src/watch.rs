@@ -11,8 +11,9 @@
 use crate::config::SqliteConfig;
 use aimm_backend_api::{InstanceId, ListenerRegistry, Model};
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 /// How often the file is checked for other processes' commits.
@@ -24,10 +25,18 @@ pub(crate) type Snapshot = BTreeMap<InstanceId, (String, i64)>;
 /// The shared state of the poller.
 #[derive(Default)]
 pub(crate) struct Watch {
-    running: AtomicBool,
-    stop: Arc<AtomicBool>,
+    poller: Mutex<Option<Running>>,
     /// `None` while no poller runs; writers then skip the bookkeeping.
     snapshot: Arc<Mutex<Option<Snapshot>>>,
+}
+
+/// A started poller. Each start has its own stop channel, so a poller
+/// stopped just before another starts cannot be revived by it.
+struct Running {
+    /// Never sent on: dropping it wakes the poller, even mid-interval, and
+    /// ends it.
+    stop: mpsc::Sender<()>,
+    thread: JoinHandle<()>,
 }
 
 impl Watch {
@@ -44,14 +53,13 @@ impl Watch {
         listeners: &Arc<ListenerRegistry>,
         read: fn(&rusqlite::Connection, InstanceId) -> rusqlite::Result<Option<Model>>,
     ) {
-        if self.running.swap(true, Ordering::SeqCst) {
+        let mut running = self.poller.lock().unwrap_or_else(PoisonError::into_inner);
+        if running.is_some() {
             return;
         }
-        self.stop.store(false, Ordering::SeqCst);
         let poller = Poller {
             listeners: listeners.clone(),
             snapshot: self.snapshot.clone(),
-            stop: self.stop.clone(),
             read,
         };
         // The first look is taken here, before the listener's registration
@@ -60,24 +68,41 @@ impl Watch {
             Ok(conn) => conn,
             Err(err) => {
                 log::error!("SQLite change poller cannot open the file: {err}");
-                self.running.store(false, Ordering::SeqCst);
                 return;
             }
         };
         let version = poller.first_look(&conn);
+        let (stop, stopped) = mpsc::channel();
         let spawned = std::thread::Builder::new()
             .name("aimm-sqlite-watch".into())
-            .spawn(move || poller.run(conn, version));
-        if let Err(err) = spawned {
-            log::error!("cannot start the SQLite change poller: {err}");
-            self.running.store(false, Ordering::SeqCst);
+            .spawn(move || poller.run(conn, version, stopped));
+        match spawned {
+            Ok(thread) => *running = Some(Running { stop, thread }),
+            Err(err) => {
+                log::error!("cannot start the SQLite change poller: {err}");
+                *self.lock() = None;
+            }
         }
     }
 
-    /// Stops the poller (it exits at its next tick).
+    /// Stops the poller and waits for it to end, so that no listener is
+    /// called after this returns (unless this is called from the poller's
+    /// own listener call, which cannot wait for itself: the poller then ends
+    /// after that round).
     pub(crate) fn stop(&self) {
-        self.stop.store(true, Ordering::SeqCst);
-        self.running.store(false, Ordering::SeqCst);
+        let running = self
+            .poller
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        let Some(Running { stop, thread }) = running else {
+            return;
+        };
+        drop(stop);
+        if thread.thread().id() != std::thread::current().id() {
+            let _ = thread.join();
+        }
+        *self.lock() = None;
     }
 }
 
@@ -90,14 +115,12 @@ impl Drop for Watch {
 struct Poller {
     listeners: Arc<ListenerRegistry>,
     snapshot: Arc<Mutex<Option<Snapshot>>>,
-    stop: Arc<AtomicBool>,
     read: fn(&rusqlite::Connection, InstanceId) -> rusqlite::Result<Option<Model>>,
 }
 
 impl Poller {
-    fn run(self, conn: rusqlite::Connection, mut version: i64) {
-        while !self.stop.load(Ordering::SeqCst) {
-            std::thread::sleep(POLL_INTERVAL);
+    fn run(self, conn: rusqlite::Connection, mut version: i64, stop: mpsc::Receiver<()>) {
+        while let Err(RecvTimeoutError::Timeout) = stop.recv_timeout(POLL_INTERVAL) {
             match data_version(&conn) {
                 Ok(now) if now != version => {
                     version = now;
@@ -109,7 +132,6 @@ impl Poller {
                 Err(err) => log::warn!("SQLite change poller: {err}"),
             }
         }
-        *self.lock() = None;
     }
 
     fn lock(&self) -> MutexGuard<'_, Option<Snapshot>> {

@@ -43,7 +43,15 @@ fn a_file_that_is_not_sqlite_is_refused_and_left_alone() {
     let text = "not a database\n".repeat(100);
     std::fs::write(&path, &text).unwrap();
     let err = open_err(SqliteConfig::new(&path));
-    assert!(err.message.contains("is not a SQLite database"), "{err}");
+    // The store's own check, not a pragma's failure, says so first.
+    assert!(
+        err.message.contains(&format!(
+            "{} is not a SQLite database (SQLite says: file is not a database); \
+             expected a SQLite file or a path where one can be created",
+            path.display()
+        )),
+        "{err}"
+    );
     assert_eq!(std::fs::read_to_string(&path).unwrap(), text);
 }
 

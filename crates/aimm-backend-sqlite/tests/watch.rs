@@ -4,9 +4,40 @@
 
 use aimm_backend_api::{Backend, Model};
 use aimm_backend_sqlite::{SqliteBackend, SqliteConfig};
-use std::sync::mpsc;
-use std::sync::Arc;
+use std::sync::{mpsc, Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
+
+/// One test at a time: `pollers` counts the threads of the whole process.
+fn serial() -> MutexGuard<'static, ()> {
+    static SERIAL: Mutex<()> = Mutex::new(());
+    SERIAL.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The change pollers running in this process (threads named
+/// `aimm-sqlite-watch`, which the kernel cuts to 15 bytes).
+fn pollers() -> usize {
+    std::fs::read_dir("/proc/self/task")
+        .expect("/proc/self/task")
+        .filter(|task| {
+            let comm = task.as_ref().unwrap().path().join("comm");
+            std::fs::read_to_string(comm).is_ok_and(|name| name.starts_with("aimm-sqlite-wat"))
+        })
+        .count()
+}
+
+/// Waits until `n` pollers run: a thread takes its name a moment after it
+/// starts and leaves `/proc` a moment after it has been joined.
+fn await_pollers(n: usize, what: &str) {
+    let deadline = std::time::Instant::now() + HEARD_WITHIN;
+    while pollers() != n {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} pollers instead of {n} {what} after {HEARD_WITHIN:?}",
+            pollers()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
 
 /// Well above the poll interval (200 ms), for a loaded machine.
 const HEARD_WITHIN: Duration = Duration::from_secs(20);
@@ -29,6 +60,7 @@ fn next(changes: &mpsc::Receiver<Model>, what: &str) -> Model {
 
 #[test]
 fn other_connections_changes_are_reported_with_their_bytes_and_own_writes_once() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("watched.db");
     let ours = SqliteBackend::open(SqliteConfig::new(&path)).unwrap();
@@ -61,4 +93,47 @@ fn other_connections_changes_are_reported_with_their_bytes_and_own_writes_once()
         changes.recv_timeout(Duration::from_millis(600)).is_err(),
         "reported after the listener was unregistered"
     );
+}
+
+#[test]
+fn a_closed_backend_stops_watching_the_file() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("watched.db");
+    let ours = SqliteBackend::open(SqliteConfig::new(&path)).unwrap();
+    let theirs = SqliteBackend::open(SqliteConfig::new(&path)).unwrap();
+    let (_registration, changes) = listen(&ours);
+    let before = theirs
+        .create_model("before".into(), vec![1].into())
+        .unwrap();
+    assert_eq!(next(&changes, "a create before close"), before);
+
+    ours.close().unwrap();
+    theirs.create_model("after".into(), vec![2].into()).unwrap();
+    // Five poll intervals: a poller still running would have reported it.
+    assert!(
+        changes.recv_timeout(Duration::from_secs(1)).is_err(),
+        "reported after the backend was closed"
+    );
+}
+
+#[test]
+fn a_listener_registered_right_after_the_last_one_left_gets_one_poller() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("watched.db");
+    let ours = SqliteBackend::open(SqliteConfig::new(&path)).unwrap();
+    let theirs = SqliteBackend::open(SqliteConfig::new(&path)).unwrap();
+    await_pollers(0, "before the test");
+    let (first, _) = listen(&ours);
+    await_pollers(1, "with a listener");
+    ours.unregister_model_change_cb(first).unwrap();
+    let (_second, changes) = listen(&ours);
+    let created = theirs.create_model("t".into(), vec![1].into()).unwrap();
+    assert_eq!(next(&changes, "a create after re-registering"), created);
+    assert!(
+        changes.recv_timeout(Duration::from_secs(1)).is_err(),
+        "a change was reported twice"
+    );
+    assert_eq!(pollers(), 1, "the first listener's poller was stopped");
 }
