@@ -4,6 +4,7 @@ use crate::error::ConfigError;
 use crate::schema::{self, Violation};
 use serde::Deserialize;
 use serde_json::Value;
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -15,7 +16,6 @@ const BACKEND_SCHEMA: &str = include_str!("../../../schemas_json/server/backend/
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     origin: String,
-    dir: Option<PathBuf>,
     document: Value,
     hat: HatConfig,
 }
@@ -65,9 +65,7 @@ impl ServerConfig {
             path: path.to_path_buf(),
             source,
         })?;
-        let mut config = Self::from_yaml(&text, &path.display().to_string())?;
-        config.dir = path.parent().map(Path::to_path_buf);
-        Ok(config)
+        Self::from_yaml(&text, &path.display().to_string())
     }
 
     /// Parses and validates YAML `text`; `origin` names it in messages.
@@ -106,7 +104,6 @@ impl ServerConfig {
         };
         Ok(ServerConfig {
             origin: origin.to_string(),
-            dir: None,
             document,
             hat,
         })
@@ -154,20 +151,21 @@ impl ServerConfig {
     pub fn document(&self) -> &Value {
         &self.document
     }
-
-    /// The directory of the config file, if it came from a file.
-    pub fn dir(&self) -> Option<&Path> {
-        self.dir.as_deref()
-    }
 }
 
 /// The per-user store of the embedded default config:
 /// `$XDG_DATA_HOME/aimm/models.db`, else `~/.local/share/aimm/models.db`.
 pub fn default_store_path() -> PathBuf {
-    let data_home = std::env::var_os("XDG_DATA_HOME")
+    store_path_in(std::env::var_os("XDG_DATA_HOME"), std::env::var_os("HOME"))
+}
+
+/// [`default_store_path`] for these values of `XDG_DATA_HOME` and `HOME`. A
+/// relative `XDG_DATA_HOME` is ignored, as the XDG spec says.
+fn store_path_in(xdg_data_home: Option<OsString>, home: Option<OsString>) -> PathBuf {
+    let data_home = xdg_data_home
         .map(PathBuf::from)
         .filter(|p| p.is_absolute())
-        .or_else(|| std::env::var_os("HOME").map(|home| Path::new(&home).join(".local/share")))
+        .or_else(|| home.map(|home| Path::new(&home).join(".local/share")))
         .unwrap_or_else(|| PathBuf::from("."));
     data_home.join("aimm").join("models.db")
 }
@@ -233,6 +231,48 @@ mod tests {
         let config = ServerConfig::from_yaml("backend: {module: m}\n", "t").unwrap();
         assert!(config.hat().eventer_server.is_none());
         assert!(config.hat().monitor_component.is_none());
+    }
+
+    #[test]
+    fn a_config_file_is_named_by_its_path_and_keeps_its_whole_document() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("server.yaml");
+        std::fs::write(&path, "name: s\nbackend: {module: m, path: x.db}\n").unwrap();
+        let config = ServerConfig::from_file(&path).unwrap();
+        assert_eq!(config.origin(), path.display().to_string());
+        assert_eq!(
+            config.document(),
+            &serde_json::json!({"name": "s", "backend": {"module": "m", "path": "x.db"}})
+        );
+        let err = ServerConfig::from_file(&dir.path().join("none.yaml")).unwrap_err();
+        assert!(matches!(err, ConfigError::Read { .. }), "{err}");
+    }
+
+    #[test]
+    fn the_default_store_is_under_the_xdg_data_home_else_under_home() {
+        let path = |xdg: Option<&str>, home: Option<&str>| {
+            store_path_in(xdg.map(Into::into), home.map(Into::into))
+        };
+        assert_eq!(
+            path(Some("/xdg"), Some("/home/u")),
+            Path::new("/xdg/aimm/models.db")
+        );
+        assert_eq!(
+            path(Some("relative"), Some("/home/u")),
+            Path::new("/home/u/.local/share/aimm/models.db")
+        );
+        assert_eq!(
+            path(None, Some("/home/u")),
+            Path::new("/home/u/.local/share/aimm/models.db")
+        );
+        assert_eq!(path(None, None), Path::new("./aimm/models.db"));
+        assert!(default_store_path().ends_with("aimm/models.db"));
+        let embedded = ServerConfig::embedded_default();
+        assert_eq!(embedded.origin(), "<embedded default>");
+        assert_eq!(
+            embedded.backend()["path"],
+            default_store_path().to_string_lossy().as_ref()
+        );
     }
 
     #[test]

@@ -12,7 +12,7 @@
 use crate::error::{ConfigError, LoadError};
 use crate::schema;
 use abi_stable::library::{lib_header_from_path, LibraryError, RootModule};
-use abi_stable::sabi_types::VersionStrings;
+use abi_stable::sabi_types::{VersionNumber, VersionStrings};
 use aimm_backend_api::{
     BackendError, BackendModuleRef, EventType, FFI_Host, ForeignBackend, Host, API_VERSION,
 };
@@ -252,8 +252,7 @@ fn check_api_version(path: &Path, plugin: VersionStrings) -> Result<(), LoadErro
         (Ok(plugin), Ok(host)) => (plugin, host),
         _ => return Err(incompatible()),
     };
-    let same_line = plugin.major == host.major && (host.major != 0 || plugin.minor == host.minor);
-    if same_line {
+    if same_line(plugin, host) {
         Ok(())
     } else {
         Err(incompatible())
@@ -261,8 +260,18 @@ fn check_api_version(path: &Path, plugin: VersionStrings) -> Result<(), LoadErro
 }
 
 /// abi_stable's rule: same major version, and same minor while major is 0.
+fn same_line(plugin: VersionNumber, host: VersionNumber) -> bool {
+    plugin.major == host.major && (host.major != 0 || plugin.minor == host.minor)
+}
+
+/// The plugin API versions this loader accepts, for messages.
 fn compatible_range() -> String {
-    let mut parts = API_VERSION.split('.');
+    range_of(API_VERSION)
+}
+
+/// The versions on [`same_line`] with `version`: `0.2.x`, or `1.x`.
+fn range_of(version: &str) -> String {
+    let mut parts = version.split('.');
     let major = parts.next().unwrap_or("0");
     let minor = parts.next().unwrap_or("0");
     if major == "0" {
@@ -282,5 +291,121 @@ fn first_lines(text: &str, n: usize) -> String {
             lines[..n].join("\n"),
             lines.len() - n
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn format_error(bytes: &[u8]) -> Result<(), String> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("libx.so");
+        std::fs::write(&path, bytes).unwrap();
+        check_binary_format(&path).map_err(|err| match err {
+            LoadError::NotSharedLibrary { found, .. } => found,
+            other => panic!("expected NotSharedLibrary, got {other:?}"),
+        })
+    }
+
+    #[test]
+    fn shared_library_formats_pass_the_first_check() {
+        for magic in [
+            &b"\x7fELF\x02\x01"[..],
+            b"\xcf\xfa\xed\xfe",
+            b"\xca\xfe\xba\xbe",
+            b"MZ",
+        ] {
+            assert_eq!(format_error(magic), Ok(()), "{magic:02x?}");
+        }
+    }
+
+    #[test]
+    fn other_files_are_refused_saying_what_they_look_like() {
+        assert_eq!(format_error(b"").unwrap_err(), "the file is empty");
+        assert_eq!(
+            format_error(b"not a library").unwrap_err(),
+            "it starts like a text file"
+        );
+        assert_eq!(
+            format_error(b"\x00\x01\x02\x03\x04").unwrap_err(),
+            "unknown file format, first bytes [00, 01, 02, 03]"
+        );
+        assert_eq!(
+            format_error(b"\x7fEL").unwrap_err(),
+            "unknown file format, first bytes [7f, 45, 4c]"
+        );
+    }
+
+    #[test]
+    fn a_file_that_cannot_be_read_is_an_open_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = check_binary_format(&dir.path().join("missing.so")).unwrap_err();
+        assert!(matches!(err, LoadError::Open { .. }), "{err:?}");
+    }
+
+    fn version(text: &'static str) -> VersionNumber {
+        VersionStrings::new(text).parsed().unwrap()
+    }
+
+    #[test]
+    fn plugins_of_the_same_major_or_below_1_the_same_minor_version_are_compatible() {
+        for (plugin, host, compatible) in [
+            ("0.2.0", "0.2.0", true),
+            ("0.2.9", "0.2.1", true),
+            ("0.1.0", "0.2.0", false),
+            ("0.3.0", "0.2.0", false),
+            ("1.2.0", "0.2.0", false),
+            ("1.0.0", "1.4.2", true),
+            ("1.9.0", "1.4.2", true),
+            ("2.4.2", "1.4.2", false),
+            ("0.4.2", "1.4.2", false),
+        ] {
+            assert_eq!(
+                same_line(version(plugin), version(host)),
+                compatible,
+                "plugin {plugin}, host {host}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_compatible_range_is_named_as_abi_stable_reads_it() {
+        assert_eq!(range_of("0.2.0"), "0.2.x");
+        assert_eq!(range_of("1.4.2"), "1.x");
+        assert_eq!(compatible_range(), range_of(API_VERSION));
+    }
+
+    #[test]
+    fn a_plugin_of_another_api_version_is_refused_naming_both() {
+        let path = Path::new("/plugins/libold.so");
+        let host = VersionStrings::new(API_VERSION).parsed().unwrap();
+        let old = format!("{}.{}.0", host.major, host.minor + 1);
+        let old: &'static str = Box::leak(old.into_boxed_str());
+        match check_api_version(path, VersionStrings::new(old)) {
+            Err(LoadError::IncompatibleVersion {
+                found,
+                expected,
+                compatible,
+                ..
+            }) => {
+                assert_eq!(found, old);
+                assert_eq!(expected, API_VERSION);
+                assert_eq!(compatible, compatible_range());
+            }
+            other => panic!("expected IncompatibleVersion, got {other:?}"),
+        }
+        assert!(check_api_version(path, VersionStrings::new(API_VERSION)).is_ok());
+        assert!(matches!(
+            check_api_version(path, VersionStrings::new("not.a.version")),
+            Err(LoadError::IncompatibleVersion { .. })
+        ));
+    }
+
+    #[test]
+    fn long_details_are_cut_to_their_first_lines() {
+        assert_eq!(first_lines("a\nb", 2), "a\nb");
+        assert_eq!(first_lines("a\nb\nc\nd", 2), "a\nb\n  ... (2 more lines)");
+        assert_eq!(first_lines("", 2), "");
     }
 }

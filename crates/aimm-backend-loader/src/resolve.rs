@@ -36,8 +36,18 @@ impl SearchPath {
     /// `plugin_dirs`, then `AIMM_BACKEND_PATH`, then `builtin_dir` (where a
     /// host keeps the plugins it ships with, such as the Python wheel's).
     pub fn with_builtin_dir(plugin_dirs: &[PathBuf], builtin_dir: Option<PathBuf>) -> Self {
+        Self::from_parts(plugin_dirs, std::env::var_os(PATH_ENV), builtin_dir)
+    }
+
+    /// `plugin_dirs`, then the directories of `env_path` (a value of
+    /// [`PATH_ENV`]; empty entries skipped), then `builtin_dir`.
+    fn from_parts(
+        plugin_dirs: &[PathBuf],
+        env_path: Option<std::ffi::OsString>,
+        builtin_dir: Option<PathBuf>,
+    ) -> Self {
         let mut dirs: Vec<PathBuf> = plugin_dirs.to_vec();
-        if let Some(env) = std::env::var_os(PATH_ENV) {
+        if let Some(env) = env_path {
             dirs.extend(std::env::split_paths(&env).filter(|p| !p.as_os_str().is_empty()));
         }
         dirs.extend(builtin_dir);
@@ -154,6 +164,80 @@ mod tests {
         let err = search.resolve("foo").unwrap_err().to_string();
         assert!(err.contains("/nonexistent/a/libfoo.so"), "{err}");
         assert!(err.contains("/nonexistent/b/libfoo.so"), "{err}");
+    }
+
+    #[test]
+    fn plugin_dirs_come_first_then_the_environment_then_the_builtin_dir() {
+        let search = SearchPath::from_parts(
+            &["/p1".into(), "/p2".into()],
+            Some("/e1::/e2:".into()),
+            Some("/builtin".into()),
+        );
+        let expected: Vec<PathBuf> = ["/p1", "/p2", "/e1", "/e2", "/builtin"]
+            .iter()
+            .map(PathBuf::from)
+            .collect();
+        assert_eq!(search.dirs(), expected);
+        let bare = SearchPath::from_parts(&[], None, None);
+        assert!(bare.dirs().is_empty());
+    }
+
+    #[test]
+    fn names_with_a_slash_or_the_library_suffix_are_paths() {
+        assert!(looks_like_path("plugins/foo"));
+        assert!(looks_like_path("/abs/libfoo"));
+        assert!(looks_like_path("libfoo.so"));
+        assert!(!looks_like_path("foo"));
+        assert!(!looks_like_path("aimm.server.backend.sqlite"));
+    }
+
+    #[test]
+    fn a_path_is_used_as_it_is_or_named_when_missing() {
+        let dir = tempfile::tempdir().unwrap();
+        let library = dir.path().join("custom.so");
+        std::fs::write(&library, b"x").unwrap();
+        // No search directory: a path is not looked up.
+        let search = SearchPath::from_dirs(Vec::new());
+        let module = library.to_str().unwrap();
+        assert_eq!(search.resolve(module).unwrap(), library);
+        let missing = dir.path().join("missing.so");
+        match search.resolve(missing.to_str().unwrap()) {
+            Err(LoadError::NotFound { searched, .. }) => assert_eq!(searched, [missing]),
+            other => panic!("expected NotFound, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn candidates_are_the_library_files_first_occurrence_of_each_name_in_order() {
+        let a = tempfile::tempdir().unwrap();
+        let b = tempfile::tempdir().unwrap();
+        for name in [
+            "liby.so",
+            "libx.so",
+            "notes.txt",
+            "x.so",
+            "libz.so.1",
+            "libz.txt",
+        ] {
+            std::fs::write(a.path().join(name), b"a").unwrap();
+        }
+        std::fs::create_dir(a.path().join("libdir.so")).unwrap();
+        for name in ["libx.so", "libw.so"] {
+            std::fs::write(b.path().join(name), b"b").unwrap();
+        }
+        let search = SearchPath::from_dirs(vec![
+            a.path().into(),
+            "/nonexistent/plugins".into(),
+            b.path().into(),
+        ]);
+        assert_eq!(
+            search.candidate_libraries(),
+            [
+                a.path().join("libx.so"),
+                a.path().join("liby.so"),
+                b.path().join("libw.so"),
+            ]
+        );
     }
 
     #[test]
