@@ -170,7 +170,7 @@ impl StoreKind {
         Ok(match self {
             StoreKind::Plugin => Store::Plugin(plugin()?.open(db, None)?),
             StoreKind::PluginDelete => Store::Plugin(plugin()?.open(db, Some("delete"))?),
-            StoreKind::Direct => Store::Direct(open_direct(db)?),
+            StoreKind::Direct => Store::Direct(Box::new(open_direct(db)?)),
             StoreKind::Bare => Store::Bare(open_bare(db)?),
             StoreKind::BareUncached => Store::BareUncached(open_bare(db)?),
         })
@@ -203,7 +203,7 @@ pub enum Store {
     /// Our backend behind the plugin boundary (or any [`Backend`] object).
     Plugin(Arc<dyn Backend>),
     /// Our backend linked directly: static calls, no boundary.
-    Direct(SqliteBackend),
+    Direct(Box<SqliteBackend>),
     /// A bare `rusqlite` connection (see [`open_bare`]); statements cached.
     Bare(Connection),
     /// As [`Store::Bare`], but every write prepares its SQL afresh
@@ -217,7 +217,7 @@ impl Store {
     fn create(&mut self, bytes: Vec<u8>) -> Result<i64> {
         Ok(match self {
             Store::Plugin(b) => create_via(b.as_ref(), bytes)?,
-            Store::Direct(b) => create_via(b, bytes)?,
+            Store::Direct(b) => create_via(b.as_ref(), bytes)?,
             Store::Bare(conn) => bare_insert(conn, true, &bytes)?,
             Store::BareUncached(conn) => bare_insert(conn, false, &bytes)?,
         })
@@ -227,7 +227,7 @@ impl Store {
     fn update(&mut self, id: i64, bytes: Vec<u8>) -> Result<()> {
         match self {
             Store::Plugin(b) => update_via(b.as_ref(), id, bytes),
-            Store::Direct(b) => update_via(b, id, bytes),
+            Store::Direct(b) => update_via(b.as_ref(), id, bytes),
             Store::Bare(conn) => bare_update(conn, true, id, &bytes),
             Store::BareUncached(conn) => bare_update(conn, false, id, &bytes),
         }
@@ -237,7 +237,7 @@ impl Store {
     fn get_all(&mut self) -> Result<Vec<(i64, Vec<u8>)>> {
         Ok(match self {
             Store::Plugin(b) => models_of(b.as_ref())?,
-            Store::Direct(b) => models_of(b)?,
+            Store::Direct(b) => models_of(b.as_ref())?,
             Store::Bare(conn) | Store::BareUncached(conn) => {
                 let mut stmt =
                     conn.prepare_cached("SELECT id, type, instance FROM models ORDER BY id")?;
@@ -255,7 +255,7 @@ impl Store {
     pub fn timed_get(&mut self) -> Result<(f64, usize)> {
         match self {
             Store::Plugin(b) => timed_get_models(b.as_ref()),
-            Store::Direct(b) => timed_get_models(b),
+            Store::Direct(b) => timed_get_models(b.as_ref()),
             Store::Bare(conn) | Store::BareUncached(conn) => {
                 let t0 = Instant::now();
                 let mut stmt =
