@@ -132,8 +132,7 @@ pub fn library_file_name(name: &str) -> String {
 }
 
 fn looks_like_path(module: &str) -> bool {
-    module.contains(std::path::MAIN_SEPARATOR)
-        || module.contains('/')
+    module.contains(['/', std::path::MAIN_SEPARATOR])
         || module.ends_with(std::env::consts::DLL_SUFFIX)
 }
 
