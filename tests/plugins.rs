@@ -169,6 +169,52 @@ fn two_different_backend_libraries_live_in_one_process() {
     assert!(std::sync::Arc::ptr_eq(&sqlite, &again));
 }
 
+#[test]
+fn a_loaded_library_describes_itself_and_answers_for_its_config() {
+    let sqlite = PluginLibrary::load(&sqlite_plugin()).unwrap();
+    assert_eq!(
+        (sqlite.name(), sqlite.version(), sqlite.path()),
+        (
+            "sqlite",
+            "0.1.0",
+            sqlite_plugin().canonicalize().unwrap().as_path()
+        )
+    );
+    let debug = format!("{sqlite:?}");
+    assert!(
+        debug.contains("\"sqlite\"") && debug.contains("libaimm_backend_sqlite.so"),
+        "{debug}"
+    );
+    assert_eq!(sqlite.conf_schema()["required"], json!(["path"]));
+    sqlite
+        .validate_conf(&json!({"module": "sqlite", "path": "m.db"}), "c.yaml")
+        .unwrap();
+    let err = sqlite
+        .validate_conf(&json!({"module": "sqlite"}), "c.yaml")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("c.yaml") && err.contains("\"path\""), "{err}");
+    // SQLite subscribes to nothing; the event backend to its model prefix.
+    assert!(sqlite
+        .create_subscription(&json!({"path": "m.db"}))
+        .unwrap()
+        .is_empty());
+    let event = PluginLibrary::load(&release_dir().join("libaimm_backend_event.so")).unwrap();
+    let types = event
+        .create_subscription(&json!({"model_prefix": ["aimm", "models"]}))
+        .unwrap();
+    let types: Vec<Vec<&str>> = types
+        .iter()
+        .map(|t| t.iter().map(|s| s.as_str()).collect())
+        .collect();
+    assert_eq!(types, [["aimm", "models", "*"]]);
+    assert!(event.create_subscription(&json!({})).is_err());
+    let scratch = sqlite
+        .scratch_conf(&json!({"path": "m.db"}), Path::new("/tmp/scratch"))
+        .unwrap();
+    assert_eq!(scratch["path"], "/tmp/scratch/conformance.db");
+}
+
 fn check_with_library(library: &Path) -> std::process::Output {
     let work = tempfile::tempdir().unwrap();
     let conf = write_file(
