@@ -9,11 +9,12 @@
 #   scripts/mutants.sh --summary sqlite          # the table of the last runs
 #
 # Groups and what runs for each mutant:
-#   sqlite  crates/aimm-backend-sqlite/src/{store,group_commit,config}.rs
+#   sqlite  crates/aimm-backend-sqlite/src/{store,group_commit,config,watch}.rs
 #           the SQLite crate's own tests (unit, in-process conformance in
 #           every journal mode, traced syncs, settings in effect, opening,
-#           large updates) and tests/durability.rs (processes, kill -9, a failed
-#           commit through the CLI)
+#           watch, large updates, peak memory of large writes, bytes written
+#           by unchanged updates) and tests/durability.rs (processes, kill -9,
+#           a failed commit through the CLI)
 #   event   crates/aimm-backend-event/src/{store,own_writes,codec,lib}.rs
 #           the event crate's unit tests and tests/event_backend.rs against
 #           a real hat-event-server (conformance, ids, own writes, kills)
@@ -54,7 +55,8 @@ group_config() {
     sqlite)
         files=(crates/aimm-backend-sqlite/src/store.rs
             crates/aimm-backend-sqlite/src/group_commit.rs
-            crates/aimm-backend-sqlite/src/config.rs)
+            crates/aimm-backend-sqlite/src/config.rs
+            crates/aimm-backend-sqlite/src/watch.rs)
         packages=aimm-backend-sqlite,aimm-backend-tests
         test_args=(--lib --test durability --test conformance --test settings_in_effect --test opening --test watch
             --test traced_syncs --test large_updates --test concurrent_writes
