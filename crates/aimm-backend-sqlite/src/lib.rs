@@ -36,9 +36,10 @@
 //! registered, a thread also polls the file (every 200 ms) for commits by
 //! other processes and reports models that are new or whose type or size
 //! changed; an update by another process that keeps both is not seen.
-//! Once the last listener is unregistered, or the backend is closed, the
-//! poller has ended before the call returns: no listener hears of anything
-//! after that.
+//! Once the last listener is unregistered, or the backend is closed or
+//! dropped, the poller has ended before the call returns: no listener call
+//! is still running and none comes after. An idle poller reads one counter
+//! (`PRAGMA data_version`) per tick, never the table.
 //!
 //! # Large models
 //!

@@ -4,7 +4,8 @@
 
 use aimm_backend_api::{Backend, Model};
 use aimm_backend_sqlite::{SqliteBackend, SqliteConfig};
-use std::sync::{mpsc, Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::Duration;
 
 /// One test at a time: `pollers` counts the threads of the whole process.
@@ -13,16 +14,22 @@ fn serial() -> MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// The change pollers running in this process (threads named
-/// `aimm-sqlite-watch`, which the kernel cuts to 15 bytes).
-fn pollers() -> usize {
+/// The `/proc/self/task` entries of the change pollers running in this
+/// process (threads named `aimm-sqlite-watch`, which the kernel cuts to 15
+/// bytes).
+fn poller_tasks() -> Vec<std::path::PathBuf> {
     std::fs::read_dir("/proc/self/task")
         .expect("/proc/self/task")
+        .map(|task| task.unwrap().path())
         .filter(|task| {
-            let comm = task.as_ref().unwrap().path().join("comm");
-            std::fs::read_to_string(comm).is_ok_and(|name| name.starts_with("aimm-sqlite-wat"))
+            std::fs::read_to_string(task.join("comm"))
+                .is_ok_and(|name| name.starts_with("aimm-sqlite-wat"))
         })
-        .count()
+        .collect()
+}
+
+fn pollers() -> usize {
+    poller_tasks().len()
 }
 
 /// Waits until `n` pollers run: a thread takes its name a moment after it
@@ -136,4 +143,125 @@ fn a_listener_registered_right_after_the_last_one_left_gets_one_poller() {
         "a change was reported twice"
     );
     assert_eq!(pollers(), 1, "the first listener's poller was stopped");
+}
+
+/// Closing (`close`, or dropping the backend) returns only after a listener
+/// call the poller is making has returned: a host may free what its listener
+/// uses as soon as the backend is gone.
+#[test]
+fn close_and_drop_wait_for_a_listener_call_in_progress() {
+    let _serial = serial();
+    for how in ["close", "drop"] {
+        close_during_a_listener_call(how);
+    }
+}
+
+fn close_during_a_listener_call(how: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("watched.db");
+    let ours = SqliteBackend::open(SqliteConfig::new(&path)).unwrap();
+    let theirs = SqliteBackend::open(SqliteConfig::new(&path)).unwrap();
+    let (entered, in_call) = mpsc::channel();
+    let finished = Arc::new(AtomicBool::new(false));
+    let done = finished.clone();
+    ours.register_model_change_cb(Arc::new(move |_: &Model| {
+        let _ = entered.send(());
+        std::thread::sleep(Duration::from_millis(500));
+        done.store(true, Ordering::SeqCst);
+    }))
+    .unwrap();
+    theirs.create_model("t".into(), vec![1].into()).unwrap();
+    in_call
+        .recv_timeout(HEARD_WITHIN)
+        .expect("the poller called the listener");
+    if how == "close" {
+        ours.close().unwrap();
+    } else {
+        drop(ours);
+    }
+    assert!(
+        finished.load(Ordering::SeqCst),
+        "{how} returned while the poller was still calling a listener"
+    );
+}
+
+#[test]
+fn a_listener_may_unregister_itself_from_within_its_call() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("watched.db");
+    let ours = Arc::new(SqliteBackend::open(SqliteConfig::new(&path)).unwrap());
+    let theirs = SqliteBackend::open(SqliteConfig::new(&path)).unwrap();
+    let registration = Arc::new(OnceLock::new());
+    let (heard, calls) = mpsc::channel();
+    let (backend, own_registration) = (ours.clone(), registration.clone());
+    let id = ours
+        .register_model_change_cb(Arc::new(move |model: &Model| {
+            let left = backend.unregister_model_change_cb(*own_registration.get().unwrap());
+            let _ = heard.send((model.clone(), left.is_ok()));
+        }))
+        .unwrap();
+    registration.set(id).unwrap();
+    let created = theirs.create_model("t".into(), vec![1].into()).unwrap();
+    let (model, left) = calls
+        .recv_timeout(HEARD_WITHIN)
+        .expect("the listener was called and returned");
+    assert_eq!(model, created);
+    assert!(left, "unregistering from within the call failed");
+    await_pollers(0, "once the only listener left from within its call");
+    theirs.create_model("t".into(), vec![2].into()).unwrap();
+    assert!(calls.recv_timeout(Duration::from_secs(1)).is_err());
+}
+
+#[test]
+fn a_dropped_backend_stops_watching_the_file() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("watched.db");
+    let ours = SqliteBackend::open(SqliteConfig::new(&path)).unwrap();
+    let theirs = SqliteBackend::open(SqliteConfig::new(&path)).unwrap();
+    let (_registration, changes) = listen(&ours);
+    await_pollers(1, "with a listener");
+    drop(ours);
+    await_pollers(0, "after the backend was dropped");
+    theirs.create_model("t".into(), vec![1].into()).unwrap();
+    assert!(changes.recv_timeout(Duration::from_secs(1)).is_err());
+}
+
+/// Nanoseconds the thread of `task` has run on a CPU.
+fn cpu_ns(task: &std::path::Path) -> u64 {
+    let stat = std::fs::read_to_string(task.join("schedstat")).expect("schedstat of the poller");
+    stat.split_whitespace().next().unwrap().parse().unwrap()
+}
+
+#[test]
+fn an_idle_poller_reads_a_counter_not_the_table() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("watched.db");
+    let ours = SqliteBackend::open(SqliteConfig::new(&path)).unwrap();
+    let mut conn = rusqlite::Connection::open(&path).unwrap();
+    let rows = conn.transaction().unwrap();
+    for _ in 0..200_000 {
+        rows.execute(
+            "INSERT INTO models (type, instance) VALUES ('t', x'00')",
+            [],
+        )
+        .unwrap();
+    }
+    rows.commit().unwrap();
+    let (_registration, _changes) = listen(&ours);
+    await_pollers(1, "with a listener");
+    let poller = &poller_tasks()[0];
+    let before = cpu_ns(poller);
+    std::thread::sleep(Duration::from_secs(2));
+    let spent = cpu_ns(poller) - before;
+    // Ten ticks. Each reads `PRAGMA data_version` (microseconds); a scan of
+    // the 200,000 rows would cost tens of milliseconds each.
+    eprintln!("idle poller: {} us of CPU in 2 s", spent / 1000);
+    assert!(
+        spent < 50_000_000,
+        "the idle poller ran {} ms in 2 s",
+        spent / 1_000_000
+    );
 }
