@@ -821,7 +821,7 @@ fn read_model(conn: &Connection, id: InstanceId) -> rusqlite::Result<Option<Mode
 #[cfg(test)]
 mod tests {
     use super::*;
-    use aimm_backend_api::{event_type, ROption, Timestamp};
+    use aimm_backend_api::{event_type, LogLevel, LogSink, ROption, SinkLogger, Timestamp};
     use rusqlite::ffi;
     use std::sync::mpsc;
 
@@ -898,29 +898,27 @@ mod tests {
         );
     }
 
-    /// The warnings logged while `f` runs (from any thread of this test
-    /// binary, so callers look for their own).
+    /// The warnings logged while `f` runs, through the logger a plugin
+    /// installs for its host (from any thread of this test binary, so
+    /// callers look for their own).
     fn warnings_during(f: impl FnOnce()) -> Vec<String> {
-        struct Capture(Mutex<Vec<String>>);
-        impl log::Log for Capture {
-            fn enabled(&self, metadata: &log::Metadata) -> bool {
-                metadata.level() <= log::Level::Warn
+        static LINES: Mutex<Vec<(LogLevel, String)>> = Mutex::new(Vec::new());
+        struct Lines;
+        impl LogSink for Lines {
+            fn log(&self, level: LogLevel, _target: &str, message: &str) {
+                LINES.lock().unwrap().push((level, message.to_string()));
             }
-            fn log(&self, record: &log::Record) {
-                if self.enabled(record.metadata()) {
-                    self.0.lock().unwrap().push(record.args().to_string());
-                }
-            }
-            fn flush(&self) {}
         }
-        static CAPTURE: Capture = Capture(Mutex::new(Vec::new()));
-        static SERIAL: Mutex<()> = Mutex::new(());
-        let _serial = SERIAL.lock().unwrap_or_else(PoisonError::into_inner);
-        let _ = log::set_logger(&CAPTURE);
-        log::set_max_level(log::LevelFilter::Warn);
-        CAPTURE.0.lock().unwrap().clear();
+        static INSTALLED: std::sync::Once = std::sync::Once::new();
+        INSTALLED.call_once(|| SinkLogger::install(Arc::new(Lines)));
+        LINES.lock().unwrap().clear();
         f();
-        std::mem::take(&mut *CAPTURE.0.lock().unwrap())
+        let lines = std::mem::take(&mut *LINES.lock().unwrap());
+        lines
+            .into_iter()
+            .filter(|(level, _)| *level == LogLevel::Warn)
+            .map(|(_, message)| message)
+            .collect()
     }
 
     #[test]

@@ -49,6 +49,16 @@ fn await_pollers(n: usize, what: &str) {
 /// Well above the poll interval (200 ms), for a loaded machine.
 const HEARD_WITHIN: Duration = Duration::from_secs(20);
 
+/// Two backends on one fresh file: `ours` is watched, `theirs` stands for
+/// another process writing the same file.
+fn two_backends() -> (tempfile::TempDir, SqliteBackend, SqliteBackend) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("watched.db");
+    let ours = SqliteBackend::open(SqliteConfig::new(&path)).unwrap();
+    let theirs = SqliteBackend::open(SqliteConfig::new(&path)).unwrap();
+    (dir, ours, theirs)
+}
+
 fn listen(backend: &SqliteBackend) -> (u64, mpsc::Receiver<Model>) {
     let (heard, changes) = mpsc::channel();
     let registration = backend
@@ -68,10 +78,7 @@ fn next(changes: &mpsc::Receiver<Model>, what: &str) -> Model {
 #[test]
 fn other_connections_changes_are_reported_with_their_bytes_and_own_writes_once() {
     let _serial = serial();
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("watched.db");
-    let ours = SqliteBackend::open(SqliteConfig::new(&path)).unwrap();
-    let theirs = SqliteBackend::open(SqliteConfig::new(&path)).unwrap();
+    let (_dir, ours, theirs) = two_backends();
     let (registration, changes) = listen(&ours);
 
     let own = ours.create_model("own".into(), vec![1].into()).unwrap();
@@ -105,10 +112,7 @@ fn other_connections_changes_are_reported_with_their_bytes_and_own_writes_once()
 #[test]
 fn a_closed_backend_stops_watching_the_file() {
     let _serial = serial();
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("watched.db");
-    let ours = SqliteBackend::open(SqliteConfig::new(&path)).unwrap();
-    let theirs = SqliteBackend::open(SqliteConfig::new(&path)).unwrap();
+    let (_dir, ours, theirs) = two_backends();
     let (_registration, changes) = listen(&ours);
     let before = theirs
         .create_model("before".into(), vec![1].into())
@@ -127,10 +131,7 @@ fn a_closed_backend_stops_watching_the_file() {
 #[test]
 fn a_listener_registered_right_after_the_last_one_left_gets_one_poller() {
     let _serial = serial();
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("watched.db");
-    let ours = SqliteBackend::open(SqliteConfig::new(&path)).unwrap();
-    let theirs = SqliteBackend::open(SqliteConfig::new(&path)).unwrap();
+    let (_dir, ours, theirs) = two_backends();
     await_pollers(0, "before the test");
     let (first, _) = listen(&ours);
     await_pollers(1, "with a listener");
@@ -157,10 +158,7 @@ fn close_and_drop_wait_for_a_listener_call_in_progress() {
 }
 
 fn close_during_a_listener_call(how: &str) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("watched.db");
-    let ours = SqliteBackend::open(SqliteConfig::new(&path)).unwrap();
-    let theirs = SqliteBackend::open(SqliteConfig::new(&path)).unwrap();
+    let (_dir, ours, theirs) = two_backends();
     let (entered, in_call) = mpsc::channel();
     let finished = Arc::new(AtomicBool::new(false));
     let done = finished.clone();
@@ -188,10 +186,8 @@ fn close_during_a_listener_call(how: &str) {
 #[test]
 fn a_listener_may_unregister_itself_from_within_its_call() {
     let _serial = serial();
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("watched.db");
-    let ours = Arc::new(SqliteBackend::open(SqliteConfig::new(&path)).unwrap());
-    let theirs = SqliteBackend::open(SqliteConfig::new(&path)).unwrap();
+    let (_dir, ours, theirs) = two_backends();
+    let ours = Arc::new(ours);
     let registration = Arc::new(OnceLock::new());
     let (heard, calls) = mpsc::channel();
     let (backend, own_registration) = (ours.clone(), registration.clone());
@@ -216,10 +212,7 @@ fn a_listener_may_unregister_itself_from_within_its_call() {
 #[test]
 fn a_dropped_backend_stops_watching_the_file() {
     let _serial = serial();
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("watched.db");
-    let ours = SqliteBackend::open(SqliteConfig::new(&path)).unwrap();
-    let theirs = SqliteBackend::open(SqliteConfig::new(&path)).unwrap();
+    let (_dir, ours, theirs) = two_backends();
     let (_registration, changes) = listen(&ours);
     await_pollers(1, "with a listener");
     drop(ours);
@@ -237,10 +230,8 @@ fn cpu_ns(task: &std::path::Path) -> u64 {
 #[test]
 fn an_idle_poller_reads_a_counter_not_the_table() {
     let _serial = serial();
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("watched.db");
-    let ours = SqliteBackend::open(SqliteConfig::new(&path)).unwrap();
-    let mut conn = rusqlite::Connection::open(&path).unwrap();
+    let (_dir, ours, _) = two_backends();
+    let mut conn = rusqlite::Connection::open(ours.path()).unwrap();
     let rows = conn.transaction().unwrap();
     for _ in 0..200_000 {
         rows.execute(
