@@ -47,6 +47,7 @@ fn connected_client(
             client_name: name.into(),
             subscriptions: vec![vec!["aimm".into(), "*".into()]],
             timeout,
+            idle_timeout: timeout,
             max_backoff: Duration::from_millis(300),
         },
     );

@@ -125,7 +125,8 @@ where
 
 fn quick() -> ClientConfig {
     ClientConfig {
-        request_timeout: Duration::from_secs(2),
+        connect_timeout: Duration::from_secs(2),
+        idle_timeout: Duration::from_secs(2),
         ..ClientConfig::default()
     }
 }
@@ -235,7 +236,7 @@ async fn pings_are_answered_and_silence_is_pinged_then_dropped() {
                 last: false,
                 data: Data {
                     data_type: "HatChatter.Ping".into(),
-                    data: vec![],
+                    data: Default::default(),
                 },
             };
             stream.write_all(&ping.to_frame()).await.unwrap();
@@ -302,6 +303,7 @@ mod host_client {
             client_name: "host-test".into(),
             subscriptions: vec![vec!["host".into(), "*".into()]],
             timeout: Duration::from_secs(2),
+            idle_timeout: Duration::from_secs(2),
             max_backoff: Duration::from_millis(500),
         };
         let (client, _events) = HatEventClient::start(runtime.handle().clone(), config);

@@ -125,7 +125,7 @@ fn msg_json(msg: &Msg) -> Value {
     json!({
         "id": msg.id, "first": msg.first, "owner": msg.owner, "token": msg.token,
         "last": msg.last,
-        "data": {"type": msg.data.data_type, "data": {"bytes": hex(&msg.data.data)}},
+        "data": {"type": msg.data.data_type, "data": {"bytes": hex(&msg.data.data.to_vec())}},
     })
 }
 
@@ -250,7 +250,7 @@ proptest! {
         data_type in "[A-Za-z]{1,12}\\.[A-Za-z]{1,20}",
         data in proptest::collection::vec(any::<u8>(), 0..200),
     ) {
-        let msg = Msg { id, first, owner, token, last, data: Data { data_type, data } };
+        let msg = Msg { id, first, owner, token, last, data: Data { data_type, data: data.into() } };
         check_both_ways(None, "HatChatter", "Msg", &msg, msg_json(&msg),
             Msg::encode, |b| Msg::decode(b).unwrap());
     }

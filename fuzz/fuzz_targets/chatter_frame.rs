@@ -1,11 +1,12 @@
 //! Fuzz target: the Chatter frame reader, `connection::read_frame`, over the
 //! input as a byte stream.
 //!
-//! Frames are read until the first error, as the connection does. Reading
-//! must not panic, must refuse a frame announcing more than `MAX_FRAME`
-//! bytes before allocating it, and must allocate at most `MAX_FRAME` plus
-//! what is in proportion to the rest of the input for each frame; every frame read must
-//! survive the round trip, and its payload is decoded as the type it names.
+//! Frames are read until the first error, as the connection does, with no
+//! frame-size limit (as connections read by default). Reading must not
+//! panic and, whatever length a frame announces, must allocate at most one
+//! body piece (`CHUNK`, 1 MiB) ahead of the bytes that arrived, plus what
+//! is in proportion to the input; every frame read must survive the round
+//! trip, and its payload is decoded as the type it names.
 #![no_main]
 
 use hat_eventer_client::connection::{read_frame, ChatterError};
@@ -14,8 +15,11 @@ use libfuzzer_sys::fuzz_target;
 use std::sync::OnceLock;
 use tokio::runtime::Runtime;
 
-/// The frame bound: small, so that a fuzzed length can reach it.
-const MAX_FRAME: usize = 1 << 20;
+/// No limit: memory must be bounded by the bytes that arrive.
+const MAX_FRAME: usize = isize::MAX as usize;
+
+/// The most `read_frame` allocates ahead of the bytes that arrived.
+const CHUNK: usize = 1 << 20;
 
 fn runtime() -> &'static Runtime {
     static RUNTIME: OnceLock<Runtime> = OnceLock::new();
@@ -31,8 +35,8 @@ fuzz_target!(|data: &[u8]| {
     let mut read = data;
     loop {
         let before = read.len();
-        // The body buffer (at most MAX_FRAME), then the decoded message.
-        let result = within_allocation_bound(MAX_FRAME + proportional_bound(before), || {
+        // One body piece ahead of the input, then the decoded message.
+        let result = within_allocation_bound(CHUNK + proportional_bound(before), || {
             runtime.block_on(read_frame(&mut read, MAX_FRAME))
         });
         let consumed = before - read.len();

@@ -136,7 +136,7 @@ pub fn check_decoded_msg(msg: &Msg, len: usize) {
         .unwrap_or_else(|err| panic!("{msg:?} encodes to bytes that do not decode: {err}"));
     assert_eq!(&again, msg, "the round trip changed the message");
     assert_eq!(again.encode(), encoded, "encoding is not deterministic");
-    check_message(&msg.data.data_type, &msg.data.data);
+    check_message(&msg.data.data_type, &msg.data.data.to_vec());
 }
 
 /// Reads SBS Integers from `bytes` until one fails: each must be written

@@ -5,6 +5,8 @@ use aimm_backend_api::{
 };
 use base64::Engine;
 use serde::Deserialize;
+use std::borrow::Cow;
+use std::hash::{Hash, Hasher};
 
 /// The event type of model `id` under `prefix`.
 pub fn model_type(prefix: &[String], id: InstanceId) -> EventType {
@@ -21,28 +23,105 @@ pub fn claim_type(prefix: &[String]) -> EventType {
     }
 }
 
-/// The event that stores `model`.
-pub fn model_event(prefix: &[String], model: &Model) -> RegisterEvent {
-    let payload = serde_json::json!({
-        "type": model.model_type.as_str(),
-        "instance": base64::engine::general_purpose::STANDARD.encode(model.instance.as_slice()),
-    });
-    RegisterEvent {
+/// The event that stores `model`, and the fingerprint of its content (see
+/// [`fingerprint`]).
+///
+/// The payload is the Python backend's `{"type": ..., "instance": base64}`,
+/// written straight into one buffer of its final size: a large model costs
+/// its base64 text once, and nothing more.
+pub fn model_event(prefix: &[String], model: &Model) -> (RegisterEvent, u64) {
+    let type_json = serde_json::Value::from(model.model_type.as_str()).to_string();
+    let instance = model.instance.as_slice();
+    let mut text = String::with_capacity(type_json.len() + base64_len(instance.len()) + 24);
+    text.push_str("{\"type\": ");
+    text.push_str(&type_json);
+    text.push_str(", \"instance\": \"");
+    let start = text.len();
+    BASE64.encode_string(instance, &mut text);
+    let fingerprint = fingerprint(model.instance_id, model.model_type.as_str(), &text[start..]);
+    text.push_str("\"}");
+    let event = RegisterEvent {
         event_type: model_type(prefix, model.instance_id),
         source_timestamp: ROption::RNone,
-        payload: ROption::RSome(EventPayload::Json(payload.to_string().into())),
-    }
+        payload: ROption::RSome(EventPayload::Json(text.into())),
+    };
+    (event, fingerprint)
+}
+
+const BASE64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
+
+/// The length of the padded base64 text of `len` bytes.
+fn base64_len(len: usize) -> usize {
+    len.div_ceil(3) * 4
+}
+
+/// A hash of what a listener would be told: id, type and (as base64, so
+/// that a notified event need not be decoded to be recognised) bytes.
+pub fn fingerprint(id: InstanceId, model_type: &str, instance_base64: &str) -> u64 {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    id.hash(&mut hasher);
+    model_type.hash(&mut hasher);
+    instance_base64.hash(&mut hasher);
+    hasher.finish()
 }
 
 #[derive(Deserialize)]
-struct Payload {
-    #[serde(rename = "type")]
-    model_type: String,
-    instance: String,
+struct Payload<'a> {
+    #[serde(rename = "type", borrow)]
+    model_type: Cow<'a, str>,
+    #[serde(borrow)]
+    instance: Cow<'a, str>,
 }
 
-/// The model `event` stores, or why it is not a model event.
-pub fn model_of(prefix: &[String], event: &Event) -> Result<Model, String> {
+/// A model event's payload, read but not decoded: its text borrowed from
+/// the event wherever JSON escapes allow.
+pub struct ModelPayload<'a> {
+    /// The model's id, from the event type.
+    pub id: InstanceId,
+    /// The model type.
+    pub model_type: Cow<'a, str>,
+    /// The model's bytes as base64.
+    pub instance: Cow<'a, str>,
+}
+
+impl ModelPayload<'_> {
+    /// The model's bytes.
+    pub fn decode(&self) -> Result<Vec<u8>, String> {
+        BASE64
+            .decode(self.instance.as_bytes())
+            .map_err(|err| format!("its instance is not base64: {err}"))
+    }
+
+    /// How many bytes the instance holds, checked as [`Self::decode`]
+    /// checks it but without keeping the bytes.
+    pub fn decoded_len(&self) -> Result<u64, String> {
+        const QUADS: usize = 16 << 10;
+        let text = self.instance.as_bytes();
+        let mut buf = vec![0u8; QUADS * 3];
+        let mut len = 0u64;
+        for piece in text.chunks(QUADS * 4) {
+            let n = BASE64
+                .decode_slice(piece, &mut buf)
+                .map_err(|err| format!("its instance is not base64: {err}"))?;
+            len += n as u64;
+        }
+        Ok(len)
+    }
+
+    /// The model, decoded.
+    pub fn into_model(self) -> Result<Model, String> {
+        let bytes = self.decode()?;
+        Ok(Model::new(self.id, self.model_type.into_owned(), bytes))
+    }
+
+    /// See [`fingerprint`].
+    pub fn fingerprint(&self) -> u64 {
+        fingerprint(self.id, &self.model_type, &self.instance)
+    }
+}
+
+/// The payload of the model `event` stores, or why it is not a model event.
+pub fn payload_of<'a>(prefix: &[String], event: &'a Event) -> Result<ModelPayload<'a>, String> {
     let segments: Vec<&str> = event.event_type.iter().map(|s| s.as_str()).collect();
     if segments.len() != prefix.len() + 1 || segments[..prefix.len()] != *prefix {
         return Err("its type is not [*model_prefix, id]".into());
@@ -51,26 +130,44 @@ pub fn model_of(prefix: &[String], event: &Event) -> Result<Model, String> {
         .parse()
         .map_err(|_| format!("id segment {:?} is not an integer", segments[prefix.len()]))?;
     let text = match &event.payload {
-        ROption::RSome(EventPayload::Json(text)) => text,
+        ROption::RSome(EventPayload::Json(text)) => text.as_str(),
         ROption::RSome(EventPayload::Binary { .. }) => {
             return Err("its payload is binary, not JSON".into())
         }
         ROption::RNone => return Err("it has no payload".into()),
     };
-    let value: serde_json::Value =
-        serde_json::from_str(text).map_err(|err| format!("its payload is not JSON: {err}"))?;
+    // Serde would read a struct from an array too; the payload is an object.
+    let payload: Payload<'a> = match text.trim_start().starts_with('{') {
+        true => serde_json::from_str(text).map_err(|_| why_not_a_payload(text))?,
+        false => return Err(why_not_a_payload(text)),
+    };
+    Ok(ModelPayload {
+        id,
+        model_type: payload.model_type,
+        instance: payload.instance,
+    })
+}
+
+/// Why `text` is not `{"type": string, "instance": string}` (the slow
+/// path: only for events that fail to read).
+fn why_not_a_payload(text: &str) -> String {
+    let value: serde_json::Value = match serde_json::from_str(text) {
+        Ok(value) => value,
+        Err(err) => return format!("its payload is not JSON: {err}"),
+    };
     if !value.is_object() {
-        return Err(format!(
-            "its payload is {value}, not an object {{\"type\", \"instance\"}}"
-        ));
+        return format!("its payload is {value}, not an object {{\"type\", \"instance\"}}");
     }
-    let payload = Payload::deserialize(&value).map_err(|err| {
-        format!("its payload is not {{\"type\": string, \"instance\": base64}}: {err}")
-    })?;
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(payload.instance.as_bytes())
-        .map_err(|err| format!("its instance is not base64: {err}"))?;
-    Ok(Model::new(id, payload.model_type, bytes))
+    match Payload::deserialize(&value) {
+        Err(err) => format!("its payload is not {{\"type\": string, \"instance\": base64}}: {err}"),
+        Ok(_) => "its payload is not {\"type\": string, \"instance\": base64}".into(),
+    }
+}
+
+/// The model `event` stores, or why it is not a model event.
+#[cfg(test)]
+pub fn model_of(prefix: &[String], event: &Event) -> Result<Model, String> {
+    payload_of(prefix, event)?.into_model()
 }
 
 /// A readable name of `event` for warnings.
@@ -130,7 +227,7 @@ mod tests {
     #[test]
     fn a_model_event_is_what_the_python_backend_writes_and_reads_back() {
         let model = Model::new(42, "my.Model", vec![0, 1, 2, 255]);
-        let registered = model_event(&prefix(), &model);
+        let (registered, _) = model_event(&prefix(), &model);
         assert_eq!(segments(&registered.event_type), ["aimm", "model", "42"]);
         assert!(registered.source_timestamp.is_none());
         let ROption::RSome(EventPayload::Json(text)) = &registered.payload else {

@@ -10,9 +10,8 @@
 //! learns its event id: it is recognised by its content until its
 //! notification arrives.
 
-use aimm_backend_api::{EventId, InstanceId, Model};
+use aimm_backend_api::{EventId, InstanceId};
 use std::collections::VecDeque;
-use std::hash::{Hash, Hasher};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 /// How many of its own event ids (and of its sent, not yet notified writes)
@@ -43,51 +42,53 @@ impl OwnWrites {
         self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Marks `model` as being written until the returned guard is dropped.
-    pub(crate) fn begin(&self, model: &Model) -> InFlight<'_> {
-        let fingerprint = fingerprint(model);
+    /// Marks model `id`, of content `fingerprint` (see
+    /// [`fingerprint`](crate::codec::fingerprint)), as being written until
+    /// the returned guard is dropped.
+    pub(crate) fn begin(&self, id: InstanceId, fingerprint: u64) -> InFlight<'_> {
         let mut inner = self.lock();
         let ticket = inner.next_ticket;
         inner.next_ticket += 1;
-        inner
-            .in_flight
-            .push((ticket, model.instance_id, fingerprint));
+        inner.in_flight.push((ticket, id, fingerprint));
         InFlight {
             writes: self,
             ticket,
         }
     }
 
-    /// Whether the notified `event`, carrying `model`, is one of ours.
-    pub(crate) fn is_own(&self, event: &EventId, model: &Model) -> bool {
+    /// Whether the notified `event`, carrying model `model_id` whose
+    /// content's fingerprint `fingerprint` computes, is one of ours. The
+    /// fingerprint is computed only if a write of that id is pending.
+    pub(crate) fn is_own(
+        &self,
+        event: &EventId,
+        model_id: InstanceId,
+        fingerprint: impl FnOnce() -> u64,
+    ) -> bool {
         let mut inner = self.lock();
         if inner.events.contains(event) {
             return true;
         }
-        let same_id = |(id, _): &(InstanceId, u64)| *id == model.instance_id;
-        if inner.sent.iter().any(same_id) {
-            let fingerprint = fingerprint(model);
-            if let Some(at) = inner
-                .sent
-                .iter()
-                .position(|&(id, f)| id == model.instance_id && f == fingerprint)
-            {
-                // Its notification, once: a later equal write by another
-                // host is not ours.
-                inner.sent.remove(at);
-                return true;
-            }
-        }
-        let mut same_id = inner
-            .in_flight
-            .iter()
-            .filter(|(_, id, _)| *id == model.instance_id)
-            .peekable();
-        if same_id.peek().is_none() {
+        let sent = inner.sent.iter().any(|&(id, _)| id == model_id);
+        let in_flight = inner.in_flight.iter().any(|&(_, id, _)| id == model_id);
+        if !sent && !in_flight {
             return false;
         }
-        let fingerprint = fingerprint(model);
-        same_id.any(|(_, _, f)| *f == fingerprint)
+        let content = fingerprint();
+        if let Some(at) = inner
+            .sent
+            .iter()
+            .position(|&(id, f)| id == model_id && f == content)
+        {
+            // Its notification, once: a later equal write by another host
+            // is not ours.
+            inner.sent.remove(at);
+            return true;
+        }
+        inner
+            .in_flight
+            .iter()
+            .any(|&(_, id, f)| id == model_id && f == content)
     }
 }
 
@@ -129,18 +130,25 @@ impl Drop for InFlight<'_> {
     }
 }
 
-/// A hash of what a listener would be told: id, type and bytes.
-fn fingerprint(model: &Model) -> u64 {
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    model.instance_id.hash(&mut hasher);
-    model.model_type.as_str().hash(&mut hasher);
-    model.instance.as_slice().hash(&mut hasher);
-    hasher.finish()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use aimm_backend_api::Model;
+
+    /// Marks `model` as being written.
+    fn begin<'a>(writes: &'a OwnWrites, model: &Model) -> InFlight<'a> {
+        writes.begin(model.instance_id, fingerprint(model))
+    }
+
+    fn fingerprint(model: &Model) -> u64 {
+        let (_, fingerprint) = crate::codec::model_event(&[], model);
+        fingerprint
+    }
+
+    /// Whether the notified `event` carrying `model` is ours.
+    fn is_own(writes: &OwnWrites, event: &EventId, model: &Model) -> bool {
+        writes.is_own(event, model.instance_id, || fingerprint(model))
+    }
 
     fn id(instance: i64) -> EventId {
         EventId {
@@ -154,14 +162,14 @@ mod tests {
     fn a_write_in_flight_is_recognised_by_content_then_by_event_id() {
         let writes = OwnWrites::default();
         let model = Model::new(7, "t", vec![1, 2, 3]);
-        let in_flight = writes.begin(&model);
-        assert!(writes.is_own(&id(1), &model));
-        assert!(!writes.is_own(&id(1), &Model::new(7, "t", vec![9])));
-        assert!(!writes.is_own(&id(1), &Model::new(8, "t", vec![1, 2, 3])));
+        let in_flight = begin(&writes, &model);
+        assert!(is_own(&writes, &id(1), &model));
+        assert!(!is_own(&writes, &id(1), &Model::new(7, "t", vec![9])));
+        assert!(!is_own(&writes, &id(1), &Model::new(8, "t", vec![1, 2, 3])));
         in_flight.written(id(1));
-        assert!(writes.is_own(&id(1), &model));
+        assert!(is_own(&writes, &id(1), &model));
         assert!(
-            !writes.is_own(&id(2), &model),
+            !is_own(&writes, &id(2), &model),
             "a later write by another host"
         );
     }
@@ -170,11 +178,11 @@ mod tests {
     fn a_sent_write_is_recognised_by_content_once() {
         let writes = OwnWrites::default();
         let model = Model::new(7, "t", vec![1, 2, 3]);
-        writes.begin(&model).sent();
-        assert!(!writes.is_own(&id(5), &Model::new(7, "t", vec![9])));
-        assert!(writes.is_own(&id(5), &model), "its notification");
+        begin(&writes, &model).sent();
+        assert!(!is_own(&writes, &id(5), &Model::new(7, "t", vec![9])));
+        assert!(is_own(&writes, &id(5), &model), "its notification");
         assert!(
-            !writes.is_own(&id(6), &model),
+            !is_own(&writes, &id(6), &model),
             "the same content again, written by another host"
         );
     }
@@ -183,7 +191,7 @@ mod tests {
     fn a_failed_write_is_forgotten() {
         let writes = OwnWrites::default();
         let model = Model::new(7, "t", vec![1]);
-        drop(writes.begin(&model));
-        assert!(!writes.is_own(&id(1), &model));
+        drop(begin(&writes, &model));
+        assert!(!is_own(&writes, &id(1), &model));
     }
 }

@@ -1,6 +1,6 @@
 //! [`EventBackend`]: models as the newest events under a prefix.
 
-use crate::codec::{claim_type, describe, model_event, model_of, model_type};
+use crate::codec::{claim_type, describe, model_event, model_type, payload_of, ModelPayload};
 use crate::own_writes::OwnWrites;
 use aimm_backend_api::{
     event_type, Backend, BackendError, ErrorKind, Event, EventClient, EventId, EventType,
@@ -131,40 +131,47 @@ impl EventBackend {
 
     /// Stores `model` and remembers the event as our own.
     fn store(&self, model: &Model) -> Result<()> {
-        let in_flight = self.own_writes.begin(model);
+        let (event, fingerprint) = model_event(&self.prefix, model);
+        let in_flight = self.own_writes.begin(model.instance_id, fingerprint);
         if self.acknowledge == RegisterMode::Sent {
-            self.client.register(
-                vec![model_event(&self.prefix, model)].into(),
-                RegisterMode::Sent,
-            )?;
+            self.client
+                .register(vec![event].into(), RegisterMode::Sent)?;
             in_flight.sent();
             self.know([&model.instance_id]);
             return Ok(());
         }
-        let event = self.register_confirmed(
-            model_event(&self.prefix, model),
-            self.acknowledge,
-            "model event",
-        )?;
+        let event = self.register_confirmed(event, self.acknowledge, "model event")?;
         in_flight.written(event.id);
         self.know([&model.instance_id]);
         Ok(())
     }
 
-    /// The models among `events`, with their event ids; the others are
+    /// The model payloads among `events`, undecoded; the others are
     /// skipped with a warning.
-    fn models_of(&self, events: impl IntoIterator<Item = Event>) -> Vec<(EventId, Model)> {
+    fn payloads_of<'a>(&self, events: &'a [Event]) -> Vec<(&'a Event, ModelPayload<'a>)> {
         events
-            .into_iter()
-            .filter_map(|event| match model_of(&self.prefix, &event) {
-                Ok(model) => Some((event.id, model)),
+            .iter()
+            .filter_map(|event| match payload_of(&self.prefix, event) {
+                Ok(payload) => Some((event, payload)),
                 Err(why) => {
-                    log::warn!("skipping {}: {why}", describe(&event));
+                    log::warn!("skipping {}: {why}", describe(event));
                     None
                 }
             })
             .collect()
     }
+
+    /// The latest events under the prefix.
+    fn latest_models(&self) -> Result<RVec<Event>> {
+        self.client.query_latest(vec![self.subscription()].into())
+    }
+}
+
+/// `result`, or a warning naming `event` and `None`.
+fn or_skip<T>(event: &Event, result: std::result::Result<T, String>) -> Option<T> {
+    result
+        .map_err(|why| log::warn!("skipping {}: {why}", describe(event)))
+        .ok()
 }
 
 /// Bits of an instance id that hold the claim's event instance.
@@ -191,25 +198,49 @@ fn id_from(event: EventId) -> Result<InstanceId> {
 
 impl Backend for EventBackend {
     fn get_models(&self) -> Result<RVec<Model>> {
-        let events = self.client.query_latest(vec![self.subscription()].into())?;
-        let mut models: Vec<Model> = self.models_of(events).into_iter().map(|(_, m)| m).collect();
+        let events = self.latest_models()?;
+        // Each event is dropped once decoded, so the events and the models
+        // together never hold much more than the events did.
+        let mut models = Vec::with_capacity(events.len());
+        for event in events {
+            let model = payload_of(&self.prefix, &event).and_then(ModelPayload::into_model);
+            models.extend(or_skip(&event, model));
+        }
         models.sort_by_key(|m| m.instance_id);
         self.know(models.iter().map(|m| &m.instance_id));
         Ok(models.into())
     }
 
     fn list_models(&self) -> Result<RVec<ModelInfo>> {
-        // The server sends payloads with every event; there is no cheaper list.
-        Ok(self.get_models()?.iter().map(Model::info).collect())
+        // The server sends payloads with every event; they are checked and
+        // measured, not decoded.
+        let events = self.latest_models()?;
+        let mut infos: Vec<ModelInfo> = self
+            .payloads_of(&events)
+            .into_iter()
+            .filter_map(|(event, payload)| {
+                let size = or_skip(event, payload.decoded_len())?;
+                Some(ModelInfo {
+                    instance_id: payload.id,
+                    model_type: payload.model_type.as_ref().into(),
+                    size,
+                })
+            })
+            .collect();
+        infos.sort_by_key(|m| m.instance_id);
+        self.know(infos.iter().map(|m| &m.instance_id));
+        Ok(infos.into())
     }
 
     fn get_model(&self, instance_id: InstanceId) -> Result<Model> {
         let event = self
             .latest_of(instance_id)?
             .ok_or(BackendError::not_found(instance_id))?;
-        model_of(&self.prefix, &event).map_err(|why| {
-            BackendError::storage(format!("{} is not a valid model: {why}", describe(&event)))
-        })
+        payload_of(&self.prefix, &event)
+            .and_then(ModelPayload::into_model)
+            .map_err(|why| {
+                BackendError::storage(format!("{} is not a valid model: {why}", describe(&event)))
+            })
     }
 
     fn create_model(&self, model_type: RString, instance: RVec<u8>) -> Result<Model> {
@@ -251,9 +282,16 @@ impl Backend for EventBackend {
     }
 
     fn process_events(&self, events: RVec<Event>) -> Result<()> {
-        for (id, model) in self.models_of(events) {
-            self.know([&model.instance_id]);
-            if !self.own_writes.is_own(&id, &model) {
+        for (event, payload) in self.payloads_of(&events) {
+            self.know([&payload.id]);
+            let own = self
+                .own_writes
+                .is_own(&event.id, payload.id, || payload.fingerprint());
+            // Decoding is what a large model costs: only for a listener.
+            if own || self.listeners.is_empty() {
+                continue;
+            }
+            if let Some(model) = or_skip(event, payload.into_model()) {
                 self.listeners.notify(&model);
             }
         }

@@ -37,14 +37,21 @@ pub struct EventerServerConfig {
     pub host: String,
     /// Its port.
     pub port: u16,
-    /// Seconds to wait for connecting and for each answer.
+    /// Seconds to wait for connecting.
     #[serde(default = "EventerServerConfig::default_timeout")]
     pub timeout: f64,
+    /// Seconds the server may stay silent while an answer is due.
+    #[serde(default = "EventerServerConfig::default_idle_timeout")]
+    pub idle_timeout: f64,
 }
 
 impl EventerServerConfig {
     fn default_timeout() -> f64 {
         3.0
+    }
+
+    fn default_idle_timeout() -> f64 {
+        60.0
     }
 
     /// `host:port`.
@@ -55,6 +62,11 @@ impl EventerServerConfig {
     /// [`EventerServerConfig::timeout`] as a duration (at least 0.1 s).
     pub fn timeout(&self) -> Duration {
         Duration::from_secs_f64(self.timeout.max(0.1))
+    }
+
+    /// [`EventerServerConfig::idle_timeout`] as a duration (at least 0.1 s).
+    pub fn idle_timeout(&self) -> Duration {
+        Duration::from_secs_f64(self.idle_timeout.max(0.1))
     }
 }
 
@@ -211,19 +223,19 @@ mod tests {
     }
 
     #[test]
-    fn eventer_server_is_read_with_its_default_timeout() {
+    fn eventer_server_is_read_with_its_default_timeouts() {
         let text = "hat: {eventer_server: {host: h, port: 23012}}\nbackend: {module: m}\n";
         let config = ServerConfig::from_yaml(text, "t").unwrap();
         let server = config.hat().eventer_server.clone().unwrap();
         assert_eq!(server.address(), "h:23012");
         assert_eq!(server.timeout(), Duration::from_secs(3));
-        let text =
-            "hat: {eventer_server: {host: h, port: 1, timeout: 0.5}}\nbackend: {module: m}\n";
+        assert_eq!(server.idle_timeout(), Duration::from_secs(60));
+        let text = "hat: {eventer_server: {host: h, port: 1, timeout: 0.5, idle_timeout: 7}}\n\
+                    backend: {module: m}\n";
         let config = ServerConfig::from_yaml(text, "t").unwrap();
-        assert_eq!(
-            config.hat().eventer_server.as_ref().unwrap().timeout(),
-            Duration::from_millis(500)
-        );
+        let server = config.hat().eventer_server.clone().unwrap();
+        assert_eq!(server.timeout(), Duration::from_millis(500));
+        assert_eq!(server.idle_timeout(), Duration::from_secs(7));
     }
 
     #[test]

@@ -35,8 +35,11 @@ pub struct HatClientConfig {
     pub client_name: String,
     /// Event types whose events the server should notify.
     pub subscriptions: Vec<Vec<String>>,
-    /// Bound on connecting and on each call's answer.
+    /// Bound on connecting.
     pub timeout: Duration,
+    /// How long the server may stay silent while an answer is due (see
+    /// [`ClientConfig::idle_timeout`]; more for large registrations).
+    pub idle_timeout: Duration,
     /// Longest wait between reconnection attempts.
     pub max_backoff: Duration,
 }
@@ -117,29 +120,46 @@ impl HatEventClient {
             .ok_or_else(|| self.unavailable("not connected (reconnecting in the background)"))
     }
 
-    /// Waits until the server reports event `newest` of connection
-    /// `connection` persisted.
-    fn wait_persisted(&self, connection: u64, newest: (i64, i64)) -> Result<()> {
+    /// Waits until the server reports event `newest` of `connection`
+    /// persisted, or stays silent for as long as a request of
+    /// `request_len` bytes allows.
+    fn wait_persisted(
+        &self,
+        connection: &Connection,
+        newest: (i64, i64),
+        request_len: usize,
+    ) -> Result<()> {
+        let number = connection.number;
+        let activity = connection.client.activity().clone();
+        let timeout = connection.client.patience(request_len);
         let mut persisted = self.persisted.clone();
-        let outcome = self.block_on(async move {
-            persisted
-                .wait_for(|p| p.connection != connection || p.newest >= Some(newest))
-                .await
-                .map(|p| *p)
+        let outcome = self.run(async move {
+            let _awaiting = activity.awaiting();
+            let started = tokio::time::Instant::now();
+            loop {
+                let quiet_since = activity.last().max(started);
+                let reported =
+                    persisted.wait_for(|p| p.connection != number || p.newest >= Some(newest));
+                match tokio::time::timeout_at(quiet_since + timeout, reported).await {
+                    Ok(outcome) => return Some(outcome.map(|p| *p)),
+                    Err(_) if activity.last() > quiet_since => continue,
+                    Err(_) => return None,
+                }
+            }
         });
         match outcome {
-            Ok(Ok(p)) if p.connection == connection => Ok(()),
-            Ok(_) => Err(self.unavailable(
+            Some(Ok(p)) if p.connection == number => Ok(()),
+            Some(_) => Err(self.unavailable(
                 "the connection dropped before the server reported the registered events \
                  persisted; they may or may not be stored",
             )),
-            Err(_) => Err(BackendError::new(
+            None => Err(BackendError::new(
                 ErrorKind::Unavailable,
                 format!(
                     "Hat event server at {} did not report the registered events persisted \
-                     within {:?}; persisted registration needs events that match the \
-                     backend's subscription and that the server's backend keeps",
-                    self.config.address, self.config.timeout
+                     and sent nothing for {timeout:?}; persisted registration needs events that \
+                     match the backend's subscription and that the server's backend keeps",
+                    self.config.address
                 ),
             )),
         }
@@ -155,13 +175,11 @@ impl HatEventClient {
         )
     }
 
-    /// Runs `call` on the runtime and waits for it. Must not be called
-    /// from an async task (plugins run on the host's blocking threads).
-    fn block_on<T>(&self, call: impl std::future::Future<Output = T>) -> Result<T> {
-        let timeout = self.config.timeout;
-        self.runtime
-            .block_on(async { tokio::time::timeout(timeout, call).await })
-            .map_err(|_| self.unavailable(format!("no answer within {timeout:?}")))
+    /// Runs `call` on the runtime and waits for it; `call` bounds its
+    /// own wait. Must not be called from an async task (plugins run on the
+    /// host's blocking threads).
+    fn run<T>(&self, call: impl std::future::Future<Output = T>) -> T {
+        self.runtime.block_on(call)
     }
 }
 
@@ -210,7 +228,8 @@ async fn supervise(supervised: Supervised, events: mpsc::UnboundedSender<Vec<Eve
             persisted: true,
         };
         let client_config = ClientConfig {
-            request_timeout: config.timeout,
+            connect_timeout: config.timeout,
+            idle_timeout: config.idle_timeout,
             ..ClientConfig::default()
         };
         match connect(&config.address, init, client_config).await {
@@ -263,17 +282,40 @@ impl EventClient for HatEventClient {
         mode: RegisterMode,
     ) -> Result<ROption<RVec<ROption<Event>>>> {
         let connection = self.connection()?;
-        let events = events.into_iter().map(from_api_register_event).collect();
-        let with_response = mode != RegisterMode::Sent;
-        let answer = self
-            .block_on(connection.client.register(events, with_response))?
-            .map_err(|err| self.unavailable(err))?;
-        let Some(registered) = answer else {
-            return Ok(ROption::RNone);
+        let client = &connection.client;
+        let (answer, request_len) = {
+            let segments: Vec<Vec<&str>> = events
+                .iter()
+                .map(|event| event.event_type.iter().map(|s| s.as_str()).collect())
+                .collect();
+            let refs: Vec<msg::RegisterEventRef<'_>> = events
+                .iter()
+                .zip(&segments)
+                .map(|(event, segments)| register_event_ref(event, segments))
+                .collect();
+            let parts = msg::register_request_parts(&refs);
+            if mode == RegisterMode::Sent {
+                self.run(client.send_registration(&parts))
+                    .map_err(|err| self.unavailable(err))?;
+                return Ok(ROption::RNone);
+            }
+            let answer = self
+                .run(client.request_registration(&parts))
+                .map_err(|err| self.unavailable(err))?;
+            (answer, parts.len())
         };
+        // The request is sent: its payloads need not wait with us.
+        drop(events);
+        let mut registered = self
+            .run(answer.wait())
+            .map_err(|err| self.unavailable(err))?;
+        // The server echoes every payload; the caller has them already.
+        for event in &mut registered {
+            event.payload = None;
+        }
         if mode == RegisterMode::Persisted {
             if let Some(newest) = registered.iter().map(|e| order_of(&e.id)).max() {
-                self.wait_persisted(connection.number, newest)?;
+                self.wait_persisted(&connection, newest, request_len)?;
             }
         }
         Ok(ROption::RSome(
@@ -291,11 +333,33 @@ impl EventClient for HatEventClient {
             .map(|t| t.into_iter().map(|s| s.to_string()).collect())
             .collect();
         let result = self
-            .block_on(client.query(msg::QueryParams::Latest {
+            .run(client.query(msg::QueryParams::Latest {
                 event_types: Some(event_types),
-            }))?
+            }))
             .map_err(|err| self.unavailable(err))?;
         Ok(result.events.into_iter().map(to_api_event).collect())
+    }
+}
+
+/// `event` as the client's borrowed registration, its type's segments
+/// borrowed from `segments`.
+fn register_event_ref<'a>(
+    event: &'a RegisterEvent,
+    segments: &'a [&'a str],
+) -> msg::RegisterEventRef<'a> {
+    msg::RegisterEventRef {
+        event_type: segments.to_vec(),
+        source_timestamp: event
+            .source_timestamp
+            .into_option()
+            .map(|t| msg::Timestamp { s: t.s, us: t.us }),
+        payload: event.payload.as_ref().into_option().map(|p| match p {
+            EventPayload::Binary { payload_type, data } => msg::EventPayloadRef::Binary {
+                payload_type: payload_type.as_str(),
+                data: data.as_slice(),
+            },
+            EventPayload::Json(text) => msg::EventPayloadRef::Json(text.as_str()),
+        }),
     }
 }
 
@@ -326,26 +390,5 @@ fn to_api_payload(payload: msg::EventPayload) -> EventPayload {
             data: data.into(),
         },
         msg::EventPayload::Json(text) => EventPayload::Json(text.into()),
-    }
-}
-
-fn from_api_register_event(event: RegisterEvent) -> msg::RegisterEvent {
-    msg::RegisterEvent {
-        event_type: event
-            .event_type
-            .into_iter()
-            .map(|s| s.to_string())
-            .collect(),
-        source_timestamp: event
-            .source_timestamp
-            .into_option()
-            .map(|t| msg::Timestamp { s: t.s, us: t.us }),
-        payload: event.payload.into_option().map(|p| match p {
-            EventPayload::Binary { payload_type, data } => msg::EventPayload::Binary {
-                payload_type: payload_type.to_string(),
-                data: data.into_vec(),
-            },
-            EventPayload::Json(text) => msg::EventPayload::Json(text.to_string()),
-        }),
     }
 }

@@ -263,6 +263,7 @@ fn connect(
             client_name: config.name().unwrap_or("aimm-backend").to_string(),
             subscriptions,
             timeout,
+            idle_timeout: server.idle_timeout(),
             max_backoff: Duration::from_secs(5),
         },
     );

@@ -6,7 +6,7 @@
 //! [`FrameHeader::parse`] refuses a length above the configured bound before
 //! anything is allocated.
 
-use crate::sbs::{DecodeError, Reader, Writer};
+use crate::sbs::{Body, DecodeError, Reader, Writer};
 
 /// The most length bytes a frame header may announce. The Python
 /// implementation (`hat.drivers.chatter`) reads any count of them and writes
@@ -38,12 +38,22 @@ pub struct Data {
     /// The payload's SBS type, `Module.Type` (e.g. `HatEventer.MsgRegisterReq`).
     pub data_type: String,
     /// The payload's SBS bytes.
-    pub data: Vec<u8>,
+    pub data: Body,
 }
 
 impl Msg {
     /// The SBS encoding of this message (a frame body).
     pub fn encode(&self) -> Vec<u8> {
+        let mut body = self.header(self.data.data.len());
+        for chunk in self.data.data.chunks() {
+            body.extend_from_slice(chunk);
+        }
+        body
+    }
+
+    /// The encoding of everything before the `data` bytes, whose length
+    /// is `data_len`: a message is sent as this, then its data as it lies.
+    pub fn header(&self, data_len: usize) -> Vec<u8> {
         let mut w = Writer::new();
         w.integer(self.id.into());
         w.integer(self.first.into());
@@ -51,26 +61,50 @@ impl Msg {
         w.boolean(self.token);
         w.boolean(self.last);
         w.string(&self.data.data_type);
-        w.bytes(&self.data.data);
+        w.integer(data_len as i128);
         w.into_bytes()
     }
 
     /// Decodes a frame body; every byte must belong to the message.
     pub fn decode(body: &[u8]) -> Result<Self, DecodeError> {
-        let mut r = Reader::new(body);
-        let msg = Msg {
-            id: r.integer()?,
-            first: r.integer()?,
-            owner: r.boolean()?,
-            token: r.boolean()?,
-            last: r.boolean()?,
+        Self::read(Reader::new(body))
+    }
+
+    /// Decodes a frame body received in chunks. The message's `data` keeps
+    /// the body's chunks: nothing is copied.
+    pub fn decode_body(body: Body) -> Result<Self, DecodeError> {
+        Self::read(Reader::of_body(body))
+    }
+
+    fn read(mut r: Reader<'_>) -> Result<Self, DecodeError> {
+        let id = r.integer()?;
+        let first = r.integer()?;
+        let owner = r.boolean()?;
+        let token = r.boolean()?;
+        let last = r.boolean()?;
+        let data_type = r.string()?.into_owned();
+        let start = r.offset();
+        let len = r.bytes_len()?;
+        if len != r.remaining() {
+            return Err(r.error(
+                start,
+                format!(
+                    "data of {len} bytes, but {} bytes follow in the frame",
+                    r.remaining()
+                ),
+            ));
+        }
+        Ok(Msg {
+            id,
+            first,
+            owner,
+            token,
+            last,
             data: Data {
-                data_type: r.string()?.to_string(),
-                data: r.bytes()?.to_vec(),
+                data_type,
+                data: r.into_rest(),
             },
-        };
-        r.finish()?;
-        Ok(msg)
+        })
     }
 
     /// The whole frame: header and body.
@@ -86,7 +120,7 @@ impl Msg {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FrameError {
     /// The header announces more bytes than allowed.
-    #[error("Chatter frame announces {announced} bytes, more than the limit of {limit}")]
+    #[error("Chatter frame announces {announced} bytes, more than the limit of {limit} (the connection's `max_frame`)")]
     TooLarge {
         /// The announced body length.
         announced: u128,
@@ -144,7 +178,7 @@ mod tests {
             last: false,
             data: Data {
                 data_type: "HatEventer.MsgInitReq".into(),
-                data: vec![1, 2, 3],
+                data: vec![1, 2, 3].into(),
             },
         }
     }

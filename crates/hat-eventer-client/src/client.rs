@@ -20,9 +20,11 @@
 //! ```
 
 use crate::chatter::Data;
-use crate::connection::{self, ChatterConfig, ChatterError, Conversation, Received, Sender};
+use crate::connection::{
+    self, Activity, ChatterConfig, ChatterError, Conversation, Received, Sender,
+};
 use crate::eventer_msg::*;
-use crate::sbs::DecodeError;
+use crate::sbs::{Body, DecodeError, Parts};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,15 +35,27 @@ use tokio::sync::{mpsc, oneshot, Mutex};
 pub struct ClientConfig {
     /// The Chatter connection's settings.
     pub chatter: ChatterConfig,
-    /// How long to wait for connecting and for each answer.
-    pub request_timeout: Duration,
+    /// How long connecting may take, the server's answer to our init
+    /// message included.
+    pub connect_timeout: Duration,
+    /// How long the server may stay silent while an answer is due. Silence
+    /// counts from the last progress (see [`Activity`]), so a transfer
+    /// that keeps moving never times out.
+    pub idle_timeout: Duration,
+    /// Added to `idle_timeout` for each MiB of a request: the server reads
+    /// all of it, and to answer a registration encodes it again, before it
+    /// sends a byte. (hat-event-server 0.9.44 stayed silent for 45 s after
+    /// a registration of 680 MB: 66 ms per MiB.)
+    pub idle_per_mib: Duration,
 }
 
 impl Default for ClientConfig {
     fn default() -> Self {
         ClientConfig {
             chatter: ChatterConfig::default(),
-            request_timeout: Duration::from_secs(5),
+            connect_timeout: Duration::from_secs(5),
+            idle_timeout: Duration::from_secs(60),
+            idle_per_mib: Duration::from_millis(100),
         }
     }
 }
@@ -61,8 +75,8 @@ pub enum ClientError {
     /// The server answered `MsgRegisterRes.failure`.
     #[error("the event server did not register the events")]
     RegisterFailed,
-    /// No answer in time.
-    #[error("no answer from the event server within {0:?} ({1})")]
+    /// No progress in time.
+    #[error("no answer from the event server: nothing came for {0:?} ({1})")]
     Timeout(Duration, &'static str),
     /// The server sent something the protocol does not allow here.
     #[error("unexpected message from the event server: {0}")]
@@ -77,17 +91,18 @@ pub struct Client {
     sender: Sender,
     pending: Pending,
     status: Arc<std::sync::Mutex<Status>>,
-    timeout: Duration,
+    idle_timeout: Duration,
+    idle_per_mib: Duration,
 }
 
 fn message<T: Message>(value: &T) -> Data {
     Data {
         data_type: T::TYPE.to_string(),
-        data: encode(value),
+        data: Body::from(encode(value)),
     }
 }
 
-fn decode_as<T: Message>(data: &Data) -> Result<T, ClientError> {
+fn decode_as<T: Message>(data: Data) -> Result<T, ClientError> {
     if data.data_type != T::TYPE {
         return Err(ClientError::Protocol(format!(
             "expected {}, got {}",
@@ -95,7 +110,7 @@ fn decode_as<T: Message>(data: &Data) -> Result<T, ClientError> {
             data.data_type
         )));
     }
-    Ok(decode(&data.data)?)
+    Ok(decode_body(data.data)?)
 }
 
 /// Connects, sends `init` and waits for the server's answer. Returns the
@@ -105,7 +120,7 @@ pub async fn connect(
     init: MsgInitReq,
     config: ClientConfig,
 ) -> Result<(Client, mpsc::UnboundedReceiver<Vec<Event>>), ClientError> {
-    let timeout = config.request_timeout;
+    let timeout = config.connect_timeout;
     let (sender, mut incoming) =
         tokio::time::timeout(timeout, connection::connect(address, config.chatter))
             .await
@@ -121,7 +136,7 @@ pub async fn connect(
             answer.data.data_type
         )));
     }
-    let status = match decode_as::<MsgInitRes>(&answer.data)? {
+    let status = match decode_as::<MsgInitRes>(answer.data)? {
         MsgInitRes::Success(status) => status,
         MsgInitRes::Error(message) => return Err(ClientError::Refused(message)),
     };
@@ -129,7 +144,8 @@ pub async fn connect(
         sender,
         pending: Pending::default(),
         status: Arc::new(std::sync::Mutex::new(status)),
-        timeout,
+        idle_timeout: config.idle_timeout,
+        idle_per_mib: config.idle_per_mib,
     };
     let (events_tx, events_rx) = mpsc::unbounded_channel();
     tokio::spawn(dispatch(client.clone(), incoming, events_tx));
@@ -149,23 +165,60 @@ impl Client {
         events: Vec<RegisterEvent>,
         with_response: bool,
     ) -> Result<Option<Vec<Event>>, ClientError> {
-        let request = MsgRegisterReq(events);
+        let refs: Vec<RegisterEventRef<'_>> = events.iter().map(RegisterEventRef::from).collect();
+        let parts = register_request_parts(&refs);
         if !with_response {
-            self.sender.send(message(&request), None, true).await?;
+            self.send_registration(&parts).await?;
             return Ok(None);
         }
-        match self
-            .request::<_, MsgRegisterRes>(&request, "register")
-            .await?
-        {
-            MsgRegisterRes::Events(events) => Ok(Some(events)),
-            MsgRegisterRes::Failure => Err(ClientError::RegisterFailed),
-        }
+        let answer = self.request_registration(&parts).await?;
+        drop(refs);
+        drop(events);
+        answer.wait().await.map(Some)
+    }
+
+    /// Sends a `MsgRegisterReq` encoded by [`register_request_parts`],
+    /// expecting no answer.
+    pub async fn send_registration(&self, parts: &Parts<'_>) -> Result<(), ClientError> {
+        self.sender
+            .send_parts(MsgRegisterReq::TYPE, parts, None, true)
+            .await?;
+        Ok(())
+    }
+
+    /// Sends a `MsgRegisterReq` encoded by [`register_request_parts`] and
+    /// returns its answer to wait for: the request need not live on while
+    /// the server works.
+    pub async fn request_registration(
+        &self,
+        parts: &Parts<'_>,
+    ) -> Result<RegisterAnswer, ClientError> {
+        let answer = self
+            .send_request(MsgRegisterReq::TYPE, parts, "register")
+            .await?;
+        Ok(RegisterAnswer(answer))
     }
 
     /// Runs a query.
     pub async fn query(&self, params: QueryParams) -> Result<QueryResult, ClientError> {
-        self.request::<_, QueryResult>(&params, "query").await
+        let mut parts = Parts::new();
+        parts.write(|w| params.write(w));
+        let answer = self
+            .send_request(QueryParams::TYPE, &parts, "query")
+            .await?;
+        answer.wait().await
+    }
+
+    /// The connection's progress, which request timeouts count from.
+    pub fn activity(&self) -> &Activity {
+        self.sender.activity()
+    }
+
+    /// How long the server may stay silent while the answer to a request
+    /// of `request_len` bytes is due (see [`ClientConfig::idle_per_mib`]).
+    pub fn patience(&self, request_len: usize) -> Duration {
+        let mib = request_len as f64 / f64::from(1 << 20);
+        self.idle_timeout + self.idle_per_mib.mul_f64(mib)
     }
 
     /// Closes the connection.
@@ -173,26 +226,80 @@ impl Client {
         self.sender.close().await;
     }
 
-    async fn request<Req: Message, Res: Message>(
+    async fn send_request<Res: Message>(
         &self,
-        request: &Req,
+        data_type: &str,
+        parts: &Parts<'_>,
         what: &'static str,
-    ) -> Result<Res, ClientError> {
+    ) -> Result<Answer<Res>, ClientError> {
         let (answer_tx, answer_rx) = oneshot::channel();
+        // Counted from before the send: a peer that stops reading our
+        // request is as silent as one that does not answer it.
+        let awaiting = self.activity().awaiting();
         let first = {
             // Held across the send so the answer cannot overtake the entry.
             let mut pending = self.pending.lock().await;
-            let conversation = self.sender.send(message(request), None, false).await?;
+            let conversation = self
+                .sender
+                .send_parts(data_type, parts, None, false)
+                .await?;
             pending.insert(conversation.first, answer_tx);
             conversation.first
         };
-        match tokio::time::timeout(self.timeout, answer_rx).await {
-            Ok(Ok(answer)) => decode_as(&answer?),
-            Ok(Err(_)) => Err(ChatterError::Closed.into()),
-            Err(_) => {
-                self.pending.lock().await.remove(&first);
-                Err(ClientError::Timeout(self.timeout, what))
+        Ok(Answer {
+            client: self.clone(),
+            first,
+            receiver: answer_rx,
+            sent: tokio::time::Instant::now(),
+            patience: self.patience(parts.len()),
+            what,
+            _awaiting: awaiting,
+            _type: std::marker::PhantomData,
+        })
+    }
+}
+
+/// An answer due from the server, of type `Res`.
+struct Answer<Res> {
+    client: Client,
+    first: i64,
+    receiver: oneshot::Receiver<Result<Data, ClientError>>,
+    sent: tokio::time::Instant,
+    patience: Duration,
+    what: &'static str,
+    _awaiting: connection::Awaiting,
+    _type: std::marker::PhantomData<fn() -> Res>,
+}
+
+impl<Res: Message> Answer<Res> {
+    /// Waits until the answer arrives, or the connection has made no
+    /// progress for the request's patience.
+    async fn wait(mut self) -> Result<Res, ClientError> {
+        let timeout = self.patience;
+        loop {
+            let quiet_since = self.client.activity().last().max(self.sent);
+            match tokio::time::timeout_at(quiet_since + timeout, &mut self.receiver).await {
+                Ok(Ok(answer)) => return decode_as(answer?),
+                Ok(Err(_)) => return Err(ChatterError::Closed.into()),
+                Err(_) if self.client.activity().last() > quiet_since => continue,
+                Err(_) => {
+                    self.client.pending.lock().await.remove(&self.first);
+                    return Err(ClientError::Timeout(timeout, self.what));
+                }
             }
+        }
+    }
+}
+
+/// The answer to a registration sent by [`Client::request_registration`].
+pub struct RegisterAnswer(Answer<MsgRegisterRes>);
+
+impl RegisterAnswer {
+    /// Waits for the registered events (see [`ClientConfig::idle_timeout`]).
+    pub async fn wait(self) -> Result<Vec<Event>, ClientError> {
+        match self.0.wait().await? {
+            MsgRegisterRes::Events(events) => Ok(events),
+            MsgRegisterRes::Failure => Err(ClientError::RegisterFailed),
         }
     }
 }
@@ -236,13 +343,14 @@ async fn handle(
         }
         return Ok(());
     }
-    match received.data.data_type.as_str() {
+    let data_type = received.data.data_type.clone();
+    match data_type.as_str() {
         MsgStatusNotify::TYPE => {
-            let MsgStatusNotify(status) = decode_as(&received.data)?;
+            let MsgStatusNotify(status) = decode_as(received.data)?;
             *client.status.lock().unwrap_or_else(|e| e.into_inner()) = status;
         }
         MsgEventsNotify::TYPE => {
-            let MsgEventsNotify(notified) = decode_as(&received.data)?;
+            let MsgEventsNotify(notified) = decode_as(received.data)?;
             let _ = events.send(notified);
             if !received.last {
                 let conversation: Conversation = received.conversation;

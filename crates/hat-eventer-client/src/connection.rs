@@ -2,6 +2,8 @@
 //! ping/pong keep-alive (the server drops peers that stay silent).
 
 use crate::chatter::{Data, FrameError, FrameHeader, Msg, MAX_LENGTH_FIELD};
+use crate::sbs::{Body, Parts};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
@@ -13,21 +15,33 @@ use tokio::time::Instant;
 const PING: &str = "HatChatter.Ping";
 const PONG: &str = "HatChatter.Pong";
 
+/// Frame bodies are read, and written, in pieces of at most this size: a
+/// body is allocated as its bytes arrive, and progress is seen per piece.
+const CHUNK: usize = 1 << 20;
+
+/// Bodies up to this size (pings and pongs are far smaller) count as
+/// progress only once whole, as a message the peer meant to send.
+const SMALL_FRAME: usize = 1024;
+
 /// Connection settings.
 #[derive(Debug, Clone)]
 pub struct ChatterConfig {
-    /// Frames announcing a larger body are refused before allocation.
+    /// Frames announcing a larger body are refused at once. A body is
+    /// allocated as its bytes arrive, never ahead of them, so the bound is
+    /// not what protects memory; by default it is the most one buffer can
+    /// hold, so that no legitimate answer is refused.
     pub max_frame: usize,
     /// Silence after which we ping the peer.
     pub ping_delay: Duration,
-    /// Further silence after a ping after which the connection is closed.
+    /// Further silence after a ping after which the connection is closed,
+    /// unless an answer is due (see [`Activity::awaiting`]).
     pub ping_timeout: Duration,
 }
 
 impl Default for ChatterConfig {
     fn default() -> Self {
         ChatterConfig {
-            max_frame: 256 << 20,
+            max_frame: isize::MAX as usize,
             ping_delay: Duration::from_secs(20),
             ping_timeout: Duration::from_secs(20),
         }
@@ -54,6 +68,66 @@ pub enum ChatterError {
 impl From<std::io::Error> for ChatterError {
     fn from(err: std::io::Error) -> Self {
         ChatterError::Io(err.to_string())
+    }
+}
+
+/// When a connection last made progress: a piece of a large frame read or
+/// written, or a whole message other than a ping or pong received. Request
+/// timeouts count silence from here, so a long transfer that keeps moving
+/// never times out, while pings answered by a peer that answers nothing
+/// else do not keep a request alive.
+#[derive(Debug, Clone)]
+pub struct Activity(Arc<ActivityInner>);
+
+#[derive(Debug)]
+struct ActivityInner {
+    start: Instant,
+    /// Milliseconds from `start` to the last progress.
+    last: AtomicU64,
+    awaiting: AtomicUsize,
+}
+
+impl Activity {
+    fn new() -> Self {
+        Activity(Arc::new(ActivityInner {
+            start: Instant::now(),
+            last: AtomicU64::new(0),
+            awaiting: AtomicUsize::new(0),
+        }))
+    }
+
+    /// Notes progress now.
+    pub fn mark(&self) {
+        let elapsed = self.0.start.elapsed().as_millis() as u64;
+        self.0.last.fetch_max(elapsed, Ordering::Relaxed);
+    }
+
+    /// When progress was last noted (the connection's start, if never).
+    pub fn last(&self) -> Instant {
+        self.0.start + Duration::from_millis(self.0.last.load(Ordering::Relaxed))
+    }
+
+    /// Marks an answer as due until the guard is dropped. Meanwhile an
+    /// unanswered ping does not close the connection: a peer busy making
+    /// a large answer cannot answer pings, and the waiter's own timeout,
+    /// counted from [`Activity::last`], decides.
+    pub fn awaiting(&self) -> Awaiting {
+        self.0.awaiting.fetch_add(1, Ordering::SeqCst);
+        Awaiting(self.clone())
+    }
+
+    fn is_awaited(&self) -> bool {
+        self.0.awaiting.load(Ordering::SeqCst) > 0
+    }
+}
+
+/// An answer due on a connection; see [`Activity::awaiting`].
+#[derive(Debug)]
+pub struct Awaiting(Activity);
+
+impl Drop for Awaiting {
+    fn drop(&mut self) {
+        (self.0).0.awaiting.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -87,6 +161,7 @@ struct WriteSide {
 #[derive(Clone)]
 pub struct Sender {
     write: Arc<Mutex<WriteSide>>,
+    activity: Activity,
 }
 
 impl Sender {
@@ -95,6 +170,32 @@ impl Sender {
     pub async fn send(
         &self,
         data: Data,
+        conversation: Option<Conversation>,
+        last: bool,
+    ) -> Result<Conversation, ChatterError> {
+        let pieces: Vec<&[u8]> = data.data.chunks().collect();
+        self.send_pieces(&data.data_type, &pieces, conversation, last)
+            .await
+    }
+
+    /// Sends a message of type `data_type` whose data is `parts`, writing
+    /// the borrowed parts as they lie. Returns the conversation.
+    pub async fn send_parts(
+        &self,
+        data_type: &str,
+        parts: &Parts<'_>,
+        conversation: Option<Conversation>,
+        last: bool,
+    ) -> Result<Conversation, ChatterError> {
+        let pieces: Vec<&[u8]> = parts.pieces().collect();
+        self.send_pieces(data_type, &pieces, conversation, last)
+            .await
+    }
+
+    async fn send_pieces(
+        &self,
+        data_type: &str,
+        pieces: &[&[u8]],
         conversation: Option<Conversation>,
         last: bool,
     ) -> Result<Conversation, ChatterError> {
@@ -111,11 +212,32 @@ impl Sender {
             owner: conversation.owner,
             token: true,
             last,
-            data,
+            data: Data {
+                data_type: data_type.to_string(),
+                data: Body::new(),
+            },
         };
-        write.half.write_all(&msg.to_frame()).await?;
+        let data_len = pieces.iter().map(|piece| piece.len()).sum();
+        let head = msg.header(data_len);
+        let mut frame = FrameHeader::for_len(head.len() + data_len);
+        frame.extend_from_slice(&head);
+        write.half.write_all(&frame).await?;
+        let large = data_len > SMALL_FRAME;
+        for piece in pieces {
+            for slice in piece.chunks(CHUNK) {
+                write.half.write_all(slice).await?;
+                if large {
+                    self.activity.mark();
+                }
+            }
+        }
         write.half.flush().await?;
         Ok(conversation)
+    }
+
+    /// The connection's progress, shared by both directions.
+    pub fn activity(&self) -> &Activity {
+        &self.activity
     }
 
     /// Closes our side of the socket.
@@ -133,14 +255,16 @@ pub async fn connect(
     let stream = TcpStream::connect(address).await?;
     stream.set_nodelay(true)?;
     let (read, write) = stream.into_split();
+    let activity = Activity::new();
     let sender = Sender {
         write: Arc::new(Mutex::new(WriteSide {
             half: write,
             next_id: 0,
         })),
+        activity: activity.clone(),
     };
     let (frames_tx, frames_rx) = mpsc::channel(64);
-    tokio::spawn(read_frames(read, config.max_frame, frames_tx));
+    tokio::spawn(read_frames(read, config.max_frame, activity, frames_tx));
     let (incoming_tx, incoming_rx) = mpsc::channel(64);
     tokio::spawn(supervise(sender.clone(), config, frames_rx, incoming_tx));
     Ok((sender, incoming_rx))
@@ -150,10 +274,11 @@ pub async fn connect(
 async fn read_frames(
     mut read: OwnedReadHalf,
     max_frame: usize,
+    activity: Activity,
     frames: mpsc::Sender<Result<Msg, ChatterError>>,
 ) {
     loop {
-        let result = read_frame(&mut read, max_frame).await;
+        let result = read_frame_noting(&mut read, max_frame, &|| activity.mark()).await;
         let failed = result.is_err();
         if frames.send(result).await.is_err() || failed {
             return;
@@ -165,8 +290,9 @@ async fn read_frames(
 ///
 /// The frame is one byte `m` (at most [`MAX_LENGTH_FIELD`]), the body length
 /// as `m` bytes big-endian, then the body. A length above `max_frame` is
-/// refused before the body is allocated, so no input makes this allocate
-/// more than `max_frame` bytes for a frame.
+/// refused at once. The body is read in pieces of at most 1 MiB, each
+/// allocated when the bytes before it have arrived, so no input makes this
+/// allocate more than 1 MiB beyond the bytes it has actually received.
 ///
 /// Returns [`ChatterError::Closed`] when the input ends cleanly before a
 /// frame, [`ChatterError::Io`] when it fails or ends inside a frame, and
@@ -174,6 +300,19 @@ async fn read_frames(
 /// position after an error is unspecified; [`connect`] stops reading at the
 /// first error.
 pub async fn read_frame<R>(read: &mut R, max_frame: usize) -> Result<Msg, ChatterError>
+where
+    R: AsyncRead + Unpin + ?Sized,
+{
+    read_frame_noting(read, max_frame, &|| {}).await
+}
+
+/// [`read_frame`], calling `progress` for each piece of a large body read
+/// and once a small one is whole.
+async fn read_frame_noting<R>(
+    read: &mut R,
+    max_frame: usize,
+    progress: &(dyn Fn() + Sync),
+) -> Result<Msg, ChatterError>
 where
     R: AsyncRead + Unpin + ?Sized,
 {
@@ -190,9 +329,23 @@ where
     let mut size = [0u8; MAX_LENGTH_FIELD];
     read.read_exact(&mut size[..size_len]).await?;
     let len = FrameHeader::parse(&size[..size_len], max_frame)?;
-    let mut body = vec![0u8; len];
-    read.read_exact(&mut body).await?;
-    Ok(Msg::decode(&body).map_err(FrameError::from)?)
+    let large = len > SMALL_FRAME;
+    let mut body = Body::new();
+    while body.len() < len {
+        let want = (len - body.len()).min(CHUNK);
+        let mut chunk = Vec::with_capacity(want);
+        while chunk.len() < want {
+            let limit = (want - chunk.len()) as u64;
+            if (&mut *read).take(limit).read_buf(&mut chunk).await? == 0 {
+                return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof).into());
+            }
+            if large {
+                progress();
+            }
+        }
+        body.push(chunk);
+    }
+    Ok(Msg::decode_body(body).map_err(FrameError::from)?)
 }
 
 /// Answers pings, pings a silent peer, and hands everything else on.
@@ -202,6 +355,7 @@ async fn supervise(
     mut frames: mpsc::Receiver<Result<Msg, ChatterError>>,
     incoming: mpsc::Sender<Result<Received, ChatterError>>,
 ) {
+    let activity = sender.activity.clone();
     let mut deadline = Instant::now() + config.ping_delay;
     let mut pinged = false;
     loop {
@@ -217,7 +371,7 @@ async fn supervise(
                 let conversation = Conversation { first: msg.first, owner: !msg.owner };
                 match msg.data.data_type.as_str() {
                     PING => {
-                        let pong = Data { data_type: PONG.into(), data: Vec::new() };
+                        let pong = Data { data_type: PONG.into(), data: Body::new() };
                         if let Err(err) = sender.send(pong, Some(conversation), true).await {
                             let _ = incoming.send(Err(err)).await;
                             return;
@@ -225,6 +379,7 @@ async fn supervise(
                     }
                     PONG => {}
                     _ => {
+                        activity.mark();
                         let received = Received { conversation, last: msg.last, data: msg.data };
                         if incoming.send(Ok(received)).await.is_err() {
                             sender.close().await;
@@ -234,12 +389,23 @@ async fn supervise(
                 }
             }
             _ = tokio::time::sleep_until(deadline) => {
+                // A large frame still moving, either way, is not silence.
+                let moved = activity.last() + config.ping_delay;
+                if moved > deadline {
+                    deadline = moved;
+                    pinged = false;
+                    continue;
+                }
                 if pinged {
+                    if activity.is_awaited() {
+                        deadline = Instant::now() + config.ping_timeout;
+                        continue;
+                    }
                     let _ = incoming.send(Err(ChatterError::PingTimeout(config.ping_timeout))).await;
                     sender.close().await;
                     return;
                 }
-                let ping = Data { data_type: PING.into(), data: Vec::new() };
+                let ping = Data { data_type: PING.into(), data: Body::new() };
                 if let Err(err) = sender.send(ping, None, false).await {
                     let _ = incoming.send(Err(err)).await;
                     return;
@@ -264,7 +430,7 @@ mod tests {
             last: false,
             data: Data {
                 data_type: "HatChatter.Ping".into(),
-                data: Vec::new(),
+                data: Body::new(),
             },
         }
     }
@@ -272,7 +438,7 @@ mod tests {
     fn data(data_type: &str) -> Data {
         Data {
             data_type: data_type.into(),
-            data: vec![7],
+            data: vec![7].into(),
         }
     }
 

@@ -4,7 +4,7 @@
 //! shipped with hat-event 0.9.44; the differential tests check every type
 //! here against the Python `hat-sbs` encoding of that schema.
 
-use crate::sbs::{DecodeError, Reader, Writer};
+use crate::sbs::{Body, DecodeError, Parts, Reader, Writer};
 
 /// A value with an SBS encoding.
 pub trait Sbs: Sized {
@@ -29,7 +29,17 @@ pub fn encode<T: Sbs>(value: &T) -> Vec<u8> {
 
 /// Decodes `bytes`, all of which must belong to the value.
 pub fn decode<T: Sbs>(bytes: &[u8]) -> Result<T, DecodeError> {
-    let mut r = Reader::new(bytes);
+    decode_all(Reader::new(bytes))
+}
+
+/// Decodes `body`, all of which must belong to the value, freeing its
+/// chunks as they are read: the value and what is left of the body never
+/// take more memory together than the body did.
+pub fn decode_body<T: Sbs>(body: Body) -> Result<T, DecodeError> {
+    decode_all(Reader::of_body(body))
+}
+
+fn decode_all<T: Sbs>(mut r: Reader<'_>) -> Result<T, DecodeError> {
     let value = T::read(&mut r)?;
     r.finish()?;
     Ok(value)
@@ -58,7 +68,7 @@ impl Sbs for String {
         w.string(self);
     }
     fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        r.string().map(str::to_string)
+        r.string().map(std::borrow::Cow::into_owned)
     }
 }
 
@@ -166,10 +176,10 @@ impl Sbs for EventPayload {
     fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(match r.choice(2)? {
             0 => EventPayload::Binary {
-                payload_type: r.string()?.to_string(),
-                data: r.bytes()?.to_vec(),
+                payload_type: r.string()?.into_owned(),
+                data: r.bytes()?.into_owned(),
             },
-            _ => EventPayload::Json(r.string()?.to_string()),
+            _ => EventPayload::Json(r.string()?.into_owned()),
         })
     }
 }
@@ -221,9 +231,11 @@ pub struct RegisterEvent {
 
 impl Sbs for RegisterEvent {
     fn write(&self, w: &mut Writer) {
-        self.event_type.write(w);
-        self.source_timestamp.write(w);
-        self.payload.write(w);
+        let mut parts = Parts::new();
+        RegisterEventRef::from(self).write_parts(&mut parts);
+        for piece in parts.pieces() {
+            w.encoded(piece);
+        }
     }
     fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(RegisterEvent {
@@ -231,6 +243,79 @@ impl Sbs for RegisterEvent {
             source_timestamp: Option::read(r)?,
             payload: Option::read(r)?,
         })
+    }
+}
+
+/// A [`RegisterEvent`] borrowing its contents, so that a large payload is
+/// sent from where it lies instead of being copied into the request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegisterEventRef<'a> {
+    /// The event type's segments.
+    pub event_type: Vec<&'a str>,
+    /// When the source says it happened.
+    pub source_timestamp: Option<Timestamp>,
+    /// The payload.
+    pub payload: Option<EventPayloadRef<'a>>,
+}
+
+/// An [`EventPayload`] borrowing its contents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventPayloadRef<'a> {
+    /// `binary`: bytes with a type name.
+    Binary {
+        /// The payload type name.
+        payload_type: &'a str,
+        /// The bytes.
+        data: &'a [u8],
+    },
+    /// `json`: a JSON document as text.
+    Json(&'a str),
+}
+
+impl<'a> RegisterEventRef<'a> {
+    /// Appends the encoding (that of [`RegisterEvent`]), borrowing the
+    /// payload.
+    pub fn write_parts(&self, parts: &mut Parts<'a>) {
+        parts.write(|w| {
+            w.array_len(self.event_type.len());
+            for segment in &self.event_type {
+                w.string(segment);
+            }
+            self.source_timestamp.write(w);
+        });
+        match self.payload {
+            None => parts.write(|w| w.choice(0)),
+            Some(EventPayloadRef::Binary { payload_type, data }) => {
+                parts.write(|w| {
+                    w.choice(1);
+                    w.choice(0);
+                    w.string(payload_type);
+                });
+                parts.bytes_shared(data);
+            }
+            Some(EventPayloadRef::Json(text)) => {
+                parts.write(|w| {
+                    w.choice(1);
+                    w.choice(1);
+                });
+                parts.bytes_shared(text.as_bytes());
+            }
+        }
+    }
+}
+
+impl<'a> From<&'a RegisterEvent> for RegisterEventRef<'a> {
+    fn from(event: &'a RegisterEvent) -> Self {
+        RegisterEventRef {
+            event_type: event.event_type.iter().map(String::as_str).collect(),
+            source_timestamp: event.source_timestamp,
+            payload: event.payload.as_ref().map(|payload| match payload {
+                EventPayload::Binary { payload_type, data } => {
+                    EventPayloadRef::Binary { payload_type, data }
+                }
+                EventPayload::Json(text) => EventPayloadRef::Json(text),
+            }),
+        }
     }
 }
 
@@ -397,6 +482,16 @@ impl Sbs for MsgRegisterReq {
 
 impl Message for MsgRegisterReq {
     const TYPE: &'static str = "HatEventer.MsgRegisterReq";
+}
+
+/// The encoding of a `MsgRegisterReq` of `events`, borrowing their payloads.
+pub fn register_request_parts<'a>(events: &[RegisterEventRef<'a>]) -> Parts<'a> {
+    let mut parts = Parts::new();
+    parts.write(|w| w.array_len(events.len()));
+    for event in events {
+        event.write_parts(&mut parts);
+    }
+    parts
 }
 
 /// `HatEventer.MsgRegisterRes`.

@@ -27,6 +27,9 @@
 //! reader.finish().unwrap();
 //! ```
 
+use std::borrow::Cow;
+use std::collections::VecDeque;
+
 /// A decoding failure: where in the input, and what was wrong.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("SBS decoding failed at byte {offset}: {problem}")]
@@ -70,6 +73,11 @@ impl Writer {
             let bits = ((value >> (7 * group)) & 0x7f) as u8;
             self.buf.push(if group == 0 { bits | 0x80 } else { bits });
         }
+    }
+
+    /// Appends `bytes`, which already are an encoding.
+    pub fn encoded(&mut self, bytes: &[u8]) {
+        self.buf.extend_from_slice(bytes);
     }
 
     /// A Boolean.
@@ -130,28 +138,213 @@ fn integer_groups(value: i128) -> u32 {
     groups
 }
 
+/// Bytes received in chunks, as they arrived: a frame body, or the part of
+/// it a message's `data` holds. Reading it with [`Reader::of_body`] frees
+/// each chunk as soon as the reader has passed it, so decoding a body into
+/// owned values needs no more memory than the body itself.
+#[derive(Default, Clone)]
+pub struct Body {
+    chunks: VecDeque<Vec<u8>>,
+    len: usize,
+}
+
+impl Body {
+    /// An empty body.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Appends `chunk`.
+    pub fn push(&mut self, chunk: Vec<u8>) {
+        if !chunk.is_empty() {
+            self.len += chunk.len();
+            self.chunks.push_back(chunk);
+        }
+    }
+
+    /// How many bytes it holds.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether it holds no bytes.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Its chunks, in order.
+    pub fn chunks(&self) -> impl Iterator<Item = &[u8]> {
+        self.chunks.iter().map(Vec::as_slice)
+    }
+
+    /// Its bytes in one buffer (a copy unless it is one chunk).
+    pub fn into_vec(mut self) -> Vec<u8> {
+        if self.chunks.len() == 1 {
+            return self.chunks.pop_front().unwrap_or_default();
+        }
+        self.to_vec()
+    }
+
+    /// A copy of its bytes in one buffer.
+    pub fn to_vec(&self) -> Vec<u8> {
+        let mut all = Vec::with_capacity(self.len);
+        for chunk in &self.chunks {
+            all.extend_from_slice(chunk);
+        }
+        all
+    }
+}
+
+impl From<Vec<u8>> for Body {
+    fn from(bytes: Vec<u8>) -> Self {
+        let mut body = Body::new();
+        body.push(bytes);
+        body
+    }
+}
+
+impl PartialEq for Body {
+    fn eq(&self, other: &Self) -> bool {
+        self.len == other.len && self.chunks().flatten().eq(other.chunks().flatten())
+    }
+}
+
+impl Eq for Body {}
+
+impl std::fmt::Debug for Body {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        const SHOWN: usize = 64;
+        let head: Vec<u8> = self.chunks().flatten().take(SHOWN).copied().collect();
+        write!(f, "Body({} bytes: {:02x?}", self.len, head)?;
+        if self.len > SHOWN {
+            write!(f, "...")?;
+        }
+        write!(f, ")")
+    }
+}
+
+/// An encoding in pieces: what a [`Writer`] wrote, with large slices
+/// borrowed between them, so that a large payload is sent as it lies in
+/// memory instead of being copied into the message.
+#[derive(Debug, Default)]
+pub struct Parts<'a> {
+    done: Vec<Cow<'a, [u8]>>,
+    writer: Writer,
+}
+
+impl<'a> Parts<'a> {
+    /// Nothing written yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Appends `value` as Bytes: borrowed if large, else copied.
+    pub fn bytes_shared(&mut self, value: &'a [u8]) {
+        const SHARED_FROM: usize = 64 << 10;
+        if value.len() < SHARED_FROM {
+            self.writer.bytes(value);
+            return;
+        }
+        self.writer.integer(value.len() as i128);
+        let written = std::mem::take(&mut self.writer).into_bytes();
+        self.done.push(Cow::Owned(written));
+        self.done.push(Cow::Borrowed(value));
+    }
+
+    /// Appends what `write` writes, copied.
+    pub fn write(&mut self, write: impl FnOnce(&mut Writer)) {
+        write(&mut self.writer);
+    }
+
+    /// The pieces, in order.
+    pub fn pieces(&self) -> impl Iterator<Item = &[u8]> {
+        self.done
+            .iter()
+            .map(|piece| piece.as_ref())
+            .chain([self.writer.as_bytes()])
+            .filter(|piece| !piece.is_empty())
+    }
+
+    /// The encoding's length.
+    pub fn len(&self) -> usize {
+        self.pieces().map(<[u8]>::len).sum()
+    }
+
+    /// Whether nothing was written.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The encoding in one buffer.
+    pub fn to_vec(&self) -> Vec<u8> {
+        self.pieces().flatten().copied().collect()
+    }
+}
+
 /// Reads an SBS encoding, checking every length against what is left, so
 /// that no input makes it allocate more than the input's own size.
+///
+/// It reads a borrowed slice ([`Reader::new`]), handing out borrowed
+/// Bytes and Strings, or an owned [`Body`] ([`Reader::of_body`]), handing
+/// out copies and freeing each chunk once read past.
 #[derive(Debug, Clone)]
 pub struct Reader<'a> {
-    data: &'a [u8],
+    chunks: VecDeque<Cow<'a, [u8]>>,
+    /// Position in the front chunk.
     pos: usize,
+    /// Bytes read so far.
+    offset: usize,
+    remaining: usize,
 }
 
 impl<'a> Reader<'a> {
     /// A reader of `data`.
     pub fn new(data: &'a [u8]) -> Self {
-        Reader { data, pos: 0 }
+        let mut chunks = VecDeque::new();
+        if !data.is_empty() {
+            chunks.push_back(Cow::Borrowed(data));
+        }
+        Reader {
+            chunks,
+            pos: 0,
+            offset: 0,
+            remaining: data.len(),
+        }
+    }
+
+    /// A reader of `body`, which it consumes as it goes.
+    pub fn of_body(body: Body) -> Reader<'static> {
+        Reader {
+            remaining: body.len,
+            chunks: body.chunks.into_iter().map(Cow::Owned).collect(),
+            pos: 0,
+            offset: 0,
+        }
+    }
+
+    /// What is left unread, without copying the chunks the reader owns.
+    pub fn into_rest(mut self) -> Body {
+        let mut rest = Body::new();
+        if let Some(front) = self.chunks.pop_front() {
+            rest.push(match front {
+                Cow::Owned(chunk) if self.pos == 0 => chunk,
+                front => front[self.pos..].to_vec(),
+            });
+        }
+        for chunk in self.chunks {
+            rest.push(chunk.into_owned());
+        }
+        rest
     }
 
     /// How many bytes are left.
     pub fn remaining(&self) -> usize {
-        self.data.len() - self.pos
+        self.remaining
     }
 
     /// The offset of the next byte.
     pub fn offset(&self) -> usize {
-        self.pos
+        self.offset
     }
 
     /// An error at `offset`.
@@ -168,39 +361,86 @@ impl<'a> Reader<'a> {
             Ok(())
         } else {
             Err(self.error(
-                self.pos,
+                self.offset,
                 format!("{} bytes left after the value", self.remaining()),
             ))
         }
     }
 
-    fn take(&mut self, len: usize, what: &str) -> Result<&'a [u8], DecodeError> {
+    /// Moves on by `len` bytes of the front chunk, dropping it when done.
+    fn advance(&mut self, len: usize) {
+        self.pos += len;
+        self.offset += len;
+        self.remaining -= len;
+        if self
+            .chunks
+            .front()
+            .is_some_and(|front| self.pos == front.len())
+        {
+            self.chunks.pop_front();
+            self.pos = 0;
+        }
+    }
+
+    fn byte(&mut self) -> Option<u8> {
+        let byte = *self.chunks.front()?.get(self.pos)?;
+        self.advance(1);
+        Some(byte)
+    }
+
+    fn take(&mut self, len: usize, what: &str) -> Result<Cow<'a, [u8]>, DecodeError> {
         if len > self.remaining() {
             return Err(self.error(
-                self.pos,
+                self.offset,
                 format!("{what} needs {len} bytes, {} left", self.remaining()),
             ));
         }
-        let slice = &self.data[self.pos..self.pos + len];
-        self.pos += len;
-        Ok(slice)
+        if len == 0 {
+            return Ok(Cow::Borrowed(&[]));
+        }
+        let pos = self.pos;
+        match &self.chunks[0] {
+            Cow::Borrowed(chunk) if pos + len <= chunk.len() => {
+                let slice: &'a [u8] = &chunk[pos..pos + len];
+                self.advance(len);
+                return Ok(Cow::Borrowed(slice));
+            }
+            Cow::Owned(chunk) if pos == 0 && len == chunk.len() => {
+                let Some(Cow::Owned(chunk)) = self.chunks.pop_front() else {
+                    unreachable!("the front chunk was just seen owned");
+                };
+                self.offset += len;
+                self.remaining -= len;
+                return Ok(Cow::Owned(chunk));
+            }
+            _ => {}
+        }
+        let mut out = Vec::with_capacity(len);
+        while out.len() < len {
+            let front = &self.chunks[0];
+            let n = (len - out.len()).min(front.len() - self.pos);
+            out.extend_from_slice(&front[self.pos..self.pos + n]);
+            self.advance(n);
+        }
+        Ok(Cow::Owned(out))
     }
 
     /// An Integer of up to 126 bits.
     pub fn integer_i128(&mut self) -> Result<i128, DecodeError> {
-        let start = self.pos;
+        let start = self.offset;
         let mut value: i128 = 0;
+        let mut negative = false;
         for groups in 1..=MAX_INTEGER_GROUPS {
-            let byte = *self
-                .data
-                .get(self.pos)
+            let byte = self
+                .byte()
                 .ok_or_else(|| self.error(start, "Integer cut off by the end of input"))?;
-            self.pos += 1;
+            if groups == 1 {
+                negative = byte & 0x40 != 0;
+            }
             value = (value << 7) | i128::from(byte & 0x7f);
             if byte & 0x80 != 0 {
                 let bits = 7 * groups as u32;
-                let sign = (self.data[start] & 0x40) != 0;
-                if sign && bits < 128 {
+                if negative && bits < 128 {
                     value -= 1i128 << bits;
                 }
                 return Ok(value);
@@ -214,7 +454,7 @@ impl<'a> Reader<'a> {
 
     /// An Integer that must fit an `i64`.
     pub fn integer(&mut self) -> Result<i64, DecodeError> {
-        let start = self.pos;
+        let start = self.offset;
         let value = self.integer_i128()?;
         i64::try_from(value)
             .map_err(|_| self.error(start, format!("Integer {value} does not fit 64 bits")))
@@ -222,7 +462,7 @@ impl<'a> Reader<'a> {
 
     /// A non-negative Integer used as a length or index: at most `max`.
     fn count(&mut self, what: &str, max: usize) -> Result<usize, DecodeError> {
-        let start = self.pos;
+        let start = self.offset;
         let value = self.integer_i128()?;
         usize::try_from(value)
             .ok()
@@ -232,14 +472,15 @@ impl<'a> Reader<'a> {
 
     /// A Boolean.
     pub fn boolean(&mut self) -> Result<bool, DecodeError> {
-        let start = self.pos;
-        match self.take(1, "Boolean")? {
-            [0] => Ok(false),
-            [1] => Ok(true),
-            other => Err(self.error(
+        let start = self.offset;
+        match self.byte() {
+            Some(0) => Ok(false),
+            Some(1) => Ok(true),
+            Some(other) => Err(self.error(
                 start,
-                format!("Boolean byte {:#04x}, expected 00 or 01", other[0]),
+                format!("Boolean byte {other:#04x}, expected 00 or 01"),
             )),
+            None => Err(self.error(start, "Boolean needs 1 bytes, 0 left")),
         }
     }
 
@@ -247,22 +488,33 @@ impl<'a> Reader<'a> {
     pub fn float(&mut self) -> Result<f64, DecodeError> {
         let bytes = self.take(8, "Float")?;
         let mut array = [0u8; 8];
-        array.copy_from_slice(bytes);
+        array.copy_from_slice(&bytes);
         Ok(f64::from_be_bytes(array))
     }
 
-    /// Bytes, borrowed from the input.
-    pub fn bytes(&mut self) -> Result<&'a [u8], DecodeError> {
-        let len = self.count("Bytes length", self.remaining())?;
+    /// The length that starts Bytes or a String: at most the bytes left.
+    pub fn bytes_len(&mut self) -> Result<usize, DecodeError> {
+        self.count("Bytes length", self.remaining())
+    }
+
+    /// Bytes: borrowed from a slice, copied from a [`Body`].
+    pub fn bytes(&mut self) -> Result<Cow<'a, [u8]>, DecodeError> {
+        let len = self.bytes_len()?;
         self.take(len, "Bytes")
     }
 
-    /// A String, borrowed from the input.
-    pub fn string(&mut self) -> Result<&'a str, DecodeError> {
-        let start = self.pos;
-        let bytes = self.bytes()?;
-        std::str::from_utf8(bytes)
-            .map_err(|err| self.error(start, format!("String is not UTF-8: {err}")))
+    /// A String: borrowed from a slice, copied from a [`Body`].
+    pub fn string(&mut self) -> Result<Cow<'a, str>, DecodeError> {
+        let start = self.offset;
+        let not_utf8 = |err: std::str::Utf8Error| format!("String is not UTF-8: {err}");
+        match self.bytes()? {
+            Cow::Borrowed(bytes) => std::str::from_utf8(bytes)
+                .map(Cow::Borrowed)
+                .map_err(|err| self.error(start, not_utf8(err))),
+            Cow::Owned(bytes) => String::from_utf8(bytes)
+                .map(Cow::Owned)
+                .map_err(|err| self.error(start, not_utf8(err.utf8_error()))),
+        }
     }
 
     /// The element count that starts an Array. Bounded by the bytes left,

@@ -155,7 +155,7 @@ fn chatter(id: i64, data_type: &str, data: Vec<u8>) -> Msg {
         last: id % 3 == 0,
         data: Data {
             data_type: data_type.into(),
-            data,
+            data: data.into(),
         },
     }
 }
