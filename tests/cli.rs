@@ -2,7 +2,7 @@
 //! codes, and a clear message for every bad input.
 
 use aimm_backend_tests::*;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Runs the CLI with `--conf conf` and `args`, expecting exit `code`;
 /// returns (stdout, stderr).
@@ -26,10 +26,17 @@ fn put_list_get_update_round_trip() {
     let (stdout, _) = run_conf(
         work.path(),
         &conf,
-        &["put", "my.Model", a.to_str().unwrap(), b.to_str().unwrap()],
+        &[
+            "put",
+            "my.Model",
+            "--jobs",
+            "1",
+            a.to_str().unwrap(),
+            b.to_str().unwrap(),
+        ],
         0,
     );
-    assert_eq!(stdout, "1\n2\n");
+    assert_eq!(stdout, "1\n2\n", "one at a time: ids in file order");
 
     let (stdout, _) = run_conf(work.path(), &conf, &["list", "--json"], 0);
     let listed: serde_json::Value = serde_json::from_str(&stdout).unwrap();
@@ -67,6 +74,54 @@ fn put_list_get_update_round_trip() {
     );
     let (stdout, _) = run_conf(work.path(), &conf, &["list"], 0);
     assert_eq!(stdout, "1\tmy.Model\t0\n2\tother\t70000\n");
+}
+
+#[test]
+fn a_pipelined_put_prints_ids_in_file_order_and_stops_at_the_first_failure() {
+    let work = tempfile::tempdir().unwrap();
+    let db = work.path().join("m.db");
+    let conf = sqlite_conf(work.path(), "c.yaml", &db, "");
+    let files: Vec<PathBuf> = (0..40)
+        .map(|i| {
+            let path = work.path().join(format!("{i}.bin"));
+            std::fs::write(&path, test_bytes(i, 1000 + i as usize * 100)).unwrap();
+            path
+        })
+        .collect();
+    let mut args = vec!["put", "piped", "--jobs", "8"];
+    args.extend(files.iter().map(|f| f.to_str().unwrap()));
+    let (stdout, _) = run_conf(work.path(), &conf, &args, 0);
+    let ids: Vec<i64> = stdout.lines().map(|l| l.parse().unwrap()).collect();
+    assert_eq!(ids.len(), 40, "{stdout}");
+    let rows = read_models_table(&db);
+    for (i, id) in ids.iter().enumerate() {
+        let row = rows.iter().find(|r| r.0 == *id).expect("printed id stored");
+        assert!(
+            row.2 == test_bytes(i as u64, 1000 + i * 100),
+            "line {i} is not the id of file {i}"
+        );
+    }
+
+    // A file that cannot be read (a directory) stops further sends: the
+    // files before it are stored and printed, none after it is sent.
+    let dir = work.path().join("not-a-file");
+    std::fs::create_dir(&dir).unwrap();
+    let mut args = vec!["put", "stops", "--jobs", "4"];
+    args.extend(files[..5].iter().map(|f| f.to_str().unwrap()));
+    args.push(dir.to_str().unwrap());
+    args.extend(files[5..].iter().map(|f| f.to_str().unwrap()));
+    let (stdout, stderr) = run_conf(work.path(), &conf, &args, 1);
+    let printed: Vec<i64> = stdout.lines().map(|l| l.parse().unwrap()).collect();
+    assert_eq!(printed.len(), 5, "{stdout}\n{stderr}");
+    assert!(stderr.contains("not-a-file"), "{stderr}");
+    let stored: Vec<i64> = read_models_table(&db)
+        .iter()
+        .filter(|r| r.1 == "stops")
+        .map(|r| r.0)
+        .collect();
+    let mut printed_sorted = printed.clone();
+    printed_sorted.sort();
+    assert_eq!(stored, printed_sorted, "only the files before the failure");
 }
 
 #[test]

@@ -273,6 +273,180 @@ async fn pings_are_answered_and_silence_is_pinged_then_dropped() {
     assert!(started.elapsed() < Duration::from_secs(2));
 }
 
+/// Sends `data` of type `T` to the client as the answer in `first`'s
+/// conversation, as `id`; the frame is written in `pieces` pieces with
+/// `pause` between them.
+async fn answer<T: Message>(
+    stream: &mut tokio::net::TcpStream,
+    id: i64,
+    first: i64,
+    value: &T,
+    pieces: usize,
+    pause: Duration,
+) {
+    use hat_eventer_client::chatter::{Data, Msg};
+    let msg = Msg {
+        id,
+        first,
+        owner: false,
+        token: true,
+        last: true,
+        data: Data {
+            data_type: T::TYPE.into(),
+            data: encode(value).into(),
+        },
+    };
+    let frame = msg.to_frame();
+    for piece in frame.chunks(frame.len().div_ceil(pieces)) {
+        stream.write_all(piece).await.unwrap();
+        tokio::time::sleep(pause).await;
+    }
+}
+
+/// A peer that answers the client's init, then reads one request and
+/// answers it with a query result of `events` events of 64 KiB payloads,
+/// written as `behave` says: `(pieces, pause, stop_after)`, where
+/// `stop_after` pieces are written before the peer falls silent for good.
+async fn slow_peer(events: usize, pieces: usize, pause: Duration, stop_after: usize) -> String {
+    fake_peer(move |mut stream| async move {
+        let init = read_msg(&mut stream).await;
+        answer(
+            &mut stream,
+            1,
+            init.first,
+            &MsgInitRes::Success(Status::Operational),
+            1,
+            Duration::ZERO,
+        )
+        .await;
+        let request = read_msg(&mut stream).await;
+        let event = |i: usize| Event {
+            id: EventId {
+                server: 1,
+                session: 1,
+                instance: i as i64,
+            },
+            event_type: event_type(&["slow", &i.to_string()]),
+            timestamp: Timestamp { s: 0, us: 0 },
+            source_timestamp: None,
+            payload: Some(EventPayload::Json(format!("\"{}\"", "a".repeat(64 << 10)))),
+        };
+        let result = QueryResult {
+            events: (0..events).map(event).collect(),
+            more_follows: false,
+        };
+        let msg = hat_eventer_client::chatter::Msg {
+            id: 2,
+            first: request.first,
+            owner: false,
+            token: true,
+            last: true,
+            data: hat_eventer_client::chatter::Data {
+                data_type: QueryResult::TYPE.into(),
+                data: encode(&result).into(),
+            },
+        };
+        let frame = msg.to_frame();
+        for piece in frame.chunks(frame.len().div_ceil(pieces)).take(stop_after) {
+            stream.write_all(piece).await.unwrap();
+            tokio::time::sleep(pause).await;
+        }
+        tokio::time::sleep(Duration::from_secs(30)).await;
+    })
+    .await
+}
+
+fn idle(timeout: Duration) -> ClientConfig {
+    ClientConfig {
+        connect_timeout: Duration::from_secs(5),
+        idle_timeout: timeout,
+        ..ClientConfig::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_that_keeps_arriving_outlasts_the_idle_timeout() {
+    // 3 MiB in 30 pieces, one every 150 ms: 4.5 s in all, never 1 s silent.
+    let address = slow_peer(48, 30, Duration::from_millis(150), usize::MAX).await;
+    let (client, _) = connect(&address, init(vec![]), idle(Duration::from_secs(1)))
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let result = within(
+        client.query(QueryParams::Latest { event_types: None }),
+        "the slow answer",
+    )
+    .await
+    .unwrap();
+    assert_eq!(result.events.len(), 48);
+    assert!(
+        started.elapsed() > Duration::from_secs(3),
+        "the answer came faster than the peer wrote it: {:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_that_stops_midway_times_out_after_the_idle_timeout() {
+    let address = slow_peer(48, 30, Duration::from_millis(100), 10).await;
+    let (client, _) = connect(&address, init(vec![]), idle(Duration::from_secs(1)))
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let err = within(
+        client.query(QueryParams::Latest { event_types: None }),
+        "the stalled answer",
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, ClientError::Timeout(..)), "{err}");
+    assert!(err.to_string().contains("nothing came for 1.0s"), "{err}");
+    let elapsed = started.elapsed();
+    // 10 pieces (1 s), then 1 s of silence.
+    assert!(
+        elapsed > Duration::from_millis(1900) && elapsed < Duration::from_secs(5),
+        "{elapsed:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ping_left_unanswered_while_an_answer_is_due_does_not_close_the_connection() {
+    // A busy server answers nothing, not even pings, until its answer is
+    // ready: here after 2 s, with pings due every 0.2 s.
+    let address = fake_peer(|mut stream| async move {
+        let init = read_msg(&mut stream).await;
+        answer(
+            &mut stream,
+            1,
+            init.first,
+            &MsgInitRes::Success(Status::Operational),
+            1,
+            Duration::ZERO,
+        )
+        .await;
+        let request = read_msg(&mut stream).await;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let result = QueryResult {
+            events: vec![],
+            more_follows: false,
+        };
+        answer(&mut stream, 2, request.first, &result, 1, Duration::ZERO).await;
+        tokio::time::sleep(Duration::from_secs(30)).await;
+    })
+    .await;
+    let mut config = idle(Duration::from_secs(5));
+    config.chatter.ping_delay = Duration::from_millis(200);
+    config.chatter.ping_timeout = Duration::from_millis(200);
+    let (client, _) = connect(&address, init(vec![]), config).await.unwrap();
+    let result = within(
+        client.query(QueryParams::Latest { event_types: None }),
+        "the late answer",
+    )
+    .await
+    .unwrap();
+    assert!(result.events.is_empty());
+}
+
 /// Awaits `future`, failing the test, naming `what`, after 30 s.
 async fn within<T>(future: impl std::future::Future<Output = T>, what: &str) -> T {
     tokio::time::timeout(Duration::from_secs(30), future)

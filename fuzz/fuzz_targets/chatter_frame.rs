@@ -4,7 +4,7 @@
 //! Frames are read until the first error, as the connection does, with no
 //! frame-size limit (as connections read by default). Reading must not
 //! panic and, whatever length a frame announces, must allocate at most one
-//! body piece (`CHUNK`, 1 MiB) ahead of the bytes that arrived, plus what
+//! body piece (`CHUNK`, 40 MiB) ahead of the bytes that arrived, plus what
 //! is in proportion to the input; every frame read must survive the round
 //! trip, and its payload is decoded as the type it names.
 #![no_main]
@@ -19,7 +19,7 @@ use tokio::runtime::Runtime;
 const MAX_FRAME: usize = isize::MAX as usize;
 
 /// The most `read_frame` allocates ahead of the bytes that arrived.
-const CHUNK: usize = 1 << 20;
+const CHUNK: usize = 40 << 20;
 
 fn runtime() -> &'static Runtime {
     static RUNTIME: OnceLock<Runtime> = OnceLock::new();

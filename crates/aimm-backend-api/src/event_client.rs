@@ -15,7 +15,9 @@ use std::sync::Arc;
 pub trait EventClient: Send + Sync + 'static {
     /// Registers `events` and returns once `mode` is reached: at once for
     /// [`RegisterMode::Sent`] (returning `None`), otherwise with the
-    /// registered events in order (`None` in a slot the server refused).
+    /// registered events in order, as the server numbered them (`None` in a
+    /// slot the server refused). A host may leave out their payloads: the
+    /// caller has them, and a large one would cost its size again.
     fn register(
         &self,
         events: RVec<RegisterEvent>,

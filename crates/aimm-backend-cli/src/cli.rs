@@ -56,6 +56,11 @@ pub enum Command {
         /// Files to store, one model each.
         #[arg(value_name = "FILE", required = true)]
         files: Vec<PathBuf>,
+        /// Most creates in flight at once (writes that wait for a commit or
+        /// an event server flush share it); 1 stores one file at a time.
+        #[arg(long, value_name = "N", default_value_t = 16,
+              value_parser = clap::value_parser!(u16).range(1..))]
+        jobs: u16,
     },
     /// Replace a model's bytes (and type, if given).
     Update {

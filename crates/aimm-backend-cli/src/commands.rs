@@ -24,9 +24,11 @@ pub async fn run(cli: Cli) -> Outcome {
         Command::Plugins => unreachable!("handled above"),
         Command::List { json } => list(&open(&config, &opener)?, json).await,
         Command::Get { id, output } => get(&open(&config, &opener)?, id, output.as_deref()).await,
-        Command::Put { model_type, files } => {
-            put(&open(&config, &opener)?, &model_type, &files).await
-        }
+        Command::Put {
+            model_type,
+            files,
+            jobs,
+        } => put(&open(&config, &opener)?, &model_type, &files, jobs.into()).await,
         Command::Update {
             id,
             file,
@@ -162,21 +164,110 @@ fn read_input(path: &Path) -> Result<RVec<u8>, Failure> {
     Ok(RVec::from(bytes))
 }
 
-async fn put(backend: &BackendHandle, model_type: &str, files: &[PathBuf]) -> Outcome {
+async fn put(backend: &BackendHandle, model_type: &str, files: &[PathBuf], jobs: usize) -> Outcome {
     // Refuse before storing anything if a named file is missing.
-    for file in files.iter().filter(|f| f.as_path() != Path::new("-")) {
-        std::fs::metadata(file)
-            .context_with(|| format!("cannot read {}; nothing was stored", file.display()))?;
-    }
+    let mut sizes = Vec::with_capacity(files.len());
     for file in files {
-        let bytes = read_input(file)?;
-        let model = backend
-            .create_model(model_type.into(), bytes)
-            .await
-            .context_with(|| format!("storing {}", file.display()))?;
-        stdout_line(&model.instance_id.to_string())?;
+        let size = match file.as_path() == Path::new("-") {
+            true => 0,
+            false => std::fs::metadata(file)
+                .context_with(|| format!("cannot read {}; nothing was stored", file.display()))?
+                .len(),
+        };
+        sizes.push(size);
     }
-    Ok(())
+    let mut puts = Puts::default();
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut next = 0;
+    loop {
+        let room = tasks.is_empty()
+            || (tasks.len() < jobs
+                && puts.bytes_in_flight + sizes.get(next).copied().unwrap_or(0)
+                    <= PUT_BYTES_IN_FLIGHT);
+        if puts.failed.is_none() && next < files.len() && room {
+            let index = next;
+            next += 1;
+            let bytes = match read_input(&files[index]) {
+                Ok(bytes) => bytes,
+                Err(err) => {
+                    puts.fail(index, err);
+                    continue;
+                }
+            };
+            puts.bytes_in_flight += sizes[index];
+            let (backend, model_type) = (backend.clone(), model_type.to_string());
+            tasks.spawn(async move {
+                let created = backend.create_model(model_type.into(), bytes).await;
+                (index, created.map(|m| m.instance_id).map_err(Failure::from))
+            });
+            continue;
+        }
+        let Some(joined) = tasks.join_next().await else {
+            break;
+        };
+        let (index, created) =
+            joined.map_err(|err| Failure::operation(anyhow::anyhow!("put task: {err}")))?;
+        puts.bytes_in_flight -= sizes[index];
+        match created {
+            Ok(id) => {
+                puts.acknowledged.insert(index, id);
+            }
+            Err(err) => puts.fail(index, err),
+        }
+        puts.print_ready()?;
+    }
+    puts.finish(files)
+}
+
+/// Most bytes `put` holds in flight at once (one larger file goes alone).
+const PUT_BYTES_IN_FLIGHT: u64 = 256 << 20;
+
+/// What `put` knows of its creates: ids acknowledged but not printed yet
+/// (they wait for every earlier file), and the first file that failed.
+#[derive(Default)]
+struct Puts {
+    acknowledged: std::collections::BTreeMap<usize, i64>,
+    printed: usize,
+    failed: Option<(usize, Failure)>,
+    bytes_in_flight: u64,
+}
+
+impl Puts {
+    fn fail(&mut self, index: usize, err: Failure) {
+        if self.failed.as_ref().is_none_or(|(first, _)| index < *first) {
+            self.failed = Some((index, err));
+        }
+    }
+
+    /// Prints, in the order of the files, every id whose earlier files are
+    /// all acknowledged, up to the first failure.
+    fn print_ready(&mut self) -> Outcome {
+        let stop = self.failed.as_ref().map_or(usize::MAX, |(index, _)| *index);
+        while self.printed < stop {
+            let Some(id) = self.acknowledged.remove(&self.printed) else {
+                break;
+            };
+            stdout_line(&id.to_string())?;
+            self.printed += 1;
+        }
+        Ok(())
+    }
+
+    /// The failure, if any, naming its file; files after it that were
+    /// stored anyway (they were in flight) are named on stderr.
+    fn finish(self, files: &[PathBuf]) -> Outcome {
+        let Some((index, err)) = self.failed else {
+            return Ok(());
+        };
+        for (later, id) in &self.acknowledged {
+            eprintln!(
+                "{} was stored too, as id {id} (in flight when {} failed; not printed on stdout)",
+                files[*later].display(),
+                files[index].display()
+            );
+        }
+        Err(err).context_with(|| format!("storing {}", files[index].display()))
+    }
 }
 
 async fn update(

@@ -5,8 +5,9 @@
 //! connection drops (the server restarted, the network failed) reconnects
 //! with exponential backoff. While there is no connection, calls fail at
 //! once with [`ErrorKind::Unavailable`] naming the server; a call on a live
-//! connection that gets no answer fails after the configured timeout. No
-//! call hangs.
+//! connection fails once the server has sent nothing for the configured idle
+//! time while an answer is due (a long transfer that keeps moving never
+//! does). No call hangs.
 //!
 //! The connection asks the server for notifications of *persisted* events
 //! only. Other hosts' changes therefore reach `process_events` once they are
@@ -157,7 +158,7 @@ impl HatEventClient {
                 ErrorKind::Unavailable,
                 format!(
                     "Hat event server at {} did not report the registered events persisted \
-                     and sent nothing for {timeout:?}; persisted registration needs events that \
+                     and sent nothing for {timeout:.1?}; persisted registration needs events that \
                      match the backend's subscription and that the server's backend keeps",
                     self.config.address
                 ),
@@ -306,13 +307,10 @@ impl EventClient for HatEventClient {
         };
         // The request is sent: its payloads need not wait with us.
         drop(events);
-        let mut registered = self
-            .run(answer.wait())
-            .map_err(|err| self.unavailable(err))?;
         // The server echoes every payload; the caller has them already.
-        for event in &mut registered {
-            event.payload = None;
-        }
+        let registered = self
+            .run(answer.wait_without_payloads())
+            .map_err(|err| self.unavailable(err))?;
         if mode == RegisterMode::Persisted {
             if let Some(newest) = registered.iter().map(|e| order_of(&e.id)).max() {
                 self.wait_persisted(&connection, newest, request_len)?;

@@ -76,7 +76,7 @@ pub enum ClientError {
     #[error("the event server did not register the events")]
     RegisterFailed,
     /// No progress in time.
-    #[error("no answer from the event server: nothing came for {0:?} ({1})")]
+    #[error("no answer from the event server: nothing came for {0:.1?} ({1})")]
     Timeout(Duration, &'static str),
     /// The server sent something the protocol does not allow here.
     #[error("unexpected message from the event server: {0}")]
@@ -103,6 +103,11 @@ fn message<T: Message>(value: &T) -> Data {
 }
 
 fn decode_as<T: Message>(data: Data) -> Result<T, ClientError> {
+    check_type::<T>(&data)?;
+    Ok(decode_body(data.data)?)
+}
+
+fn check_type<T: Message>(data: &Data) -> Result<(), ClientError> {
     if data.data_type != T::TYPE {
         return Err(ClientError::Protocol(format!(
             "expected {}, got {}",
@@ -110,7 +115,7 @@ fn decode_as<T: Message>(data: Data) -> Result<T, ClientError> {
             data.data_type
         )));
     }
-    Ok(decode_body(data.data)?)
+    Ok(())
 }
 
 /// Connects, sends `init` and waits for the server's answer. Returns the
@@ -274,12 +279,20 @@ struct Answer<Res> {
 impl<Res: Message> Answer<Res> {
     /// Waits until the answer arrives, or the connection has made no
     /// progress for the request's patience.
-    async fn wait(mut self) -> Result<Res, ClientError> {
+    async fn wait(self) -> Result<Res, ClientError> {
+        self.wait_decoded(decode_as).await
+    }
+
+    /// [`Answer::wait`], decoding the answer with `decode`.
+    async fn wait_decoded(
+        mut self,
+        decode: impl FnOnce(Data) -> Result<Res, ClientError>,
+    ) -> Result<Res, ClientError> {
         let timeout = self.patience;
         loop {
             let quiet_since = self.client.activity().last().max(self.sent);
             match tokio::time::timeout_at(quiet_since + timeout, &mut self.receiver).await {
-                Ok(Ok(answer)) => return decode_as(answer?),
+                Ok(Ok(answer)) => return decode(answer?),
                 Ok(Err(_)) => return Err(ChatterError::Closed.into()),
                 Err(_) if self.client.activity().last() > quiet_since => continue,
                 Err(_) => {
@@ -297,7 +310,24 @@ pub struct RegisterAnswer(Answer<MsgRegisterRes>);
 impl RegisterAnswer {
     /// Waits for the registered events (see [`ClientConfig::idle_timeout`]).
     pub async fn wait(self) -> Result<Vec<Event>, ClientError> {
-        match self.0.wait().await? {
+        Self::events(self.0.wait().await?)
+    }
+
+    /// Waits for the registered events, keeping none of the payloads the
+    /// server echoes (each event's `payload` is `None`).
+    pub async fn wait_without_payloads(self) -> Result<Vec<Event>, ClientError> {
+        let answer = self
+            .0
+            .wait_decoded(|data| {
+                check_type::<MsgRegisterRes>(&data)?;
+                Ok(MsgRegisterRes::decode_without_payloads(data.data)?)
+            })
+            .await?;
+        Self::events(answer)
+    }
+
+    fn events(answer: MsgRegisterRes) -> Result<Vec<Event>, ClientError> {
+        match answer {
             MsgRegisterRes::Events(events) => Ok(events),
             MsgRegisterRes::Failure => Err(ClientError::RegisterFailed),
         }

@@ -15,9 +15,17 @@ use tokio::time::Instant;
 const PING: &str = "HatChatter.Ping";
 const PONG: &str = "HatChatter.Pong";
 
-/// Frame bodies are read, and written, in pieces of at most this size: a
-/// body is allocated as its bytes arrive, and progress is seen per piece.
-const CHUNK: usize = 1 << 20;
+/// Frame bodies are read in pieces of at most this size, each allocated
+/// once the bytes before it have arrived. Larger than glibc's largest
+/// threshold for serving allocations from the heap (32 MiB), so a piece
+/// is mapped on its own and goes back to the system when freed: decoding
+/// a body, which frees each piece once read past, then needs no more
+/// memory than the body. Its pages are touched only as bytes arrive.
+const CHUNK: usize = 40 << 20;
+
+/// Frame bodies are written in slices of this size, progress noted after
+/// each.
+const WRITE_SLICE: usize = 1 << 20;
 
 /// Bodies up to this size (pings and pongs are far smaller) count as
 /// progress only once whole, as a message the peer meant to send.
@@ -224,7 +232,7 @@ impl Sender {
         write.half.write_all(&frame).await?;
         let large = data_len > SMALL_FRAME;
         for piece in pieces {
-            for slice in piece.chunks(CHUNK) {
+            for slice in piece.chunks(WRITE_SLICE) {
                 write.half.write_all(slice).await?;
                 if large {
                     self.activity.mark();
@@ -290,9 +298,10 @@ async fn read_frames(
 ///
 /// The frame is one byte `m` (at most [`MAX_LENGTH_FIELD`]), the body length
 /// as `m` bytes big-endian, then the body. A length above `max_frame` is
-/// refused at once. The body is read in pieces of at most 1 MiB, each
+/// refused at once. The body is read in pieces of at most 40 MiB, each
 /// allocated when the bytes before it have arrived, so no input makes this
-/// allocate more than 1 MiB beyond the bytes it has actually received.
+/// allocate more than 40 MiB beyond the bytes it has actually received
+/// (and the pages of that piece are touched only as bytes arrive).
 ///
 /// Returns [`ChatterError::Closed`] when the input ends cleanly before a
 /// frame, [`ChatterError::Io`] when it fails or ends inside a frame, and

@@ -218,6 +218,30 @@ impl Sbs for Event {
     }
 }
 
+impl Event {
+    /// Reads an event, passing over its payload without keeping it (and
+    /// `None` in its place).
+    pub fn read_without_payload(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let id = EventId::read(r)?;
+        let event_type = EventType::read(r)?;
+        let timestamp = Timestamp::read(r)?;
+        let source_timestamp = Option::read(r)?;
+        if r.choice(2)? == 1 {
+            if r.choice(2)? == 0 {
+                r.skip_bytes()?; // the payload type
+            }
+            r.skip_bytes()?;
+        }
+        Ok(Event {
+            id,
+            event_type,
+            timestamp,
+            source_timestamp,
+            payload: None,
+        })
+    }
+}
+
 /// `HatEventer.RegisterEvent`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RegisterEvent {
@@ -525,6 +549,26 @@ impl Message for MsgRegisterRes {
     const TYPE: &'static str = "HatEventer.MsgRegisterRes";
 }
 
+impl MsgRegisterRes {
+    /// Decodes `body` as [`decode_body`] does, but keeps no payload: the
+    /// server echoes each registered event whole, and the sender has them.
+    pub fn decode_without_payloads(body: Body) -> Result<Self, DecodeError> {
+        let mut r = Reader::of_body(body);
+        let value = match r.choice(2)? {
+            0 => {
+                let len = r.array_len()?;
+                let events = (0..len)
+                    .map(|_| Event::read_without_payload(&mut r))
+                    .collect::<Result<_, _>>()?;
+                MsgRegisterRes::Events(events)
+            }
+            _ => MsgRegisterRes::Failure,
+        };
+        r.finish()?;
+        Ok(value)
+    }
+}
+
 /// `HatEventer.Order`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Order {
@@ -687,4 +731,87 @@ impl Sbs for QueryResult {
 
 impl Message for QueryResult {
     const TYPE: &'static str = "HatEventer.MsgQueryRes";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn events() -> Vec<RegisterEvent> {
+        let event = |last: &str, payload| RegisterEvent {
+            event_type: vec!["aimm".into(), last.into()],
+            source_timestamp: Some(Timestamp { s: 5, us: 6 }),
+            payload,
+        };
+        vec![
+            event("none", None),
+            event("json", Some(EventPayload::Json("[1]".into()))),
+            event(
+                "large",
+                Some(EventPayload::Json(format!("\"{}\"", "x".repeat(100 << 10)))),
+            ),
+            event(
+                "binary",
+                Some(EventPayload::Binary {
+                    payload_type: "b".into(),
+                    data: vec![0; 70 << 10],
+                }),
+            ),
+        ]
+    }
+
+    #[test]
+    fn a_registration_in_parts_is_the_message_s_encoding_with_payloads_borrowed() {
+        let events = events();
+        let refs: Vec<RegisterEventRef<'_>> = events.iter().map(RegisterEventRef::from).collect();
+        let parts = register_request_parts(&refs);
+        assert_eq!(parts.to_vec(), encode(&MsgRegisterReq(events.clone())));
+        let Some(EventPayload::Json(large)) = &events[2].payload else {
+            unreachable!()
+        };
+        assert!(parts.pieces().any(|piece| piece.as_ptr() == large.as_ptr()));
+        let again: MsgRegisterReq = decode(&parts.to_vec()).unwrap();
+        assert_eq!(again.0, events);
+    }
+
+    #[test]
+    fn a_register_answer_decodes_without_its_payloads() {
+        let registered: Vec<Event> = events()
+            .into_iter()
+            .enumerate()
+            .map(|(i, e)| Event {
+                id: EventId {
+                    server: 1,
+                    session: 2,
+                    instance: i as i64 + 1,
+                },
+                event_type: e.event_type,
+                timestamp: Timestamp { s: 9, us: 0 },
+                source_timestamp: e.source_timestamp,
+                payload: e.payload,
+            })
+            .collect();
+        let body = Body::from(encode(&MsgRegisterRes::Events(registered.clone())));
+        let MsgRegisterRes::Events(decoded) =
+            MsgRegisterRes::decode_without_payloads(body).unwrap()
+        else {
+            panic!("not events");
+        };
+        let expected: Vec<Event> = registered
+            .into_iter()
+            .map(|e| Event { payload: None, ..e })
+            .collect();
+        assert_eq!(decoded, expected);
+        let failure = Body::from(encode(&MsgRegisterRes::Failure));
+        assert_eq!(
+            MsgRegisterRes::decode_without_payloads(failure).unwrap(),
+            MsgRegisterRes::Failure
+        );
+        let mut cut = encode(&MsgRegisterRes::Events(expected));
+        cut.pop();
+        assert!(MsgRegisterRes::decode_without_payloads(Body::from(cut)).is_err());
+        let mut trailing = encode(&MsgRegisterRes::Failure);
+        trailing.push(0);
+        assert!(MsgRegisterRes::decode_without_payloads(Body::from(trailing)).is_err());
+    }
 }

@@ -497,6 +497,18 @@ impl<'a> Reader<'a> {
         self.count("Bytes length", self.remaining())
     }
 
+    /// Passes over Bytes or a String, copying nothing (and freeing the
+    /// chunks of a [`Body`] it passes).
+    pub fn skip_bytes(&mut self) -> Result<(), DecodeError> {
+        let mut len = self.bytes_len()?;
+        while len > 0 {
+            let n = len.min(self.chunks[0].len() - self.pos);
+            self.advance(n);
+            len -= n;
+        }
+        Ok(())
+    }
+
     /// Bytes: borrowed from a slice, copied from a [`Body`].
     pub fn bytes(&mut self) -> Result<Cow<'a, [u8]>, DecodeError> {
         let len = self.bytes_len()?;
@@ -623,5 +635,127 @@ mod tests {
         assert!(Reader::new(&[0x00; 40]).integer_i128().is_err());
         assert!(Reader::new(&[0x02]).boolean().is_err());
         assert!(Reader::new(&[0x82]).choice(2).is_err());
+    }
+
+    /// `bytes` as a body cut into chunks of `size`.
+    fn chunked(bytes: &[u8], size: usize) -> Body {
+        let mut body = Body::new();
+        for chunk in bytes.chunks(size) {
+            body.push(chunk.to_vec());
+        }
+        body
+    }
+
+    #[test]
+    fn a_body_reads_like_a_slice_across_any_chunk_boundaries() {
+        let mut w = Writer::new();
+        w.integer(-65);
+        w.string("hello, chunks");
+        w.boolean(true);
+        w.float(1.5);
+        w.bytes(&[9; 40]);
+        let bytes = w.into_bytes();
+        for size in 1..bytes.len() {
+            let mut r = Reader::of_body(chunked(&bytes, size));
+            assert_eq!(r.integer().unwrap(), -65, "chunks of {size}");
+            assert_eq!(r.string().unwrap(), "hello, chunks", "chunks of {size}");
+            assert!(r.boolean().unwrap());
+            assert_eq!(r.float().unwrap(), 1.5);
+            assert_eq!(r.offset(), bytes.len() - 41);
+            assert_eq!(&*r.bytes().unwrap(), &[9; 40][..]);
+            r.finish().unwrap();
+        }
+    }
+
+    #[test]
+    fn a_body_frees_each_chunk_once_read_past() {
+        let mut w = Writer::new();
+        w.bytes(&[1; 100]);
+        w.bytes(&[2; 100]);
+        let bytes = w.into_bytes();
+        let mut r = Reader::of_body(chunked(&bytes, 10));
+        let before = r.chunks.len();
+        r.bytes().unwrap();
+        assert!(
+            r.chunks.len() <= before - 10,
+            "{} of {before} chunks kept",
+            r.chunks.len()
+        );
+        r.skip_bytes().unwrap();
+        assert!(r.chunks.is_empty());
+        r.finish().unwrap();
+    }
+
+    #[test]
+    fn a_chunk_that_is_exactly_one_item_is_handed_over_not_copied() {
+        let payload = vec![7u8; 1000];
+        let at = payload.as_ptr();
+        let mut w = Writer::new();
+        w.integer(1000);
+        let mut body = Body::from(w.into_bytes());
+        body.push(payload);
+        let mut r = Reader::of_body(body);
+        let bytes = r.bytes().unwrap();
+        assert!(matches!(bytes, Cow::Owned(_)));
+        assert_eq!(bytes.as_ptr(), at, "the chunk was copied");
+    }
+
+    #[test]
+    fn the_rest_of_a_body_keeps_its_chunks() {
+        let mut body = Body::from(vec![0x81]);
+        let tail = vec![5u8; 64];
+        let at = tail.as_ptr();
+        body.push(tail);
+        let mut r = Reader::of_body(body);
+        assert_eq!(r.integer().unwrap(), 1);
+        let rest = r.into_rest();
+        assert_eq!(rest.len(), 64);
+        assert_eq!(rest.chunks().next().unwrap().as_ptr(), at);
+        assert_eq!(rest, Body::from(vec![5u8; 64]));
+        let mut r = Reader::new(&[0x81, 1, 2]);
+        r.integer().unwrap();
+        assert_eq!(r.into_rest().into_vec(), [1, 2]);
+    }
+
+    #[test]
+    fn cut_and_bad_input_in_a_body_is_refused_where_it_starts() {
+        let mut r = Reader::of_body(chunked(&[0x85, b'a', b'b'], 1));
+        let err = r.string().unwrap_err();
+        assert_eq!(
+            (err.offset, err.problem.as_str()),
+            (0, "Bytes length 5 out of range 0..=3")
+        );
+        let mut r = Reader::of_body(chunked(&[0x82, 0xff, 0xfe], 1));
+        assert!(r.string().unwrap_err().problem.contains("not UTF-8"));
+        let mut r = Reader::of_body(Body::new());
+        assert!(r.boolean().is_err());
+        assert!(r.skip_bytes().is_err());
+    }
+
+    #[test]
+    fn parts_encode_as_a_writer_does_and_borrow_large_slices() {
+        let large = vec![3u8; 64 << 10];
+        let small = [4u8; 10];
+        let mut parts = Parts::new();
+        parts.write(|w| w.integer(64));
+        parts.bytes_shared(&large);
+        parts.bytes_shared(&small);
+        parts.write(|w| w.boolean(true));
+        let mut w = Writer::new();
+        w.integer(64);
+        w.bytes(&large);
+        w.bytes(&small);
+        w.boolean(true);
+        assert_eq!(parts.to_vec(), w.as_bytes());
+        assert_eq!(parts.len(), w.as_bytes().len());
+        assert!(
+            parts.pieces().any(|piece| piece.as_ptr() == large.as_ptr()),
+            "the large slice was copied"
+        );
+        assert!(
+            !parts.pieces().any(|piece| piece.as_ptr() == small.as_ptr()),
+            "a small slice is copied, not sent as a piece of its own"
+        );
+        assert!(Parts::new().is_empty());
     }
 }
