@@ -24,6 +24,7 @@
 #   HAT_EVENT_START_TIMEOUT   seconds to wait for the port (default 30)
 #   HAT_EVENT_STOP_TIMEOUT    seconds between SIGTERM and SIGKILL (default 10)
 #   HAT_EVENT_LOG_LEVEL       server log level (default INFO)
+#   HAT_EVENT_FLUSH_PERIOD    seconds between the LMDB backend's flushes (default 0.1)
 #   AIMM_TEST_VENV, AIMM_TEST_PYTHON   passed to scripts/python-venv.sh
 #
 # Everything except the "PORT PID" line goes to stderr. Exit status is 0 on
@@ -124,6 +125,7 @@ s.close()')
     # lmdb.yaml of hat-event 0.9.44). Every event type is kept in "latest"
     # and in one timestamp-ordered timeseries, so queries find everything.
     HAT_DIR=$dir HAT_PORT=$port HAT_LEVEL=${HAT_EVENT_LOG_LEVEL:-INFO} \
+    HAT_FLUSH=${HAT_EVENT_FLUSH_PERIOD:-0.1} \
     "$python" - "$conf" <<'PYEOF'
 import json, os, sys
 conf = {
@@ -143,7 +145,7 @@ conf = {
         'module': 'hat.event.backends.lmdb',
         'db_path': os.path.join(os.environ['HAT_DIR'], 'event.db'),
         'identifier': None,
-        'flush_period': 0.1,
+        'flush_period': float(os.environ['HAT_FLUSH']),
         'cleanup_period': 3600,
         'conditions': [],
         'latest': {'subscriptions': [['*']]},
