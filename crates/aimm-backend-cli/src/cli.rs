@@ -58,7 +58,7 @@ pub enum Command {
         files: Vec<PathBuf>,
         /// Most creates in flight at once (writes that wait for a commit or
         /// an event server flush share it); 1 stores one file at a time.
-        #[arg(long, value_name = "N", default_value_t = 16,
+        #[arg(long, value_name = "N", default_value_t = 64,
               value_parser = clap::value_parser!(u16).range(1..))]
         jobs: u16,
     },
