@@ -675,7 +675,7 @@ fn own_writes_reach_listeners_once_although_the_server_notifies_them_back() {
 #[test]
 fn a_cli_writer_and_the_server_both_killed_lose_no_acknowledged_model() {
     use std::process::Stdio;
-    const COUNT: usize = 200;
+    const COUNT: usize = 1000;
     const SIZE: usize = 16 * 1024;
     let server = HatServer::start();
     let work = tempfile::tempdir().unwrap();
