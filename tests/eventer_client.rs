@@ -445,6 +445,18 @@ async fn a_ping_left_unanswered_while_an_answer_is_due_does_not_close_the_connec
     .await
     .unwrap();
     assert!(result.events.is_empty());
+    // With no answer due, the silent peer's unanswered pings close the
+    // connection: a further request fails at once, not after its timeout.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let started = Instant::now();
+    let err = within(
+        client.query(QueryParams::Latest { event_types: None }),
+        "a request on the closed connection",
+    )
+    .await
+    .unwrap_err();
+    assert!(!matches!(err, ClientError::Timeout(..)), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(2), "{err}");
 }
 
 /// Awaits `future`, failing the test, naming `what`, after 30 s.

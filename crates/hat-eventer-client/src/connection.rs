@@ -626,4 +626,82 @@ mod tests {
             Err(ChatterError::Frame(FrameError::Body(_)))
         ));
     }
+
+    #[tokio::test]
+    async fn a_frame_larger_than_one_piece_is_read_whole_and_progress_is_seen_per_piece() {
+        let big = Msg {
+            data: Data {
+                data_type: "x".into(),
+                data: vec![7u8; CHUNK + 1000].into(),
+            },
+            ..msg(1)
+        };
+        let mut input = big.to_frame();
+        input.extend(msg(2).to_frame());
+        let mut read = input.as_slice();
+        let seen = std::sync::atomic::AtomicUsize::new(0);
+        let count = || {
+            seen.fetch_add(1, Ordering::SeqCst);
+        };
+        let got = read_frame_noting(&mut read, usize::MAX, &count)
+            .await
+            .unwrap();
+        assert!(got == big, "the large frame changed");
+        let large = seen.load(Ordering::SeqCst);
+        assert!(
+            large >= 2,
+            "one progress call per piece at least, got {large}"
+        );
+        let small = read_frame_noting(&mut read, usize::MAX, &count)
+            .await
+            .unwrap();
+        assert_eq!(small, msg(2), "the frame after the large one");
+        assert_eq!(
+            seen.load(Ordering::SeqCst),
+            large,
+            "a small frame noted progress"
+        );
+        assert!(read.is_empty());
+    }
+
+    #[tokio::test]
+    async fn large_messages_sent_note_progress_and_small_ones_do_not() {
+        let (sender, _incoming, mut peer) = pair().await;
+        let drain = tokio::spawn(async move {
+            let mut sink = Vec::new();
+            let _ = peer.read_to_end(&mut sink).await;
+        });
+        let start = sender.activity().last();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        sender.send(data("small"), None, true).await.unwrap();
+        assert_eq!(
+            sender.activity().last(),
+            start,
+            "a small send noted progress"
+        );
+        let large = Data {
+            data_type: "large".into(),
+            data: vec![1u8; 2 << 20].into(),
+        };
+        sender.send(large, None, true).await.unwrap();
+        assert!(
+            sender.activity().last() >= start + Duration::from_millis(20),
+            "a large send noted no progress"
+        );
+        sender.close().await;
+        within(drain).await.unwrap();
+    }
+
+    #[test]
+    fn an_answer_is_awaited_while_a_guard_lives() {
+        let activity = Activity::new();
+        assert!(!activity.is_awaited());
+        let first = activity.awaiting();
+        let second = activity.awaiting();
+        assert!(activity.is_awaited());
+        drop(first);
+        assert!(activity.is_awaited(), "one guard is still alive");
+        drop(second);
+        assert!(!activity.is_awaited());
+    }
 }
