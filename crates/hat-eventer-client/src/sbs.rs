@@ -327,8 +327,12 @@ impl<'a> Reader<'a> {
         let mut rest = Body::new();
         if let Some(front) = self.chunks.pop_front() {
             rest.push(match front {
-                Cow::Owned(chunk) if self.pos == 0 => chunk,
-                front => front[self.pos..].to_vec(),
+                // Moved down in place: a second buffer would cost a piece.
+                Cow::Owned(mut chunk) => {
+                    chunk.drain(..self.pos);
+                    chunk
+                }
+                Cow::Borrowed(slice) => slice[self.pos..].to_vec(),
             });
         }
         for chunk in self.chunks {
@@ -715,6 +719,9 @@ mod tests {
         let mut r = Reader::new(&[0x81, 1, 2]);
         r.integer().unwrap();
         assert_eq!(r.into_rest().into_vec(), [1, 2]);
+        let mut r = Reader::of_body(Body::from(vec![0x81, 3, 4]));
+        r.integer().unwrap();
+        assert_eq!(r.into_rest().into_vec(), [3, 4]);
     }
 
     #[test]
