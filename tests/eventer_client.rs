@@ -459,6 +459,63 @@ async fn a_ping_left_unanswered_while_an_answer_is_due_does_not_close_the_connec
     assert!(started.elapsed() < Duration::from_secs(2), "{err}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_notification_that_keeps_arriving_is_not_cut_by_unanswered_pings() {
+    // The peer answers no ping; its notification of 3 MiB takes 2 s to
+    // arrive, five times the 0.4 s a silent peer gets before being dropped.
+    let address = fake_peer(|mut stream| async move {
+        let init = read_msg(&mut stream).await;
+        answer(
+            &mut stream,
+            1,
+            init.first,
+            &MsgInitRes::Success(Status::Operational),
+            1,
+            Duration::ZERO,
+        )
+        .await;
+        let events: Vec<Event> = (0..48)
+            .map(|i| Event {
+                id: EventId {
+                    server: 1,
+                    session: 1,
+                    instance: i,
+                },
+                event_type: event_type(&["notified"]),
+                timestamp: Timestamp { s: 0, us: 0 },
+                source_timestamp: None,
+                payload: Some(EventPayload::Json(format!("\"{}\"", "n".repeat(64 << 10)))),
+            })
+            .collect();
+        let msg = hat_eventer_client::chatter::Msg {
+            id: 2,
+            first: 2,
+            owner: true,
+            token: true,
+            last: true,
+            data: hat_eventer_client::chatter::Data {
+                data_type: MsgEventsNotify::TYPE.into(),
+                data: encode(&MsgEventsNotify(events)).into(),
+            },
+        };
+        let frame = msg.to_frame();
+        for piece in frame.chunks(frame.len().div_ceil(20)) {
+            stream.write_all(piece).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        tokio::time::sleep(Duration::from_secs(30)).await;
+    })
+    .await;
+    let mut config = idle(Duration::from_secs(5));
+    config.chatter.ping_delay = Duration::from_millis(200);
+    config.chatter.ping_timeout = Duration::from_millis(200);
+    let (_client, mut notified) = connect(&address, init(vec![]), config).await.unwrap();
+    let events = within(notified.recv(), "the slow notification")
+        .await
+        .expect("the connection closed before the notification arrived");
+    assert_eq!(events.len(), 48);
+}
+
 /// Awaits `future`, failing the test, naming `what`, after 30 s.
 async fn within<T>(future: impl std::future::Future<Output = T>, what: &str) -> T {
     tokio::time::timeout(Duration::from_secs(30), future)

@@ -702,6 +702,34 @@ mod tests {
         let bytes = r.bytes().unwrap();
         assert!(matches!(bytes, Cow::Owned(_)));
         assert_eq!(bytes.as_ptr(), at, "the chunk was copied");
+        assert_eq!((r.offset(), r.remaining()), (1002, 0));
+        r.finish().unwrap();
+    }
+
+    #[test]
+    fn a_slice_hands_out_borrowed_items() {
+        let mut r = Reader::new(&[0x82, 5, 6, 0x81, b'a']);
+        assert!(matches!(r.bytes().unwrap(), Cow::Borrowed([5, 6])));
+        assert!(matches!(r.string().unwrap(), Cow::Borrowed("a")));
+        r.finish().unwrap();
+    }
+
+    #[test]
+    fn a_body_is_its_chunks_in_order() {
+        assert!(Body::new().is_empty());
+        let mut body = Body::from(vec![1, 2]);
+        assert!(!body.is_empty());
+        body.push(Vec::new());
+        body.push(vec![3]);
+        assert_eq!((body.len(), body.chunks().count()), (3, 2));
+        assert_eq!(body.to_vec(), [1, 2, 3]);
+        assert_eq!(body.clone().into_vec(), [1, 2, 3]);
+        assert_eq!(Body::from(vec![4, 5]).into_vec(), [4, 5]);
+        assert_ne!(body, Body::from(vec![1, 2, 4]));
+        assert_eq!(
+            format!("{:?}", Body::from(vec![0xab])),
+            "Body(1 bytes: [ab])"
+        );
     }
 
     #[test]
@@ -764,5 +792,6 @@ mod tests {
             "a small slice is copied, not sent as a piece of its own"
         );
         assert!(Parts::new().is_empty());
+        assert!(!parts.is_empty());
     }
 }
