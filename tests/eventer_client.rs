@@ -461,8 +461,8 @@ async fn a_ping_left_unanswered_while_an_answer_is_due_does_not_close_the_connec
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_large_notification_that_keeps_arriving_is_not_cut_by_unanswered_pings() {
-    // The peer answers no ping; its notification of 3 MiB takes 2 s to
-    // arrive, five times the 0.4 s a silent peer gets before being dropped.
+    // The peer answers no ping; its notification of 3 MiB takes 4 s to
+    // arrive, four times the 1 s a silent peer gets before being dropped.
     let address = fake_peer(|mut stream| async move {
         let init = read_msg(&mut stream).await;
         answer(
@@ -499,7 +499,7 @@ async fn a_large_notification_that_keeps_arriving_is_not_cut_by_unanswered_pings
             },
         };
         let frame = msg.to_frame();
-        for piece in frame.chunks(frame.len().div_ceil(20)) {
+        for piece in frame.chunks(frame.len().div_ceil(40)) {
             stream.write_all(piece).await.unwrap();
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -507,8 +507,8 @@ async fn a_large_notification_that_keeps_arriving_is_not_cut_by_unanswered_pings
     })
     .await;
     let mut config = idle(Duration::from_secs(5));
-    config.chatter.ping_delay = Duration::from_millis(200);
-    config.chatter.ping_timeout = Duration::from_millis(200);
+    config.chatter.ping_delay = Duration::from_millis(500);
+    config.chatter.ping_timeout = Duration::from_millis(500);
     let (_client, mut notified) = connect(&address, init(vec![]), config).await.unwrap();
     let events = within(notified.recv(), "the slow notification")
         .await
