@@ -273,22 +273,14 @@ async fn pings_are_answered_and_silence_is_pinged_then_dropped() {
     assert!(started.elapsed() < Duration::from_secs(2));
 }
 
-/// Sends `data` of type `T` to the client as the answer in `first`'s
-/// conversation, as `id`; the frame is written in `pieces` pieces with
-/// `pause` between them.
-async fn answer<T: Message>(
-    stream: &mut tokio::net::TcpStream,
-    id: i64,
-    first: i64,
-    value: &T,
-    pieces: usize,
-    pause: Duration,
-) {
+/// The frame of a message of type `T` from the peer: in the client's
+/// conversation `first` (an answer) or, with `owner`, in the peer's own.
+fn frame_of<T: Message>(id: i64, first: i64, owner: bool, value: &T) -> Vec<u8> {
     use hat_eventer_client::chatter::{Data, Msg};
     let msg = Msg {
         id,
         first,
-        owner: false,
+        owner,
         token: true,
         last: true,
         data: Data {
@@ -296,61 +288,67 @@ async fn answer<T: Message>(
             data: encode(value).into(),
         },
     };
-    let frame = msg.to_frame();
-    for piece in frame.chunks(frame.len().div_ceil(pieces)) {
+    msg.to_frame()
+}
+
+/// Writes the first `stop_after` of `frame`'s `pieces` pieces, pausing
+/// `pause` after each.
+async fn write_slowly(
+    stream: &mut tokio::net::TcpStream,
+    frame: &[u8],
+    pieces: usize,
+    pause: Duration,
+    stop_after: usize,
+) {
+    for piece in frame.chunks(frame.len().div_ceil(pieces)).take(stop_after) {
         stream.write_all(piece).await.unwrap();
         tokio::time::sleep(pause).await;
     }
 }
 
-/// A peer that answers the client's init, then reads one request and
-/// answers it with a query result of `events` events of 64 KiB payloads,
-/// written as `behave` says: `(pieces, pause, stop_after)`, where
-/// `stop_after` pieces are written before the peer falls silent for good.
-async fn slow_peer(events: usize, pieces: usize, pause: Duration, stop_after: usize) -> String {
-    fake_peer(move |mut stream| async move {
-        let init = read_msg(&mut stream).await;
-        answer(
-            &mut stream,
-            1,
-            init.first,
-            &MsgInitRes::Success(Status::Operational),
-            1,
-            Duration::ZERO,
-        )
-        .await;
-        let request = read_msg(&mut stream).await;
-        let event = |i: usize| Event {
+/// Reads the client's init and answers it as an operational server.
+async fn answer_init(stream: &mut tokio::net::TcpStream) {
+    let init = read_msg(stream).await;
+    let frame = frame_of(
+        1,
+        init.first,
+        false,
+        &MsgInitRes::Success(Status::Operational),
+    );
+    stream.write_all(&frame).await.unwrap();
+}
+
+/// `count` events of 64 KiB JSON payloads under `[name, i]`.
+fn large_events(name: &str, count: usize) -> Vec<Event> {
+    (0..count)
+        .map(|i| Event {
             id: EventId {
                 server: 1,
                 session: 1,
                 instance: i as i64,
             },
-            event_type: event_type(&["slow", &i.to_string()]),
+            event_type: event_type(&[name, &i.to_string()]),
             timestamp: Timestamp { s: 0, us: 0 },
             source_timestamp: None,
             payload: Some(EventPayload::Json(format!("\"{}\"", "a".repeat(64 << 10)))),
-        };
+        })
+        .collect()
+}
+
+/// A peer that answers the client's init, then reads one request and
+/// answers it with a query result of `events` events of 64 KiB payloads,
+/// written in `pieces` pieces with `pause` after each, of which
+/// `stop_after` are written before the peer falls silent for good.
+async fn slow_peer(events: usize, pieces: usize, pause: Duration, stop_after: usize) -> String {
+    fake_peer(move |mut stream| async move {
+        answer_init(&mut stream).await;
+        let request = read_msg(&mut stream).await;
         let result = QueryResult {
-            events: (0..events).map(event).collect(),
+            events: large_events("slow", events),
             more_follows: false,
         };
-        let msg = hat_eventer_client::chatter::Msg {
-            id: 2,
-            first: request.first,
-            owner: false,
-            token: true,
-            last: true,
-            data: hat_eventer_client::chatter::Data {
-                data_type: QueryResult::TYPE.into(),
-                data: encode(&result).into(),
-            },
-        };
-        let frame = msg.to_frame();
-        for piece in frame.chunks(frame.len().div_ceil(pieces)).take(stop_after) {
-            stream.write_all(piece).await.unwrap();
-            tokio::time::sleep(pause).await;
-        }
+        let frame = frame_of(2, request.first, false, &result);
+        write_slowly(&mut stream, &frame, pieces, pause, stop_after).await;
         tokio::time::sleep(Duration::from_secs(30)).await;
     })
     .await
@@ -414,23 +412,15 @@ async fn a_ping_left_unanswered_while_an_answer_is_due_does_not_close_the_connec
     // A busy server answers nothing, not even pings, until its answer is
     // ready: here after 2 s, with pings due every 0.2 s.
     let address = fake_peer(|mut stream| async move {
-        let init = read_msg(&mut stream).await;
-        answer(
-            &mut stream,
-            1,
-            init.first,
-            &MsgInitRes::Success(Status::Operational),
-            1,
-            Duration::ZERO,
-        )
-        .await;
+        answer_init(&mut stream).await;
         let request = read_msg(&mut stream).await;
         tokio::time::sleep(Duration::from_secs(2)).await;
         let result = QueryResult {
             events: vec![],
             more_follows: false,
         };
-        answer(&mut stream, 2, request.first, &result, 1, Duration::ZERO).await;
+        let frame = frame_of(2, request.first, false, &result);
+        stream.write_all(&frame).await.unwrap();
         tokio::time::sleep(Duration::from_secs(30)).await;
     })
     .await;
@@ -464,45 +454,17 @@ async fn a_large_notification_that_keeps_arriving_is_not_cut_by_unanswered_pings
     // The peer answers no ping; its notification of 3 MiB takes 4 s to
     // arrive, four times the 1 s a silent peer gets before being dropped.
     let address = fake_peer(|mut stream| async move {
-        let init = read_msg(&mut stream).await;
-        answer(
+        answer_init(&mut stream).await;
+        let notify = MsgEventsNotify(large_events("notified", 48));
+        let frame = frame_of(2, 2, true, &notify);
+        write_slowly(
             &mut stream,
-            1,
-            init.first,
-            &MsgInitRes::Success(Status::Operational),
-            1,
-            Duration::ZERO,
+            &frame,
+            40,
+            Duration::from_millis(100),
+            usize::MAX,
         )
         .await;
-        let events: Vec<Event> = (0..48)
-            .map(|i| Event {
-                id: EventId {
-                    server: 1,
-                    session: 1,
-                    instance: i,
-                },
-                event_type: event_type(&["notified"]),
-                timestamp: Timestamp { s: 0, us: 0 },
-                source_timestamp: None,
-                payload: Some(EventPayload::Json(format!("\"{}\"", "n".repeat(64 << 10)))),
-            })
-            .collect();
-        let msg = hat_eventer_client::chatter::Msg {
-            id: 2,
-            first: 2,
-            owner: true,
-            token: true,
-            last: true,
-            data: hat_eventer_client::chatter::Data {
-                data_type: MsgEventsNotify::TYPE.into(),
-                data: encode(&MsgEventsNotify(events)).into(),
-            },
-        };
-        let frame = msg.to_frame();
-        for piece in frame.chunks(frame.len().div_ceil(40)) {
-            stream.write_all(piece).await.unwrap();
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
         tokio::time::sleep(Duration::from_secs(30)).await;
     })
     .await;

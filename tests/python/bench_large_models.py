@@ -30,6 +30,8 @@ import sys
 import tempfile
 import time
 
+from bench_hat_server import start_server, stop_server
+
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 MIB = 1 << 20
 
@@ -59,23 +61,6 @@ def measured(args, timeout=1800):
         "stdout": done.stdout,
         "stderr": "\n".join(lines[:-1]),
     }
-
-
-def start_server(directory):
-    out = subprocess.run(
-        ["bash", str(ROOT / "scripts/hat-event-server.sh"), "start", str(directory)],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    return int(out.split()[0])
-
-
-def stop_server(directory):
-    subprocess.run(
-        ["bash", str(ROOT / "scripts/hat-event-server.sh"), "stop", str(directory)],
-        capture_output=True,
-    )
 
 
 def conf(directory, port, prefix, acknowledge):

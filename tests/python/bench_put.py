@@ -29,6 +29,8 @@ import sys
 import tempfile
 import time
 
+from bench_hat_server import start_server, stop_server
+
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
@@ -39,22 +41,6 @@ def timed(args, env=None):
     if done.returncode != 0:
         raise RuntimeError(f"{args[:4]}... failed:\n{done.stderr[-2000:]}")
     return seconds, done.stdout
-
-
-def start_server(directory, flush_period):
-    env = dict(os.environ, HAT_EVENT_FLUSH_PERIOD=str(flush_period))
-    out = subprocess.run(
-        ["bash", str(ROOT / "scripts/hat-event-server.sh"), "start", str(directory)],
-        capture_output=True, text=True, check=True, env=env,
-    ).stdout
-    return int(out.split()[0])
-
-
-def stop_server(directory):
-    subprocess.run(
-        ["bash", str(ROOT / "scripts/hat-event-server.sh"), "stop", str(directory)],
-        capture_output=True,
-    )
 
 
 def write_conf(path, text):
