@@ -745,3 +745,138 @@ fn a_cli_writer_and_the_server_both_killed_lose_no_acknowledged_model() {
         stored.len()
     );
 }
+
+/// The model types of the model events under `prefix` that the server
+/// notifies, in order, from a connection of its own.
+struct Observer {
+    runtime: tokio::runtime::Runtime,
+    events: tokio::sync::mpsc::UnboundedReceiver<Vec<hat_eventer_client::eventer_msg::Event>>,
+    _client: hat_eventer_client::client::Client,
+}
+
+impl Observer {
+    fn start(server: &HatServer, prefix: &[&str]) -> Observer {
+        use hat_eventer_client::client::{connect, ClientConfig};
+        use hat_eventer_client::eventer_msg::MsgInitReq;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let mut subscription: Vec<String> = prefix.iter().map(|s| s.to_string()).collect();
+        subscription.push("*".into());
+        let init = MsgInitReq {
+            client_name: "observer".into(),
+            client_token: None,
+            subscriptions: vec![subscription],
+            server_id: None,
+            persisted: false,
+        };
+        let (client, events) = runtime
+            .block_on(connect(&server.address(), init, ClientConfig::default()))
+            .unwrap();
+        Observer {
+            runtime,
+            events,
+            _client: client,
+        }
+    }
+
+    /// The `type` of the next `count` model events notified, failing the
+    /// test if they do not arrive within 30 s.
+    fn next_types(&mut self, count: usize) -> Vec<String> {
+        use hat_eventer_client::eventer_msg::EventPayload;
+        let mut types = Vec::new();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while types.len() < count {
+            let batch = self
+                .runtime
+                .block_on(tokio::time::timeout_at(deadline, self.events.recv()))
+                .unwrap_or_else(|_| panic!("notified so far: {types:?}; expected {count}"))
+                .expect("the observer's connection closed");
+            for event in batch {
+                let Some(EventPayload::Json(text)) = event.payload else {
+                    continue;
+                };
+                let payload: serde_json::Value = serde_json::from_str(&text).unwrap();
+                types.push(payload["type"].as_str().unwrap().to_string());
+            }
+        }
+        types
+    }
+}
+
+#[test]
+fn updates_that_repeat_the_newest_event_register_nothing_in_any_host() {
+    use aimm_backend_api::Model;
+    use aimm_backend_loader::{open_backend, SearchPath, ServerConfig};
+    use std::sync::{Arc, Mutex};
+    let server = HatServer::start();
+    let work = tempfile::tempdir().unwrap();
+    let mut observer = Observer::start(&server, &["aimm", "elide"]);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let _context = runtime.enter();
+    let conf = event_conf(work.path(), &server, "elide");
+    let yaml = std::fs::read_to_string(&conf).unwrap();
+    let config = ServerConfig::from_yaml(&yaml, "elide.yaml").unwrap();
+    let host = || open_backend(&config, &SearchPath::from_dirs(vec![release_dir()])).unwrap();
+    let (host_a, host_b) = (host(), host());
+    let a = host_a.backend().clone();
+    let heard: Arc<Mutex<Vec<String>>> = Arc::default();
+    let recorder = heard.clone();
+    a.register_model_change_cb(Arc::new(move |m: &Model| {
+        recorder.lock().unwrap().push(m.model_type.to_string())
+    }))
+    .unwrap();
+    let model = |v: u64| (format!("v{v}"), test_bytes(v, 3000 + v as usize));
+    let (t1, b1) = model(1);
+    let id = a
+        .create_model(t1.as_str().into(), b1.clone().into())
+        .unwrap()
+        .instance_id;
+    let update = |backend: &Arc<dyn aimm_backend_api::Backend>, v: u64| {
+        let (model_type, bytes) = model(v);
+        backend
+            .update_model(Model::new(id, model_type, bytes))
+            .unwrap();
+    };
+    for _ in 0..3 {
+        update(&a, 1);
+    }
+    update(&a, 2);
+    assert_eq!(
+        observer.next_types(2),
+        ["v1", "v2"],
+        "the repeats of v1 registered"
+    );
+    // Another host writes; once this one has heard of it, the same update
+    // as before is registered again.
+    update(host_b.backend(), 3);
+    assert_eq!(observer.next_types(1), ["v3"]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !heard.lock().unwrap().contains(&"v3".to_string()) {
+        assert!(Instant::now() < deadline, "host A never heard of v3");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    update(&a, 2);
+    assert_eq!(observer.next_types(1), ["v2"], "host B's write hid it");
+    // A host that never saw the model compares with what the server holds.
+    let host_c = host();
+    update(host_c.backend(), 2);
+    update(host_c.backend(), 4);
+    assert_eq!(observer.next_types(1), ["v4"], "host C repeated v2");
+    // So does the CLI, a host per command.
+    let file = work.path().join("model.bin");
+    for v in [4, 5] {
+        let (model_type, bytes) = model(v);
+        std::fs::write(&file, bytes).unwrap();
+        let id = id.to_string();
+        let args = ["update", &id, file.to_str().unwrap(), "--type", &model_type];
+        run_expecting(cli(work.path()).arg("--conf").arg(&conf).args(args), 0);
+    }
+    assert_eq!(observer.next_types(1), ["v5"], "the CLI repeated v4");
+    let stored = a.get_model(id).unwrap();
+    assert_eq!(
+        (stored.model_type.to_string(), stored.instance.to_vec()),
+        model(5)
+    );
+}

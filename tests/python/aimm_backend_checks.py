@@ -172,6 +172,15 @@ def cmd_stock_interop(args):
         first = min(written)
         await ours.update_model(new._replace(instance_id=first,
                                              instance=payload("upd", 2000)))
+        # The same update again commits nothing: another connection's
+        # data_version moves with every commit.
+        observer = sqlite3.connect(args.db)
+        version = observer.execute("PRAGMA data_version").fetchone()[0]
+        await ours.update_model(new._replace(instance_id=first,
+                                             instance=payload("upd", 2000)))
+        repeat_committed = (
+            observer.execute("PRAGMA data_version").fetchone()[0] != version)
+        observer.close()
         stock_before_update = dict(written)
         written[first] = payload("upd", 2000)
         await ours.async_close()
@@ -193,6 +202,7 @@ def cmd_stock_interop(args):
             "ours_new_id": new.instance_id,
             "stock_next_id": next_stock.instance_id,
             "journal_mode": journal,
+            "repeated_update_committed": repeat_committed,
         }
     print(json.dumps(aio.run_asyncio(run())))
 
@@ -479,8 +489,11 @@ def cmd_event(args):
 
         created = await bounded(ours.create_model(MODEL_TYPE, b"ours 1"),
                                 "create")
-        await bounded(ours.update_model(created._replace(instance=b"ours 1b")),
-                      "update")
+        updated = created._replace(instance=b"ours 1b")
+        await bounded(ours.update_model(updated), "update")
+        # The same again: with an answer to go by, nothing is registered
+        # and no listener hears of it.
+        await bounded(ours.update_model(updated), "unchanged update")
         second = await bounded(ours.create_model(MODEL_TYPE, b"ours 2"),
                                "create")
 
@@ -490,6 +503,15 @@ def cmd_event(args):
         while (not any(h[0] == stock_model.instance_id for h in heard)
                and time.monotonic() < deadline):
             await asyncio.sleep(0.05)
+        # The other host overwrites ours; once ours has heard of it, the
+        # same update as before is registered again.
+        await stock_backend.update_model(updated._replace(instance=b"stock over"))
+        deadline = time.monotonic() + 10
+        while (not any(h[:2] == (created.instance_id, b"stock over")
+                       for h in heard)
+               and time.monotonic() < deadline):
+            await asyncio.sleep(0.05)
+        await bounded(ours.update_model(updated), "update after the other's")
         seen_by_stock = {m.instance_id: m.instance
                          for m in await stock_backend.get_models()}
         seen_by_ours = {m.instance_id: m.instance

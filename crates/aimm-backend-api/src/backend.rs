@@ -35,6 +35,13 @@ pub trait Backend: Send + Sync + 'static {
 
     /// Replaces the type and bytes of the model with `model.instance_id`;
     /// [`ErrorKind::NotFound`](crate::ErrorKind::NotFound) if there is none.
+    /// Returns only once the model is durably stored.
+    ///
+    /// A backend may skip an update that would leave the model exactly as
+    /// the store holds it now (same type, same bytes): it then writes
+    /// nothing and tells no change listener, since nothing changed. It must
+    /// not skip one because of what it stored earlier if the store may have
+    /// changed since.
     fn update_model(&self, model: Model) -> Result<Model>;
 
     /// Stores `model` under its own instance id;

@@ -95,17 +95,47 @@ impl ModelPayload<'_> {
     /// How many bytes the instance holds, checked as [`Self::decode`]
     /// checks it but without keeping the bytes.
     pub fn decoded_len(&self) -> Result<u64, String> {
-        const QUADS: usize = 16 << 10;
-        let text = self.instance.as_bytes();
-        let mut buf = vec![0u8; QUADS * 3];
         let mut len = 0u64;
-        for piece in text.chunks(QUADS * 4) {
+        self.decode_in_pieces(|piece| {
+            len += piece.len() as u64;
+            true
+        })?;
+        Ok(len)
+    }
+
+    /// Whether this payload holds a model of `model_type` with exactly
+    /// `bytes`, decoded piece by piece (never a second copy of the model).
+    /// A payload that is not valid base64 holds nothing.
+    pub fn holds(&self, model_type: &str, bytes: &[u8]) -> bool {
+        if self.model_type != model_type || self.instance.len() != base64_len(bytes.len()) {
+            return false;
+        }
+        let mut rest = bytes;
+        let equal = self.decode_in_pieces(|piece| match rest.split_at_checked(piece.len()) {
+            Some((head, tail)) if head == piece => {
+                rest = tail;
+                true
+            }
+            _ => false,
+        });
+        equal == Ok(true) && rest.is_empty()
+    }
+
+    /// Decodes the instance in pieces of at most 48 KiB, handing each to
+    /// `each` until it returns false; returns whether every piece was
+    /// handed over, or why the text is not base64.
+    fn decode_in_pieces(&self, mut each: impl FnMut(&[u8]) -> bool) -> Result<bool, String> {
+        const QUADS: usize = 16 << 10;
+        let mut buf = vec![0u8; QUADS * 3];
+        for piece in self.instance.as_bytes().chunks(QUADS * 4) {
             let n = BASE64
                 .decode_slice(piece, &mut buf)
                 .map_err(|err| format!("its instance is not base64: {err}"))?;
-            len += n as u64;
+            if !each(&buf[..n]) {
+                return Ok(false);
+            }
         }
-        Ok(len)
+        Ok(true)
     }
 
     /// The model, decoded.
@@ -240,6 +270,38 @@ mod tests {
         );
         let stored = event(&["aimm", "model", "42"], registered.payload.clone());
         assert_eq!(model_of(&prefix(), &stored).unwrap(), model);
+    }
+
+    #[test]
+    fn a_payload_holds_exactly_the_model_it_encodes() {
+        // Across several 48 KiB decoding pieces, ending mid-piece.
+        let bytes: Vec<u8> = (0..150_001u32).map(|i| (i * 31 + i / 977) as u8).collect();
+        let model = Model::new(7, "t", bytes.clone());
+        let (registered, _) = model_event(&prefix(), &model);
+        let stored = event(&["aimm", "model", "7"], registered.payload);
+        let payload = payload_of(&prefix(), &stored).unwrap();
+        assert!(payload.holds("t", &bytes));
+        assert!(!payload.holds("u", &bytes), "another type");
+        for at in [0, 49_151, 49_152, 150_000] {
+            let mut changed = bytes.clone();
+            changed[at] ^= 1;
+            assert!(!payload.holds("t", &changed), "byte {at} changed");
+        }
+        assert!(!payload.holds("t", &bytes[..150_000]), "one byte shorter");
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert!(!payload.holds("t", &longer), "one byte longer");
+        let empty = event(
+            &["aimm", "model", "7"],
+            json(r#"{"type": "t", "instance": ""}"#),
+        );
+        assert!(payload_of(&prefix(), &empty).unwrap().holds("t", &[]));
+        let broken = event(
+            &["aimm", "model", "7"],
+            json(r#"{"type": "t", "instance": "AA*C"}"#),
+        );
+        let broken = payload_of(&prefix(), &broken).unwrap();
+        assert!(!broken.holds("t", &[0, 0, 2]), "not base64: holds nothing");
     }
 
     #[test]

@@ -1,14 +1,14 @@
 //! [`EventBackend`]: models as the newest events under a prefix.
 
 use crate::codec::{claim_type, describe, model_event, model_type, payload_of, ModelPayload};
+use crate::latest::{digest_of, Digest, Latest, Lookup};
 use crate::own_writes::OwnWrites;
 use aimm_backend_api::{
     event_type, Backend, BackendError, ErrorKind, Event, EventClient, EventId, EventType,
     InstanceId, ListenerRegistry, Model, ModelChangeListener, ModelInfo, ROption, RString, RVec,
     RegisterEvent, RegisterMode, Result,
 };
-use std::collections::HashSet;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 
 /// How often a create claims again when the claimed id is already taken.
 const MAX_CLAIMS: usize = 16;
@@ -21,10 +21,11 @@ pub struct EventBackend {
     own_writes: OwnWrites,
     /// How far model events must get before a write is acknowledged.
     acknowledge: RegisterMode,
-    /// Ids known to hold a model. Models are never deleted, so an id once
-    /// seen stays valid, and checking it again would cost a query whose
-    /// answer carries the whole model.
-    known: Mutex<HashSet<InstanceId>>,
+    /// Models known to exist, and what the newest event of each holds
+    /// where this backend knows it. Models are never deleted, so an id
+    /// once seen stays valid, and checking it again would cost a query
+    /// whose answer carries the whole model.
+    latest: Latest,
 }
 
 impl EventBackend {
@@ -44,32 +45,40 @@ impl EventBackend {
             listeners: ListenerRegistry::default(),
             own_writes: OwnWrites::default(),
             acknowledge,
-            known: Mutex::default(),
+            latest: Latest::default(),
         }
-    }
-
-    fn know<'a>(&self, ids: impl IntoIterator<Item = &'a InstanceId>) {
-        self.known
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .extend(ids);
     }
 
     /// Whether model `id` exists: known, or else asked of the server.
     fn exists(&self, id: InstanceId) -> Result<bool> {
-        let known = self
-            .known
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .contains(&id);
-        if known {
+        if self.latest.lookup(id) != Lookup::Unknown {
             return Ok(true);
         }
-        let exists = self.latest_of(id)?.is_some();
-        if exists {
-            self.know([&id]);
+        let Some(event) = self.latest_of(id)? else {
+            return Ok(false);
+        };
+        self.latest.saw(id, &event.id, None);
+        Ok(true)
+    }
+
+    /// Whether the server's newest event of `model` already holds it, as
+    /// far as this backend can tell without a query: it wrote or compared
+    /// that event itself, and has seen no newer one. An id never seen is
+    /// asked of the server, which sends the event whole: compared as it
+    /// is, that costs no more than the query does. `NotFound` if there is
+    /// no such model.
+    fn already_holds(&self, model: &Model, content: &Digest) -> Result<bool> {
+        let id = model.instance_id;
+        match self.latest.lookup(id) {
+            Lookup::Holds(held) => return Ok(held == *content),
+            Lookup::Exists => return Ok(false),
+            Lookup::Unknown => {}
         }
-        Ok(exists)
+        let event = self.latest_of(id)?.ok_or(BackendError::not_found(id))?;
+        let holds = payload_of(&self.prefix, &event)
+            .is_ok_and(|payload| payload.holds(&model.model_type, &model.instance));
+        self.latest.saw(id, &event.id, holds.then_some(*content));
+        Ok(holds)
     }
 
     fn subscription(&self) -> EventType {
@@ -129,21 +138,38 @@ impl EventBackend {
         )))
     }
 
-    /// Stores `model` and remembers the event as our own.
-    fn store(&self, model: &Model) -> Result<()> {
+    /// Stores `model`, of `content`, remembers the event as our own and,
+    /// once the server has numbered it, what it holds.
+    fn store(&self, model: &Model, content: Digest) -> Result<()> {
+        let id = model.instance_id;
         let (event, fingerprint) = model_event(&self.prefix, model);
-        let in_flight = self.own_writes.begin(model.instance_id, fingerprint);
+        let in_flight = self.own_writes.begin(id, fingerprint);
         if self.acknowledge == RegisterMode::Sent {
+            // No answer says which event is the newest, so nothing is ever
+            // skipped on account of a sent write.
             self.client
-                .register(vec![event].into(), RegisterMode::Sent)?;
+                .register(vec![event].into(), RegisterMode::Sent)
+                .inspect_err(|_| self.latest.forget_content(id))?;
             in_flight.sent();
-            self.know([&model.instance_id]);
+            self.latest.exists(id);
             return Ok(());
         }
-        let event = self.register_confirmed(event, self.acknowledge, "model event")?;
+        let event = self
+            .register_confirmed(event, self.acknowledge, "model event")
+            .inspect_err(|_| self.latest.forget_content(id))?;
         in_flight.written(event.id);
-        self.know([&model.instance_id]);
+        self.latest.saw(id, &event.id, Some(content));
         Ok(())
+    }
+
+    /// The digest of `model`, unless nothing would use it: with
+    /// `acknowledge: sent` no write is ever compared.
+    fn content_of(&self, model: &Model) -> Digest {
+        if self.acknowledge == RegisterMode::Sent {
+            Digest::default()
+        } else {
+            digest_of(model)
+        }
     }
 
     /// The model payloads among `events`, undecoded; the others are
@@ -204,10 +230,12 @@ impl Backend for EventBackend {
         let mut models = Vec::with_capacity(events.len());
         for event in events {
             let model = payload_of(&self.prefix, &event).and_then(ModelPayload::into_model);
-            models.extend(or_skip(&event, model));
+            if let Some(model) = or_skip(&event, model) {
+                self.latest.saw(model.instance_id, &event.id, None);
+                models.push(model);
+            }
         }
         models.sort_by_key(|m| m.instance_id);
-        self.know(models.iter().map(|m| &m.instance_id));
         Ok(models.into())
     }
 
@@ -220,6 +248,7 @@ impl Backend for EventBackend {
             .into_iter()
             .filter_map(|(event, payload)| {
                 let size = or_skip(event, payload.decoded_len())?;
+                self.latest.saw(payload.id, &event.id, None);
                 Some(ModelInfo {
                     instance_id: payload.id,
                     model_type: payload.model_type.as_ref().into(),
@@ -228,7 +257,6 @@ impl Backend for EventBackend {
             })
             .collect();
         infos.sort_by_key(|m| m.instance_id);
-        self.know(infos.iter().map(|m| &m.instance_id));
         Ok(infos.into())
     }
 
@@ -249,16 +277,25 @@ impl Backend for EventBackend {
             model_type,
             instance,
         };
-        self.store(&model)?;
+        self.store(&model, self.content_of(&model))?;
         self.listeners.notify(&model);
         Ok(model)
     }
 
     fn update_model(&self, model: Model) -> Result<Model> {
-        if !self.exists(model.instance_id)? {
-            return Err(BackendError::not_found(model.instance_id));
+        let content = self.content_of(&model);
+        if self.acknowledge == RegisterMode::Sent {
+            if !self.exists(model.instance_id)? {
+                return Err(BackendError::not_found(model.instance_id));
+            }
+        } else if self.already_holds(&model, &content)? {
+            log::debug!(
+                "model {} is stored as given already; nothing registered",
+                model.instance_id
+            );
+            return Ok(model);
         }
-        self.store(&model)?;
+        self.store(&model, content)?;
         self.listeners.notify(&model);
         Ok(model)
     }
@@ -267,7 +304,7 @@ impl Backend for EventBackend {
         if self.exists(model.instance_id)? {
             return Err(BackendError::conflict(model.instance_id));
         }
-        self.store(&model)?;
+        self.store(&model, self.content_of(&model))?;
         self.listeners.notify(&model);
         Ok(model)
     }
@@ -283,12 +320,17 @@ impl Backend for EventBackend {
 
     fn process_events(&self, events: RVec<Event>) -> Result<()> {
         for (event, payload) in self.payloads_of(&events) {
-            self.know([&payload.id]);
             let own = self
                 .own_writes
                 .is_own(&event.id, payload.id, || payload.fingerprint());
+            if own {
+                // What it holds is recorded by the write itself.
+                continue;
+            }
+            // Another host's write: what this backend wrote is not current.
+            self.latest.saw(payload.id, &event.id, None);
             // Decoding is what a large model costs: only for a listener.
-            if own || self.listeners.is_empty() {
+            if self.listeners.is_empty() {
                 continue;
             }
             if let Some(model) = or_skip(event, payload.into_model()) {
@@ -306,6 +348,7 @@ impl Backend for EventBackend {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Mutex;
 
     fn event_id(session: i64, instance: i64) -> EventId {
         EventId {
@@ -469,6 +512,158 @@ mod tests {
             assert_eq!(err.kind, ErrorKind::NotFound);
             assert_eq!(queries(), before + 1);
         }
+    }
+
+    /// How many model events (not claims) the server has been sent.
+    fn model_events(server: &FakeServer) -> usize {
+        server
+            .modes()
+            .iter()
+            .filter(|(key, _)| key.len() == PREFIX.len() + 1)
+            .count()
+    }
+
+    /// What the server's newest event of `id` would read as.
+    fn stored(server: &FakeServer, id: InstanceId) -> Model {
+        let key = model_key(id);
+        let key: Vec<&str> = key.iter().map(String::as_str).collect();
+        crate::codec::model_of(&PREFIX.map(String::from), &server.event(&key).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn an_update_that_repeats_the_newest_event_registers_nothing_and_tells_no_listener() {
+        for mode in [RegisterMode::Persisted, RegisterMode::Registered] {
+            let server = Arc::new(FakeServer::default());
+            let backend = backend(&server, mode);
+            let heard = Arc::new(Mutex::new(0));
+            let counter = heard.clone();
+            backend
+                .register_model_change_cb(Arc::new(move |_: &Model| *counter.lock().unwrap() += 1))
+                .unwrap();
+            let created = backend.create_model("t".into(), vec![1].into()).unwrap();
+            let id = created.instance_id;
+            let writes = |model: Model| {
+                let before = (model_events(&server), *heard.lock().unwrap());
+                assert_eq!(backend.update_model(model.clone()).unwrap(), model);
+                let after = (model_events(&server), *heard.lock().unwrap());
+                assert_eq!(stored(&server, model.instance_id), model, "{mode:?}");
+                assert_eq!(
+                    after.0 - before.0,
+                    after.1 - before.1,
+                    "one listener call per write"
+                );
+                after.0 - before.0
+            };
+            assert_eq!(writes(created.clone()), 0, "{mode:?}: as created");
+            assert_eq!(
+                writes(Model::new(id, "t", vec![2])),
+                1,
+                "{mode:?}: new bytes"
+            );
+            assert_eq!(
+                writes(Model::new(id, "t", vec![2])),
+                0,
+                "{mode:?}: the same again"
+            );
+            assert_eq!(
+                writes(Model::new(id, "u", vec![2])),
+                1,
+                "{mode:?}: another type"
+            );
+            assert_eq!(
+                writes(Model::new(id, "u", vec![2, 0])),
+                1,
+                "{mode:?}: longer"
+            );
+            let imported = backend.import_model(Model::new(7, "t", vec![3])).unwrap();
+            assert_eq!(writes(imported), 0, "{mode:?}: as imported");
+        }
+    }
+
+    #[test]
+    fn with_acknowledge_sent_every_update_is_registered() {
+        let server = Arc::new(FakeServer::default());
+        let backend = backend(&server, RegisterMode::Sent);
+        let created = backend.create_model("t".into(), vec![1].into()).unwrap();
+        backend.update_model(created.clone()).unwrap();
+        backend.update_model(created).unwrap();
+        assert_eq!(model_events(&server), 3);
+    }
+
+    #[test]
+    fn a_newer_event_of_another_host_makes_the_same_update_register_again() {
+        let server = Arc::new(FakeServer::default());
+        let backend = backend(&server, RegisterMode::Registered);
+        let model = backend.create_model("t".into(), vec![1].into()).unwrap();
+        let id = model.instance_id;
+        let key = model_key(id);
+        let key: Vec<&str> = key.iter().map(String::as_str).collect();
+        // Notified: an older event of another host changes nothing known...
+        server.put(&key, 0, Some(r#"{"type": "py", "instance": "AQID"}"#));
+        backend
+            .process_events(vec![server.event(&key).unwrap()].into())
+            .unwrap();
+        backend.update_model(model.clone()).unwrap();
+        assert_eq!(model_events(&server), 1, "an older event is not newer");
+        // ...a newer one does.
+        server.put(&key, 1000, Some(r#"{"type": "py", "instance": "AQID"}"#));
+        backend
+            .process_events(vec![server.event(&key).unwrap()].into())
+            .unwrap();
+        backend.update_model(model.clone()).unwrap();
+        assert_eq!(model_events(&server), 2);
+        assert_eq!(stored(&server, id), model);
+        // Seen in a listing, without a notification.
+        server.put(&key, 2000, Some(r#"{"type": "py", "instance": "AQID"}"#));
+        backend.list_models().unwrap();
+        backend.update_model(model.clone()).unwrap();
+        assert_eq!(model_events(&server), 3);
+        server.put(&key, 3000, Some(r#"{"type": "py", "instance": "AQID"}"#));
+        backend.get_models().unwrap();
+        backend.update_model(model.clone()).unwrap();
+        assert_eq!(model_events(&server), 4);
+        assert_eq!(stored(&server, id), model);
+    }
+
+    #[test]
+    fn a_backend_that_never_saw_a_model_compares_with_the_queried_event() {
+        let server = Arc::new(FakeServer::default());
+        python_model(&server, 9, 5);
+        let backend = backend(&server, RegisterMode::Registered);
+        let queries = || server.queries.load(std::sync::atomic::Ordering::SeqCst);
+        backend
+            .update_model(Model::new(9, "py", vec![1, 2, 3]))
+            .unwrap();
+        assert_eq!((model_events(&server), queries()), (0, 1), "as stored");
+        backend
+            .update_model(Model::new(9, "py", vec![1, 2, 3]))
+            .unwrap();
+        assert_eq!((model_events(&server), queries()), (0, 1), "remembered");
+        let other = self::backend(&server, RegisterMode::Registered);
+        other
+            .update_model(Model::new(9, "py", vec![1, 2, 4]))
+            .unwrap();
+        assert_eq!(model_events(&server), 1, "different bytes");
+        assert_eq!(stored(&server, 9), Model::new(9, "py", vec![1, 2, 4]));
+    }
+
+    #[test]
+    fn after_an_unconfirmed_write_the_same_update_is_registered_again() {
+        let server = Arc::new(FakeServer::default());
+        let backend = backend(&server, RegisterMode::Registered);
+        let model = backend.create_model("t".into(), vec![1].into()).unwrap();
+        let changed = Model::new(model.instance_id, "t", vec![2]);
+        server
+            .unconfirmed
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        backend.update_model(changed).unwrap_err();
+        server
+            .unconfirmed
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+        let before = model_events(&server);
+        backend.update_model(model.clone()).unwrap();
+        assert_eq!(model_events(&server), before + 1);
+        assert_eq!(stored(&server, model.instance_id), model);
     }
 
     const PREFIX: [&str; 2] = ["aimm", "m"];

@@ -30,16 +30,26 @@ pub(crate) enum WriteKind {
     Import,
 }
 
+/// What a write did, once its transaction is over.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Written {
+    /// The model as stored, with its id.
+    pub model: Model,
+    /// False for an update that found the model already as given, and
+    /// wrote nothing.
+    pub changed: bool,
+}
+
 /// One write waiting for a commit, and where its result goes.
 pub(crate) struct Pending {
     pub kind: WriteKind,
     pub model: Model,
-    reply: SyncSender<Result<Model>>,
+    reply: SyncSender<Result<Written>>,
 }
 
 impl Pending {
     /// Hands the writer its result.
-    pub fn reply(self, result: Result<Model>) {
+    pub fn reply(self, result: Result<Written>) {
         // The writer is blocked waiting; it cannot have gone away.
         let _ = self.reply.send(result);
     }
@@ -69,7 +79,7 @@ impl GroupCommit {
         kind: WriteKind,
         model: Model,
         commit: impl Fn(Vec<Pending>),
-    ) -> Result<Model> {
+    ) -> Result<Written> {
         let (reply, result) = sync_channel(1);
         let lead = {
             let mut queue = self.lock();
@@ -115,7 +125,7 @@ fn take_batch(pending: &mut VecDeque<Pending>) -> Vec<Pending> {
     batch
 }
 
-fn wait(result: Receiver<Result<Model>>) -> Result<Model> {
+fn wait(result: Receiver<Result<Written>>) -> Result<Written> {
     result.recv().unwrap_or_else(|_| {
         Err(BackendError::new(
             ErrorKind::Storage,
@@ -171,7 +181,10 @@ mod tests {
     fn echo(batch: Vec<Pending>) {
         for pending in batch {
             let model = pending.model.clone();
-            pending.reply(Ok(model));
+            pending.reply(Ok(Written {
+                model,
+                changed: true,
+            }));
         }
     }
 
@@ -188,14 +201,15 @@ mod tests {
                 echo(batch);
             })
         })
-        .unwrap();
+        .unwrap()
+        .model;
         assert_eq!(model, Model::new(7, "t", vec![1]));
         assert_eq!(batches.load(Ordering::SeqCst), 1);
     }
 
     /// Queued creates of `lens` bytes each, and the receivers that keep
     /// their reply channels open.
-    fn queued(lens: &[usize]) -> (VecDeque<Pending>, Vec<Receiver<Result<Model>>>) {
+    fn queued(lens: &[usize]) -> (VecDeque<Pending>, Vec<Receiver<Result<Written>>>) {
         lens.iter()
             .map(|&len| {
                 let (reply, result) = sync_channel(1);
@@ -260,7 +274,10 @@ mod tests {
                             for pending in batch {
                                 let mut model = pending.model.clone();
                                 model.instance_id = 100 + model.instance[0] as i64;
-                                pending.reply(Ok(model));
+                                pending.reply(Ok(Written {
+                                    model,
+                                    changed: true,
+                                }));
                             }
                         },
                     )
@@ -268,7 +285,9 @@ mod tests {
             })
             .collect();
         for (i, thread) in threads.into_iter().enumerate() {
-            let model = within("a concurrent write", move || thread.join().unwrap()).unwrap();
+            let model = within("a concurrent write", move || thread.join().unwrap())
+                .unwrap()
+                .model;
             assert_eq!(model.instance_id, 100 + i as i64);
         }
         assert!(
@@ -316,7 +335,8 @@ mod tests {
         let model = within("a write after the panic", move || {
             group.submit(WriteKind::Create, Model::new(0, "t", vec![]), echo)
         })
-        .unwrap();
+        .unwrap()
+        .model;
         assert_eq!(model.model_type.as_str(), "t");
     }
 }

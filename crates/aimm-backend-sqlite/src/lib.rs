@@ -30,7 +30,18 @@
 //! only after that transaction is synced. One writer alone pays exactly one
 //! sync per write, as before.
 //!
-//! # Change notifications
+//! # Unchanged updates
+//!
+//! The AIMM engine stores the whole model after every fit and every
+//! predict, usually unchanged. An update compares type and bytes with what
+//! the file holds inside its write transaction, so with what is current
+//! whichever process wrote it last; if they are equal, nothing is written,
+//! the transaction is rolled back instead of committed (no sync), and no
+//! listener is told (nothing changed). A large model of the same length
+//! that does differ is compared and written chunk by chunk: only the 64 KiB
+//! chunks that differ are written.
+//!
+//! //! # Change notifications
 //!
 //! Listeners hear of every change this backend makes. While at least one is
 //! registered, a thread also polls the file (every 200 ms) for commits by

@@ -1,7 +1,7 @@
 //! [`SqliteBackend`]: models in the `models` table of one SQLite file.
 
 use crate::config::{JournalMode, SqliteConfig};
-use crate::group_commit::{GroupCommit, Pending, WriteKind};
+use crate::group_commit::{GroupCommit, Pending, WriteKind, Written};
 use crate::watch::Watch;
 use aimm_backend_api::{
     Backend, BackendError, ErrorKind, Event, InstanceId, ListenerRegistry, Model,
@@ -123,7 +123,7 @@ impl SqliteBackend {
     }
 
     /// Queues a write; returns once it is committed (see [`GroupCommit`]).
-    fn write(&self, kind: WriteKind, model: Model) -> Result<Model> {
+    fn write(&self, kind: WriteKind, model: Model) -> Result<Written> {
         if self.read_only {
             return Err(BackendError::storage(format!(
                 "cannot write: the SQLite file {} is read-only (its permissions allow no writes)",
@@ -143,17 +143,20 @@ impl SqliteBackend {
         match outcome {
             Ok(results) => {
                 for (mut pending, result) in batch.into_iter().zip(results) {
-                    let result = result.map(|id| {
+                    let result = result.map(|applied| {
                         let mut model =
                             std::mem::replace(&mut pending.model, Model::new(0, "", RVec::new()));
-                        model.instance_id = id;
-                        if let Some(snapshot) = snapshot.as_mut() {
+                        model.instance_id = applied.id;
+                        if let (Some(snapshot), true) = (snapshot.as_mut(), applied.changed) {
                             snapshot.insert(
-                                id,
+                                applied.id,
                                 (model.model_type.to_string(), model.instance.len() as i64),
                             );
                         }
-                        model
+                        Written {
+                            model,
+                            changed: applied.changed,
+                        }
                     });
                     pending.reply(result);
                 }
@@ -164,6 +167,16 @@ impl SqliteBackend {
                 }
             }
         }
+    }
+
+    /// Writes `model` and tells the listeners, unless the write changed
+    /// nothing.
+    fn write_and_notify(&self, kind: WriteKind, model: Model) -> Result<Model> {
+        let written = self.write(kind, model)?;
+        if written.changed {
+            self.listeners.notify(&written.model);
+        }
+        Ok(written.model)
     }
 
     fn error(&self, doing: &str, err: rusqlite::Error) -> BackendError {
@@ -538,70 +551,105 @@ fn insert(
     Ok(id)
 }
 
-/// Replaces a model's type and bytes; returns whether the row existed.
+/// What an update found and did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Replaced {
+    /// No model has the id.
+    Missing,
+    /// The model already had that type and those bytes: nothing written.
+    Unchanged,
+    /// The model now has the new type and bytes.
+    Written,
+}
+
+/// Replaces a model's type and bytes, writing only what differs.
 ///
-/// A large model whose length is unchanged is compared with what is stored,
-/// chunk by chunk, and only the chunks that differ are written: the engine
-/// stores the whole model after every predict, usually unchanged, and an
-/// unchanged update then dirties no page (as SQLite's own overwrite of an
-/// equal small value does), and a changed one writes the model once rather
-/// than a zeroblob and then the bytes.
+/// Runs inside the write transaction, so what it compares with is what the
+/// file holds now, whichever process wrote it. A model of the same length
+/// and type is compared first: the engine stores the whole model after
+/// every predict, usually unchanged, and such an update then writes nothing
+/// and commits nothing. A large model of the same length is compared chunk
+/// by chunk and only the chunks that differ are written, so a changed one
+/// is written once rather than as a zeroblob and then the bytes.
 fn replace(
     conn: &Connection,
     id: InstanceId,
     model_type: &str,
     bytes: &[u8],
-) -> rusqlite::Result<bool> {
-    if !written_in_chunks(bytes.len()) {
-        let mut stmt =
-            conn.prepare_cached("UPDATE models SET type = ?1, instance = ?2 WHERE id = ?3")?;
-        return Ok(stmt.execute(rusqlite::params![model_type, bytes, id])? > 0);
-    }
+) -> rusqlite::Result<Replaced> {
     let stored: Option<(String, Option<i64>)> = conn
         .prepare_cached("SELECT type, length(instance) FROM models WHERE id = ?1")?
         .query_row([id], |row| Ok((row.get(0)?, row.get(1)?)))
         .optional()?;
     let Some((stored_type, stored_len)) = stored else {
-        return Ok(false);
+        return Ok(Replaced::Missing);
     };
-    if stored_len == Some(bytes.len() as i64) {
+    // A NULL instance (possible in Python-made files) has no length and is
+    // always rewritten.
+    let same_length = stored_len == Some(bytes.len() as i64);
+    let same_type = stored_type == model_type;
+    if same_length && written_in_chunks(bytes.len()) {
+        let changed_chunks = overwrite_changed_chunks(conn, id, bytes)?;
         // Rewriting the row reads (and compares) the whole record, blob
         // included: only when the type really changes.
-        if stored_type != model_type {
+        if !same_type {
             conn.prepare_cached("UPDATE models SET type = ?1 WHERE id = ?2")?
                 .execute(rusqlite::params![model_type, id])?;
         }
-        overwrite_changed_chunks(conn, id, bytes)?;
+        return Ok(if same_type && changed_chunks == 0 {
+            Replaced::Unchanged
+        } else {
+            Replaced::Written
+        });
+    }
+    if same_length && same_type && stored_bytes_equal(conn, id, bytes)? {
+        return Ok(Replaced::Unchanged);
+    }
+    if written_in_chunks(bytes.len()) {
+        conn.prepare_cached("UPDATE models SET type = ?1, instance = zeroblob(?2) WHERE id = ?3")?
+            .execute(rusqlite::params![model_type, bytes.len() as i64, id])?;
+        write_blob(conn, id, bytes)?;
+    } else {
+        conn.prepare_cached("UPDATE models SET type = ?1, instance = ?2 WHERE id = ?3")?
+            .execute(rusqlite::params![model_type, bytes, id])?;
+    }
+    Ok(Replaced::Written)
+}
+
+/// Whether model `id`'s stored bytes, of `bytes.len()`, equal `bytes`.
+fn stored_bytes_equal(conn: &Connection, id: InstanceId, bytes: &[u8]) -> rusqlite::Result<bool> {
+    if bytes.is_empty() {
         return Ok(true);
     }
-    let mut stmt =
-        conn.prepare_cached("UPDATE models SET type = ?1, instance = zeroblob(?2) WHERE id = ?3")?;
-    stmt.execute(rusqlite::params![model_type, bytes.len() as i64, id])?;
-    write_blob(conn, id, bytes)?;
-    Ok(true)
+    let blob = conn.blob_open(rusqlite::MAIN_DB, "models", "instance", id, true)?;
+    let mut stored = vec![0u8; bytes.len()];
+    blob.read_at_exact(&mut stored, 0)?;
+    Ok(stored == bytes)
 }
 
 /// Bytes compared (and, where they differ, written) per blob call.
 const COMPARE_CHUNK: usize = 64 << 10;
 
 /// Writes the chunks of model `id`'s stored bytes (of `bytes.len()`) that
-/// differ from `bytes`.
+/// differ from `bytes`; returns how many it wrote.
 fn overwrite_changed_chunks(
     conn: &Connection,
     id: InstanceId,
     bytes: &[u8],
-) -> rusqlite::Result<()> {
+) -> rusqlite::Result<usize> {
     let mut blob = conn.blob_open(rusqlite::MAIN_DB, "models", "instance", id, false)?;
     let mut stored = vec![0u8; COMPARE_CHUNK.min(bytes.len())];
+    let mut written = 0;
     for (index, chunk) in bytes.chunks(COMPARE_CHUNK).enumerate() {
         let offset = index * COMPARE_CHUNK;
         let stored = &mut stored[..chunk.len()];
         blob.read_at_exact(stored, offset)?;
         if stored != chunk {
             blob.write_at(chunk, offset)?;
+            written += 1;
         }
     }
-    Ok(())
+    Ok(written)
 }
 
 fn write_blob(conn: &Connection, id: InstanceId, bytes: &[u8]) -> rusqlite::Result<()> {
@@ -622,12 +670,14 @@ fn check_model_type(model: &Model) -> Result<()> {
 
 /// Applies every write of `batch` in one `IMMEDIATE` transaction and commits.
 /// With several writes, each runs in its own savepoint so that one failing
-/// (an unknown id, a taken id) fails alone. `Err` means nothing was committed.
+/// (an unknown id, a taken id) fails alone. A batch in which no write
+/// changed anything is rolled back instead: no commit, no sync. `Err` means
+/// nothing was committed.
 fn apply_batch(
     conn: &mut Connection,
     batch: &[Pending],
     error: impl Fn(&str, rusqlite::Error) -> BackendError,
-) -> Result<Vec<Result<InstanceId>>> {
+) -> Result<Vec<Result<Applied>>> {
     let mut tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(|err| error("starting a write transaction in", err))?;
@@ -649,12 +699,28 @@ fn apply_batch(
         };
         results.push(result);
     }
-    if results.iter().all(|r| r.is_err()) {
-        // Nothing to commit; spare the sync.
+    if !results
+        .iter()
+        .any(|r| matches!(r, Ok(applied) if applied.changed))
+    {
+        // Nothing to commit; spare the sync (dropping `tx` rolls back).
         return Ok(results);
     }
     tx.commit().map_err(|err| error("committing to", err))?;
     Ok(results)
+}
+
+/// What one write of a batch did: the model's id, and whether anything
+/// was written.
+struct Applied {
+    id: InstanceId,
+    changed: bool,
+}
+
+impl Applied {
+    fn written(id: InstanceId) -> Self {
+        Applied { id, changed: true }
+    }
 }
 
 /// One write, inside the caller's transaction or savepoint.
@@ -662,23 +728,23 @@ fn apply(
     conn: &Connection,
     pending: &Pending,
     error: &impl Fn(&str, rusqlite::Error) -> BackendError,
-) -> Result<InstanceId> {
+) -> Result<Applied> {
     let model = &pending.model;
     let id = model.instance_id;
     match pending.kind {
         WriteKind::Create => insert(conn, None, &model.model_type, &model.instance)
+            .map(Applied::written)
             .map_err(|err| error("storing a model in", err)),
-        WriteKind::Import => {
-            insert(conn, Some(id), &model.model_type, &model.instance).map_err(|err| {
-                match err.sqlite_error_code() {
-                    Some(ErrorCode::ConstraintViolation) => BackendError::conflict(id),
-                    _ => error("importing a model into", err),
-                }
-            })
-        }
+        WriteKind::Import => insert(conn, Some(id), &model.model_type, &model.instance)
+            .map(Applied::written)
+            .map_err(|err| match err.sqlite_error_code() {
+                Some(ErrorCode::ConstraintViolation) => BackendError::conflict(id),
+                _ => error("importing a model into", err),
+            }),
         WriteKind::Update => match replace(conn, id, &model.model_type, &model.instance) {
-            Ok(true) => Ok(id),
-            Ok(false) => Err(BackendError::not_found(id)),
+            Ok(Replaced::Written) => Ok(Applied::written(id)),
+            Ok(Replaced::Unchanged) => Ok(Applied { id, changed: false }),
+            Ok(Replaced::Missing) => Err(BackendError::not_found(id)),
             Err(err) => Err(error("updating a model in", err)),
         },
     }
@@ -738,21 +804,15 @@ impl Backend for SqliteBackend {
             model_type,
             instance,
         };
-        let model = self.write(WriteKind::Create, model)?;
-        self.listeners.notify(&model);
-        Ok(model)
+        self.write_and_notify(WriteKind::Create, model)
     }
 
     fn update_model(&self, model: Model) -> Result<Model> {
-        let model = self.write(WriteKind::Update, model)?;
-        self.listeners.notify(&model);
-        Ok(model)
+        self.write_and_notify(WriteKind::Update, model)
     }
 
     fn import_model(&self, model: Model) -> Result<Model> {
-        let model = self.write(WriteKind::Import, model)?;
-        self.listeners.notify(&model);
-        Ok(model)
+        self.write_and_notify(WriteKind::Import, model)
     }
 
     fn register_model_change_cb(&self, listener: Arc<dyn ModelChangeListener>) -> Result<u64> {
