@@ -19,8 +19,15 @@
 //! instance)`; hat-event 0.9.44 opens a session per register request, also
 //! across restarts. The new id is `session * 2^16 + instance`, unique across
 //! restarts and across every host that uses the same server, and larger
-//! than every id handed out before. An id that is already taken (by an import or a Python host) is
-//! skipped by claiming again.
+//! than every id handed out before. One query then checks that no model
+//! holds it already (an import, or a Python host counting up from our
+//! highest id); a taken id is skipped by claiming again.
+//!
+//! Creates that wait for an id at the same time (a pipelined `put`, several
+//! threads) share one claim registration of one event each and one check:
+//! two round trips for the group instead of two per create. Ids are claimed
+//! only for creates waiting now and used at once, never kept in a pool, so
+//! the check is as fresh as a lone create's.
 //!
 //! # Durability
 //!
@@ -74,6 +81,7 @@
 
 #![warn(missing_docs)]
 
+mod claims;
 mod codec;
 mod latest;
 mod own_writes;

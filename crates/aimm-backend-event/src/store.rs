@@ -1,5 +1,6 @@
 //! [`EventBackend`]: models as the newest events under a prefix.
 
+use crate::claims::Claims;
 use crate::codec::{claim_type, describe, model_event, model_type, payload_of, ModelPayload};
 use crate::latest::{digest_of, Digest, Latest, Lookup};
 use crate::own_writes::OwnWrites;
@@ -9,9 +10,6 @@ use aimm_backend_api::{
     RegisterEvent, RegisterMode, Result,
 };
 use std::sync::Arc;
-
-/// How often a create claims again when the claimed id is already taken.
-const MAX_CLAIMS: usize = 16;
 
 /// A model store in a Hat event server (see the crate docs).
 pub struct EventBackend {
@@ -26,6 +24,7 @@ pub struct EventBackend {
     /// once seen stays valid, and checking it again would cost a query
     /// whose answer carries the whole model.
     latest: Latest,
+    claims: Claims,
 }
 
 impl EventBackend {
@@ -46,6 +45,7 @@ impl EventBackend {
             own_writes: OwnWrites::default(),
             acknowledge,
             latest: Latest::default(),
+            claims: Claims::default(),
         }
     }
 
@@ -114,28 +114,49 @@ impl EventBackend {
         }
     }
 
-    /// A fresh instance id, handed out by the server (see the crate docs).
+    /// A fresh instance id, handed out by the server (see the crate docs),
+    /// claimed together with those of the creates waiting at the same time.
     fn claim_id(&self) -> Result<InstanceId> {
+        self.claims.next(|count| self.claim_ids(count))
+    }
+
+    /// Claims `count` ids in one registration and returns those no model
+    /// holds yet, in order, checked with one query.
+    fn claim_ids(&self, count: usize) -> Result<Vec<InstanceId>> {
         let claim = RegisterEvent {
             event_type: claim_type(&self.prefix),
             source_timestamp: ROption::RNone,
             payload: ROption::RNone,
         };
-        for _ in 0..MAX_CLAIMS {
-            // A claim need not wait for the disk: the server writes events
-            // in order, so the model event that uses the id, which does
-            // wait, cannot be persisted without its claim.
-            let event =
-                self.register_confirmed(claim.clone(), RegisterMode::Registered, "id claim")?;
-            let id = id_from(event.id)?;
-            if self.latest_of(id)?.is_none() {
-                return Ok(id);
-            }
+        // A claim need not wait for the disk: the server writes events in
+        // order, so the model event that uses the id, which does wait,
+        // cannot be persisted without its claim.
+        let answer = self
+            .client
+            .register(vec![claim; count].into(), RegisterMode::Registered)?;
+        let events = answer.into_option().unwrap_or_default();
+        if events.len() != count || events.iter().any(|event| event.is_none()) {
+            return Err(BackendError::new(
+                ErrorKind::Unavailable,
+                "the event server did not confirm the id claim",
+            ));
+        }
+        let ids = events
+            .into_iter()
+            .filter_map(ROption::into_option)
+            .map(|event| id_from(event.id))
+            .collect::<Result<Vec<_>>>()?;
+        let types = ids.iter().map(|&id| model_type(&self.prefix, id)).collect();
+        let taken: Vec<InstanceId> = self
+            .client
+            .query_latest(types)?
+            .iter()
+            .filter_map(|event| event.event_type.last()?.parse().ok())
+            .collect();
+        for id in &taken {
             log::warn!("claimed instance id {id} is taken already; claiming again");
         }
-        Err(BackendError::storage(format!(
-            "{MAX_CLAIMS} claimed instance ids in a row were taken already"
-        )))
+        Ok(ids.into_iter().filter(|id| !taken.contains(id)).collect())
     }
 
     /// Stores `model`, of `content`, remembers the event as our own and,
@@ -206,9 +227,11 @@ const INSTANCE_BITS: u32 = 16;
 /// `session * 2^16 + instance` of a server-assigned event id.
 ///
 /// hat-event 0.9.44 opens a new session for every register request and
-/// numbers the request's events from 1, so a claim (a request of one event)
-/// is always instance 1 and the session carries the uniqueness: sessions may
-/// grow to 2^47 (centuries at thousands of requests per second).
+/// numbers the request's events from 1, so the claims of one request (at
+/// most [`MAX_GROUP`](crate::claims::MAX_GROUP), far below 2^16) are
+/// instances 1, 2, ... of one session, and the session carries the
+/// uniqueness: sessions may grow to 2^47 (centuries at thousands of
+/// requests per second).
 fn id_from(event: EventId) -> Result<InstanceId> {
     let sessions = 0..1i64 << (63 - INSTANCE_BITS);
     let instances = 0..1i64 << INSTANCE_BITS;
@@ -707,7 +730,7 @@ mod tests {
     #[test]
     fn claims_give_up_after_max_claims_taken_ids_storing_nothing() {
         let server = Arc::new(FakeServer::default());
-        for session in 1..=MAX_CLAIMS as i64 {
+        for session in 1..=crate::claims::MAX_CLAIMS as i64 {
             python_model(&server, (session << 16) | 1, 999);
         }
         let backend = backend(&server, RegisterMode::Registered);
@@ -717,7 +740,11 @@ mod tests {
         assert_eq!(err.kind, ErrorKind::Storage);
         assert!(err.message.contains("16 claimed instance ids"), "{err}");
         let models = backend.get_models().unwrap();
-        assert_eq!(models.len(), MAX_CLAIMS, "only the other host's models");
+        assert_eq!(
+            models.len(),
+            crate::claims::MAX_CLAIMS,
+            "only the other host's models"
+        );
         assert!(models.iter().all(|m| m.model_type.as_str() == "py"));
     }
 
