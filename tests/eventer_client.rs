@@ -567,6 +567,44 @@ mod host_client {
     }
 
     #[test]
+    fn a_persisted_registration_returns_the_events_as_the_server_numbered_and_stored_them() {
+        let server = HatServer::start();
+        let (_runtime, client) = host_client(&server);
+        let mut events = vec![model_event("a"), model_event("b"), model_event("c")];
+        // Escapes the server writes differently, a binary payload, none.
+        events[0].payload = aimm_backend_api::ROption::RSome(ApiPayload::Json(
+            r#"{"text":"\u00e9\n", "n": [1, 2.5]}"#.into(),
+        ));
+        events[1].payload = aimm_backend_api::ROption::RSome(ApiPayload::Binary {
+            payload_type: "bin".into(),
+            data: vec![0, 255].into(),
+        });
+        events[2].payload = aimm_backend_api::ROption::RNone;
+        let registered: Vec<_> = client
+            .register(events.into(), RegisterMode::Persisted)
+            .unwrap()
+            .unwrap()
+            .into_iter()
+            .map(|e| e.unwrap())
+            .collect();
+        let types: Vec<_> = registered.iter().map(|e| e.event_type.clone()).collect();
+        let expected: Vec<_> = ["a", "b", "c"]
+            .map(|id| aimm_backend_api::event_type(["host", "model", id]))
+            .into();
+        assert_eq!(types, expected, "in the order registered");
+        for event in &registered {
+            let stored = client
+                .query_latest(vec![event.event_type.clone()].into())
+                .unwrap();
+            assert_eq!(stored[0].id, event.id, "{:?}", event.event_type);
+        }
+        let sessions: Vec<i64> = registered.iter().map(|e| e.id.session).collect();
+        assert!(sessions.windows(2).all(|w| w[0] == w[1]), "one request");
+        let instances: Vec<i64> = registered.iter().map(|e| e.id.instance).collect();
+        assert_eq!(instances, [1, 2, 3]);
+    }
+
+    #[test]
     fn a_persisted_registration_the_server_never_reports_fails_in_bounded_time() {
         let server = HatServer::start();
         let (_runtime, client) = host_client(&server);

@@ -15,7 +15,12 @@
 //! callers when their own events are on disk: the server flushes events in
 //! the order it numbered them, so once it reports an event persisted, every
 //! event it numbered before on that connection's session is persisted too.
+//! A persisted registration of small events is sent without asking for an
+//! answer and recognised in those notifications instead (see
+//! [`crate::notified`]): the server's answer would echo every event whole
+//! once more.
 
+use crate::notified::{Awaited, Expected};
 use aimm_backend_api::{
     BackendError, ErrorKind, Event, EventClient, EventId, EventPayload, EventType, ROption,
     RString, RVec, RegisterEvent, RegisterMode, Result, Timestamp,
@@ -51,6 +56,8 @@ pub struct HatEventClient {
     config: HatClientConfig,
     current: Arc<Mutex<Option<Connection>>>,
     persisted: watch::Receiver<Persisted>,
+    /// Persisted registrations sent without asking for an answer.
+    awaited: Arc<Awaited>,
     /// The supervisor runs while this lives (it holds only a weak reference).
     _alive: Arc<()>,
 }
@@ -86,12 +93,14 @@ impl HatEventClient {
         let alive = Arc::new(());
         let (events_tx, events_rx) = mpsc::unbounded_channel();
         let (persisted_tx, persisted) = watch::channel(Persisted::default());
+        let awaited = Arc::new(Awaited::default());
         runtime.spawn(supervise(
             Supervised {
                 config: config.clone(),
                 current: current.clone(),
                 alive: Arc::downgrade(&alive),
                 persisted: persisted_tx,
+                awaited: awaited.clone(),
             },
             events_tx,
         ));
@@ -100,6 +109,7 @@ impl HatEventClient {
             config,
             current,
             persisted,
+            awaited,
             _alive: alive,
         };
         (Arc::new(client), events_rx)
@@ -154,16 +164,60 @@ impl HatEventClient {
                 "the connection dropped before the server reported the registered events \
                  persisted; they may or may not be stored",
             )),
-            None => Err(BackendError::new(
-                ErrorKind::Unavailable,
-                format!(
-                    "Hat event server at {} did not report the registered events persisted \
-                     and sent nothing for {timeout:.1?}; persisted registration needs events that \
-                     match the backend's subscription and that the server's backend keeps",
-                    self.config.address
-                ),
-            )),
+            None => Err(self.not_reported_persisted(timeout)),
         }
+    }
+
+    /// Waits until every event of a registration sent without asking for
+    /// an answer has been notified persisted on `connection` (see
+    /// [`crate::notified`]), or the server stays silent for as long as a
+    /// request of `request_len` bytes allows.
+    fn wait_notified(
+        &self,
+        connection: &Connection,
+        mut notified: tokio::sync::oneshot::Receiver<Vec<msg::Event>>,
+        request_len: usize,
+    ) -> Result<Vec<msg::Event>> {
+        let number = connection.number;
+        let activity = connection.client.activity().clone();
+        let timeout = connection.client.patience(request_len);
+        let mut persisted = self.persisted.clone();
+        let outcome = self.run(async move {
+            let _awaiting = activity.awaiting();
+            let started = tokio::time::Instant::now();
+            loop {
+                let quiet_since = activity.last().max(started);
+                tokio::select! {
+                    found = &mut notified => return Some(found.ok()),
+                    _ = persisted.wait_for(|p| p.connection != number) => return Some(None),
+                    _ = tokio::time::sleep_until(quiet_since + timeout) => {
+                        if activity.last() <= quiet_since {
+                            return None;
+                        }
+                    }
+                }
+            }
+        });
+        match outcome {
+            Some(Some(found)) => Ok(found),
+            Some(None) => Err(self.unavailable(
+                "the connection dropped before the server reported the registered events \
+                 persisted; they may or may not be stored",
+            )),
+            None => Err(self.not_reported_persisted(timeout)),
+        }
+    }
+
+    fn not_reported_persisted(&self, timeout: Duration) -> BackendError {
+        BackendError::new(
+            ErrorKind::Unavailable,
+            format!(
+                "Hat event server at {} did not report the registered events persisted \
+                 and sent nothing for {timeout:.1?}; persisted registration needs events that \
+                 match the backend's subscription and that the server's backend keeps",
+                self.config.address
+            ),
+        )
     }
 
     fn unavailable(&self, why: impl std::fmt::Display) -> BackendError {
@@ -190,6 +244,7 @@ struct Supervised {
     current: Arc<Mutex<Option<Connection>>>,
     alive: std::sync::Weak<()>,
     persisted: watch::Sender<Persisted>,
+    awaited: Arc<Awaited>,
 }
 
 impl Supervised {
@@ -241,6 +296,7 @@ async fn supervise(supervised: Supervised, events: mpsc::UnboundedSender<Vec<Eve
                 supervised.set_current(Some(Connection { number, client }));
                 while let Some(batch) = notified.recv().await {
                     supervised.note_persisted(number, &batch);
+                    supervised.awaited.notified(number, &batch);
                     // Nobody may listen (a host without a backend that wants
                     // events); the notifications still serve `Persisted`.
                     let _ = events.send(batch.into_iter().map(to_api_event).collect());
@@ -284,6 +340,10 @@ impl EventClient for HatEventClient {
     ) -> Result<ROption<RVec<ROption<Event>>>> {
         let connection = self.connection()?;
         let client = &connection.client;
+        let expected = match mode {
+            RegisterMode::Persisted => Expected::all_of(&events),
+            _ => None,
+        };
         let (answer, request_len) = {
             let segments: Vec<Vec<&str>> = events
                 .iter()
@@ -295,6 +355,20 @@ impl EventClient for HatEventClient {
                 .map(|(event, segments)| register_event_ref(event, segments))
                 .collect();
             let parts = msg::register_request_parts(&refs);
+            if let Some(expected) = expected {
+                // Waiting starts before sending: the notification may
+                // come before `send_registration` returns.
+                let (_ticket, notified) = self.awaited.wait_for(connection.number, expected);
+                self.run(client.send_registration(&parts))
+                    .map_err(|err| self.unavailable(err))?;
+                let registered = self.wait_notified(&connection, notified, parts.len())?;
+                return Ok(ROption::RSome(
+                    registered
+                        .into_iter()
+                        .map(|e| ROption::RSome(to_api_event(e)))
+                        .collect(),
+                ));
+            }
             if mode == RegisterMode::Sent {
                 self.run(client.send_registration(&parts))
                     .map_err(|err| self.unavailable(err))?;
