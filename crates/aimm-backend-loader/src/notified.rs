@@ -180,10 +180,10 @@ impl Awaited {
                 });
             if let Some((waiting, at)) = slot {
                 waiting.found[at] = Some(msg::Event {
-                    id: event.id.clone(),
+                    id: event.id,
                     event_type: event.event_type.clone(),
-                    timestamp: event.timestamp.clone(),
-                    source_timestamp: event.source_timestamp.clone(),
+                    timestamp: event.timestamp,
+                    source_timestamp: event.source_timestamp,
                     payload: None,
                 });
                 if waiting.found.iter().all(Option::is_some) {
