@@ -80,8 +80,11 @@
 
 mod config;
 mod group_commit;
+mod open;
+mod read;
 mod store;
 mod watch;
+mod write;
 
 pub use config::{JournalMode, SqliteConfig};
 pub use store::SqliteBackend;

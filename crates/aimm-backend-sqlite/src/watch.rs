@@ -64,7 +64,7 @@ impl Watch {
         };
         // The first look is taken here, before the listener's registration
         // returns: every commit after that is reported.
-        let conn = match crate::store::open_connection(conf, true) {
+        let conn = match crate::open::open_connection(conf, true) {
             Ok(conn) => conn,
             Err(err) => {
                 log::error!("SQLite change poller cannot open the file: {err}");

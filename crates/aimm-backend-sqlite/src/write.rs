@@ -1,0 +1,255 @@
+//! The write paths: one batch of writes in one transaction, each write an
+//! insert, an import or an update that writes only what differs, large
+//! models through incremental blob I/O.
+
+use crate::group_commit::{Pending, WriteKind};
+use aimm_backend_api::{BackendError, ErrorKind, InstanceId, Model, Result};
+use rusqlite::{Connection, ErrorCode, OptionalExtension, TransactionBehavior};
+use std::io::Write;
+
+/// Blobs at least this large are written and read through SQLite's
+/// incremental blob I/O, so that no second full copy of the bytes exists.
+const LARGE_BLOB: usize = 1 << 20;
+
+/// Applies every write of `batch` in one `IMMEDIATE` transaction and commits.
+/// With several writes, each runs in its own savepoint so that one failing
+/// (an unknown id, a taken id) fails alone. A batch in which no write
+/// changed anything is rolled back instead: no commit, no sync. `Err` means
+/// nothing was committed.
+pub(crate) fn apply_batch(
+    conn: &mut Connection,
+    batch: &[Pending],
+    error: impl Fn(&str, rusqlite::Error) -> BackendError,
+) -> Result<Vec<Result<Applied>>> {
+    let mut tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(|err| error("starting a write transaction in", err))?;
+    let mut results = Vec::with_capacity(batch.len());
+    for pending in batch {
+        let result = if batch.len() == 1 {
+            apply(&tx, pending, &error)
+        } else {
+            let savepoint = tx
+                .savepoint()
+                .map_err(|err| error("starting a savepoint in", err))?;
+            let result = apply(&savepoint, pending, &error);
+            if result.is_ok() {
+                savepoint
+                    .commit()
+                    .map_err(|err| error("releasing a savepoint in", err))?;
+            }
+            result
+        };
+        results.push(result);
+    }
+    if !results
+        .iter()
+        .any(|r| matches!(r, Ok(applied) if applied.changed))
+    {
+        // Nothing to commit; spare the sync (dropping `tx` rolls back).
+        return Ok(results);
+    }
+    tx.commit().map_err(|err| error("committing to", err))?;
+    Ok(results)
+}
+
+/// What one write of a batch did: the model's id, and whether anything
+/// was written.
+pub(crate) struct Applied {
+    pub(crate) id: InstanceId,
+    pub(crate) changed: bool,
+}
+
+impl Applied {
+    fn written(id: InstanceId) -> Self {
+        Applied { id, changed: true }
+    }
+}
+
+/// One write, inside the caller's transaction or savepoint.
+fn apply(
+    conn: &Connection,
+    pending: &Pending,
+    error: &impl Fn(&str, rusqlite::Error) -> BackendError,
+) -> Result<Applied> {
+    let model = &pending.model;
+    let id = model.instance_id;
+    match pending.kind {
+        WriteKind::Create => insert(conn, None, &model.model_type, &model.instance)
+            .map(Applied::written)
+            .map_err(|err| error("storing a model in", err)),
+        WriteKind::Import => insert(conn, Some(id), &model.model_type, &model.instance)
+            .map(Applied::written)
+            .map_err(|err| match err.sqlite_error_code() {
+                Some(ErrorCode::ConstraintViolation) => BackendError::conflict(id),
+                _ => error("importing a model into", err),
+            }),
+        WriteKind::Update => match replace(conn, id, &model.model_type, &model.instance) {
+            Ok(Replaced::Written) => Ok(Applied::written(id)),
+            Ok(Replaced::Unchanged) => Ok(Applied { id, changed: false }),
+            Ok(Replaced::Missing) => Err(BackendError::not_found(id)),
+            Err(err) => Err(error("updating a model in", err)),
+        },
+    }
+}
+
+/// Whether a model of `len` bytes is written through incremental blob I/O
+/// (from [`LARGE_BLOB`] on) rather than bound to one statement, which makes
+/// SQLite copy the bytes (twice: the bound value and the record) first.
+fn written_in_chunks(len: usize) -> bool {
+    len >= LARGE_BLOB
+}
+
+/// Inserts (or, with `id`, imports) a model; returns its id.
+fn insert(
+    conn: &Connection,
+    id: Option<InstanceId>,
+    model_type: &str,
+    bytes: &[u8],
+) -> rusqlite::Result<InstanceId> {
+    let id = if written_in_chunks(bytes.len()) {
+        let mut stmt = conn.prepare_cached(
+            "INSERT INTO models (id, type, instance) VALUES (?1, ?2, zeroblob(?3))",
+        )?;
+        stmt.execute(rusqlite::params![id, model_type, bytes.len() as i64])?;
+        let id = conn.last_insert_rowid();
+        write_blob(conn, id, bytes)?;
+        id
+    } else {
+        let mut stmt =
+            conn.prepare_cached("INSERT INTO models (id, type, instance) VALUES (?1, ?2, ?3)")?;
+        stmt.execute(rusqlite::params![id, model_type, bytes])?;
+        conn.last_insert_rowid()
+    };
+    Ok(id)
+}
+
+/// What an update found and did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Replaced {
+    /// No model has the id.
+    Missing,
+    /// The model already had that type and those bytes: nothing written.
+    Unchanged,
+    /// The model now has the new type and bytes.
+    Written,
+}
+
+/// Replaces a model's type and bytes, writing only what differs.
+///
+/// Runs inside the write transaction, so what it compares with is what the
+/// file holds now, whichever process wrote it. A model of the same length
+/// and type is compared first: the engine stores the whole model after
+/// every predict, usually unchanged, and such an update then writes nothing
+/// and commits nothing. A large model of the same length is compared chunk
+/// by chunk and only the chunks that differ are written, so a changed one
+/// is written once rather than as a zeroblob and then the bytes.
+fn replace(
+    conn: &Connection,
+    id: InstanceId,
+    model_type: &str,
+    bytes: &[u8],
+) -> rusqlite::Result<Replaced> {
+    let stored: Option<(String, Option<i64>)> = conn
+        .prepare_cached("SELECT type, length(instance) FROM models WHERE id = ?1")?
+        .query_row([id], |row| Ok((row.get(0)?, row.get(1)?)))
+        .optional()?;
+    let Some((stored_type, stored_len)) = stored else {
+        return Ok(Replaced::Missing);
+    };
+    // A NULL instance (possible in Python-made files) has no length and is
+    // always rewritten.
+    let same_length = stored_len == Some(bytes.len() as i64);
+    let same_type = stored_type == model_type;
+    if same_length && written_in_chunks(bytes.len()) {
+        let changed_chunks = overwrite_changed_chunks(conn, id, bytes)?;
+        // Rewriting the row reads (and compares) the whole record, blob
+        // included: only when the type really changes.
+        if !same_type {
+            conn.prepare_cached("UPDATE models SET type = ?1 WHERE id = ?2")?
+                .execute(rusqlite::params![model_type, id])?;
+        }
+        return Ok(if same_type && changed_chunks == 0 {
+            Replaced::Unchanged
+        } else {
+            Replaced::Written
+        });
+    }
+    if same_length && same_type && stored_bytes_equal(conn, id, bytes)? {
+        return Ok(Replaced::Unchanged);
+    }
+    if written_in_chunks(bytes.len()) {
+        conn.prepare_cached("UPDATE models SET type = ?1, instance = zeroblob(?2) WHERE id = ?3")?
+            .execute(rusqlite::params![model_type, bytes.len() as i64, id])?;
+        write_blob(conn, id, bytes)?;
+    } else {
+        conn.prepare_cached("UPDATE models SET type = ?1, instance = ?2 WHERE id = ?3")?
+            .execute(rusqlite::params![model_type, bytes, id])?;
+    }
+    Ok(Replaced::Written)
+}
+
+/// Whether model `id`'s stored bytes, of `bytes.len()`, equal `bytes`.
+fn stored_bytes_equal(conn: &Connection, id: InstanceId, bytes: &[u8]) -> rusqlite::Result<bool> {
+    if bytes.is_empty() {
+        return Ok(true);
+    }
+    let blob = conn.blob_open(rusqlite::MAIN_DB, "models", "instance", id, true)?;
+    let mut stored = vec![0u8; bytes.len()];
+    blob.read_at_exact(&mut stored, 0)?;
+    Ok(stored == bytes)
+}
+
+/// Bytes compared (and, where they differ, written) per blob call.
+const COMPARE_CHUNK: usize = 64 << 10;
+
+/// Writes the chunks of model `id`'s stored bytes (of `bytes.len()`) that
+/// differ from `bytes`; returns how many it wrote.
+fn overwrite_changed_chunks(
+    conn: &Connection,
+    id: InstanceId,
+    bytes: &[u8],
+) -> rusqlite::Result<usize> {
+    let mut blob = conn.blob_open(rusqlite::MAIN_DB, "models", "instance", id, false)?;
+    let mut stored = vec![0u8; COMPARE_CHUNK.min(bytes.len())];
+    let mut written = 0;
+    for (index, chunk) in bytes.chunks(COMPARE_CHUNK).enumerate() {
+        let offset = index * COMPARE_CHUNK;
+        let stored = &mut stored[..chunk.len()];
+        blob.read_at_exact(stored, offset)?;
+        if stored != chunk {
+            blob.write_at(chunk, offset)?;
+            written += 1;
+        }
+    }
+    Ok(written)
+}
+
+fn write_blob(conn: &Connection, id: InstanceId, bytes: &[u8]) -> rusqlite::Result<()> {
+    let mut blob = conn.blob_open(rusqlite::MAIN_DB, "models", "instance", id, false)?;
+    blob.write_all(bytes)
+        .map_err(|err| rusqlite::Error::ToSqlConversionFailure(Box::new(err)))
+}
+
+pub(crate) fn check_model_type(model: &Model) -> Result<()> {
+    if model.model_type.contains('\0') {
+        return Err(BackendError::new(
+            ErrorKind::InvalidInput,
+            "model type contains a NUL character, which SQLite TEXT cannot hold faithfully",
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn models_from_1_mib_on_are_written_in_chunks() {
+        assert!(!written_in_chunks(0));
+        assert!(!written_in_chunks((1 << 20) - 1));
+        assert!(written_in_chunks(1 << 20));
+        assert!(written_in_chunks(usize::MAX));
+    }
+}
