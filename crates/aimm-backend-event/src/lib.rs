@@ -69,7 +69,7 @@
 //! model is still on its way, is skipped, and the other host's write stays
 //! the newest (as if the two had crossed the other way).
 //!
-//! //! # Change notifications
+//! # Change notifications
 //!
 //! Listeners hear of this backend's own writes directly, once each, and of
 //! other hosts' writes through `process_events` (the host routes the

@@ -41,7 +41,7 @@
 //! that does differ is compared and written chunk by chunk: only the 64 KiB
 //! chunks that differ are written.
 //!
-//! //! # Change notifications
+//! # Change notifications
 //!
 //! Listeners hear of every change this backend makes. While at least one is
 //! registered, a thread also polls the file (every 200 ms) for commits by
