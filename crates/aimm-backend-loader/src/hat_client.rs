@@ -15,7 +15,7 @@
 //! callers when their own events are on disk: the server flushes events in
 //! the order it numbered them, so once it reports an event persisted, every
 //! event it numbered before on that connection's session is persisted too.
-//! A persisted registration of small events is sent without asking for an
+//! A persisted registration is sent without asking for an
 //! answer and recognised in those notifications instead (see
 //! [`crate::notified`]): the server's answer would echo every event whole
 //! once more.

@@ -8,57 +8,45 @@
 //! therefore sent without asking for one, and the events are recognised in
 //! the persisted notifications by type and payload. That spares the server
 //! encoding and writing every event one more time, which is most of what a
-//! registration costs it. The server re-encodes JSON payloads (its own
-//! spacing and escapes), so JSON is compared as parsed values, not as text.
+//! registration costs it (for a 512 MiB model, 45 s of the server's time).
 //!
-//! Only registrations whose every payload is at most [`MAX_MATCHED`] bytes
-//! go this way, because the expected payloads are kept (parsed) until
-//! matched; larger ones are answered as before.
+//! Payloads are compared by SHA-256 digest, so nothing of a large payload
+//! is kept while its notification is awaited. The server re-encodes JSON
+//! payloads (its own spacing and escapes), so a JSON payload's digest is
+//! taken over its parsed tokens in order (strings unescaped, numbers as
+//! parsed), not over its text; the server keeps the order of object keys.
 
 use aimm_backend_api::{EventPayload, RegisterEvent};
 use hat_eventer_client::eventer_msg as msg;
+use serde::de::{DeserializeSeed, MapAccess, SeqAccess, Visitor};
+use sha2::{Digest as _, Sha256};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use tokio::sync::oneshot;
 
-/// The largest payload of an event whose registration is acknowledged by
-/// its notification.
-pub(crate) const MAX_MATCHED: usize = 1 << 20;
+type Digest = [u8; 32];
 
 /// An event as the server will notify it.
 #[derive(Debug, PartialEq)]
 pub(crate) struct Expected {
     event_type: Vec<String>,
-    payload: ExpectedPayload,
-}
-
-#[derive(Debug, PartialEq)]
-enum ExpectedPayload {
-    None,
-    Binary { payload_type: String, data: Vec<u8> },
-    Json(serde_json::Value),
+    payload: Option<Digest>,
 }
 
 impl Expected {
     /// What the notifications of `events` will carry, or `None` if they
-    /// cannot be recognised that way (a payload too large to keep, or JSON
-    /// that does not parse, which the server would refuse anyway).
+    /// cannot be recognised that way (JSON that does not parse, which the
+    /// server would refuse anyway).
     pub(crate) fn all_of(events: &[RegisterEvent]) -> Option<Vec<Expected>> {
         events.iter().map(Expected::of).collect()
     }
 
     fn of(event: &RegisterEvent) -> Option<Expected> {
         let payload = match event.payload.as_ref().into_option() {
-            None => ExpectedPayload::None,
-            Some(EventPayload::Binary { payload_type, data }) if data.len() <= MAX_MATCHED => {
-                ExpectedPayload::Binary {
-                    payload_type: payload_type.to_string(),
-                    data: data.to_vec(),
-                }
+            None => None,
+            Some(EventPayload::Binary { payload_type, data }) => {
+                Some(binary_digest(payload_type, data))
             }
-            Some(EventPayload::Json(text)) if text.len() <= MAX_MATCHED => {
-                ExpectedPayload::Json(serde_json::from_str(text).ok()?)
-            }
-            Some(_) => return None,
+            Some(EventPayload::Json(text)) => Some(json_digest(text)?),
         };
         Some(Expected {
             event_type: event.event_type.iter().map(|s| s.to_string()).collect(),
@@ -66,25 +54,120 @@ impl Expected {
         })
     }
 
-    /// Whether the notified `event` is this one.
-    fn matches(&self, event: &msg::Event) -> bool {
-        if event.event_type != self.event_type {
-            return false;
+    /// Whether the notified `event`, whose payload digest `digest` gives
+    /// (computed once per event, and only if some type matches), is this one.
+    fn matches(
+        &self,
+        event: &msg::Event,
+        digest: &mut impl FnMut() -> Option<Option<Digest>>,
+    ) -> bool {
+        event.event_type == self.event_type && digest() == Some(self.payload)
+    }
+}
+
+/// The digest of a notified event's payload (`Some(None)`: no payload;
+/// `None`: JSON that does not parse, which matches nothing).
+fn notified_digest(event: &msg::Event) -> Option<Option<Digest>> {
+    match &event.payload {
+        None => Some(None),
+        Some(msg::EventPayload::Binary { payload_type, data }) => {
+            Some(Some(binary_digest(payload_type, data)))
         }
-        match (&self.payload, &event.payload) {
-            (ExpectedPayload::None, None) => true,
-            (
-                ExpectedPayload::Binary { payload_type, data },
-                Some(msg::EventPayload::Binary {
-                    payload_type: notified_type,
-                    data: notified,
-                }),
-            ) => payload_type == notified_type && data == notified,
-            (ExpectedPayload::Json(value), Some(msg::EventPayload::Json(text))) => {
-                serde_json::from_str::<serde_json::Value>(text).is_ok_and(|v| v == *value)
-            }
-            _ => false,
+        Some(msg::EventPayload::Json(text)) => json_digest(text).map(Some),
+    }
+}
+
+fn binary_digest(payload_type: &str, data: &[u8]) -> Digest {
+    let mut hasher = Sha256::new();
+    hasher.update(b"b");
+    hasher.update((payload_type.len() as u64).to_le_bytes());
+    hasher.update(payload_type.as_bytes());
+    hasher.update(data);
+    hasher.finalize().into()
+}
+
+/// The digest of the JSON value `text` holds: equal for every encoding of
+/// the same value with its object keys in the same order.
+fn json_digest(text: &str) -> Option<Digest> {
+    let mut hasher = Sha256::new();
+    hasher.update(b"j");
+    let mut deserializer = serde_json::Deserializer::from_str(text);
+    Tokens(&mut hasher).deserialize(&mut deserializer).ok()?;
+    deserializer.end().ok()?;
+    Some(hasher.finalize().into())
+}
+
+/// Feeds every token of a JSON value to the hasher, tagged by kind, without
+/// building the value: a long string is hashed where it lies in the text.
+struct Tokens<'h>(&'h mut Sha256);
+
+impl Tokens<'_> {
+    fn tagged(&mut self, tag: u8, bytes: &[u8]) {
+        self.0.update([tag]);
+        self.0.update((bytes.len() as u64).to_le_bytes());
+        self.0.update(bytes);
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for Tokens<'_> {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Tokens<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_unit<E>(mut self) -> Result<(), E> {
+        self.tagged(b'n', &[]);
+        Ok(())
+    }
+
+    fn visit_bool<E>(mut self, v: bool) -> Result<(), E> {
+        self.tagged(b'b', &[u8::from(v)]);
+        Ok(())
+    }
+
+    fn visit_i64<E>(mut self, v: i64) -> Result<(), E> {
+        self.tagged(b'i', &v.to_le_bytes());
+        Ok(())
+    }
+
+    fn visit_u64<E>(mut self, v: u64) -> Result<(), E> {
+        self.tagged(b'u', &v.to_le_bytes());
+        Ok(())
+    }
+
+    fn visit_f64<E>(mut self, v: f64) -> Result<(), E> {
+        self.tagged(b'f', &v.to_bits().to_le_bytes());
+        Ok(())
+    }
+
+    fn visit_str<E>(mut self, v: &str) -> Result<(), E> {
+        self.tagged(b's', v.as_bytes());
+        Ok(())
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        self.0.update(b"[");
+        while seq.next_element_seed(Tokens(self.0))?.is_some() {}
+        self.0.update(b"]");
+        Ok(())
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        self.0.update(b"{");
+        while map.next_key_seed(Tokens(self.0))?.is_some() {
+            map.next_value_seed(Tokens(self.0))?;
         }
+        self.0.update(b"}");
+        Ok(())
     }
 }
 
@@ -166,6 +249,8 @@ impl Awaited {
             return;
         }
         for event in batch {
+            let mut digest = None;
+            let mut digest_of = || *digest.get_or_insert_with(|| notified_digest(event));
             let slot = inner
                 .waiting
                 .iter_mut()
@@ -175,7 +260,9 @@ impl Awaited {
                         .expected
                         .iter()
                         .zip(&w.found)
-                        .position(|(expected, found)| found.is_none() && expected.matches(event))?;
+                        .position(|(expected, found)| {
+                            found.is_none() && expected.matches(event, &mut digest_of)
+                        })?;
                     Some((w, at))
                 });
             if let Some((waiting, at)) = slot {
@@ -228,37 +315,49 @@ mod tests {
         Some(msg::EventPayload::Json(text.into()))
     }
 
+    fn is(expected: &Expected, event: &msg::Event) -> bool {
+        expected.matches(event, &mut || notified_digest(event))
+    }
+
     #[test]
     fn json_is_matched_by_value_whatever_the_server_s_spacing_and_escapes() {
         let ours = register_event(
             &["a", "1"],
             Some(EventPayload::Json(
-                r#"{"type": "é", "instance": "AQ=="}"#.into(),
+                r#"{"type": "é", "instance": "AQ==", "n": [1, -2, 2.5, true, null]}"#.into(),
             )),
         );
         let [expected] = Expected::all_of(&[ours]).unwrap().try_into().unwrap();
-        assert!(expected.matches(&notified(
-            &["a", "1"],
-            1,
-            json(r#"{"instance":"AQ==","type":"\u00e9"}"#)
-        )));
-        assert!(!expected.matches(&notified(
-            &["a", "2"],
-            1,
-            json(r#"{"type": "é", "instance": "AQ=="}"#)
-        )));
-        assert!(!expected.matches(&notified(
-            &["a", "1"],
-            1,
-            json(r#"{"type": "é", "instance": "AA=="}"#)
-        )));
-        assert!(!expected.matches(&notified(&["a", "1"], 1, None)));
-        assert!(!expected.matches(&notified(&["a", "1"], 1, json("not json"))));
+        let same = r#"{"type":"\u00e9","instance":"AQ==","n":[1,-2,2.5,true,null]}"#;
+        assert!(is(&expected, &notified(&["a", "1"], 1, json(same))));
+        let different = [
+            r#"{"type": "e", "instance": "AQ==", "n": [1, -2, 2.5, true, null]}"#,
+            r#"{"type": "é", "instance": "AA==", "n": [1, -2, 2.5, true, null]}"#,
+            r#"{"type": "é", "instance": "AQ==", "n": [1.0, -2, 2.5, true, null]}"#,
+            r#"{"type": "é", "instance": "AQ==", "n": [1, -2, 2.5, false, null]}"#,
+            r#"{"type": "é", "instance": "AQ==", "n": [1, -2, 2.5, true]}"#,
+            r#"{"type": "é", "instance": "AQ==", "n": [[1, -2], 2.5, true, null]}"#,
+            r#"{"type": "é", "instance": "AQ==", "m": [1, -2, 2.5, true, null]}"#,
+            r#"{"instance": "AQ==", "type": "é", "n": [1, -2, 2.5, true, null]}"#,
+            r#"["type", "é", "instance", "AQ==", "n", [1, -2, 2.5, true, null]]"#,
+            "not json",
+        ];
+        for text in different {
+            assert!(
+                !is(&expected, &notified(&["a", "1"], 1, json(text))),
+                "{text}"
+            );
+        }
+        assert!(
+            !is(&expected, &notified(&["a", "2"], 1, json(same))),
+            "another type"
+        );
+        assert!(!is(&expected, &notified(&["a", "1"], 1, None)));
         let binary = msg::EventPayload::Binary {
             payload_type: "b".into(),
             data: vec![1],
         };
-        assert!(!expected.matches(&notified(&["a", "1"], 1, Some(binary))));
+        assert!(!is(&expected, &notified(&["a", "1"], 1, Some(binary))));
     }
 
     #[test]
@@ -274,35 +373,46 @@ mod tests {
             ),
         ];
         let expected = Expected::all_of(&events).unwrap();
-        assert!(expected[0].matches(&notified(&["c"], 1, None)));
-        assert!(!expected[0].matches(&notified(&["c"], 1, json("{}"))));
+        assert!(is(&expected[0], &notified(&["c"], 1, None)));
+        assert!(!is(&expected[0], &notified(&["c"], 1, json("null"))));
         let binary = |payload_type: &str, data: Vec<u8>| {
             Some(msg::EventPayload::Binary {
                 payload_type: payload_type.into(),
                 data,
             })
         };
-        assert!(expected[1].matches(&notified(&["b"], 1, binary("t", vec![1, 2]))));
-        assert!(!expected[1].matches(&notified(&["b"], 1, binary("u", vec![1, 2]))));
-        assert!(!expected[1].matches(&notified(&["b"], 1, binary("t", vec![1]))));
+        assert!(is(
+            &expected[1],
+            &notified(&["b"], 1, binary("t", vec![1, 2]))
+        ));
+        assert!(!is(
+            &expected[1],
+            &notified(&["b"], 1, binary("u", vec![1, 2]))
+        ));
+        assert!(!is(
+            &expected[1],
+            &notified(&["b"], 1, binary("t", vec![1]))
+        ));
+        assert!(
+            !is(&expected[1], &notified(&["b"], 1, binary("t1", vec![2]))),
+            "split"
+        );
     }
 
     #[test]
-    fn payloads_too_large_to_keep_or_not_json_are_left_to_the_answer() {
-        let large = "x".repeat(MAX_MATCHED + 1);
-        let large = register_event(
-            &["a"],
-            Some(EventPayload::Json(format!("\"{large}\"").into())),
-        );
-        assert_eq!(Expected::all_of(&[large]), None);
+    fn json_that_does_not_parse_is_left_to_the_answer_and_large_payloads_are_kept_as_digests() {
         let broken = register_event(&["a"], Some(EventPayload::Json("{".into())));
         assert_eq!(Expected::all_of(&[broken]), None);
-        let fits = "x".repeat(MAX_MATCHED - 2);
-        let fits = register_event(
-            &["a"],
-            Some(EventPayload::Json(format!("\"{fits}\"").into())),
+        let trailing = register_event(&["a"], Some(EventPayload::Json("1 2".into())));
+        assert_eq!(Expected::all_of(&[trailing]), None);
+        let text = format!("{{\"instance\": \"{}\"}}", "A".repeat(8 << 20));
+        let large = register_event(&["a"], Some(EventPayload::Json(text.clone().into())));
+        let [expected] = Expected::all_of(&[large]).unwrap().try_into().unwrap();
+        assert!(is(&expected, &notified(&["a"], 1, json(&text))));
+        assert!(
+            std::mem::size_of_val(&expected) < 128,
+            "nothing of the payload is kept"
         );
-        assert!(Expected::all_of(&[fits]).is_some());
     }
 
     #[test]

@@ -16,6 +16,13 @@
 //! - `ours, persisted, 1 thread`: the same, one create at a time, over
 //!   `--persisted-count` creates (each waits for a flush, so it is slow).
 //!
+//! After `ours, registered`'s `get_models`, the same events are queried
+//! bare by our Hat client on a connection of its own: the answer received
+//! and decoded from SBS, nothing more (no model decoded). That is the
+//! server's floor for `get_models`, measured in the same round; the report
+//! gives `get_models` over that floor. The SBS decoding alone is timed on
+//! that answer re-encoded, in memory: its share of `get_models`.
+//!
 //! ```text
 //! cargo build --release -p aimm-backend-bench -p aimm-backend-event
 //! target/release/event-bench [--count N] [--size BYTES] [--rounds R] [--persisted-count M]
@@ -70,6 +77,46 @@ struct Timing {
     creates: usize,
     create_s: f64,
     get_models_s: f64,
+}
+
+/// What a bare query of one prefix costs: the server's answer, and the SBS
+/// decoding of it alone.
+#[derive(Debug, Clone, Copy)]
+struct Floor {
+    query_s: f64,
+    decode_s: f64,
+}
+
+/// Queries the latest events under `[bench, prefix, *]` with our client
+/// alone, and times decoding that answer once more from its bytes.
+fn bare_query(runtime: &tokio::runtime::Runtime, server: &Server, prefix: &str) -> Result<Floor> {
+    use hat_eventer_client::client::{connect, ClientConfig};
+    use hat_eventer_client::eventer_msg::{self as msg, MsgInitReq, QueryParams};
+    let init = MsgInitReq {
+        client_name: "event-bench-floor".into(),
+        client_token: None,
+        subscriptions: vec![],
+        server_id: None,
+        persisted: false,
+    };
+    let address = format!("127.0.0.1:{}", server.port);
+    let (client, _) = runtime.block_on(connect(&address, init, ClientConfig::default()))?;
+    let params = QueryParams::Latest {
+        event_types: Some(vec![vec!["bench".into(), prefix.into(), "*".into()]]),
+    };
+    let started = Instant::now();
+    let result = runtime.block_on(client.query(params))?;
+    let query_s = started.elapsed().as_secs_f64();
+    runtime.block_on(client.close());
+    let bytes = msg::encode(&result);
+    let started = Instant::now();
+    let decoded: msg::QueryResult = msg::decode(&bytes)?;
+    let decode_s = started.elapsed().as_secs_f64();
+    ensure!(
+        decoded.events.len() == result.events.len(),
+        "decoding lost events"
+    );
+    Ok(Floor { query_s, decode_s })
 }
 
 /// The server, started on loopback by `scripts/hat-event-server.sh`.
@@ -251,6 +298,7 @@ fn main() -> Result<()> {
     let _context = runtime.enter();
 
     let mut timings: Vec<Vec<Timing>> = vec![Vec::new(); VARIANTS.len()];
+    let mut floors: Vec<Floor> = Vec::new();
     for round in 0..args.rounds {
         eprintln!("round {}/{}", round + 1, args.rounds);
         timings[0].push(python_round(
@@ -266,7 +314,8 @@ fn main() -> Result<()> {
             ("persisted", args.persisted_count, 1),
         ];
         for (v, (acknowledge, count, threads)) in plan.into_iter().enumerate() {
-            let handle = our_backend(&server, &format!("rs{round}-{v}"), acknowledge)?;
+            let prefix = format!("rs{round}-{v}");
+            let handle = our_backend(&server, &prefix, acknowledge)?;
             timings[v + 1].push(our_round(
                 handle.backend(),
                 round,
@@ -274,9 +323,13 @@ fn main() -> Result<()> {
                 args.size,
                 threads,
             )?);
+            if v == 0 {
+                floors.push(bare_query(&runtime, &server, &prefix)?);
+            }
         }
     }
     report(&args, &timings);
+    report_floor(&timings[1], &floors);
     Ok(())
 }
 
@@ -324,4 +377,28 @@ fn report(args: &Args, timings: &[Vec<Timing>]) {
             per_py / per_ours
         );
     }
+}
+
+/// `get_models` of `ours, registered` against the bare query of the same
+/// events in the same round.
+fn report_floor(ours: &[Timing], floors: &[Floor]) {
+    let get_s: Vec<f64> = ours.iter().map(|t| t.get_models_s).collect();
+    let query_s: Vec<f64> = floors.iter().map(|f| f.query_s).collect();
+    let decode_s: Vec<f64> = floors.iter().map(|f| f.decode_s).collect();
+    let over: Vec<f64> = get_s.iter().zip(&query_s).map(|(g, q)| g / q).collect();
+    let share: Vec<f64> = decode_s.iter().zip(&get_s).map(|(d, g)| d / g).collect();
+    println!();
+    println!(
+        "| get_models (ours, registered) s | bare query s | get_models / bare query | target | \
+         SBS decoding s | SBS share of get_models |"
+    );
+    println!("|---|---|---|---|---|---|");
+    println!(
+        "| {:.3} | {:.3} | {:.2}x | <= 1.15x | {:.4} | {:.1}% |",
+        median(&get_s),
+        median(&query_s),
+        median(&over),
+        median(&decode_s),
+        median(&share) * 100.0
+    );
 }
