@@ -12,13 +12,13 @@ use std::process::{Command, Output};
 use std::sync::{mpsc, Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-/// The workspace root.
-pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("tests/ lives in the workspace")
-        .to_path_buf()
-}
+/// What the tests share with the benchmarks (`aimm-backend-test-support`):
+/// the workspace root, commands with deadlines, the Python reference venv,
+/// a real Hat event server and the tests' payload generator.
+pub use aimm_backend_test_support::{
+    describe, output_within, payload::test_bytes, python, wait_within, workspace_root, HatServer,
+    BUILD_DEADLINE, COMMAND_DEADLINE,
+};
 
 /// `target/release`, where the CLI and the built-in plugins are.
 ///
@@ -67,13 +67,6 @@ fn rebuild_release_artifacts() {
         describe(&output)
     );
 }
-
-/// How long a test lets a build (cargo, a venv's pip) run before failing.
-pub const BUILD_DEADLINE: Duration = Duration::from_secs(1200);
-
-/// How long a test lets a command it runs (the CLI, a Python tool) take
-/// before it kills it and fails, naming the command.
-pub const COMMAND_DEADLINE: Duration = Duration::from_secs(300);
 
 /// Prepares the plugin library file `plugin` with the `backend` section
 /// `conf` through the loader's one entry point ([`Opener`]), lending it
@@ -132,16 +125,6 @@ pub fn isolate<'a>(command: &'a mut Command, home: &Path) -> &'a mut Command {
         .env("HOME", home)
         .env_remove("AIMM_BACKEND_PATH")
         .env_remove("AIMM_BACKEND_LOG")
-}
-
-/// Output of a finished command, for assertion messages.
-pub fn describe(output: &Output) -> String {
-    format!(
-        "status {:?}\n--- stdout\n{}\n--- stderr\n{}",
-        output.status.code(),
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
 }
 
 /// Runs `command`, asserting it exits with `code`; returns its output.
@@ -320,38 +303,6 @@ pub fn build_cdylib(manifest: &Path, lib_name: &str) -> PathBuf {
     path
 }
 
-/// The Python interpreter of the reference venv (`aimm==1.2.dev1`), made by
-/// `scripts/python-venv.sh` on first use. Fails (never skips) when the venv
-/// cannot be made.
-pub fn python() -> PathBuf {
-    static PYTHON: OnceLock<PathBuf> = OnceLock::new();
-    PYTHON
-        .get_or_init(|| {
-            let script = workspace_root().join("scripts/python-venv.sh");
-            let output = output_within(
-                Command::new("bash").arg(&script),
-                BUILD_DEADLINE,
-                "making the Python reference venv",
-            );
-            assert!(
-                output.status.success(),
-                "the Python reference venv could not be made:\n{}",
-                describe(&output)
-            );
-            let stdout = String::from_utf8_lossy(&output.stdout);
-            let python = PathBuf::from(
-                stdout
-                    .lines()
-                    .last()
-                    .expect("venv script prints a path")
-                    .trim(),
-            );
-            assert!(python.is_file(), "venv python {} missing", python.display());
-            python
-        })
-        .clone()
-}
-
 /// The reference venv's interpreter with the `aimm_backend` wheel of
 /// `target/wheels` installed (`scripts/install-wheel.sh`; the README's test
 /// command builds the wheel first). Fails when there is no wheel.
@@ -421,54 +372,6 @@ pub fn server_python() -> PathBuf {
         .clone()
 }
 
-/// Runs `command` to completion, killing it and failing the test if it is
-/// still running after `deadline`; `what` names it in the failure.
-pub fn output_within(command: &mut Command, deadline: Duration, what: &str) -> Output {
-    let child = command
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|err| panic!("{what}: cannot start {command:?}: {err}"));
-    wait_within(child, deadline, what)
-}
-
-/// Waits for `child` to exit, collecting whatever of its stdout and stderr
-/// is piped and not taken yet; kills it and fails the test if it is still
-/// running after `deadline`.
-pub fn wait_within(mut child: std::process::Child, deadline: Duration, what: &str) -> Output {
-    use std::io::Read;
-    fn drain(reader: Option<impl Read + Send + 'static>) -> std::thread::JoinHandle<Vec<u8>> {
-        std::thread::spawn(move || {
-            let mut bytes = Vec::new();
-            if let Some(mut reader) = reader {
-                let _ = reader.read_to_end(&mut bytes);
-            }
-            bytes
-        })
-    }
-    let stdout = drain(child.stdout.take());
-    let stderr = drain(child.stderr.take());
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait for the child") {
-            break status;
-        }
-        if started.elapsed() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            let stderr = String::from_utf8_lossy(&stderr.join().unwrap_or_default()).to_string();
-            panic!("{what}: still running after {deadline:?}, killed\n--- stderr\n{stderr}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    Output {
-        status,
-        stdout: stdout.join().unwrap_or_default(),
-        stderr: stderr.join().unwrap_or_default(),
-    }
-}
-
 /// The lines a child prints, read on a thread so that every wait for one
 /// has a deadline (a hung child fails the test instead of hanging it).
 pub struct ChildLines {
@@ -528,20 +431,6 @@ pub fn python_sqlite_tool() -> Command {
     command
 }
 
-/// SHA-256 is not in our dependency tree; tests compare bytes directly, and
-/// this small deterministic generator makes test payloads.
-pub fn test_bytes(seed: u64, len: usize) -> Vec<u8> {
-    let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    (0..len)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state >> 24) as u8
-        })
-        .collect()
-}
-
 /// Every (id, type, bytes) row of the `models` table, read with plain rusqlite.
 pub fn read_models_table(db: &Path) -> Vec<(i64, String, Vec<u8>)> {
     let conn =
@@ -567,120 +456,6 @@ pub fn integrity_check(db: &Path) -> String {
     let conn = rusqlite::Connection::open(db).expect("open db");
     conn.query_row("PRAGMA integrity_check", [], |row| row.get(0))
         .expect("integrity_check runs")
-}
-
-/// A running `hat-event-server`, stopped on drop.
-pub struct HatServer {
-    dir: std::path::PathBuf,
-    _tmp: tempfile::TempDir,
-    /// The eventer port.
-    pub port: u16,
-}
-
-impl HatServer {
-    /// Starts a server in a fresh directory (fails the test if it cannot).
-    pub fn start() -> Self {
-        python(); // makes sure the venv exists
-                  // Tests start servers in parallel; two may pick the same free port
-                  // at once, and the loser's start fails. Such a start is tried again.
-        let mut last = None;
-        for _ in 0..3 {
-            let tmp = tempfile::tempdir().unwrap();
-            let dir = tmp.path().to_path_buf();
-            let output = output_within(
-                Command::new("bash")
-                    .arg(workspace_root().join("scripts/hat-event-server.sh"))
-                    .arg("start")
-                    .arg(&dir),
-                COMMAND_DEADLINE,
-                "starting hat-event-server",
-            );
-            if output.status.success() {
-                let stdout = String::from_utf8_lossy(&output.stdout);
-                let port = stdout.split_whitespace().next().unwrap().parse().unwrap();
-                return HatServer {
-                    dir,
-                    _tmp: tmp,
-                    port,
-                };
-            }
-            last = Some(output);
-        }
-        panic!(
-            "hat-event-server did not start in 3 tries:\n{}",
-            describe(&last.expect("tried"))
-        );
-    }
-
-    /// The server's directory (config, database, log, pid).
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
-    /// `127.0.0.1:PORT`.
-    pub fn address(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-}
-
-impl HatServer {
-    fn script(&self, action: &str, port: Option<u16>) -> std::process::Output {
-        let mut command = std::process::Command::new("bash");
-        command
-            .arg(workspace_root().join("scripts/hat-event-server.sh"))
-            .arg(action)
-            .arg(&self.dir);
-        if let Some(port) = port {
-            command.env("HAT_EVENT_PORT", port.to_string());
-        }
-        output_within(
-            &mut command,
-            COMMAND_DEADLINE,
-            &format!("hat-event-server.sh {action}"),
-        )
-    }
-
-    /// Stops the server (SIGTERM), keeping its database.
-    pub fn stop(&self) {
-        let output = self.script("stop", None);
-        assert!(output.status.success(), "{}", describe(&output));
-    }
-
-    /// Kills the server with SIGKILL: no chance to flush anything.
-    pub fn kill(&self) {
-        let pid = std::fs::read_to_string(self.dir.join("server.pid")).unwrap();
-        let status = std::process::Command::new("kill")
-            .arg("-9")
-            .arg(pid.trim())
-            .status()
-            .unwrap();
-        assert!(status.success());
-        // Let the process die and release its port.
-        std::thread::sleep(std::time::Duration::from_millis(300));
-    }
-
-    /// Starts it again on the same database and port.
-    pub fn start_again(&self) {
-        let output = self.script("start", Some(self.port));
-        assert!(
-            output.status.success(),
-            "restart failed:\n{}",
-            describe(&output)
-        );
-    }
-}
-
-impl Drop for HatServer {
-    fn drop(&mut self) {
-        // Not `script`, which fails the test on a deadline: a panic while
-        // the test unwinds would abort the test binary. The stop script
-        // bounds its own wait (SIGKILL after 10 s).
-        let _ = Command::new("bash")
-            .arg(workspace_root().join("scripts/hat-event-server.sh"))
-            .arg("stop")
-            .arg(&self.dir)
-            .output();
-    }
 }
 
 /// A running `aimm-backend watch --json`, read line by line.

@@ -12,10 +12,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-use crate::payload;
 use crate::readpaths::{self, ReadPath};
 use crate::stores::{Plugin, StoreKind, MODEL_TYPE};
 use aimm_backend_bench::sysinfo;
+use aimm_backend_test_support::payload;
 
 /// The seed of the big model's bytes.
 const BIG_SEED: u64 = 0xB16_B16;

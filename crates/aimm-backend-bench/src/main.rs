@@ -41,7 +41,6 @@
 
 mod child;
 mod figures;
-mod payload;
 mod readpaths;
 mod stores;
 
@@ -51,7 +50,8 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use aimm_backend_bench::{sysinfo, venv};
+use aimm_backend_bench::sysinfo;
+use aimm_backend_test_support::{venv_python, workspace_root};
 use figures::{Bench, Params};
 use stores::{Plugin, Python};
 
@@ -150,7 +150,7 @@ fn run(cli: Cli) -> Result<()> {
     let exe_dir = exe.parent().context("this program has no directory")?;
     let repo = match &cli.repo {
         Some(repo) => repo.clone(),
-        None => venv::repo_root(),
+        None => workspace_root(),
     };
     let repo = repo
         .canonicalize()
@@ -176,7 +176,8 @@ fn run(cli: Cli) -> Result<()> {
     let python = if wants(&cli, 1) && !cli.skip_python {
         let interpreter = match &cli.python {
             Some(py) => py.clone(),
-            None => venv::venv_python(&repo).context("use --python or --skip-python")?,
+            None => venv_python(&repo, sysinfo::default_allocator)
+                .context("use --python or --skip-python")?,
         };
         Some(Python {
             interpreter,

@@ -6,6 +6,7 @@
 use aimm_backend_api::{Backend, Model, RString, RVec};
 use aimm_backend_loader::{Opener, PluginLibrary, SearchPath, ServerConfig};
 use aimm_backend_sqlite::{SqliteBackend, SqliteConfig};
+use aimm_backend_test_support::payload;
 use anyhow::{bail, ensure, Context, Result};
 use rusqlite::{params, Connection, TransactionBehavior};
 use std::path::{Path, PathBuf};
@@ -14,7 +15,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::child;
-use crate::payload;
 
 /// The model type every benchmark model is stored under.
 pub const MODEL_TYPE: &str = "bench.Model";

@@ -32,10 +32,12 @@
 
 use aimm_backend_api::{Backend, RVec};
 use aimm_backend_bench::stats::median;
-use aimm_backend_bench::venv::{repo_root, venv_python};
+use aimm_backend_bench::sysinfo;
 use aimm_backend_loader::{open_backend, SearchPath, ServerConfig};
+use aimm_backend_test_support::payload::round_bytes;
+use aimm_backend_test_support::{venv_python, workspace_root, HatServer};
 use anyhow::{bail, ensure, Context, Result};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 use std::time::Instant;
@@ -89,7 +91,11 @@ struct Floor {
 
 /// Queries the latest events under `[bench, prefix, *]` with our client
 /// alone, and times decoding that answer once more from its bytes.
-fn bare_query(runtime: &tokio::runtime::Runtime, server: &Server, prefix: &str) -> Result<Floor> {
+fn bare_query(
+    runtime: &tokio::runtime::Runtime,
+    server: &HatServer,
+    prefix: &str,
+) -> Result<Floor> {
     use hat_eventer_client::client::{connect, ClientConfig};
     use hat_eventer_client::eventer_msg::{self as msg, MsgInitReq, QueryParams};
     let init = MsgInitReq {
@@ -99,7 +105,7 @@ fn bare_query(runtime: &tokio::runtime::Runtime, server: &Server, prefix: &str) 
         server_id: None,
         persisted: false,
     };
-    let address = format!("127.0.0.1:{}", server.port);
+    let address = server.address();
     let (client, _) = runtime.block_on(connect(&address, init, ClientConfig::default()))?;
     let params = QueryParams::Latest {
         event_types: Some(vec![vec!["bench".into(), prefix.into(), "*".into()]]),
@@ -119,62 +125,10 @@ fn bare_query(runtime: &tokio::runtime::Runtime, server: &Server, prefix: &str) 
     Ok(Floor { query_s, decode_s })
 }
 
-/// The server, started on loopback by `scripts/hat-event-server.sh`.
-struct Server {
-    repo: PathBuf,
-    dir: tempfile::TempDir,
-    port: u16,
-}
-
-impl Server {
-    fn start(repo: &Path) -> Result<Server> {
-        let dir = tempfile::tempdir()?;
-        let output = Command::new("bash")
-            .arg(repo.join("scripts/hat-event-server.sh"))
-            .arg("start")
-            .arg(dir.path())
-            .output()?;
-        ensure!(
-            output.status.success(),
-            "hat-event-server.sh start failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        let port = stdout
-            .split_whitespace()
-            .next()
-            .context("hat-event-server.sh printed no port")?
-            .parse()?;
-        Ok(Server {
-            repo: repo.to_path_buf(),
-            dir,
-            port,
-        })
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = Command::new("bash")
-            .arg(self.repo.join("scripts/hat-event-server.sh"))
-            .arg("stop")
-            .arg(self.dir.path())
-            .output();
-    }
-}
-
-/// Model `index` of a round: distinct bytes, `size` long.
-fn payload(round: usize, index: usize, size: usize) -> Vec<u8> {
-    let seed = ((round as u64) << 32 | index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    (0..size)
-        .map(|j| (seed.rotate_left((j % 64) as u32) as u8) ^ (j as u8))
-        .collect()
-}
-
 fn python_round(
     repo: &Path,
     python: &Path,
-    server: &Server,
+    server: &HatServer,
     prefix: &str,
     args: &Args,
 ) -> Result<Timing> {
@@ -201,7 +155,7 @@ fn python_round(
 
 /// Our backend (the event plugin) on `prefix`, acknowledging as `acknowledge`.
 fn our_backend(
-    server: &Server,
+    server: &HatServer,
     prefix: &str,
     acknowledge: &str,
 ) -> Result<aimm_backend_loader::BackendHandle> {
@@ -228,7 +182,7 @@ fn our_round(
     size: usize,
     threads: usize,
 ) -> Result<Timing> {
-    let payloads: Vec<Vec<u8>> = (0..count).map(|i| payload(round, i, size)).collect();
+    let payloads: Vec<Vec<u8>> = (0..count).map(|i| round_bytes(round, i, size)).collect();
     let mut inputs: Vec<Vec<RVec<u8>>> = vec![Vec::new(); threads];
     for (i, bytes) in payloads.iter().enumerate() {
         inputs[i % threads].push(bytes.clone().into());
@@ -291,9 +245,9 @@ const VARIANTS: [&str; 4] = [
 
 fn main() -> Result<()> {
     let args = parse_args()?;
-    let repo = repo_root().canonicalize()?;
-    let python = venv_python(&repo)?;
-    let server = Server::start(&repo)?;
+    let repo = workspace_root().canonicalize()?;
+    let python = venv_python(&repo, sysinfo::default_allocator)?;
+    let server = HatServer::try_start()?;
     let runtime = tokio::runtime::Runtime::new()?;
     let _context = runtime.enter();
 

@@ -12,7 +12,8 @@
 #![forbid(unsafe_code)]
 
 use aimm_backend_bench::stats::median;
-use aimm_backend_bench::venv::{repo_root, venv_python};
+use aimm_backend_bench::sysinfo;
+use aimm_backend_test_support::{venv_python, workspace_root};
 use anyhow::{bail, ensure, Context, Result};
 use base64::Engine;
 use hat_eventer_client::eventer_msg::{
@@ -76,10 +77,10 @@ fn message(count: usize, size: usize) -> MsgEventsNotify {
 
 fn main() -> Result<()> {
     let args = parse_args()?;
-    let repo = repo_root().canonicalize()?;
+    let repo = workspace_root().canonicalize()?;
     let dir = tempfile::tempdir()?;
     let python_out = dir.path().join("python.sbs");
-    let output = Command::new(venv_python(&repo)?)
+    let output = Command::new(venv_python(&repo, sysinfo::default_allocator)?)
         .arg(repo.join("tests/python/bench_sbs.py"))
         .args([
             "--count",

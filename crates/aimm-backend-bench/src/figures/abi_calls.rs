@@ -9,8 +9,9 @@ use serde_json::json;
 use std::time::Instant;
 
 use super::Bench;
-use crate::{payload, stores};
+use crate::stores;
 use aimm_backend_bench::stats::{median, paired_ratios, range, ratio, verdict};
+use aimm_backend_test_support::payload;
 
 impl Bench {
     /// Figure 2, second view: the cost of one call across the boundary on a

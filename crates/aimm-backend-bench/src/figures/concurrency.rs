@@ -10,8 +10,9 @@ use std::sync::{Arc, Barrier};
 use std::time::Instant;
 
 use super::Bench;
-use crate::{payload, stores};
+use crate::stores;
 use aimm_backend_bench::stats::{median, range, ratio};
+use aimm_backend_test_support::payload;
 
 impl Bench {
     /// Figure 5: 16 threads creating on one backend vs one thread.

@@ -5,12 +5,12 @@
 //! in bulk, and progress lines on stderr.
 
 use aimm_backend_api::Backend;
+use aimm_backend_test_support::payload;
 use anyhow::{Context, Result};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use crate::payload;
 use crate::stores::{self, Plugin, Python};
 
 /// Progress, on stderr so stdout stays the report.
