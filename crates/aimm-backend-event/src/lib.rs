@@ -47,7 +47,9 @@
 //! lost on the way is lost silently. (The server echoes a registered event
 //! back whole, so for large models waiting for the answer costs as much as
 //! sending: with the Python AIMM server's client, 8.5 s against 0.4 s for a
-//! 64 MiB model, measured.)
+//! 64 MiB model, measured. The CLI's and the loader's client send a
+//! persisted registration without asking for that answer and recognise the
+//! events in the server's persisted notifications instead.)
 //!
 //! # Unchanged updates
 //!
