@@ -358,38 +358,41 @@ impl EventClient for HatEventClient {
             if let Some(expected) = expected {
                 // Waiting starts before sending: the notification may
                 // come before `send_registration` returns.
-                let (_ticket, notified) = self.awaited.wait_for(connection.number, expected);
+                let (ticket, notified) = self.awaited.wait_for(connection.number, expected);
                 self.run(client.send_registration(&parts))
                     .map_err(|err| self.unavailable(err))?;
-                let registered = self.wait_notified(&connection, notified, parts.len())?;
-                return Ok(ROption::RSome(
-                    registered
-                        .into_iter()
-                        .map(|e| ROption::RSome(to_api_event(e)))
-                        .collect(),
-                ));
-            }
-            if mode == RegisterMode::Sent {
+                (Outstanding::Notified(ticket, notified), parts.len())
+            } else if mode == RegisterMode::Sent {
                 self.run(client.send_registration(&parts))
                     .map_err(|err| self.unavailable(err))?;
                 return Ok(ROption::RNone);
+            } else {
+                let answer = self
+                    .run(client.request_registration(&parts))
+                    .map_err(|err| self.unavailable(err))?;
+                (Outstanding::Answer(answer), parts.len())
             }
-            let answer = self
-                .run(client.request_registration(&parts))
-                .map_err(|err| self.unavailable(err))?;
-            (answer, parts.len())
         };
-        // The request is sent: its payloads need not wait with us.
+        // The request is sent: its payloads need not wait with us (nor be
+        // held while a notification carrying them again arrives).
         drop(events);
-        // The server echoes every payload; the caller has them already.
-        let registered = self
-            .run(answer.wait_without_payloads())
-            .map_err(|err| self.unavailable(err))?;
-        if mode == RegisterMode::Persisted {
-            if let Some(newest) = registered.iter().map(|e| order_of(&e.id)).max() {
-                self.wait_persisted(&connection, newest, request_len)?;
+        let registered = match answer {
+            Outstanding::Notified(_ticket, notified) => {
+                self.wait_notified(&connection, notified, request_len)?
             }
-        }
+            Outstanding::Answer(answer) => {
+                // The server echoes every payload; the caller has them.
+                let registered = self
+                    .run(answer.wait_without_payloads())
+                    .map_err(|err| self.unavailable(err))?;
+                if mode == RegisterMode::Persisted {
+                    if let Some(newest) = registered.iter().map(|e| order_of(&e.id)).max() {
+                        self.wait_persisted(&connection, newest, request_len)?;
+                    }
+                }
+                registered
+            }
+        };
         Ok(ROption::RSome(
             registered
                 .into_iter()
@@ -411,6 +414,18 @@ impl EventClient for HatEventClient {
             .map_err(|err| self.unavailable(err))?;
         Ok(result.events.into_iter().map(to_api_event).collect())
     }
+}
+
+/// A registration sent, and how its outcome will be known.
+enum Outstanding<'a> {
+    /// From the server's answer.
+    Answer(hat_eventer_client::client::RegisterAnswer),
+    /// From the persisted notifications of its events (see
+    /// [`crate::notified`]).
+    Notified(
+        crate::notified::Ticket<'a>,
+        tokio::sync::oneshot::Receiver<Vec<msg::Event>>,
+    ),
 }
 
 /// `event` as the client's borrowed registration, its type's segments
