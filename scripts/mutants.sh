@@ -9,16 +9,17 @@
 #   scripts/mutants.sh --summary sqlite          # the table of the last runs
 #
 # Groups and what runs for each mutant:
-#   sqlite  crates/aimm-backend-sqlite/src/{store,group_commit,config,watch}.rs
+#   sqlite  crates/aimm-backend-sqlite/src/{store,open,read,write,group_commit,config,watch}.rs
 #           the SQLite crate's own tests (unit, in-process conformance in
 #           every journal mode, traced syncs, settings in effect, opening,
 #           watch, large updates, peak memory of large writes, bytes written
-#           by unchanged updates) and tests/durability.rs (processes, kill -9,
+#           by unchanged updates, commits of unchanged updates) and
+#           tests/durability.rs (processes, kill -9,
 #           a failed commit through the CLI)
-#   event   crates/aimm-backend-event/src/{store,own_writes,codec,lib}.rs
+#   event   crates/aimm-backend-event/src/{store,own_writes,latest,claims,codec,lib}.rs
 #           the event crate's unit tests and tests/event_backend.rs against
 #           a real hat-event-server (conformance, ids, own writes, kills)
-#   loader  crates/aimm-backend-loader/src/{library,resolve,config}.rs
+#   loader  crates/aimm-backend-loader/src/{library,resolve,config,notified}.rs
 #           the loader's unit tests and tests/plugins.rs
 #   hat     crates/hat-eventer-client/src/{sbs,chatter,connection}.rs
 #           the client's unit tests, tests/sbs_differential.rs (against
@@ -54,13 +55,17 @@ group_config() {
     case $1 in
     sqlite)
         files=(crates/aimm-backend-sqlite/src/store.rs
+            crates/aimm-backend-sqlite/src/open.rs
+            crates/aimm-backend-sqlite/src/read.rs
+            crates/aimm-backend-sqlite/src/write.rs
             crates/aimm-backend-sqlite/src/group_commit.rs
             crates/aimm-backend-sqlite/src/config.rs
             crates/aimm-backend-sqlite/src/watch.rs)
         packages=aimm-backend-sqlite,aimm-backend-tests
         test_args=(--lib --test durability --test conformance --test settings_in_effect --test opening --test watch
             --test traced_syncs --test large_updates --test concurrent_writes
-            --test get_models --test unchanged_update_writes --test large_write_memory)
+            --test get_models --test unchanged_update_writes --test unchanged_updates
+            --test large_write_memory)
         filters=()
         timeout=${MUTANTS_TIMEOUT:-120}
         rebuild=1
@@ -68,6 +73,8 @@ group_config() {
     event)
         files=(crates/aimm-backend-event/src/store.rs
             crates/aimm-backend-event/src/own_writes.rs
+            crates/aimm-backend-event/src/latest.rs
+            crates/aimm-backend-event/src/claims.rs
             crates/aimm-backend-event/src/codec.rs
             crates/aimm-backend-event/src/lib.rs)
         packages=aimm-backend-event,aimm-backend-tests
@@ -81,7 +88,8 @@ group_config() {
     loader)
         files=(crates/aimm-backend-loader/src/library.rs
             crates/aimm-backend-loader/src/resolve.rs
-            crates/aimm-backend-loader/src/config.rs)
+            crates/aimm-backend-loader/src/config.rs
+            crates/aimm-backend-loader/src/notified.rs)
         packages=aimm-backend-loader,aimm-backend-tests
         test_args=(--lib --test plugins)
         filters=()

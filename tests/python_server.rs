@@ -67,11 +67,27 @@ fn assert_clean_stop(run: &Value, allowed: &[String]) {
     );
     assert_eq!(stop["task_destroyed"], 0, "{run}");
     for exception in stop["exceptions"].as_array().unwrap() {
+        let exception = exception.as_str().unwrap();
         assert!(
-            allowed.iter().any(|a| a == exception.as_str().unwrap()),
+            allowed.iter().any(|a| a == exception) || is_repl_race(stop, exception),
             "unexpected exception in the server log: {run}"
         );
     }
+}
+
+/// The stock REPL control's own shutdown race: on every engine state change
+/// it spawns a task into the group of each REPL connection
+/// (`aimm/server/control/repl.py`, `subscribe_to_state_change(lambda:
+/// self.async_group.spawn(...))`), and a state change that arrives after
+/// the driver's connection has closed (a forked worker's late progress
+/// report) raises there, whatever the backend. Seen once in about twenty
+/// runs of this file under load; allowed only with that traceback.
+fn is_repl_race(stop: &Value, exception: &str) -> bool {
+    let traceback = stop["last_traceback"].as_str().unwrap_or_default();
+    exception == "hat.aio.group.GroupClosedError: can't spawn task in closed group"
+        && stop["tracebacks"] == 1
+        && traceback.contains("aimm/server/control/repl.py")
+        && traceback.contains("async_group.spawn(self._on_state_change)")
 }
 
 /// The model of the first run is back after the restart, same id, type and

@@ -299,6 +299,10 @@ class ServerProcess:
                     for key, marker in LOG_MARKERS.items()}
         findings["exceptions"] = [m.group(0) for m in
                                   EXCEPTION_LINE.finditer(text)][-5:]
+        marker = LOG_MARKERS["tracebacks"]
+        if marker in text:
+            # The last traceback whole, so a failing test shows where.
+            findings["last_traceback"] = text[text.rindex(marker):][:4000]
         return findings
 
     def log_text(self) -> str:
