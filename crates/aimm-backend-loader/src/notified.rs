@@ -334,6 +334,9 @@ mod tests {
             r#"{"type": "e", "instance": "AQ==", "n": [1, -2, 2.5, true, null]}"#,
             r#"{"type": "é", "instance": "AA==", "n": [1, -2, 2.5, true, null]}"#,
             r#"{"type": "é", "instance": "AQ==", "n": [1.0, -2, 2.5, true, null]}"#,
+            r#"{"type": "é", "instance": "AQ==", "n": [3, -2, 2.5, true, null]}"#,
+            r#"{"type": "é", "instance": "AQ==", "n": [1, -3, 2.5, true, null]}"#,
+            r#"{"type": "é", "instance": "AQ==", "n": [1, -2, 3.5, true, null]}"#,
             r#"{"type": "é", "instance": "AQ==", "n": [1, -2, 2.5, false, null]}"#,
             r#"{"type": "é", "instance": "AQ==", "n": [1, -2, 2.5, true]}"#,
             r#"{"type": "é", "instance": "AQ==", "n": [[1, -2], 2.5, true, null]}"#,
@@ -449,6 +452,20 @@ mod tests {
             awaited.lock().waiting.is_empty(),
             "the ticket leaves with the wait"
         );
+    }
+
+    #[test]
+    fn a_wait_that_ends_leaves_the_others_waiting() {
+        let awaited = Awaited::default();
+        let event = [register_event(&["a"], None)];
+        let (first, _) = awaited.wait_for(1, Expected::all_of(&event).unwrap());
+        let (_second, mut second) = awaited.wait_for(1, Expected::all_of(&event).unwrap());
+        let (_third, mut third) = awaited.wait_for(1, Expected::all_of(&event).unwrap());
+        drop(first);
+        assert_eq!(awaited.lock().waiting.len(), 2);
+        awaited.notified(1, &[notified(&["a"], 5, None), notified(&["a"], 6, None)]);
+        assert_eq!(second.try_recv().unwrap()[0].id.session, 5);
+        assert_eq!(third.try_recv().unwrap()[0].id.session, 6);
     }
 
     #[test]
