@@ -1,5 +1,6 @@
 //! The host's Hat event client, lent to plugins that store models as events.
 
+use crate::event_visitor::FFI_EventVisitor;
 use crate::panic_guard::guard;
 use crate::{BackendError, Event, EventType, RegisterEvent, Result};
 use abi_stable::std_types::{ROption, RResult, RVec};
@@ -26,6 +27,61 @@ pub trait EventClient: Send + Sync + 'static {
 
     /// The newest event of every event type matching one of `event_types`.
     fn query_latest(&self, event_types: RVec<EventType>) -> Result<RVec<Event>>;
+
+    /// Calls `each` with the events [`EventClient::query_latest`] would
+    /// return, in the same order, one at a time, as the host decodes them.
+    ///
+    /// Each event is `each`'s to keep or drop, and a host that decodes as it
+    /// reads hands out the next one only after `each` has returned: a caller
+    /// that keeps little of each event (its size, say, or the model decoded
+    /// from it) never holds them all at once, where `query_latest` would
+    /// hold every event of the answer, payloads included.
+    ///
+    /// The first error `each` returns stops the call: `each` is not called
+    /// again, and the call returns that error; the host may stop decoding
+    /// (and reading) the rest of the answer then. An error of the query
+    /// itself is returned as `query_latest` would return it, possibly after
+    /// `each` was handed some of the events. `each` runs on the calling
+    /// thread, during the call, never after it returns.
+    ///
+    /// The default implementation calls `query_latest`, then hands out its
+    /// events in order, so it holds them all; a host that can do better
+    /// overrides it.
+    ///
+    /// ```
+    /// use aimm_backend_api::{event_type, Event, EventClient, EventType};
+    /// use aimm_backend_api::{BackendError, RegisterEvent, RegisterMode, Result, ROption, RVec};
+    ///
+    /// /// How many events under `prefix` have a payload, holding one at a time.
+    /// fn payload_count(client: &dyn EventClient, prefix: &str) -> Result<usize> {
+    ///     let mut count = 0;
+    ///     client.query_latest_each(vec![event_type([prefix, "*"])].into(), &mut |event| {
+    ///         count += event.payload.is_some() as usize;
+    ///         Ok(())
+    ///     })?;
+    ///     Ok(count)
+    /// }
+    /// # struct NoEvents;
+    /// # impl EventClient for NoEvents {
+    /// #     fn register(&self, _: RVec<RegisterEvent>, _: RegisterMode)
+    /// #         -> Result<ROption<RVec<ROption<Event>>>> {
+    /// #         Err(BackendError::unsupported("read only"))
+    /// #     }
+    /// #     fn query_latest(&self, _: RVec<EventType>) -> Result<RVec<Event>> {
+    /// #         Ok(RVec::new())
+    /// #     }
+    /// # }
+    /// # assert_eq!(payload_count(&NoEvents, "aimm").unwrap(), 0);
+    /// ```
+    fn query_latest_each(
+        &self,
+        event_types: RVec<EventType>,
+        each: &mut dyn FnMut(Event) -> Result<()>,
+    ) -> Result<()> {
+        self.query_latest(event_types)?
+            .into_iter()
+            .try_for_each(each)
+    }
 }
 
 /// How far a registration must have gone before [`EventClient::register`]
@@ -58,6 +114,11 @@ pub struct FFI_EventClient {
     register: unsafe extern "C" fn(&Self, RVec<RegisterEvent>, RegisterMode) -> RegisterResult,
     query_latest:
         unsafe extern "C" fn(&Self, RVec<EventType>) -> RResult<RVec<Event>, BackendError>,
+    query_latest_each: unsafe extern "C" fn(
+        &Self,
+        RVec<EventType>,
+        FFI_EventVisitor<'_>,
+    ) -> RResult<(), BackendError>,
     release: unsafe extern "C" fn(&mut Self),
     private_data: *mut c_void,
 }
@@ -98,6 +159,33 @@ unsafe extern "C" fn query_latest_fn_wrapper(
     })
 }
 
+unsafe extern "C" fn query_latest_each_fn_wrapper(
+    ffi: &FFI_EventClient,
+    event_types: RVec<EventType>,
+    mut visitor: FFI_EventVisitor<'_>,
+) -> RResult<(), BackendError> {
+    // SAFETY: called through an `FFI_EventClient` made by `new`.
+    let client = unsafe { client_of(ffi) };
+    guard("EventClient::query_latest_each", || {
+        // The plugin's closure is called no more once it has failed (it may
+        // have panicked half way), and its error is the call's, whatever
+        // the client makes of it.
+        let mut stopped: Option<BackendError> = None;
+        let result = client.query_latest_each(event_types, &mut |event| {
+            if let Some(err) = &stopped {
+                return Err(err.clone());
+            }
+            visitor
+                .visit(event)
+                .inspect_err(|err| stopped = Some(err.clone()))
+        });
+        match stopped {
+            Some(err) => Err(err),
+            None => result,
+        }
+    })
+}
+
 unsafe extern "C" fn release_fn_wrapper(ffi: &mut FFI_EventClient) {
     if ffi.private_data.is_null() {
         return;
@@ -115,6 +203,7 @@ impl FFI_EventClient {
         FFI_EventClient {
             register: register_fn_wrapper,
             query_latest: query_latest_fn_wrapper,
+            query_latest_each: query_latest_each_fn_wrapper,
             release: release_fn_wrapper,
             private_data,
         }
@@ -149,5 +238,15 @@ impl EventClient for ForeignEventClient {
     fn query_latest(&self, event_types: RVec<EventType>) -> Result<RVec<Event>> {
         // SAFETY: as in `register`.
         unsafe { (self.0.query_latest)(&self.0, event_types) }.into()
+    }
+
+    fn query_latest_each(
+        &self,
+        event_types: RVec<EventType>,
+        mut each: &mut dyn FnMut(Event) -> Result<()>,
+    ) -> Result<()> {
+        let visitor = FFI_EventVisitor::new(&mut each);
+        // SAFETY: as in `register`; `visitor` borrows `each` for the call.
+        unsafe { (self.0.query_latest_each)(&self.0, event_types, visitor) }.into()
     }
 }

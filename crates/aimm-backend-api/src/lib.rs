@@ -102,6 +102,7 @@ pub mod change_listener;
 pub mod error;
 pub mod event;
 pub mod event_client;
+pub mod event_visitor;
 pub mod host;
 mod listeners;
 pub mod log_sink;
@@ -117,6 +118,7 @@ pub use change_listener::{
 pub use error::{BackendError, ErrorKind, Result};
 pub use event::{event_type, Event, EventId, EventPayload, EventType, RegisterEvent, Timestamp};
 pub use event_client::{EventClient, FFI_EventClient, ForeignEventClient, RegisterMode};
+pub use event_visitor::FFI_EventVisitor;
 pub use host::{FFI_Host, Host};
 pub use listeners::ListenerRegistry;
 pub use log_sink::{FFI_LogSink, ForeignLogSink, LogLevel, LogSink, SinkLogger};

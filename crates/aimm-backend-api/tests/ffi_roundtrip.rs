@@ -178,7 +178,7 @@ impl EventClient for RecordingClient {
         if event_types.is_empty() {
             return Err(BackendError::new(ErrorKind::Unavailable, "no server"));
         }
-        Ok(vec![event(42)].into())
+        Ok(vec![event(42), event(43)].into())
     }
 }
 
@@ -221,6 +221,194 @@ fn event_client_round_trips() {
         foreign.query_latest(RVec::new()).unwrap_err().kind,
         ErrorKind::Unavailable
     );
+}
+
+/// A host client that decodes as it reads: it hands out events 1, 2, ...,
+/// `count` one at a time and records each as it hands it out. Only
+/// `query_latest_each` answers.
+struct StreamingClient {
+    count: i64,
+    /// Whether it goes on after the closure fails (which it should not).
+    ignores_errors: bool,
+    handed_out: Mutex<Vec<i64>>,
+}
+
+impl StreamingClient {
+    fn new(count: i64) -> Arc<Self> {
+        Arc::new(StreamingClient {
+            count,
+            ignores_errors: false,
+            handed_out: Mutex::new(Vec::new()),
+        })
+    }
+
+    fn handed_out(&self) -> Vec<i64> {
+        self.handed_out.lock().unwrap().clone()
+    }
+}
+
+impl EventClient for StreamingClient {
+    fn register(
+        &self,
+        _: RVec<RegisterEvent>,
+        _: RegisterMode,
+    ) -> Result<ROption<RVec<ROption<Event>>>> {
+        Err(BackendError::unsupported("a reader only"))
+    }
+    fn query_latest(&self, _: RVec<EventType>) -> Result<RVec<Event>> {
+        Err(BackendError::unsupported(
+            "hands events out one at a time only",
+        ))
+    }
+    fn query_latest_each(
+        &self,
+        event_types: RVec<EventType>,
+        each: &mut dyn FnMut(Event) -> Result<()>,
+    ) -> Result<()> {
+        if event_types.is_empty() {
+            panic!("the host's client panics on no event types");
+        }
+        for instance in 1..=self.count {
+            self.handed_out.lock().unwrap().push(instance);
+            let handed = each(event(instance));
+            if !self.ignores_errors {
+                handed?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn model_types() -> RVec<EventType> {
+    vec![event_type(["aimm", "model", "*"])].into()
+}
+
+#[test]
+fn query_latest_each_hands_out_events_in_order_through_ffi() {
+    let client = StreamingClient::new(5);
+    let foreign = FFI_EventClient::new(client.clone()).into_foreign();
+    let mut seen = Vec::new();
+    foreign
+        .query_latest_each(model_types(), &mut |event| {
+            // Each event arrives after the host handed it out, and before
+            // it hands out the next.
+            assert_eq!(client.handed_out().last(), Some(&event.id.instance));
+            seen.push(event);
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(seen, (1..=5).map(event).collect::<Vec<_>>());
+    assert_eq!(client.handed_out(), [1, 2, 3, 4, 5]);
+}
+
+#[test]
+fn an_error_of_the_closure_stops_the_host_and_is_the_calls_error() {
+    let client = StreamingClient::new(5);
+    let foreign = FFI_EventClient::new(client.clone()).into_foreign();
+    let mut seen = Vec::new();
+    let err = foreign
+        .query_latest_each(model_types(), &mut |event| {
+            seen.push(event.id.instance);
+            if event.id.instance == 2 {
+                return Err(BackendError::storage("enough"));
+            }
+            Ok(())
+        })
+        .unwrap_err();
+    assert_eq!(err, BackendError::storage("enough"));
+    assert_eq!(seen, [1, 2]);
+    assert_eq!(client.handed_out(), [1, 2], "the host went on");
+}
+
+#[test]
+fn a_failed_closure_is_called_no_more_even_by_a_host_that_goes_on() {
+    let client = Arc::new(StreamingClient {
+        count: 5,
+        ignores_errors: true,
+        handed_out: Mutex::new(Vec::new()),
+    });
+    let foreign = FFI_EventClient::new(client.clone()).into_foreign();
+    let mut seen = Vec::new();
+    let err = foreign
+        .query_latest_each(model_types(), &mut |event| {
+            seen.push(event.id.instance);
+            Err(BackendError::storage(format!("no {}", event.id.instance)))
+        })
+        .unwrap_err();
+    assert_eq!(err, BackendError::storage("no 1"));
+    assert_eq!(seen, [1]);
+    assert_eq!(client.handed_out(), [1, 2, 3, 4, 5]);
+}
+
+#[test]
+fn a_panicking_closure_comes_back_as_an_error() {
+    let client = StreamingClient::new(5);
+    let foreign = FFI_EventClient::new(client.clone()).into_foreign();
+    let err = foreign
+        .query_latest_each(model_types(), &mut |event| {
+            if event.id.instance == 3 {
+                panic!("closure bug at {}", event.id.instance);
+            }
+            Ok(())
+        })
+        .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Panic);
+    assert!(err.message.contains("closure bug at 3"), "{err}");
+    assert_eq!(client.handed_out(), [1, 2, 3], "the host went on");
+    // The client still works after a caught panic.
+    let mut count = 0;
+    foreign
+        .query_latest_each(model_types(), &mut |_| {
+            count += 1;
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(count, 5);
+}
+
+#[test]
+fn a_panic_of_the_hosts_client_comes_back_as_an_error() {
+    let foreign = FFI_EventClient::new(StreamingClient::new(5)).into_foreign();
+    let err = foreign
+        .query_latest_each(RVec::new(), &mut |_| Ok(()))
+        .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Panic);
+    assert!(err.message.contains("query_latest_each"), "{err}");
+    assert!(err.message.contains("panics on no event types"), "{err}");
+}
+
+#[test]
+fn the_default_query_latest_each_hands_out_what_query_latest_returns() {
+    let client = Arc::new(RecordingClient {
+        registered: Mutex::new(Vec::new()),
+    });
+    let types = || vec![event_type(["a", "*"])].into();
+    let foreign = FFI_EventClient::new(client.clone()).into_foreign();
+    let native: &dyn EventClient = client.as_ref();
+    for client in [native, &foreign] {
+        let mut seen = Vec::new();
+        client
+            .query_latest_each(types(), &mut |event| {
+                seen.push(event);
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(seen, client.query_latest(types()).unwrap().to_vec());
+        assert_eq!(seen, [event(42), event(43)]);
+        // Its errors, and those of the closure, are the call's.
+        let err = client
+            .query_latest_each(RVec::new(), &mut |_| panic!("no events to hand out"))
+            .unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Unavailable);
+        let mut calls = 0;
+        let err = client
+            .query_latest_each(types(), &mut |_| {
+                calls += 1;
+                Err(BackendError::storage("stop"))
+            })
+            .unwrap_err();
+        assert_eq!((err, calls), (BackendError::storage("stop"), 1));
+    }
 }
 
 #[test]

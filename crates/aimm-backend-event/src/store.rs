@@ -208,9 +208,11 @@ impl EventBackend {
             .collect()
     }
 
-    /// The latest events under the prefix.
-    fn latest_models(&self) -> Result<RVec<Event>> {
-        self.client.query_latest(vec![self.subscription()].into())
+    /// Calls `each` with the latest events under the prefix, one at a
+    /// time, as the host decodes them.
+    fn each_latest_model(&self, each: &mut dyn FnMut(Event) -> Result<()>) -> Result<()> {
+        self.client
+            .query_latest_each(vec![self.subscription()].into(), each)
     }
 }
 
@@ -247,38 +249,39 @@ fn id_from(event: EventId) -> Result<InstanceId> {
 
 impl Backend for EventBackend {
     fn get_models(&self) -> Result<RVec<Model>> {
-        let events = self.latest_models()?;
-        // Each event is dropped once decoded, so the events and the models
-        // together never hold much more than the events did.
-        let mut models = Vec::with_capacity(events.len());
-        for event in events {
+        // Each event is dropped once decoded, before the next arrives, so
+        // besides the models only one event is held at a time.
+        let mut models = Vec::new();
+        self.each_latest_model(&mut |event| {
             let model = payload_of(&self.prefix, &event).and_then(ModelPayload::into_model);
             if let Some(model) = or_skip(&event, model) {
                 self.latest.saw(model.instance_id, &event.id, None);
                 models.push(model);
             }
-        }
+            Ok(())
+        })?;
         models.sort_by_key(|m| m.instance_id);
         Ok(models.into())
     }
 
     fn list_models(&self) -> Result<RVec<ModelInfo>> {
-        // The server sends payloads with every event; they are checked and
-        // measured, not decoded.
-        let events = self.latest_models()?;
-        let mut infos: Vec<ModelInfo> = self
-            .payloads_of(&events)
-            .into_iter()
-            .filter_map(|(event, payload)| {
-                let size = or_skip(event, payload.decoded_len())?;
+        // The server sends payloads with every event; each is checked and
+        // measured, not decoded, and dropped before the next arrives.
+        let mut infos = Vec::new();
+        self.each_latest_model(&mut |event| {
+            let Some(payload) = or_skip(&event, payload_of(&self.prefix, &event)) else {
+                return Ok(());
+            };
+            if let Some(size) = or_skip(&event, payload.decoded_len()) {
                 self.latest.saw(payload.id, &event.id, None);
-                Some(ModelInfo {
+                infos.push(ModelInfo {
                     instance_id: payload.id,
                     model_type: payload.model_type.as_ref().into(),
                     size,
-                })
-            })
-            .collect();
+                });
+            }
+            Ok(())
+        })?;
         infos.sort_by_key(|m| m.instance_id);
         Ok(infos.into())
     }
@@ -858,6 +861,139 @@ mod tests {
         assert_eq!(err.kind, ErrorKind::Storage);
         assert!(err.message.contains("is not a valid model"), "{err}");
         assert_eq!(backend.get_model(6).unwrap_err().kind, ErrorKind::NotFound);
+    }
+
+    /// A host client that hands out listings only one event at a time: its
+    /// `query_latest` refuses wildcard queries, its `query_latest_each`
+    /// hands out the fake server's answer event by event (and breaks off
+    /// before event `breaks_off_at`, if set).
+    struct OneAtATime {
+        server: Arc<FakeServer>,
+        breaks_off_at: Option<usize>,
+        handed_out: std::sync::atomic::AtomicUsize,
+    }
+
+    impl OneAtATime {
+        fn new(server: &Arc<FakeServer>, breaks_off_at: Option<usize>) -> Arc<Self> {
+            Arc::new(OneAtATime {
+                server: server.clone(),
+                breaks_off_at,
+                handed_out: Default::default(),
+            })
+        }
+    }
+
+    impl EventClient for OneAtATime {
+        fn register(
+            &self,
+            events: RVec<RegisterEvent>,
+            mode: RegisterMode,
+        ) -> Result<ROption<RVec<ROption<Event>>>> {
+            self.server.register(events, mode)
+        }
+
+        fn query_latest(&self, event_types: RVec<EventType>) -> Result<RVec<Event>> {
+            if event_types
+                .iter()
+                .any(|t| t.last().map(RString::as_str) == Some("*"))
+            {
+                return Err(BackendError::unsupported(
+                    "this host hands out listings one event at a time",
+                ));
+            }
+            self.server.query_latest(event_types)
+        }
+
+        fn query_latest_each(
+            &self,
+            event_types: RVec<EventType>,
+            each: &mut dyn FnMut(Event) -> Result<()>,
+        ) -> Result<()> {
+            let events = self.server.query_latest(event_types)?;
+            for (n, event) in events.into_iter().enumerate() {
+                if Some(n) == self.breaks_off_at {
+                    return Err(BackendError::new(
+                        ErrorKind::Unavailable,
+                        "the connection broke off",
+                    ));
+                }
+                self.handed_out
+                    .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                each(event)?;
+            }
+            Ok(())
+        }
+    }
+
+    /// Three Python models, 10, 20 and 30, and two events that are not models.
+    fn server_with_models_and_junk() -> Arc<FakeServer> {
+        let server = Arc::new(FakeServer::default());
+        for (id, session) in [(30, 1), (10, 2), (20, 3)] {
+            python_model(&server, id, session);
+        }
+        server.put(
+            &["aimm", "m", "junk"],
+            4,
+            Some(r#"{"type": "t", "instance": "AQID"}"#),
+        );
+        server.put(&["aimm", "m", "5"], 5, None);
+        server
+    }
+
+    #[test]
+    fn get_models_and_list_models_take_the_events_one_at_a_time() {
+        let server = server_with_models_and_junk();
+        let client = OneAtATime::new(&server, None);
+        let backend = EventBackend::new(
+            PREFIX.iter().map(|s| s.to_string()).collect(),
+            client.clone(),
+            RegisterMode::Registered,
+        );
+        let models = backend.get_models().unwrap();
+        let ids: Vec<InstanceId> = models.iter().map(|m| m.instance_id).collect();
+        assert_eq!(ids, [10, 20, 30]);
+        assert_eq!(models[0], Model::new(10, "py", vec![1, 2, 3]));
+        let listed: Vec<(InstanceId, String, u64)> = backend
+            .list_models()
+            .unwrap()
+            .iter()
+            .map(|m| (m.instance_id, m.model_type.to_string(), m.size))
+            .collect();
+        assert_eq!(
+            listed,
+            [10, 20, 30].map(|id| (id, "py".to_string(), 3)),
+            "in id order, junk skipped"
+        );
+        assert_eq!(
+            client.handed_out.load(std::sync::atomic::Ordering::SeqCst),
+            10,
+            "five events for each"
+        );
+        // The models listed are known: their updates ask the server nothing.
+        let queries = server.queries.load(std::sync::atomic::Ordering::SeqCst);
+        backend.update_model(Model::new(20, "t", vec![4])).unwrap();
+        assert_eq!(
+            server.queries.load(std::sync::atomic::Ordering::SeqCst),
+            queries
+        );
+        assert_eq!(stored(&server, 20), Model::new(20, "t", vec![4]));
+    }
+
+    #[test]
+    fn a_listing_the_host_breaks_off_fails_with_its_error() {
+        let server = server_with_models_and_junk();
+        let backend = EventBackend::new(
+            PREFIX.iter().map(|s| s.to_string()).collect(),
+            OneAtATime::new(&server, Some(2)),
+            RegisterMode::Registered,
+        );
+        for err in [
+            backend.get_models().unwrap_err(),
+            backend.list_models().unwrap_err(),
+        ] {
+            assert_eq!(err.kind, ErrorKind::Unavailable, "{err}");
+            assert!(err.message.contains("broke off"), "{err}");
+        }
     }
 
     #[test]

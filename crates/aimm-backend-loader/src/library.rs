@@ -351,11 +351,11 @@ mod tests {
     #[test]
     fn plugins_of_the_same_major_or_below_1_the_same_minor_version_are_compatible() {
         for (plugin, host, compatible) in [
-            ("0.2.0", "0.2.0", true),
-            ("0.2.9", "0.2.1", true),
-            ("0.1.0", "0.2.0", false),
-            ("0.3.0", "0.2.0", false),
-            ("1.2.0", "0.2.0", false),
+            ("0.3.0", "0.3.0", true),
+            ("0.3.9", "0.3.1", true),
+            ("0.2.0", "0.3.0", false),
+            ("0.4.0", "0.3.0", false),
+            ("1.2.0", "0.3.0", false),
             ("1.0.0", "1.4.2", true),
             ("1.9.0", "1.4.2", true),
             ("2.4.2", "1.4.2", false),
@@ -371,7 +371,7 @@ mod tests {
 
     #[test]
     fn the_compatible_range_is_named_as_abi_stable_reads_it() {
-        assert_eq!(range_of("0.2.0"), "0.2.x");
+        assert_eq!(range_of("0.3.0"), "0.3.x");
         assert_eq!(range_of("1.4.2"), "1.x");
         assert_eq!(compatible_range(), range_of(API_VERSION));
     }
