@@ -407,6 +407,110 @@ async fn an_answer_that_stops_midway_times_out_after_the_idle_timeout() {
     );
 }
 
+/// Iterates a streamed query's events on a blocking thread; returns each
+/// event's outcome with the time since `started` it came at.
+async fn stream_events(
+    stream: hat_eventer_client::client::QueryStream,
+    started: Instant,
+) -> Vec<(Result<Event, ClientError>, Duration)> {
+    let runtime = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || {
+        stream
+            .events(runtime)
+            .map(|event| (event, started.elapsed()))
+            .collect()
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_streamed_query_hands_out_events_while_the_answer_still_arrives() {
+    // 3 MiB in 30 pieces, one every 150 ms: 4.5 s in all.
+    let address = slow_peer(48, 30, Duration::from_millis(150), usize::MAX).await;
+    let (client, _) = connect(&address, init(vec![]), idle(Duration::from_secs(2)))
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let stream = within(
+        client.query_streamed(QueryParams::Latest { event_types: None }),
+        "the start of the answer",
+    )
+    .await
+    .unwrap();
+    let events = within(stream_events(stream, started), "the events").await;
+    let (first, last) = (events[0].1, events[events.len() - 1].1);
+    let events: Vec<Event> = events.into_iter().map(|(e, _)| e.unwrap()).collect();
+    assert_eq!(events, large_events("slow", 48));
+    assert!(
+        first < Duration::from_secs(2) && last > Duration::from_secs(3),
+        "first event at {first:?}, last at {last:?}: not handed out as they came"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_streamed_query_whose_answer_stops_midway_fails_after_the_idle_timeout() {
+    let address = slow_peer(48, 30, Duration::from_millis(100), 10).await;
+    let (client, _) = connect(&address, init(vec![]), idle(Duration::from_secs(1)))
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let stream = within(
+        client.query_streamed(QueryParams::Latest { event_types: None }),
+        "the start of the answer",
+    )
+    .await
+    .unwrap();
+    let mut events = within(stream_events(stream, started), "the events").await;
+    let (last, at) = events.pop().unwrap();
+    let err = last.unwrap_err();
+    assert!(matches!(err, ClientError::Timeout(..)), "{err}");
+    assert!(events.iter().all(|(e, _)| e.is_ok()) && events.len() < 48);
+    // 10 pieces (1 s), then 1 s of silence.
+    assert!(
+        at > Duration::from_millis(1900) && at < Duration::from_secs(5),
+        "{at:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_streamed_query_of_the_real_server_returns_what_the_plain_one_does() {
+    let server = HatServer::start();
+    let (client, _) = connect(&server.address(), init(vec![]), ClientConfig::default())
+        .await
+        .unwrap();
+    let sizes = [0, 10, 70 << 10, 3 << 20, 5];
+    let events = sizes
+        .iter()
+        .enumerate()
+        .map(|(i, &size)| RegisterEvent {
+            event_type: event_type(&["streamed", &i.to_string()]),
+            source_timestamp: None,
+            payload: Some(EventPayload::Json(format!("\"{}\"", "z".repeat(size)))),
+        })
+        .collect();
+    client.register(events, true).await.unwrap();
+    let query = || QueryParams::Latest {
+        event_types: Some(vec![event_type(&["streamed", "*"])]),
+    };
+    let plain = client.query(query()).await.unwrap().events;
+    assert_eq!(plain.len(), sizes.len());
+    let stream = client.query_streamed(query()).await.unwrap();
+    let streamed: Vec<Event> = stream_events(stream, Instant::now())
+        .await
+        .into_iter()
+        .map(|(e, _)| e.unwrap())
+        .collect();
+    assert_eq!(streamed, plain);
+    // A stream dropped halfway leaves the connection as it was.
+    let stream = client.query_streamed(query()).await.unwrap();
+    let runtime = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || stream.events(runtime).take(2).count())
+        .await
+        .unwrap();
+    assert_eq!(client.query(query()).await.unwrap().events, plain);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_ping_left_unanswered_while_an_answer_is_due_does_not_close_the_connection() {
     // A busy server answers nothing, not even pings, until its answer is

@@ -253,3 +253,49 @@ fn models_of_512_mib_go_through_the_event_server_with_the_default_config() {
     let (last, last_file) = more.last().unwrap();
     back.get_and_compare(*last, &out, last_file);
 }
+
+/// The size of each of the many small models.
+const SMALL: u64 = 64 << 10;
+
+#[test]
+fn a_thousand_models_of_64_kib_list_within_1_5x_of_their_bytes() {
+    // Many small events make one large answer: listing must not hold it
+    // whole (it alone is 1.33x the models), only the event being measured.
+    let server = HatServer::start();
+    let work = tempfile::tempdir().unwrap();
+    let home = work.path();
+    let store = Store {
+        home,
+        conf: event_conf(home, &server, "many"),
+    };
+    let files: Vec<PathBuf> = (0..1000u64)
+        .map(|i| {
+            let path = home.join(format!("small-{i}.bin"));
+            std::fs::write(&path, test_bytes(i, SMALL as usize)).unwrap();
+            path
+        })
+        .collect();
+    let mut put = store.cli(&["put", "small.Model"]);
+    put.args(&files);
+    let output = output_within(&mut put, STEP_DEADLINE, "put of 1000 files");
+    assert!(output.status.success(), "put: {}", describe(&output));
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout).lines().count(),
+        1000
+    );
+
+    let (output, peak) = run_measured(store.cli(&["list"]), "list of 1000");
+    assert_peak_within("list of 1000", peak, 1.5, 1000 * SMALL);
+    let lines: Vec<String> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect();
+    assert_eq!(lines.len(), 1000);
+    assert!(
+        lines
+            .iter()
+            .all(|line| line.ends_with("\tsmall.Model\t65536")),
+        "{:?}",
+        &lines[..3]
+    );
+}

@@ -402,17 +402,34 @@ impl EventClient for HatEventClient {
     }
 
     fn query_latest(&self, event_types: RVec<EventType>) -> Result<RVec<Event>> {
+        let mut events = Vec::new();
+        self.query_latest_each(event_types, &mut |event| {
+            events.push(event);
+            Ok(())
+        })?;
+        Ok(events.into())
+    }
+
+    fn query_latest_each(
+        &self,
+        event_types: RVec<EventType>,
+        each: &mut dyn FnMut(Event) -> Result<()>,
+    ) -> Result<()> {
         let client = self.connection()?.client;
         let event_types = event_types
             .into_iter()
             .map(|t| t.into_iter().map(|s| s.to_string()).collect())
             .collect();
-        let result = self
-            .run(client.query(msg::QueryParams::Latest {
+        // Decoded as it arrives: the answer is never held whole.
+        let answer = self
+            .run(client.query_streamed(msg::QueryParams::Latest {
                 event_types: Some(event_types),
             }))
             .map_err(|err| self.unavailable(err))?;
-        Ok(result.events.into_iter().map(to_api_event).collect())
+        for event in answer.events(self.runtime.clone()) {
+            each(to_api_event(event.map_err(|err| self.unavailable(err))?))?;
+        }
+        Ok(())
     }
 }
 

@@ -6,7 +6,7 @@
 //! [`FrameHeader::parse`] refuses a length above the configured bound before
 //! anything is allocated.
 
-use crate::sbs::{Body, DecodeError, Reader, Writer};
+use crate::sbs::{Body, ChunkSource, DecodeError, Reader, Writer};
 
 /// The most length bytes a frame header may announce. The Python
 /// implementation (`hat.drivers.chatter`) reads any count of them and writes
@@ -76,6 +76,21 @@ impl Msg {
         Self::read(Reader::of_body(body))
     }
 
+    /// Decodes the start of a frame body of `body_len` bytes from its
+    /// first bytes, `start`: everything before the `data` bytes, and those
+    /// of them that `start` holds. Returns the message and how many data
+    /// bytes are still to come, or `None` if `start` ends before the data
+    /// begins or is not the start of a valid message (decoding the whole
+    /// body then says what is wrong).
+    pub fn decode_start(start: Vec<u8>, body_len: usize) -> Option<(Self, usize)> {
+        let owed = body_len.checked_sub(start.len())?;
+        let r = Reader::streaming(Body::from(start), owed, NotYetRead);
+        let msg = Self::read(r).ok()?;
+        Some((msg, owed))
+    }
+
+    /// Reads a message whose `data` bytes are the rest of `r`, and keeps
+    /// those `r` holds.
     fn read(mut r: Reader<'_>) -> Result<Self, DecodeError> {
         let id = r.integer()?;
         let first = r.integer()?;
@@ -113,6 +128,16 @@ impl Msg {
         let mut frame = FrameHeader::for_len(body.len()).to_vec();
         frame.extend_from_slice(&body);
         frame
+    }
+}
+
+/// The bytes of a frame not read yet: [`Msg::decode_start`] must find the
+/// message's start in the bytes it was given.
+struct NotYetRead;
+
+impl ChunkSource for NotYetRead {
+    fn next_chunk(&mut self) -> Result<Vec<u8>, String> {
+        Err("the start of the message is longer than the bytes read".into())
     }
 }
 

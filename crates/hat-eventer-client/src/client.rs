@@ -21,11 +21,13 @@
 
 use crate::chatter::Data;
 use crate::connection::{
-    self, Activity, ChatterConfig, ChatterError, Conversation, Received, Sender,
+    self, Activity, ChatterConfig, ChatterError, Conversation, Received, Rest, Sender,
 };
 use crate::eventer_msg::*;
-use crate::sbs::{Body, DecodeError, Parts};
+use crate::sbs::{Body, ChunkSource, DecodeError, Parts, Reader};
+use std::cell::RefCell;
 use std::collections::HashMap;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, Mutex};
@@ -83,7 +85,10 @@ pub enum ClientError {
     Protocol(String),
 }
 
-type Pending = Arc<Mutex<HashMap<i64, oneshot::Sender<Result<Data, ClientError>>>>>;
+/// An answer as it came: whole, or its start and the [`Rest`] to come.
+type Answered = (Data, Option<Rest>);
+
+type Pending = Arc<Mutex<HashMap<i64, oneshot::Sender<Result<Answered, ClientError>>>>>;
 
 /// A connected, initialized Eventer client. Cheap to clone.
 #[derive(Clone)]
@@ -214,6 +219,30 @@ impl Client {
         answer.wait().await
     }
 
+    /// Runs a query whose answer is taken as it arrives: returns once its
+    /// start is here, and [`QueryStream::events`] decodes the events one
+    /// at a time while the rest arrives, so that no more than a piece of
+    /// the answer and the event being decoded are ever held.
+    pub async fn query_streamed(&self, params: QueryParams) -> Result<QueryStream, ClientError> {
+        let mut parts = Parts::new();
+        parts.write(|w| params.write(w));
+        let answer = self
+            .send_request_as::<QueryResult>(QueryParams::TYPE, &parts, "query", true)
+            .await?;
+        // Due until the last piece is read, past the answer's own guard.
+        let awaiting = self.activity().awaiting();
+        let patience = answer.patience;
+        let (data, rest) = answer.wait_answered().await?;
+        check_type::<QueryResult>(&data)?;
+        Ok(QueryStream {
+            start: data.data,
+            rest,
+            activity: self.activity().clone(),
+            patience,
+            _awaiting: awaiting,
+        })
+    }
+
     /// The connection's progress, which request timeouts count from.
     pub fn activity(&self) -> &Activity {
         self.sender.activity()
@@ -237,6 +266,18 @@ impl Client {
         parts: &Parts<'_>,
         what: &'static str,
     ) -> Result<Answer<Res>, ClientError> {
+        self.send_request_as(data_type, parts, what, false).await
+    }
+
+    /// Sends a request; with `streamed`, its answer comes as soon as its
+    /// start has arrived (see [`Sender::send_parts_streamed`]).
+    async fn send_request_as<Res: Message>(
+        &self,
+        data_type: &str,
+        parts: &Parts<'_>,
+        what: &'static str,
+        streamed: bool,
+    ) -> Result<Answer<Res>, ClientError> {
         let (answer_tx, answer_rx) = oneshot::channel();
         // Counted from before the send: a peer that stops reading our
         // request is as silent as one that does not answer it.
@@ -244,10 +285,13 @@ impl Client {
         let first = {
             // Held across the send so the answer cannot overtake the entry.
             let mut pending = self.pending.lock().await;
-            let conversation = self
-                .sender
-                .send_parts(data_type, parts, None, false)
-                .await?;
+            let conversation = if streamed {
+                self.sender.send_parts_streamed(data_type, parts).await?
+            } else {
+                self.sender
+                    .send_parts(data_type, parts, None, false)
+                    .await?
+            };
             pending.insert(conversation.first, answer_tx);
             conversation.first
         };
@@ -268,7 +312,7 @@ impl Client {
 struct Answer<Res> {
     client: Client,
     first: i64,
-    receiver: oneshot::Receiver<Result<Data, ClientError>>,
+    receiver: oneshot::Receiver<Result<Answered, ClientError>>,
     sent: tokio::time::Instant,
     patience: Duration,
     what: &'static str,
@@ -285,22 +329,157 @@ impl<Res: Message> Answer<Res> {
 
     /// [`Answer::wait`], decoding the answer with `decode`.
     async fn wait_decoded(
-        mut self,
+        self,
         decode: impl FnOnce(Data) -> Result<Res, ClientError>,
     ) -> Result<Res, ClientError> {
+        // Only answers asked for streamed come with a rest.
+        let (data, _rest) = self.wait_answered().await?;
+        decode(data)
+    }
+
+    /// Waits until the answer, or its start, arrives, or the connection
+    /// has made no progress for the request's patience.
+    async fn wait_answered(mut self) -> Result<Answered, ClientError> {
         let timeout = self.patience;
         loop {
             let quiet_since = self.client.activity().last().max(self.sent);
             match tokio::time::timeout_at(quiet_since + timeout, &mut self.receiver).await {
-                Ok(Ok(answer)) => return decode(answer?),
+                Ok(Ok(answer)) => return answer,
                 Ok(Err(_)) => return Err(ChatterError::Closed.into()),
                 Err(_) if self.client.activity().last() > quiet_since => continue,
                 Err(_) => {
                     self.client.pending.lock().await.remove(&self.first);
+                    self.client.sender.forget_streamed(Conversation {
+                        first: self.first,
+                        owner: true,
+                    });
                     return Err(ClientError::Timeout(timeout, self.what));
                 }
             }
         }
+    }
+}
+
+/// The answer to [`Client::query_streamed`], its events still to decode.
+pub struct QueryStream {
+    start: Body,
+    rest: Option<Rest>,
+    activity: Activity,
+    patience: Duration,
+    /// The answer is still arriving.
+    _awaiting: connection::Awaiting,
+}
+
+impl QueryStream {
+    /// The events, each decoded once its bytes have arrived. Waits for
+    /// them on `runtime`, so it must be iterated outside the runtime's
+    /// tasks (on a blocking thread); the connection may stay silent for
+    /// the request's patience between pieces. After the last event the
+    /// end of the answer is checked; the first error ends the iteration.
+    pub fn events(self, runtime: tokio::runtime::Handle) -> QueryEvents {
+        let failure = Rc::new(RefCell::new(None));
+        let owed = self.rest.as_ref().map_or(0, |rest| rest.len);
+        let source = RestSource {
+            rest: self.rest,
+            runtime,
+            activity: self.activity,
+            patience: self.patience,
+            failure: failure.clone(),
+            _awaiting: self._awaiting,
+        };
+        QueryEvents {
+            reader: Reader::streaming(self.start, owed, source),
+            left: None,
+            failure,
+            done: false,
+        }
+    }
+}
+
+/// The events of a [`QueryStream`], in the order the server sent them.
+pub struct QueryEvents {
+    reader: Reader<'static>,
+    /// Events not read yet (`None`: the count is not read yet).
+    left: Option<usize>,
+    /// Why the rest stopped arriving, if it did.
+    failure: Rc<RefCell<Option<ClientError>>>,
+    done: bool,
+}
+
+impl QueryEvents {
+    fn step(&mut self) -> Result<Option<Event>, DecodeError> {
+        let left = match self.left {
+            Some(left) => left,
+            None => self.reader.array_len()?,
+        };
+        if left == 0 {
+            self.left = Some(0);
+            self.reader.boolean()?; // more_follows: never set for latest
+            self.reader.finish()?;
+            return Ok(None);
+        }
+        let event = Event::read(&mut self.reader)?;
+        self.left = Some(left - 1);
+        Ok(Some(event))
+    }
+}
+
+impl Iterator for QueryEvents {
+    type Item = Result<Event, ClientError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        match self.step() {
+            Ok(Some(event)) => Some(Ok(event)),
+            Ok(None) => {
+                self.done = true;
+                None
+            }
+            Err(err) => {
+                self.done = true;
+                let failure = self.failure.borrow_mut().take();
+                Some(Err(failure.unwrap_or(ClientError::Decode(err))))
+            }
+        }
+    }
+}
+
+/// The pieces of a streamed answer, waited for with the request's
+/// patience.
+struct RestSource {
+    rest: Option<Rest>,
+    runtime: tokio::runtime::Handle,
+    activity: Activity,
+    patience: Duration,
+    failure: Rc<RefCell<Option<ClientError>>>,
+    _awaiting: connection::Awaiting,
+}
+
+impl RestSource {
+    async fn next_piece(&mut self) -> Result<Vec<u8>, ClientError> {
+        let rest = self.rest.as_mut().ok_or(ChatterError::Closed)?;
+        loop {
+            let quiet_since = self.activity.last();
+            match tokio::time::timeout_at(quiet_since + self.patience, rest.next()).await {
+                Ok(Some(piece)) => return Ok(piece?),
+                Ok(None) => return Err(ChatterError::Closed.into()),
+                Err(_) if self.activity.last() > quiet_since => continue,
+                Err(_) => return Err(ClientError::Timeout(self.patience, "query")),
+            }
+        }
+    }
+}
+
+impl ChunkSource for RestSource {
+    fn next_chunk(&mut self) -> Result<Vec<u8>, String> {
+        let runtime = self.runtime.clone();
+        runtime.block_on(self.next_piece()).map_err(|err| {
+            let why = err.to_string();
+            *self.failure.borrow_mut() = Some(err);
+            why
+        })
     }
 }
 
@@ -369,7 +548,7 @@ async fn handle(
             .await
             .remove(&received.conversation.first)
         {
-            let _ = waiter.send(Ok(received.data));
+            let _ = waiter.send(Ok((received.data, received.rest)));
         }
         return Ok(());
     }

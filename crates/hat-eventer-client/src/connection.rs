@@ -3,8 +3,9 @@
 
 use crate::chatter::{Data, FrameError, FrameHeader, Msg, MAX_LENGTH_FIELD};
 use crate::sbs::{Body, Parts};
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
@@ -30,6 +31,19 @@ const WRITE_SLICE: usize = 1 << 20;
 /// Bodies up to this size (pings and pongs are far smaller) count as
 /// progress only once whole, as a message the peer meant to send.
 const SMALL_FRAME: usize = 1024;
+
+/// An answer to a request sent with [`Sender::send_parts_streamed`] is
+/// handed on once this much of it has arrived, if it is larger: its start
+/// (with every field but the data) fits in this, for any peer that is not
+/// hostile (a hostile one's frame is read whole and refused as before).
+const STREAM_START: usize = 64 << 10;
+
+/// The rest of a streamed answer arrives in pieces of this size...
+const STREAM_PIECE: usize = 1 << 20;
+
+/// ... at most this many of them waiting for the reader: a reader that
+/// falls behind holds the socket, and so the peer, back.
+const STREAM_QUEUE: usize = 4;
 
 /// Connection settings.
 #[derive(Debug, Clone)]
@@ -150,15 +164,48 @@ pub struct Conversation {
 }
 
 /// A message received, with its conversation from our side.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Received {
     /// The conversation it belongs to.
     pub conversation: Conversation,
     /// Whether it ends the conversation.
     pub last: bool,
-    /// The payload.
+    /// The payload: whole, or its first bytes when `rest` is set.
     pub data: Data,
+    /// The rest of the data of a streamed answer (see
+    /// [`Sender::send_parts_streamed`]), still arriving.
+    pub rest: Option<Rest>,
 }
+
+/// The data of a streamed answer that had not arrived when the answer was
+/// handed on: its pieces, in order, as they arrive. The connection reads
+/// nothing else until they are all read or this is dropped; dropped, the
+/// rest is read and thrown away.
+pub struct Rest {
+    /// How many bytes are still to come.
+    pub len: usize,
+    pieces: mpsc::Receiver<Result<Vec<u8>, ChatterError>>,
+}
+
+impl Rest {
+    /// The next piece; the error that broke the connection instead; or
+    /// `None` once every piece has come.
+    pub async fn next(&mut self) -> Option<Result<Vec<u8>, ChatterError>> {
+        self.pieces.recv().await
+    }
+}
+
+impl std::fmt::Debug for Rest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Rest({} bytes)", self.len)
+    }
+}
+
+/// Conversations (by first id) whose answer is streamed.
+type Streamed = Arc<std::sync::Mutex<HashSet<i64>>>;
+
+/// A frame read: a message, whole or with the rest of its data to come.
+type Frame = (Msg, Option<Rest>);
 
 struct WriteSide {
     half: OwnedWriteHalf,
@@ -170,6 +217,7 @@ struct WriteSide {
 pub struct Sender {
     write: Arc<Mutex<WriteSide>>,
     activity: Activity,
+    streamed: Streamed,
 }
 
 impl Sender {
@@ -182,7 +230,7 @@ impl Sender {
         last: bool,
     ) -> Result<Conversation, ChatterError> {
         let pieces: Vec<&[u8]> = data.data.chunks().collect();
-        self.send_pieces(&data.data_type, &pieces, conversation, last)
+        self.send_pieces(&data.data_type, &pieces, conversation, last, false)
             .await
     }
 
@@ -196,8 +244,28 @@ impl Sender {
         last: bool,
     ) -> Result<Conversation, ChatterError> {
         let pieces: Vec<&[u8]> = parts.pieces().collect();
-        self.send_pieces(data_type, &pieces, conversation, last)
+        self.send_pieces(data_type, &pieces, conversation, last, false)
             .await
+    }
+
+    /// [`Sender::send_parts`] as the first message of a new conversation,
+    /// whose answer, if large, is handed on as soon as its start has
+    /// arrived, the rest following as a [`Rest`]: its reader never holds
+    /// the whole answer.
+    pub async fn send_parts_streamed(
+        &self,
+        data_type: &str,
+        parts: &Parts<'_>,
+    ) -> Result<Conversation, ChatterError> {
+        let pieces: Vec<&[u8]> = parts.pieces().collect();
+        self.send_pieces(data_type, &pieces, None, false, true)
+            .await
+    }
+
+    /// Stops streaming the answer of `conversation`, if it has not begun
+    /// (its waiter gave up).
+    pub fn forget_streamed(&self, conversation: Conversation) {
+        lock(&self.streamed).remove(&conversation.first);
     }
 
     async fn send_pieces(
@@ -206,6 +274,7 @@ impl Sender {
         pieces: &[&[u8]],
         conversation: Option<Conversation>,
         last: bool,
+        stream_answer: bool,
     ) -> Result<Conversation, ChatterError> {
         let mut write = self.write.lock().await;
         write.next_id += 1;
@@ -214,6 +283,10 @@ impl Sender {
             first: id,
             owner: true,
         });
+        if stream_answer {
+            // Before a byte is sent: the answer cannot come sooner.
+            lock(&self.streamed).insert(conversation.first);
+        }
         let msg = Msg {
             id,
             first: conversation.first,
@@ -270,28 +343,106 @@ pub async fn connect(
             next_id: 0,
         })),
         activity: activity.clone(),
+        streamed: Streamed::default(),
     };
     let (frames_tx, frames_rx) = mpsc::channel(64);
-    tokio::spawn(read_frames(read, config.max_frame, activity, frames_tx));
+    tokio::spawn(read_frames(
+        read,
+        config.max_frame,
+        activity,
+        sender.streamed.clone(),
+        frames_tx,
+    ));
     let (incoming_tx, incoming_rx) = mpsc::channel(64);
     tokio::spawn(supervise(sender.clone(), config, frames_rx, incoming_tx));
     Ok((sender, incoming_rx))
 }
 
-/// Reads frames until the socket fails; each is decoded to a [`Msg`].
+/// Reads frames until the socket fails; each is decoded to a [`Msg`],
+/// the answers in `streamed` as soon as their start has arrived.
 async fn read_frames(
     mut read: OwnedReadHalf,
     max_frame: usize,
     activity: Activity,
-    frames: mpsc::Sender<Result<Msg, ChatterError>>,
+    streamed: Streamed,
+    frames: mpsc::Sender<Result<Frame, ChatterError>>,
 ) {
+    let progress = || activity.mark();
     loop {
-        let result = read_frame_noting(&mut read, max_frame, &|| activity.mark()).await;
-        let failed = result.is_err();
-        if frames.send(result).await.is_err() || failed {
+        let result = read_frame_noting(&mut read, max_frame, &progress, Some(&streamed)).await;
+        let (msg, owed) = match result {
+            Ok(read) => read,
+            Err(err) => {
+                let _ = frames.send(Err(err)).await;
+                return;
+            }
+        };
+        if owed == 0 {
+            if frames.send(Ok((msg, None))).await.is_err() {
+                return;
+            }
+            continue;
+        }
+        let (pieces, rest) = mpsc::channel(STREAM_QUEUE);
+        let rest = Rest {
+            len: owed,
+            pieces: rest,
+        };
+        if frames.send(Ok((msg, Some(rest)))).await.is_err() {
+            return;
+        }
+        if let Err(err) = read_rest(&mut read, owed, &progress, pieces).await {
+            let _ = frames.send(Err(err)).await;
             return;
         }
     }
+}
+
+/// Reads the `owed` bytes of a streamed answer's rest and hands them on in
+/// pieces; once nobody takes them, reads and drops them. A failure is
+/// handed on too.
+async fn read_rest<R>(
+    read: &mut R,
+    mut owed: usize,
+    progress: &(dyn Fn() + Sync),
+    pieces: mpsc::Sender<Result<Vec<u8>, ChatterError>>,
+) -> Result<(), ChatterError>
+where
+    R: AsyncRead + Unpin + ?Sized,
+{
+    let mut wanted = true;
+    while owed > 0 {
+        let piece = match read_piece(read, owed.min(STREAM_PIECE), progress).await {
+            Ok(piece) => piece,
+            Err(err) => {
+                let _ = pieces.send(Err(err.clone())).await;
+                return Err(err);
+            }
+        };
+        owed -= piece.len();
+        wanted = wanted && pieces.send(Ok(piece)).await.is_ok();
+    }
+    Ok(())
+}
+
+/// Reads exactly `want` bytes, noting progress as they arrive.
+async fn read_piece<R>(
+    read: &mut R,
+    want: usize,
+    progress: &(dyn Fn() + Sync),
+) -> Result<Vec<u8>, ChatterError>
+where
+    R: AsyncRead + Unpin + ?Sized,
+{
+    let mut chunk = Vec::with_capacity(want);
+    while chunk.len() < want {
+        let limit = (want - chunk.len()) as u64;
+        if (&mut *read).take(limit).read_buf(&mut chunk).await? == 0 {
+            return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof).into());
+        }
+        progress();
+    }
+    Ok(chunk)
 }
 
 /// Reads one Chatter frame from `read` and decodes its body to a [`Msg`].
@@ -312,16 +463,19 @@ pub async fn read_frame<R>(read: &mut R, max_frame: usize) -> Result<Msg, Chatte
 where
     R: AsyncRead + Unpin + ?Sized,
 {
-    read_frame_noting(read, max_frame, &|| {}).await
+    Ok(read_frame_noting(read, max_frame, &|| {}, None).await?.0)
 }
 
 /// [`read_frame`], calling `progress` for each piece of a large body read
-/// and once a small one is whole.
+/// and once a small one is whole. An answer in a conversation of
+/// `streamed` (taken out of it) comes back once its start has arrived,
+/// with the count of its data bytes still to read (0: the frame is whole).
 async fn read_frame_noting<R>(
     read: &mut R,
     max_frame: usize,
     progress: &(dyn Fn() + Sync),
-) -> Result<Msg, ChatterError>
+    streamed: Option<&Streamed>,
+) -> Result<(Msg, usize), ChatterError>
 where
     R: AsyncRead + Unpin + ?Sized,
 {
@@ -340,28 +494,47 @@ where
     let len = FrameHeader::parse(&size[..size_len], max_frame)?;
     let large = len > SMALL_FRAME;
     let mut body = Body::new();
-    while body.len() < len {
-        let want = (len - body.len()).min(CHUNK);
-        let mut chunk = Vec::with_capacity(want);
-        while chunk.len() < want {
-            let limit = (want - chunk.len()) as u64;
-            if (&mut *read).take(limit).read_buf(&mut chunk).await? == 0 {
-                return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof).into());
-            }
-            if large {
-                progress();
+    let streaming = streamed.filter(|set| len > STREAM_START && !lock(set).is_empty());
+    if let Some(streamed) = streaming {
+        let start = read_piece(read, STREAM_START, progress).await?;
+        if let Some((msg, owed)) = Msg::decode_start(start.clone(), len) {
+            if is_answer_to(streamed, &msg) {
+                return Ok((msg, owed));
             }
         }
-        body.push(chunk);
+        body.push(start);
     }
-    Ok(Msg::decode_body(body).map_err(FrameError::from)?)
+    while body.len() < len {
+        let piece = if large {
+            read_piece(read, (len - body.len()).min(CHUNK), progress).await?
+        } else {
+            read_piece(read, len - body.len(), &|| {}).await?
+        };
+        body.push(piece);
+    }
+    let msg = Msg::decode_body(body).map_err(FrameError::from)?;
+    if let Some(streamed) = streamed {
+        // A streamed conversation's answer that came whole.
+        is_answer_to(streamed, &msg);
+    }
+    Ok((msg, 0))
+}
+
+/// Whether `msg` answers a conversation of `streamed`, which then leaves it.
+fn is_answer_to(streamed: &Streamed, msg: &Msg) -> bool {
+    // The peer owns none of our conversations.
+    !msg.owner && lock(streamed).remove(&msg.first)
+}
+
+fn lock(streamed: &Streamed) -> std::sync::MutexGuard<'_, HashSet<i64>> {
+    streamed.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Answers pings, pings a silent peer, and hands everything else on.
 async fn supervise(
     sender: Sender,
     config: ChatterConfig,
-    mut frames: mpsc::Receiver<Result<Msg, ChatterError>>,
+    mut frames: mpsc::Receiver<Result<Frame, ChatterError>>,
     incoming: mpsc::Sender<Result<Received, ChatterError>>,
 ) {
     let activity = sender.activity.clone();
@@ -370,8 +543,8 @@ async fn supervise(
     loop {
         tokio::select! {
             frame = frames.recv() => {
-                let msg = match frame {
-                    Some(Ok(msg)) => msg,
+                let (msg, rest) = match frame {
+                    Some(Ok(frame)) => frame,
                     Some(Err(err)) => { let _ = incoming.send(Err(err)).await; return; }
                     None => { let _ = incoming.send(Err(ChatterError::Closed)).await; return; }
                 };
@@ -389,7 +562,7 @@ async fn supervise(
                     PONG => {}
                     _ => {
                         activity.mark();
-                        let received = Received { conversation, last: msg.last, data: msg.data };
+                        let received = Received { conversation, last: msg.last, data: msg.data, rest };
                         if incoming.send(Ok(received)).await.is_err() {
                             sender.close().await;
                             return;
@@ -643,19 +816,19 @@ mod tests {
         let count = || {
             seen.fetch_add(1, Ordering::SeqCst);
         };
-        let got = read_frame_noting(&mut read, usize::MAX, &count)
+        let got = read_frame_noting(&mut read, usize::MAX, &count, None)
             .await
             .unwrap();
-        assert!(got == big, "the large frame changed");
+        assert!(got == (big, 0), "the large frame changed");
         let large = seen.load(Ordering::SeqCst);
         assert!(
             large >= 2,
             "one progress call per piece at least, got {large}"
         );
-        let small = read_frame_noting(&mut read, usize::MAX, &count)
+        let small = read_frame_noting(&mut read, usize::MAX, &count, None)
             .await
             .unwrap();
-        assert_eq!(small, msg(2), "the frame after the large one");
+        assert_eq!(small, (msg(2), 0), "the frame after the large one");
         assert_eq!(
             seen.load(Ordering::SeqCst),
             large,
@@ -703,5 +876,161 @@ mod tests {
         assert!(activity.is_awaited(), "one guard is still alive");
         drop(second);
         assert!(!activity.is_awaited());
+    }
+
+    /// The peer's answer, in conversation `first`, of `len` data bytes
+    /// counting up from 0 (mod 251), as a frame.
+    fn answer_frame(first: i64, len: usize) -> Vec<u8> {
+        Msg {
+            id: 1,
+            first,
+            owner: false,
+            token: true,
+            last: true,
+            data: Data {
+                data_type: "x".into(),
+                data: counting(len).into(),
+            },
+        }
+        .to_frame()
+    }
+
+    fn counting(len: usize) -> Vec<u8> {
+        (0..len).map(|i| (i % 251) as u8).collect()
+    }
+
+    /// The data of `received` with all of its rest.
+    async fn whole_data(mut received: Received) -> Vec<u8> {
+        let mut all = received.data.data.to_vec();
+        if let Some(rest) = received.rest.as_mut() {
+            while let Some(piece) = within(rest.next()).await {
+                all.extend(piece.unwrap());
+            }
+        }
+        all
+    }
+
+    #[tokio::test]
+    async fn a_streamed_answer_is_handed_on_before_the_peer_has_sent_it_all() {
+        let (sender, mut incoming, mut peer) = pair().await;
+        let request = sender
+            .send_parts_streamed("q", &Parts::new())
+            .await
+            .unwrap();
+        let len = 3 * STREAM_PIECE + 12_345;
+        let frame = answer_frame(request.first, len);
+        // Half the frame: the rest is held back until the start is here.
+        let half = frame.len() / 2;
+        peer.write_all(&frame[..half]).await.unwrap();
+        let mut received = within(incoming.recv()).await.unwrap().unwrap();
+        assert_eq!(received.conversation, request);
+        let rest = received.rest.as_mut().expect("a rest to come");
+        assert_eq!(received.data.data.len() + rest.len, len);
+        assert!(received.data.data.len() <= STREAM_START);
+        peer.write_all(&frame[half..]).await.unwrap();
+        assert_eq!(whole_data(received).await, counting(len));
+    }
+
+    #[tokio::test]
+    async fn only_the_answers_asked_for_are_streamed_and_small_ones_come_whole() {
+        let (sender, mut incoming, mut peer) = pair().await;
+        let plain = sender.send(data("a"), None, false).await.unwrap();
+        let streamed = sender
+            .send_parts_streamed("q", &Parts::new())
+            .await
+            .unwrap();
+        let small = sender
+            .send_parts_streamed("q", &Parts::new())
+            .await
+            .unwrap();
+        let len = STREAM_START + 1000;
+        // The plain conversation's answer has the same id as nothing
+        // streamed; the peer's own conversation with the streamed id is
+        // not an answer.
+        let mut own = Msg::decode(&answer_frame(streamed.first, len)[4..]).unwrap();
+        own.owner = true;
+        for frame in [
+            answer_frame(plain.first, len),
+            own.to_frame(),
+            answer_frame(streamed.first, len),
+            answer_frame(small.first, STREAM_START - 100),
+        ] {
+            peer.write_all(&frame).await.unwrap();
+        }
+        let mut seen = Vec::new();
+        for _ in 0..4 {
+            let received = within(incoming.recv()).await.unwrap().unwrap();
+            let streamed = received.rest.is_some();
+            let conversation = received.conversation;
+            let all = whole_data(received).await;
+            seen.push((conversation.first, conversation.owner, streamed, all.len()));
+        }
+        assert_eq!(
+            seen,
+            [
+                (plain.first, true, false, len),
+                (streamed.first, false, false, len),
+                (streamed.first, true, true, len),
+                (small.first, true, false, STREAM_START - 100),
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_rest_nobody_reads_is_passed_over_and_the_next_message_arrives() {
+        let (sender, mut incoming, mut peer) = pair().await;
+        let request = sender
+            .send_parts_streamed("q", &Parts::new())
+            .await
+            .unwrap();
+        let len = (STREAM_QUEUE + 3) * STREAM_PIECE;
+        peer.write_all(&answer_frame(request.first, len))
+            .await
+            .unwrap();
+        peer.write_all(&answer_frame(77, 10)).await.unwrap();
+        let received = within(incoming.recv()).await.unwrap().unwrap();
+        assert!(received.rest.is_some());
+        drop(received);
+        let next = within(incoming.recv()).await.unwrap().unwrap();
+        assert_eq!((next.conversation.first, next.data.data.len()), (77, 10));
+    }
+
+    #[tokio::test]
+    async fn a_connection_that_breaks_inside_a_rest_fails_its_reader() {
+        let (sender, mut incoming, mut peer) = pair().await;
+        let request = sender
+            .send_parts_streamed("q", &Parts::new())
+            .await
+            .unwrap();
+        let frame = answer_frame(request.first, 2 * STREAM_PIECE);
+        peer.write_all(&frame[..STREAM_PIECE]).await.unwrap();
+        let mut received = within(incoming.recv()).await.unwrap().unwrap();
+        drop(peer);
+        let rest = received.rest.as_mut().unwrap();
+        let mut failed = false;
+        while let Some(piece) = within(rest.next()).await {
+            if let Err(err) = piece {
+                assert!(matches!(err, ChatterError::Io(_)), "{err:?}");
+                failed = true;
+            }
+        }
+        assert!(failed, "the rest ended as if whole");
+    }
+
+    #[tokio::test]
+    async fn a_streamed_request_that_was_forgotten_is_answered_whole() {
+        let (sender, mut incoming, mut peer) = pair().await;
+        let request = sender
+            .send_parts_streamed("q", &Parts::new())
+            .await
+            .unwrap();
+        sender.forget_streamed(request);
+        let len = STREAM_START + 1;
+        peer.write_all(&answer_frame(request.first, len))
+            .await
+            .unwrap();
+        let received = within(incoming.recv()).await.unwrap().unwrap();
+        assert!(received.rest.is_none());
+        assert_eq!(received.data.data.to_vec(), counting(len));
     }
 }

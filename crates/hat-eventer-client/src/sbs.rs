@@ -287,14 +287,35 @@ impl<'a> Parts<'a> {
 /// It reads a borrowed slice ([`Reader::new`]), handing out borrowed
 /// Bytes and Strings, or an owned [`Body`] ([`Reader::of_body`]), handing
 /// out copies and freeing each chunk once read past.
-#[derive(Debug, Clone)]
 pub struct Reader<'a> {
     chunks: VecDeque<Cow<'a, [u8]>>,
     /// Position in the front chunk.
     pos: usize,
     /// Bytes read so far.
     offset: usize,
+    /// Bytes left: those held, and those the source still owes.
     remaining: usize,
+    /// Bytes the source still owes.
+    owed: usize,
+    source: Option<Box<dyn ChunkSource + 'a>>,
+}
+
+/// Where a [`Reader::streaming`] reader gets the bytes of an input still
+/// arriving, one chunk at a time, as it needs them.
+pub trait ChunkSource {
+    /// The next chunk of the input (not empty), or why there is none: the
+    /// reader asks only while bytes are owed.
+    fn next_chunk(&mut self) -> Result<Vec<u8>, String>;
+}
+
+impl std::fmt::Debug for Reader<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reader")
+            .field("offset", &self.offset)
+            .field("remaining", &self.remaining)
+            .field("owed", &self.owed)
+            .finish_non_exhaustive()
+    }
 }
 
 impl<'a> Reader<'a> {
@@ -309,6 +330,8 @@ impl<'a> Reader<'a> {
             pos: 0,
             offset: 0,
             remaining: data.len(),
+            owed: 0,
+            source: None,
         }
     }
 
@@ -319,10 +342,29 @@ impl<'a> Reader<'a> {
             chunks: body.chunks.into_iter().map(Cow::Owned).collect(),
             pos: 0,
             offset: 0,
+            owed: 0,
+            source: None,
         }
     }
 
-    /// What is left unread, without copying the chunks the reader owns.
+    /// A reader of `body` followed by `owed` more bytes, which it takes
+    /// from `source` only as it reaches them, freeing each chunk once read
+    /// past: an input of any length is decoded holding little more than
+    /// the values it yields. A chunk that would overrun `owed`, or a source
+    /// that fails, is a [`DecodeError`] at the offset reached.
+    pub fn streaming(body: Body, owed: usize, source: impl ChunkSource + 'a) -> Reader<'a> {
+        Reader {
+            remaining: body.len + owed,
+            chunks: body.chunks.into_iter().map(Cow::Owned).collect(),
+            pos: 0,
+            offset: 0,
+            owed,
+            source: Some(Box::new(source)),
+        }
+    }
+
+    /// What is left unread of the bytes it holds, without copying the
+    /// chunks the reader owns (bytes a source still owes are not fetched).
     pub fn into_rest(mut self) -> Body {
         let mut rest = Body::new();
         if let Some(front) = self.chunks.pop_front() {
@@ -371,6 +413,36 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// Makes sure a chunk is at the front while bytes are left, taking
+    /// the next one from the source when the held ones are used up.
+    fn fill(&mut self) -> Result<(), DecodeError> {
+        if !self.chunks.is_empty() || self.owed == 0 {
+            return Ok(());
+        }
+        let offset = self.offset;
+        let source = self.source.as_mut().ok_or_else(|| DecodeError {
+            offset,
+            problem: "input owed without a source".into(),
+        })?;
+        let chunk = source.next_chunk().map_err(|why| DecodeError {
+            offset,
+            problem: format!("the input stopped after {offset} bytes: {why}"),
+        })?;
+        if chunk.is_empty() || chunk.len() > self.owed {
+            return Err(self.error(
+                offset,
+                format!(
+                    "the source sent a chunk of {} bytes with {} bytes owed",
+                    chunk.len(),
+                    self.owed
+                ),
+            ));
+        }
+        self.owed -= chunk.len();
+        self.chunks.push_back(Cow::Owned(chunk));
+        Ok(())
+    }
+
     /// Moves on by `len` bytes of the front chunk, dropping it when done.
     fn advance(&mut self, len: usize) {
         self.pos += len;
@@ -386,10 +458,13 @@ impl<'a> Reader<'a> {
         }
     }
 
-    fn byte(&mut self) -> Option<u8> {
-        let byte = *self.chunks.front()?.get(self.pos)?;
+    fn byte(&mut self) -> Result<Option<u8>, DecodeError> {
+        self.fill()?;
+        let Some(&byte) = self.chunks.front().and_then(|c| c.get(self.pos)) else {
+            return Ok(None);
+        };
         self.advance(1);
-        Some(byte)
+        Ok(Some(byte))
     }
 
     fn take(&mut self, len: usize, what: &str) -> Result<Cow<'a, [u8]>, DecodeError> {
@@ -402,6 +477,7 @@ impl<'a> Reader<'a> {
         if len == 0 {
             return Ok(Cow::Borrowed(&[]));
         }
+        self.fill()?;
         let pos = self.pos;
         match &self.chunks[0] {
             Cow::Borrowed(chunk) if pos + len <= chunk.len() => {
@@ -421,6 +497,7 @@ impl<'a> Reader<'a> {
         }
         let mut out = Vec::with_capacity(len);
         while out.len() < len {
+            self.fill()?;
             let front = &self.chunks[0];
             let n = (len - out.len()).min(front.len() - self.pos);
             out.extend_from_slice(&front[self.pos..self.pos + n]);
@@ -436,7 +513,7 @@ impl<'a> Reader<'a> {
         let mut negative = false;
         for groups in 1..=MAX_INTEGER_GROUPS {
             let byte = self
-                .byte()
+                .byte()?
                 .ok_or_else(|| self.error(start, "Integer cut off by the end of input"))?;
             if groups == 1 {
                 negative = byte & 0x40 != 0;
@@ -477,7 +554,7 @@ impl<'a> Reader<'a> {
     /// A Boolean.
     pub fn boolean(&mut self) -> Result<bool, DecodeError> {
         let start = self.offset;
-        match self.byte() {
+        match self.byte()? {
             Some(0) => Ok(false),
             Some(1) => Ok(true),
             Some(other) => Err(self.error(
@@ -506,6 +583,7 @@ impl<'a> Reader<'a> {
     pub fn skip_bytes(&mut self) -> Result<(), DecodeError> {
         let mut len = self.bytes_len()?;
         while len > 0 {
+            self.fill()?;
             let n = len.min(self.chunks[0].len() - self.pos);
             self.advance(n);
             len -= n;
@@ -793,5 +871,127 @@ mod tests {
         );
         assert!(Parts::new().is_empty());
         assert!(!parts.is_empty());
+    }
+
+    /// Hands out `input` in chunks of `size`, counting the bytes handed.
+    struct Chunked {
+        input: Vec<u8>,
+        size: usize,
+        handed: std::rc::Rc<std::cell::Cell<usize>>,
+    }
+
+    impl ChunkSource for Chunked {
+        fn next_chunk(&mut self) -> Result<Vec<u8>, String> {
+            let at = self.handed.get();
+            if at >= self.input.len() {
+                return Err("nothing left".into());
+            }
+            let end = (at + self.size).min(self.input.len());
+            self.handed.set(end);
+            Ok(self.input[at..end].to_vec())
+        }
+    }
+
+    fn sample() -> Vec<u8> {
+        let mut w = Writer::new();
+        w.integer(-123_456_789);
+        w.string("hat");
+        w.bytes(&[9; 300]);
+        w.boolean(true);
+        w.float(2.5);
+        w.string("end");
+        w.into_bytes()
+    }
+
+    fn read_sample(r: &mut Reader<'_>) -> Result<(), DecodeError> {
+        assert_eq!(r.integer()?, -123_456_789);
+        assert_eq!(r.string()?, "hat");
+        assert_eq!(&*r.bytes()?, &[9; 300][..]);
+        assert!(r.boolean()?);
+        assert_eq!(r.float()?, 2.5);
+        assert_eq!(r.string()?, "end");
+        r.finish()
+    }
+
+    #[test]
+    fn a_streaming_reader_decodes_across_any_chunking_and_fetches_only_what_it_reads() {
+        let input = sample();
+        for size in [1, 2, 3, 7, 64, 1000] {
+            for held in [0, 1, 5] {
+                let handed = std::rc::Rc::new(std::cell::Cell::new(held));
+                let source = Chunked {
+                    input: input.clone(),
+                    size,
+                    handed: handed.clone(),
+                };
+                let mut r = Reader::streaming(
+                    Body::from(input[..held].to_vec()),
+                    input.len() - held,
+                    source,
+                );
+                assert_eq!(r.remaining(), input.len());
+                assert_eq!(r.integer().unwrap(), -123_456_789);
+                // The integer is 4 bytes: no chunk beyond the one holding its end.
+                assert!(
+                    handed.get() < 4 + size.max(held),
+                    "size {size}: fetched {}",
+                    handed.get()
+                );
+                read_sample_rest(&mut r)
+                    .unwrap_or_else(|e| panic!("size {size}, held {held}: {e}"));
+            }
+        }
+    }
+
+    fn read_sample_rest(r: &mut Reader<'_>) -> Result<(), DecodeError> {
+        assert_eq!(r.string()?, "hat");
+        assert_eq!(&*r.bytes()?, &[9; 300][..]);
+        assert!(r.boolean()?);
+        assert_eq!(r.float()?, 2.5);
+        r.skip_bytes()?;
+        r.finish()
+    }
+
+    #[test]
+    fn a_streaming_reader_matches_a_whole_one() {
+        let input = sample();
+        read_sample(&mut Reader::new(&input)).unwrap();
+        let source = Chunked {
+            input: input.clone(),
+            size: 5,
+            handed: Default::default(),
+        };
+        read_sample(&mut Reader::streaming(Body::new(), input.len(), source)).unwrap();
+    }
+
+    struct Failing;
+
+    impl ChunkSource for Failing {
+        fn next_chunk(&mut self) -> Result<Vec<u8>, String> {
+            Err("the peer went away".into())
+        }
+    }
+
+    struct TooMuch;
+
+    impl ChunkSource for TooMuch {
+        fn next_chunk(&mut self) -> Result<Vec<u8>, String> {
+            Ok(vec![0x80; 10])
+        }
+    }
+
+    #[test]
+    fn a_failing_or_overrunning_source_is_an_error_at_the_offset_reached() {
+        let mut w = Writer::new();
+        w.string("abcdef");
+        let input = w.into_bytes();
+        let mut r = Reader::streaming(Body::from(input[..3].to_vec()), 4, Failing);
+        let err = r.string().unwrap_err();
+        assert_eq!(err.offset, 3);
+        assert!(err.problem.contains("the peer went away"), "{err}");
+
+        let mut r = Reader::streaming(Body::new(), 4, TooMuch);
+        let err = r.integer().unwrap_err();
+        assert!(err.problem.contains("10 bytes with 4 bytes owed"), "{err}");
     }
 }
