@@ -331,7 +331,69 @@ fn event_beside_stock(acknowledge: &str) -> String {
         );
     }
     assert!(heard.iter().all(|h| h[2] == true), "{result}");
+    // Writes that wait are acknowledged by their own notifications once
+    // those reach process_events, without the server echoing the model
+    // (the first may come before any has); sent ones never ask.
+    let answered = result["model_writes_answered"].as_i64().unwrap();
+    let unanswered = result["model_writes_unanswered"].as_i64().unwrap();
+    if acknowledge == "sent" {
+        assert_eq!((answered, unanswered), (0, 5), "{result}");
+    } else {
+        assert_eq!(answered + unanswered, 4, "{result}");
+        assert!(unanswered >= 3, "{result}");
+        // A host whose notifications go nowhere waits for the answer.
+        assert_eq!(result["again_model_writes_answered"], 1, "{result}");
+        assert_eq!(result["again_model_writes_unanswered"], 0, "{result}");
+    }
     stderr
+}
+
+#[test]
+fn json_payloads_from_the_server_s_client_reach_the_plugin_as_equal_json() {
+    let (result, _) = checks(&["json-text"]);
+    let cases = result.as_object().unwrap();
+    assert_eq!(cases.len(), 15, "{result}");
+    for (name, case) in cases {
+        assert_eq!(case["parses_back"], true, "{name}: {result}");
+    }
+    // Written here, compactly; what the writer does not take exactly as
+    // json.dumps would goes to json.dumps.
+    let written_here = [
+        "model",
+        "nested",
+        "escapes",
+        "unicode",
+        "long_mixed",
+        "straddling",
+        "after_blocks",
+        "big_int",
+        "tuple",
+    ];
+    for name in written_here {
+        assert_eq!(cases[name]["compact"], true, "{name}: {result}");
+    }
+    for name in ["int_keys", "nan", "subclass", "surrogate"] {
+        assert_eq!(cases[name]["as_json_dumps"], true, "{name}: {result}");
+    }
+}
+
+#[test]
+fn a_write_whose_notification_never_arrives_fails_after_the_bridge_timeout() {
+    let server = HatServer::start();
+    let (result, _) = checks(&["event-unheard", "--port", &server.port.to_string()]);
+    let unheard = result["unheard"].as_str().unwrap();
+    assert!(
+        unheard.contains("did not report the registered events within 1 s"),
+        "{result}"
+    );
+    let seconds = result["unheard_seconds"].as_f64().unwrap();
+    assert!((0.9..20.0).contains(&seconds), "{result}");
+    // Heard again, the next write is acknowledged, and it is what is stored.
+    assert_eq!(result["stored"], "heard 3", "{result}");
+    assert!(
+        result["model_writes_unanswered"].as_i64().unwrap() >= 2,
+        "{result}"
+    );
 }
 
 #[test]

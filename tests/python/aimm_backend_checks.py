@@ -11,6 +11,8 @@ stderr when it could not. Every wait has a deadline.
     python aimm_backend_checks.py bad-input CASE [--library L] [--port P]
     python aimm_backend_checks.py lifecycle --db F
     python aimm_backend_checks.py event --port P [--prefix X]
+    python aimm_backend_checks.py event-unheard --port P
+    python aimm_backend_checks.py json-text
     python aimm_backend_checks.py traps --port P --db F
 """
 
@@ -453,6 +455,28 @@ async def connect_client(port, name, prefix, events_cb=None):
         subscriptions=subscriptions, events_cb=events_cb)
 
 
+def record_registrations(client):
+    """Wraps `client.register`; the returned list gets, per registration,
+    whether it asked for the answer and whether its events carry payloads
+    (model events do, id claims do not)."""
+    registrations = []
+    register = client.register
+
+    async def recording(events, with_response=False):
+        registrations.append({
+            "with_response": with_response,
+            "payloads": all(e.payload is not None for e in events)})
+        return await register(events, with_response)
+
+    client.register = recording
+    return registrations
+
+
+def model_writes(registrations, with_response):
+    return sum(1 for r in registrations
+               if r["payloads"] and r["with_response"] == with_response)
+
+
 def cmd_event(args):
     """Ours and the stock event backend on one server and prefix, each
     through its own server-style client; notifications routed to
@@ -469,6 +493,7 @@ def cmd_event(args):
                 await backend.process_events(events)
 
         client = await connect_client(args.port, "ours", prefix, on_events)
+        registrations = record_registrations(client)
         conf = {"module": "aimm_backend.event", "model_prefix": prefix,
                 "acknowledge": args.acknowledge}
         ours = await aimm_backend.event.create(conf, client)
@@ -521,8 +546,10 @@ def cmd_event(args):
         await ours.async_close()
         await client.async_close()
 
-        # A restarted host: a new client and backend, then a create.
+        # A restarted host: a new client and backend, then a create. Its
+        # client's notifications go nowhere (no events_cb).
         client = await connect_client(args.port, "ours-again", prefix)
+        again_registrations = record_registrations(client)
         again = await aimm_backend.event.create(conf, client)
         after_restart = await bounded(again.create_model(MODEL_TYPE, b"ours 3"),
                                       "create after restart")
@@ -540,8 +567,114 @@ def cmd_event(args):
             "seen_by_ours": text(seen_by_ours),
             "final": text(final),
             "heard": [[i, b.decode(), on_loop] for i, b, on_loop in heard],
+            "model_writes_answered": model_writes(registrations, True),
+            "model_writes_unanswered": model_writes(registrations, False),
+            "again_model_writes_answered": model_writes(again_registrations, True),
+            "again_model_writes_unanswered": model_writes(again_registrations, False),
         }
     print(json.dumps(aio.run_asyncio(run())))
+
+
+def cmd_event_unheard(args):
+    """A write acknowledged by its notification, whose notification stops
+    reaching `process_events`: it fails once the bridge's timeout has
+    passed, saying so, and the next write, heard again, works."""
+    prefix = ["aimm", "unheard"]
+
+    async def run():
+        holder = {"deaf": False}
+
+        async def on_events(_, events):
+            if not holder["deaf"] and "backend" in holder:
+                await holder["backend"].process_events(events)
+
+        client = await connect_client(args.port, "unheard", prefix, on_events)
+        registrations = record_registrations(client)
+        backend = await aimm_backend.event.create(
+            {"module": "aimm_backend.event", "model_prefix": prefix,
+             "acknowledge": "registered"}, client)
+        holder["backend"] = backend
+        model = await bounded(backend.create_model(MODEL_TYPE, b"heard 1"),
+                              "create")
+        # Its notifications have reached process_events once its model
+        # event's has: from then on writes are acknowledged by them.
+        await bounded(backend.update_model(model._replace(instance=b"heard 2")),
+                      "update")
+        backend.event_bridge.timeout = 1.0
+        holder["deaf"] = True
+        started = time.monotonic()
+        try:
+            await bounded(
+                backend.update_model(model._replace(instance=b"unheard")),
+                "unheard update")
+            unheard = "acknowledged"
+        except Exception as e:
+            unheard = f"{type(e).__name__}: {e}"
+        unheard_seconds = time.monotonic() - started
+        holder["deaf"] = False
+        backend.event_bridge.timeout = 30.0
+        await bounded(backend.update_model(model._replace(instance=b"heard 3")),
+                      "update heard again")
+        stored = {m.instance_id: m.instance.decode()
+                  for m in await backend.get_models()}
+        await backend.async_close()
+        await client.async_close()
+        return {
+            "unheard": unheard,
+            "unheard_seconds": unheard_seconds,
+            "stored": stored.get(model.instance_id),
+            "model_writes_answered": model_writes(registrations, True),
+            "model_writes_unanswered": model_writes(registrations, False),
+        }
+    print(json.dumps(aio.run_asyncio(run())))
+
+
+def cmd_json_text(args):
+    """The JSON text the plugin gets for payload data the server's client
+    decoded: for each value, whether it parses to what json.dumps's text
+    parses to, and whether it is json.dumps's text (which the writer falls
+    back to for what it does not take) or the compact form."""
+    import collections
+    import enum
+    from aimm_backend import _native
+
+    class Number(enum.IntEnum):
+        ONE = 1
+
+    values = {
+        "model": {"type": "a.B", "instance": "QUJD" * 1000},
+        "nested": {"a": [1, -2, 2.5, 1e300, -0.0, True, False, None],
+                   "b": {"c": [], "d": {}}, "": ""},
+        "escapes": "quote \" backslash \\ newline \n tab \t nul \x00 \x1f",
+        "unicode": "é ∑ 😀",
+        # Past whole blocks of plain ASCII, then what ends the run.
+        "long_mixed": "x" * 200 + "é\"\n" + "y" * 100,
+        "straddling": "a" * 63 + "é" + "b" * 64,
+        "after_blocks": "a" * 128 + "\\" + "é" * 40,
+        "big_int": 2**100,
+        "tuple": (1, "two"),
+        "scalar": 3,
+        "null": None,
+        # Left to json.dumps:
+        "int_keys": {1: "one"},
+        "nan": float("nan"),
+        "subclass": collections.OrderedDict(x=Number.ONE),
+        "surrogate": "\ud800",
+    }
+    result = {}
+    for name, value in values.items():
+        text = _native.json_text(value)
+        dumped = json.dumps(value)
+        # Equal values re-dump equally (NaN included, which is not equal
+        # to itself).
+        result[name] = {
+            "parses_back": (json.dumps(json.loads(text))
+                            == json.dumps(json.loads(dumped))),
+            "as_json_dumps": text == dumped,
+            "compact": text == json.dumps(value, separators=(",", ":"),
+                                          ensure_ascii=False),
+        }
+    print(json.dumps(result))
 
 
 # ------------------------------------------------------------------ traps
@@ -713,6 +846,9 @@ def main():
     p.add_argument("--prefix", default="checks")
     p.add_argument("--acknowledge", default="persisted",
                    choices=["persisted", "registered", "sent"])
+    sub.add_parser("json-text")
+    p = sub.add_parser("event-unheard")
+    p.add_argument("--port", type=int, required=True)
     p = sub.add_parser("traps")
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--db", required=True)
@@ -722,7 +858,9 @@ def main():
         "stock-interop": cmd_stock_interop, "plugin": cmd_plugin,
         "bad-input": cmd_bad_input, "lifecycle": cmd_lifecycle,
         "logging": cmd_logging,
-        "event": cmd_event, "traps": cmd_traps,
+        "event": cmd_event, "event-unheard": cmd_event_unheard,
+        "json-text": cmd_json_text,
+        "traps": cmd_traps,
     }[args.command]
     try:
         command(args)

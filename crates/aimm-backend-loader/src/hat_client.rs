@@ -57,7 +57,7 @@ pub struct HatEventClient {
     current: Arc<Mutex<Option<Connection>>>,
     persisted: watch::Receiver<Persisted>,
     /// Persisted registrations sent without asking for an answer.
-    awaited: Arc<Awaited>,
+    awaited: Arc<Awaited<msg::Event>>,
     /// The supervisor runs while this lives (it holds only a weak reference).
     _alive: Arc<()>,
 }
@@ -244,7 +244,7 @@ struct Supervised {
     current: Arc<Mutex<Option<Connection>>>,
     alive: std::sync::Weak<()>,
     persisted: watch::Sender<Persisted>,
-    awaited: Arc<Awaited>,
+    awaited: Arc<Awaited<msg::Event>>,
 }
 
 impl Supervised {
@@ -440,7 +440,7 @@ enum Outstanding<'a> {
     /// From the persisted notifications of its events (see
     /// [`crate::notified`]).
     Notified(
-        crate::notified::Ticket<'a>,
+        crate::notified::Ticket<'a, msg::Event>,
         tokio::sync::oneshot::Receiver<Vec<msg::Event>>,
     ),
 }

@@ -30,7 +30,7 @@ mod handle;
 mod hat_client;
 mod host_services;
 mod library;
-mod notified;
+pub mod notified;
 mod open;
 mod resolve;
 pub mod schema;

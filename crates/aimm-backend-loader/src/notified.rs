@@ -15,19 +15,90 @@
 //! payloads (its own spacing and escapes), so a JSON payload's digest is
 //! taken over its parsed tokens in order (strings unescaped, numbers as
 //! parsed), not over its text; the server keeps the order of object keys.
+//!
+//! The matching is the host's, whatever client carries the notifications:
+//! this crate's own Hat client ([`crate::HatEventClient`]) and a host that
+//! lends a plugin another client (the `aimm_backend` Python package lends
+//! the Python AIMM server's) both wait here, each for the event type its
+//! client hands over ([`Notification`]).
 
-use aimm_backend_api::{EventPayload, RegisterEvent};
+use aimm_backend_api::{Event, EventPayload, ROption, RegisterEvent};
 use hat_eventer_client::eventer_msg as msg;
 use serde::de::{DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use sha2::{Digest as _, Sha256};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use tokio::sync::oneshot;
 
-type Digest = [u8; 32];
+/// A SHA-256 digest of a payload (see the module docs).
+pub type Digest = [u8; 32];
+
+/// A notified event as a client hands it over: what matching needs of it.
+pub trait Notification: Send + 'static {
+    /// Whether its type is `event_type`, segment by segment.
+    fn has_type(&self, event_type: &[String]) -> bool;
+    /// The digest of its payload (`Some(None)`: no payload; `None`: JSON
+    /// that does not parse, which matches nothing).
+    fn payload_digest(&self) -> Option<Option<Digest>>;
+    /// The event without its payload: what a waiting registration keeps.
+    fn without_payload(&self) -> Self;
+}
+
+impl Notification for msg::Event {
+    fn has_type(&self, event_type: &[String]) -> bool {
+        self.event_type == event_type
+    }
+
+    fn payload_digest(&self) -> Option<Option<Digest>> {
+        match &self.payload {
+            None => Some(None),
+            Some(msg::EventPayload::Binary { payload_type, data }) => {
+                Some(Some(binary_digest(payload_type, data)))
+            }
+            Some(msg::EventPayload::Json(text)) => json_digest(text).map(Some),
+        }
+    }
+
+    fn without_payload(&self) -> Self {
+        msg::Event {
+            id: self.id,
+            event_type: self.event_type.clone(),
+            timestamp: self.timestamp,
+            source_timestamp: self.source_timestamp,
+            payload: None,
+        }
+    }
+}
+
+impl Notification for Event {
+    fn has_type(&self, event_type: &[String]) -> bool {
+        self.event_type.len() == event_type.len()
+            && self.event_type.iter().zip(event_type).all(|(a, b)| a == b)
+    }
+
+    fn payload_digest(&self) -> Option<Option<Digest>> {
+        match self.payload.as_ref().into_option() {
+            None => Some(None),
+            Some(EventPayload::Binary { payload_type, data }) => {
+                Some(Some(binary_digest(payload_type, data)))
+            }
+            Some(EventPayload::Json(text)) => json_digest(text).map(Some),
+        }
+    }
+
+    fn without_payload(&self) -> Self {
+        Event {
+            id: self.id,
+            event_type: self.event_type.clone(),
+            timestamp: self.timestamp,
+            source_timestamp: self.source_timestamp,
+            payload: ROption::RNone,
+        }
+    }
+}
 
 /// An event as the server will notify it.
 #[derive(Debug, PartialEq)]
-pub(crate) struct Expected {
+pub struct Expected {
     event_type: Vec<String>,
     payload: Option<Digest>,
 }
@@ -36,7 +107,7 @@ impl Expected {
     /// What the notifications of `events` will carry, or `None` if they
     /// cannot be recognised that way (JSON that does not parse, which the
     /// server would refuse anyway).
-    pub(crate) fn all_of(events: &[RegisterEvent]) -> Option<Vec<Expected>> {
+    pub fn all_of(events: &[RegisterEvent]) -> Option<Vec<Expected>> {
         events.iter().map(Expected::of).collect()
     }
 
@@ -58,22 +129,10 @@ impl Expected {
     /// (computed once per event, and only if some type matches), is this one.
     fn matches(
         &self,
-        event: &msg::Event,
+        event: &impl Notification,
         digest: &mut impl FnMut() -> Option<Option<Digest>>,
     ) -> bool {
-        event.event_type == self.event_type && digest() == Some(self.payload)
-    }
-}
-
-/// The digest of a notified event's payload (`Some(None)`: no payload;
-/// `None`: JSON that does not parse, which matches nothing).
-fn notified_digest(event: &msg::Event) -> Option<Option<Digest>> {
-    match &event.payload {
-        None => Some(None),
-        Some(msg::EventPayload::Binary { payload_type, data }) => {
-            Some(Some(binary_digest(payload_type, data)))
-        }
-        Some(msg::EventPayload::Json(text)) => json_digest(text).map(Some),
+        event.has_type(&self.event_type) && digest() == Some(self.payload)
     }
 }
 
@@ -171,34 +230,45 @@ impl<'de> Visitor<'de> for Tokens<'_> {
     }
 }
 
+/// What a completed wait is handed: the notified events, in order.
+type Done<E> = Box<dyn FnOnce(Vec<E>) + Send>;
+
 /// One registration waiting for its notifications.
-struct Waiting {
+struct Waiting<E> {
     ticket: u64,
     connection: u64,
     expected: Vec<Expected>,
     /// The notified events (without payloads), slot by slot.
-    found: Vec<Option<msg::Event>>,
-    done: Option<oneshot::Sender<Vec<msg::Event>>>,
+    found: Vec<Option<E>>,
+    done: Option<Done<E>>,
 }
 
-#[derive(Default)]
-struct Inner {
+struct Inner<E> {
     next_ticket: u64,
-    waiting: Vec<Waiting>,
+    waiting: Vec<Waiting<E>>,
 }
 
-/// The registrations waiting for their notifications, on every connection.
-#[derive(Default)]
-pub(crate) struct Awaited(Mutex<Inner>);
+/// The registrations waiting for their notifications, on every connection
+/// of one host, for clients that hand notified events over as `E`.
+pub struct Awaited<E>(Mutex<Inner<E>>);
+
+impl<E> Default for Awaited<E> {
+    fn default() -> Self {
+        Awaited(Mutex::new(Inner {
+            next_ticket: 0,
+            waiting: Vec::new(),
+        }))
+    }
+}
 
 /// A registration's place among the waiting; leaving it (dropped) stops
 /// the wait.
-pub(crate) struct Ticket<'a> {
-    awaited: &'a Awaited,
+pub struct Ticket<'a, E> {
+    awaited: &'a Awaited<E>,
     ticket: u64,
 }
 
-impl Drop for Ticket<'_> {
+impl<E> Drop for Ticket<'_, E> {
     fn drop(&mut self) {
         self.awaited
             .lock()
@@ -207,20 +277,39 @@ impl Drop for Ticket<'_> {
     }
 }
 
-impl Awaited {
-    fn lock(&self) -> MutexGuard<'_, Inner> {
+impl<E> Awaited<E> {
+    fn lock(&self) -> MutexGuard<'_, Inner<E>> {
         self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
+}
 
+impl<E: Notification> Awaited<E> {
     /// Starts waiting for `expected` on connection `connection`: to be
     /// called before the registration is sent. The receiver gets the
     /// notified events, in the order of `expected`, once all have been.
-    pub(crate) fn wait_for(
+    pub fn wait_for(
         &self,
         connection: u64,
         expected: Vec<Expected>,
-    ) -> (Ticket<'_>, oneshot::Receiver<Vec<msg::Event>>) {
+    ) -> (Ticket<'_, E>, oneshot::Receiver<Vec<E>>) {
         let (done, receiver) = oneshot::channel();
+        let ticket = self.wait_then(connection, expected, move |found| {
+            // A receiver gone has stopped waiting: nothing to tell.
+            let _ = done.send(found);
+        });
+        (ticket, receiver)
+    }
+
+    /// As [`Awaited::wait_for`], for a caller that does not wait in async
+    /// code: `done` is called with the notified events, on the thread that
+    /// hands over the batch completing the wait, unless the ticket was
+    /// dropped first.
+    pub fn wait_then(
+        &self,
+        connection: u64,
+        expected: Vec<Expected>,
+        done: impl FnOnce(Vec<E>) + Send + 'static,
+    ) -> Ticket<'_, E> {
         let mut inner = self.lock();
         let ticket = inner.next_ticket;
         inner.next_ticket += 1;
@@ -229,58 +318,62 @@ impl Awaited {
             connection,
             found: expected.iter().map(|_| None).collect(),
             expected,
-            done: Some(done),
+            done: Some(Box::new(done)),
         });
-        (
-            Ticket {
-                awaited: self,
-                ticket,
-            },
-            receiver,
-        )
+        Ticket {
+            awaited: self,
+            ticket,
+        }
     }
 
     /// Looks for awaited events in `batch`, notified on `connection`. Each
     /// notified event completes at most one awaited slot (the oldest that
     /// matches): two equal registrations are each matched by their own.
-    pub(crate) fn notified(&self, connection: u64, batch: &[msg::Event]) {
-        let mut inner = self.lock();
-        if inner.waiting.is_empty() {
-            return;
-        }
-        for event in batch {
-            let mut digest = None;
-            let mut digest_of = || *digest.get_or_insert_with(|| notified_digest(event));
-            let slot = inner
-                .waiting
-                .iter_mut()
-                .filter(|w| w.connection == connection)
-                .find_map(|w| {
-                    let at = w
-                        .expected
-                        .iter()
-                        .zip(&w.found)
-                        .position(|(expected, found)| {
-                            found.is_none() && expected.matches(event, &mut digest_of)
-                        })?;
-                    Some((w, at))
-                });
-            if let Some((waiting, at)) = slot {
-                waiting.found[at] = Some(msg::Event {
-                    id: event.id,
-                    event_type: event.event_type.clone(),
-                    timestamp: event.timestamp,
-                    source_timestamp: event.source_timestamp,
-                    payload: None,
-                });
-                if waiting.found.iter().all(Option::is_some) {
-                    let found = waiting.found.drain(..).flatten().collect();
-                    if let Some(done) = waiting.done.take() {
-                        let _ = done.send(found);
-                    }
+    pub fn notified(&self, connection: u64, batch: &[E]) {
+        let mut completed = Vec::new();
+        {
+            let mut inner = self.lock();
+            if inner.waiting.is_empty() {
+                return;
+            }
+            for event in batch {
+                if let Some(done) = inner.match_one(connection, event) {
+                    completed.push(done);
                 }
             }
         }
+        // Outside the lock: a `done` may start the next wait at once.
+        for (done, found) in completed {
+            done(found);
+        }
+    }
+}
+
+impl<E: Notification> Inner<E> {
+    /// Fills the oldest slot `event` matches; the wait it completes, if any.
+    fn match_one(&mut self, connection: u64, event: &E) -> Option<(Done<E>, Vec<E>)> {
+        let mut digest = None;
+        let mut digest_of = || *digest.get_or_insert_with(|| event.payload_digest());
+        let (waiting, at) = self
+            .waiting
+            .iter_mut()
+            .filter(|w| w.connection == connection)
+            .find_map(|w| {
+                let at = w
+                    .expected
+                    .iter()
+                    .zip(&w.found)
+                    .position(|(expected, found)| {
+                        found.is_none() && expected.matches(event, &mut digest_of)
+                    })?;
+                Some((w, at))
+            })?;
+        waiting.found[at] = Some(event.without_payload());
+        if !waiting.found.iter().all(Option::is_some) {
+            return None;
+        }
+        let found = waiting.found.drain(..).flatten().collect();
+        Some((waiting.done.take()?, found))
     }
 }
 
@@ -316,7 +409,7 @@ mod tests {
     }
 
     fn is(expected: &Expected, event: &msg::Event) -> bool {
-        expected.matches(event, &mut || notified_digest(event))
+        expected.matches(event, &mut || event.payload_digest())
     }
 
     #[test]
@@ -420,7 +513,7 @@ mod tests {
 
     #[test]
     fn a_registration_completes_once_each_of_its_events_is_notified_on_its_connection() {
-        let awaited = Awaited::default();
+        let awaited = Awaited::<msg::Event>::default();
         let events = [
             register_event(&["a", "1"], Some(EventPayload::Json("1".into()))),
             register_event(&["a", "1"], Some(EventPayload::Json("1".into()))),
@@ -456,7 +549,7 @@ mod tests {
 
     #[test]
     fn a_wait_that_ends_leaves_the_others_waiting() {
-        let awaited = Awaited::default();
+        let awaited = Awaited::<msg::Event>::default();
         let event = [register_event(&["a"], None)];
         let (first, _) = awaited.wait_for(1, Expected::all_of(&event).unwrap());
         let (_second, mut second) = awaited.wait_for(1, Expected::all_of(&event).unwrap());
@@ -469,8 +562,69 @@ mod tests {
     }
 
     #[test]
+    fn events_of_the_plugin_api_are_matched_as_the_client_s_own_are() {
+        use aimm_backend_api::{EventId, Timestamp};
+        let api = |segments: &[&str], payload: Option<EventPayload>| Event {
+            id: EventId {
+                server: 1,
+                session: 2,
+                instance: 3,
+            },
+            event_type: event_type(segments.iter().copied()),
+            timestamp: Timestamp { s: 4, us: 5 },
+            source_timestamp: ROption::RNone,
+            payload: payload.into(),
+        };
+        let text = |t: &str| Some(EventPayload::Json(t.into()));
+        let bytes = |t: &str, data: &[u8]| {
+            Some(EventPayload::Binary {
+                payload_type: t.into(),
+                data: data.to_vec().into(),
+            })
+        };
+        let ours = [
+            register_event(&["a", "1"], text(r#"{"x": "é"}"#)),
+            register_event(&["a", "2"], bytes("t", &[1, 2])),
+            register_event(&["a", "3"], None),
+        ];
+        let [json, binary, none] = Expected::all_of(&ours).unwrap().try_into().unwrap();
+        let is = |expected: &Expected, event: &Event| {
+            expected.matches(event, &mut || event.payload_digest())
+        };
+        assert!(is(&json, &api(&["a", "1"], text(r#"{"x":"\u00e9"}"#))));
+        assert!(!is(&json, &api(&["a", "1"], text(r#"{"x": "e"}"#))));
+        assert!(
+            !is(&json, &api(&["a"], text(r#"{"x": "é"}"#))),
+            "shorter type"
+        );
+        assert!(
+            !is(&json, &api(&["a", "1", "b"], text(r#"{"x": "é"}"#))),
+            "longer type"
+        );
+        assert!(!is(&json, &api(&["a", "2"], text(r#"{"x": "é"}"#))));
+        assert!(is(&binary, &api(&["a", "2"], bytes("t", &[1, 2]))));
+        assert!(!is(&binary, &api(&["a", "2"], bytes("u", &[1, 2]))));
+        assert!(!is(&binary, &api(&["a", "2"], bytes("t", &[1, 3]))));
+        assert!(is(&none, &api(&["a", "3"], None)));
+        assert!(!is(&none, &api(&["a", "3"], text("null"))));
+        assert!(
+            !is(&json, &api(&["a", "1"], text("{"))),
+            "JSON that does not parse"
+        );
+
+        let awaited = Awaited::<Event>::default();
+        let (done, found) = std::sync::mpsc::channel();
+        let _ticket = awaited.wait_then(0, Expected::all_of(&ours[1..2]).unwrap(), move |events| {
+            done.send(events).unwrap()
+        });
+        awaited.notified(0, &[api(&["a", "2"], bytes("t", &[1, 2]))]);
+        let [event] = found.try_recv().unwrap().try_into().unwrap();
+        assert_eq!(event, api(&["a", "2"], None), "all but the payload kept");
+    }
+
+    #[test]
     fn two_equal_registrations_are_each_completed_by_their_own_notification() {
-        let awaited = Awaited::default();
+        let awaited = Awaited::<msg::Event>::default();
         let event = [register_event(&["a"], None)];
         let (_first, mut first) = awaited.wait_for(1, Expected::all_of(&event).unwrap());
         let (_second, mut second) = awaited.wait_for(1, Expected::all_of(&event).unwrap());

@@ -7,6 +7,7 @@
 
 use crate::convert::event_from_py;
 use crate::errors::backend_error;
+use crate::event_client::Notifications;
 use aimm_backend_api::{
     Backend, BackendError, ErrorKind, InstanceId, Model, ModelChangeListener, RString, RVec,
 };
@@ -32,14 +33,23 @@ pub struct NativeBackend {
     /// `None` once released: the plugin's backend is gone.
     backend: Mutex<Option<Arc<dyn Backend>>>,
     library: Arc<PluginLibrary>,
+    /// Where notified events go first, if the plugin has the server's
+    /// event client.
+    notifications: Option<Arc<Notifications>>,
 }
 
 impl NativeBackend {
-    /// Wraps `backend`, made by `library`.
-    pub fn new(backend: Arc<dyn Backend>, library: Arc<PluginLibrary>) -> Self {
+    /// Wraps `backend`, made by `library`; `notifications` is what its
+    /// event client waits on, if it has one.
+    pub fn new(
+        backend: Arc<dyn Backend>,
+        library: Arc<PluginLibrary>,
+        notifications: Option<Arc<Notifications>>,
+    ) -> Self {
         NativeBackend {
             backend: Mutex::new(Some(backend)),
             library,
+            notifications,
         }
     }
 
@@ -167,15 +177,21 @@ impl NativeBackend {
     }
 
     /// Hands events of the backend's subscription (tuples, see
-    /// `aimm_backend._events`) to the plugin.
+    /// `aimm_backend._events`) to the plugin, after the registrations of
+    /// its event client that wait for them have seen them.
     fn process_events(&self, py: Python<'_>, events: &Bound<'_, PyList>) -> PyResult<()> {
         let events = events
             .iter()
             .map(|event| event_from_py(&event))
             .collect::<PyResult<RVec<_>>>()?;
         let backend = self.backend()?;
-        py.detach(|| backend.process_events(events))
-            .map_err(backend_error)
+        py.detach(|| {
+            if let Some(notifications) = &self.notifications {
+                notifications.arrived(&events);
+            }
+            backend.process_events(events)
+        })
+        .map_err(backend_error)
     }
 
     /// Flushes and releases the store. Later calls may fail.

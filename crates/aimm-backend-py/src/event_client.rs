@@ -7,24 +7,152 @@
 //! `asyncio.run_coroutine_threadsafe` and waits for it with a deadline; this
 //! side only converts, with the GIL held no longer than that. The traps it
 //! designs out are listed on the bridge, each with its test.
+//!
+//! The server's connection reports events when they are registered (it
+//! connects with `persisted=False`), to every connection subscribed to
+//! their types, the server's own included. A registration that waits for
+//! the server therefore does not ask for the answer, which echoes every
+//! event whole (for a 64 MiB model the server encodes and sends 85 MiB
+//! more, and the server's client decodes it): it is sent without one and
+//! recognised in the notifications the Python half hands to
+//! `process_events` ([`Notifications`]), by type and payload digest, as
+//! the loader's own Hat client recognises persisted events. Until the host
+//! has handed over a first notification (a host whose connection is not
+//! routed to `process_events` never does), and for events without a
+//! payload (id claims: equal for every host, so another host's notification
+//! would do), the answer is asked for as before.
 
 use crate::convert::{event_from_py, register_event_to_py};
 use aimm_backend_api::{
     BackendError, ErrorKind, Event, EventClient, EventType, ROption, RString, RVec, RegisterEvent,
     RegisterMode, Result,
 };
+use aimm_backend_loader::notified::{Awaited, Expected};
 use pyo3::prelude::*;
 use pyo3::types::{PyList, PyTuple};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::Duration;
+
+/// The one connection this client's notifications come from.
+const CONNECTION: u64 = 0;
+
+/// Seconds to wait for the server when the bridge does not say
+/// (`EventBridge.timeout` does).
+const DEFAULT_TIMEOUT: f64 = 30.0;
+
+/// The notifications the server's connection delivers to this backend, as
+/// the Python half hands them to `process_events`.
+#[derive(Default)]
+pub struct Notifications {
+    awaited: Awaited<Event>,
+    /// Whether any notification has been handed over yet.
+    flowing: AtomicBool,
+}
+
+impl Notifications {
+    /// Takes note of notified `events`, completing the registrations that
+    /// wait for them. Called before the plugin is handed them.
+    pub fn arrived(&self, events: &[Event]) {
+        if events.is_empty() {
+            return;
+        }
+        self.flowing.store(true, Ordering::Release);
+        self.awaited.notified(CONNECTION, events);
+    }
+
+    fn flowing(&self) -> bool {
+        self.flowing.load(Ordering::Acquire)
+    }
+}
 
 /// An [`EventClient`] that calls the Python bridge object.
 pub struct PythonEventClient {
     bridge: Py<PyAny>,
+    notifications: Arc<Notifications>,
 }
 
 impl PythonEventClient {
-    /// A client calling `bridge` (an `EventBridge`).
-    pub fn new(bridge: Py<PyAny>) -> Self {
-        PythonEventClient { bridge }
+    /// A client calling `bridge` (an `EventBridge`), to which the host
+    /// hands the connection's notifications through `notifications`.
+    pub fn new(bridge: Py<PyAny>, notifications: Arc<Notifications>) -> Self {
+        PythonEventClient {
+            bridge,
+            notifications,
+        }
+    }
+
+    /// What `events` will be notified as, if this registration is to be
+    /// acknowledged by its notifications rather than by the answer.
+    fn notified_as(&self, events: &[RegisterEvent], mode: RegisterMode) -> Option<Vec<Expected>> {
+        let by_notification = mode != RegisterMode::Sent
+            && self.notifications.flowing()
+            && events.iter().all(|event| event.payload.is_some());
+        by_notification.then(|| Expected::all_of(events)).flatten()
+    }
+
+    /// Hands `events` to the bridge; its answer (`None` without
+    /// response), and how long the bridge waits for the server.
+    fn send(
+        &self,
+        py: Python<'_>,
+        events: &[RegisterEvent],
+        with_response: bool,
+    ) -> Result<(Py<PyAny>, Duration)> {
+        let events = events
+            .iter()
+            .map(|event| register_event_to_py(py, event))
+            .collect::<PyResult<Vec<_>>>()
+            .map_err(|err| malformed(py, err))?;
+        let events = PyList::new(py, events).map_err(|err| malformed(py, err))?;
+        let answer = self
+            .bridge
+            .call_method1(py, "register", (events, with_response))
+            .map_err(|err| unavailable(py, err))?;
+        Ok((answer, self.timeout(py)))
+    }
+
+    /// The bridge's deadline for one answer.
+    fn timeout(&self, py: Python<'_>) -> Duration {
+        let seconds = self
+            .bridge
+            .getattr(py, "timeout")
+            .and_then(|timeout| timeout.extract::<f64>(py))
+            .unwrap_or(DEFAULT_TIMEOUT);
+        Duration::try_from_secs_f64(seconds).unwrap_or(Duration::from_secs(30))
+    }
+
+    /// Registers `events`, acknowledged once the notifications `expected`
+    /// describes have all arrived.
+    fn register_notified(
+        &self,
+        events: RVec<RegisterEvent>,
+        expected: Vec<Expected>,
+    ) -> Result<ROption<RVec<ROption<Event>>>> {
+        let (done, found) = mpsc::sync_channel(1);
+        // Waiting starts before sending: the notification may be handed
+        // over before the bridge returns.
+        let _ticket = self
+            .notifications
+            .awaited
+            .wait_then(CONNECTION, expected, move |events| {
+                let _ = done.send(events);
+            });
+        let (_, timeout) = Python::attach(|py| self.send(py, &events, false))?;
+        drop(events);
+        match found.recv_timeout(timeout) {
+            Ok(events) => Ok(ROption::RSome(
+                events.into_iter().map(ROption::RSome).collect(),
+            )),
+            Err(_) => Err(BackendError::new(
+                ErrorKind::Unavailable,
+                format!(
+                    "the AIMM server's event client: the event server did not report the \
+                     registered events within {} s; they may or may not be stored",
+                    timeout.as_secs_f64()
+                ),
+            )),
+        }
     }
 }
 
@@ -68,21 +196,15 @@ impl EventClient for PythonEventClient {
         events: RVec<RegisterEvent>,
         mode: RegisterMode,
     ) -> Result<ROption<RVec<ROption<Event>>>> {
+        if let Some(expected) = self.notified_as(&events, mode) {
+            return self.register_notified(events, expected);
+        }
         Python::attach(|py| {
-            let events = events
-                .iter()
-                .map(|event| register_event_to_py(py, event))
-                .collect::<PyResult<Vec<_>>>()
-                .map_err(|err| malformed(py, err))?;
-            let events = PyList::new(py, events).map_err(|err| malformed(py, err))?;
             // The server's connection reports events when registered, never
             // when written, so `Persisted` gets what `Registered` gets; the
             // Python half says so in the log when the backend is created.
             let with_response = mode != RegisterMode::Sent;
-            let answer = self
-                .bridge
-                .call_method1(py, "register", (events, with_response))
-                .map_err(|err| unavailable(py, err))?;
+            let (answer, _) = self.send(py, &events, with_response)?;
             let answer = answer.bind(py);
             if answer.is_none() {
                 return Ok(ROption::RNone);

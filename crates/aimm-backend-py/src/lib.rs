@@ -21,7 +21,7 @@ mod log_sink;
 
 use aimm_backend_loader::{Opener, SearchPath, ServerConfig};
 use backend::NativeBackend;
-use event_client::PythonEventClient;
+use event_client::{Notifications, PythonEventClient};
 use log_sink::PythonLogSink;
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
@@ -60,13 +60,21 @@ fn open_backend(
 ) -> PyResult<NativeBackend> {
     let config = server_config(section)?;
     let mut opener = opener(plugin_dirs, builtin_dir);
+    let mut notifications = None;
     if let Some(bridge) = bridge {
-        opener = opener.with_event_client(Arc::new(PythonEventClient::new(bridge)));
+        let notified = Arc::new(Notifications::default());
+        let client = PythonEventClient::new(bridge, notified.clone());
+        opener = opener.with_event_client(Arc::new(client));
+        notifications = Some(notified);
     }
     let opened = py
         .detach(|| opener.open(&config))
         .map_err(errors::open_error)?;
-    Ok(NativeBackend::new(opened.backend, opened.library))
+    Ok(NativeBackend::new(
+        opened.backend,
+        opened.library,
+        notifications,
+    ))
 }
 
 /// The event types the plugin of a `backend` section wants notified, as
@@ -99,6 +107,14 @@ fn create_subscription<'py>(
         .collect()
 }
 
+/// The JSON text a plugin is handed for a JSON payload whose data is
+/// `data` (as `hat.event` decodes it): what `("json_data", data)` payload
+/// tuples become.
+#[pyfunction]
+fn json_text(data: &Bound<'_, PyAny>) -> PyResult<String> {
+    convert::json_text(data)
+}
+
 /// The version of the plugin API this package hosts.
 #[pyfunction]
 fn api_version() -> &'static str {
@@ -110,6 +126,7 @@ fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(open_backend, module)?)?;
     module.add_function(wrap_pyfunction!(create_subscription, module)?)?;
     module.add_function(wrap_pyfunction!(api_version, module)?)?;
+    module.add_function(wrap_pyfunction!(json_text, module)?)?;
     module.add_class::<NativeBackend>()?;
     errors::register(module)?;
     Ok(())

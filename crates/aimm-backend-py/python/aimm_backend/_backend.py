@@ -3,7 +3,9 @@ native plugin backend.
 
 Every plugin call and every (de)serialization runs on the backend's own
 thread pool, never on the event loop's thread; the native calls release the
-GIL while the plugin works. Closing waits for the calls in flight (a write
+GIL while the plugin works. Notified events go to the plugin on a thread of
+their own: a write waiting for its notification must never wait for a
+free thread of the pool it occupies. Closing waits for the calls in flight (a write
 that started before ``async_close`` finishes and is stored; one that starts
 after fails), then closes the plugin's store.
 """
@@ -93,6 +95,9 @@ class Backend(aio.Resource):
     def __init__(self, native, executor, loop, bridge=None):
         self._native = native
         self._executor = executor
+        self._delivery = concurrent.futures.ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="aimm_backend_events"
+        )
         self._loop = loop
         self._bridge = bridge
         self._events = asyncio.Queue()
@@ -159,18 +164,22 @@ class Backend(aio.Resource):
         The server's event client awaits this inside its receive loop; if
         it waited for the plugin, a plugin that used the event client while
         processing would wait for an answer that loop can never read. The
-        batches go to the plugin in order, from :meth:`_deliver_events`."""
-        if events and not self._closing:
+        batches go to the plugin in order, from :meth:`_deliver_events`.
+        While closing, they are taken as long as calls are in flight: a
+        write may be waiting for its notification."""
+        if events and self._delivering():
             self._events.put_nowait(list(events))
+
+    def _delivering(self):
+        return not self._closing or self._active > 0
 
     async def _deliver_events(self):
         while True:
             events = await self._events.get()
+            if not self._delivering():
+                return
             try:
-                async with self._operation():
-                    await self._run(self._process_events, events)
-            except ConnectionError:
-                return  # closing
+                await self._run_on(self._delivery, self._process_events, events)
             except Exception as e:
                 mlog.warning("process_events: %s", e)
 
@@ -193,7 +202,10 @@ class Backend(aio.Resource):
                 self._idle.set()
 
     async def _run(self, fn, *args):
-        future = self._executor.submit(fn, *args)
+        return await self._run_on(self._executor, fn, *args)
+
+    async def _run_on(self, executor, fn, *args):
+        future = executor.submit(fn, *args)
         self._in_flight.add(future)
         future.add_done_callback(self._in_flight.discard)
         return await asyncio.wrap_future(future)
@@ -261,6 +273,7 @@ class Backend(aio.Resource):
             # object: the file is closed (a WAL checkpointed) on return.
             await self._loop.run_in_executor(self._executor, self._native.release)
             self._executor.shutdown(wait=False)
+            self._delivery.shutdown(wait=False)
 
 
 
