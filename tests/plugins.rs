@@ -84,13 +84,13 @@ fn dropped_in_memory_backend_is_found_by_check_and_plugins() {
     assert!(
         stdout
             .lines()
-            .any(|l| l.starts_with("memory\t0.1.0\t") && l.ends_with("loads")),
+            .any(|l| l.starts_with("memory\t0.1.0\t") && l.ends_with("\tloaded")),
         "{stdout}"
     );
     assert!(
         stdout
             .lines()
-            .any(|l| l.starts_with("sqlite\t0.1.0\t") && l.ends_with("loads")),
+            .any(|l| l.starts_with("sqlite\t0.1.0\t") && l.ends_with("\tloaded")),
         "{stdout}"
     );
 }

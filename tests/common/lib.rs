@@ -125,6 +125,7 @@ pub fn isolate<'a>(command: &'a mut Command, home: &Path) -> &'a mut Command {
         .env("HOME", home)
         .env_remove("AIMM_BACKEND_PATH")
         .env_remove("AIMM_BACKEND_LOG")
+        .env_remove(aimm_backend_loader::ALLOW_UNSAFE_ENV)
 }
 
 /// Runs `command`, asserting it exits with `code`; returns its output.

@@ -17,6 +17,14 @@ pub struct Cli {
     #[arg(long = "plugin-dir", global = true, value_name = "DIR")]
     pub plugin_dirs: Vec<PathBuf>,
 
+    /// Load plugin libraries even from places others can write to (a file
+    /// or directory on the plugin's path writable by its group or by
+    /// everyone, or owned by another user). For development only: each
+    /// such load is logged as a warning. Same as
+    /// AIMM_BACKEND_ALLOW_UNSAFE_PLUGINS=1.
+    #[arg(long, global = true)]
+    pub allow_unsafe_plugins: bool,
+
     /// More log output on stderr (-v info, -vv debug, -vvv trace).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -31,8 +39,10 @@ pub enum Command {
     /// Validate the config and load the backend; print module, library file,
     /// plugin name and version.
     Check,
-    /// List every backend library on the search path: name, version, file,
-    /// and whether it loads (or why not).
+    /// List every backend library on the search path, in search order:
+    /// name, version, file, and what became of it (loaded; shadowed by an
+    /// earlier file of the same name; refused, and why; a link that leads
+    /// nowhere).
     Plugins,
     /// One row per model: instance id, model type, size in bytes.
     List {

@@ -4,7 +4,9 @@ use crate::cli::{Cli, Command};
 use crate::failure::{Context, Failure};
 use aimm_backend_api::{ErrorKind, Model, ModelInfo, RVec};
 use aimm_backend_conformance::PluginTarget;
-use aimm_backend_loader::{BackendHandle, Opener, PluginLibrary, SearchPath, ServerConfig};
+use aimm_backend_loader::{
+    BackendHandle, CandidateState, LoadPolicy, Opener, PluginLibrary, SearchPath, ServerConfig,
+};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::{IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
@@ -14,9 +16,11 @@ type Outcome = Result<(), Failure>;
 
 /// Runs the parsed command line.
 pub async fn run(cli: Cli) -> Outcome {
-    let opener = Opener::new(SearchPath::new(&cli.plugin_dirs));
+    let mut policy = LoadPolicy::from_env();
+    policy.allow_unsafe |= cli.allow_unsafe_plugins;
+    let opener = Opener::new(SearchPath::new(&cli.plugin_dirs)).with_load_policy(policy);
     if let Command::Plugins = cli.command {
-        return plugins(opener.search());
+        return plugins(&opener);
     }
     let config = read_config(cli.conf.as_deref())?;
     match cli.command {
@@ -85,8 +89,9 @@ fn check(config: &ServerConfig, opener: &Opener) -> Outcome {
     stdout_line(&format!("backend: {}", config.backend()))
 }
 
-fn plugins(search: &SearchPath) -> Outcome {
-    let candidates = search.candidate_libraries();
+fn plugins(opener: &Opener) -> Outcome {
+    let search = opener.search();
+    let candidates = search.candidates();
     if candidates.is_empty() {
         let dirs: Vec<String> = search
             .dirs()
@@ -96,19 +101,24 @@ fn plugins(search: &SearchPath) -> Outcome {
         stdout_line(&format!("no libraries found in: {}", dirs.join(", ")))?;
         return Ok(());
     }
-    for path in candidates {
-        let line = match PluginLibrary::load(&path) {
-            Ok(library) => format!(
-                "{}\t{}\t{}\tloads",
-                library.name(),
-                library.version(),
-                path.display()
-            ),
-            Err(err) => format!(
-                "-\t-\t{}\tdoes not load: {}",
-                path.display(),
-                one_line(&err.to_string())
-            ),
+    for candidate in candidates {
+        let path = candidate.path.display();
+        let line = match candidate.state {
+            CandidateState::Loadable => {
+                match PluginLibrary::load_with(&candidate.path, opener.load_policy()) {
+                    Ok(library) => {
+                        format!("{}\t{}\t{path}\tloaded", library.name(), library.version())
+                    }
+                    Err(err) => format!("-\t-\t{path}\trefused: {}", one_line(&err.to_string())),
+                }
+            }
+            CandidateState::ShadowedBy(earlier) => {
+                format!("-\t-\t{path}\tshadowed by {}", earlier.display())
+            }
+            CandidateState::DanglingLink { target } => {
+                format!("-\t-\t{path}\tdangling link to {}", target.display())
+            }
+            CandidateState::LinkLoop => format!("-\t-\t{path}\tlink loop"),
         };
         stdout_line(&line)?;
     }

@@ -79,6 +79,26 @@ pub enum LoadError {
         /// Which versions are compatible.
         compatible: String,
     },
+    /// The library, or a directory on its path, can be written by others
+    /// than its owner: loading it could run anyone's code.
+    #[error("refusing to load plugin {path}: the {reason}; anyone who can write there could run code in this process (during development only: --allow-unsafe-plugins or {env}=1)", env = crate::safety::ALLOW_UNSAFE_ENV)]
+    Unsafe {
+        /// The library as named.
+        path: PathBuf,
+        /// What is unsafe, and the fix.
+        reason: crate::safety::Unsafe,
+    },
+    /// A plugin whose exported config schema is not a usable JSON Schema:
+    /// a fault of the plugin, not of any config.
+    #[error("{path} is the AIMM backend plugin `{plugin}`, but its config schema (CONF_SCHEMA) is unusable: {message}; the plugin must be fixed")]
+    InvalidSchema {
+        /// The file.
+        path: PathBuf,
+        /// The plugin's name.
+        plugin: String,
+        /// What is wrong with the schema.
+        message: String,
+    },
     /// Same version number, different layout of the interface types.
     #[error("{path} is an AIMM backend plugin whose interface layout differs from this host's (aimm-backend-api {expected}): {details}")]
     IncompatibleLayout {

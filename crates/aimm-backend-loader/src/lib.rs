@@ -33,6 +33,7 @@ mod library;
 pub mod notified;
 mod open;
 mod resolve;
+pub mod safety;
 pub mod schema;
 
 pub use config::{default_store_path, EventerServerConfig, HatConfig, ServerConfig};
@@ -42,7 +43,10 @@ pub use hat_client::{HatClientConfig, HatEventClient};
 pub use host_services::TracingLogSink;
 pub use library::PluginLibrary;
 pub use open::{EventStream, LogSinkFactory, Opened, Opener, Prepared};
-pub use resolve::{library_file_name, library_name, SearchPath, PATH_ENV};
+pub use resolve::{
+    library_file_name, library_name, Candidate, CandidateState, SearchPath, PATH_ENV,
+};
+pub use safety::{LoadPolicy, ALLOW_UNSAFE_ENV};
 
 use aimm_backend_api::BackendError;
 

@@ -10,6 +10,7 @@
 //! may have threads or callbacks still inside the library's code.
 
 use crate::error::{ConfigError, LoadError};
+use crate::safety::{self, LoadPolicy, ALLOW_UNSAFE_ENV};
 use crate::schema;
 use abi_stable::library::{lib_header_from_path, LibraryError, RootModule};
 use abi_stable::sabi_types::{VersionNumber, VersionStrings};
@@ -47,8 +48,18 @@ fn loaded() -> &'static Mutex<HashMap<PathBuf, Arc<PluginLibrary>>> {
 }
 
 impl PluginLibrary {
-    /// Loads the plugin library at `path` (once per process) and checks it.
+    /// Loads the plugin library at `path` (once per process) and checks it,
+    /// refusing unsafe places unless [`ALLOW_UNSAFE_ENV`] is set (see
+    /// [`crate::safety`]).
     pub fn load(path: &Path) -> Result<Arc<PluginLibrary>, LoadError> {
+        Self::load_with(path, LoadPolicy::from_env())
+    }
+
+    /// Loads the plugin library at `path` (once per process) and checks it,
+    /// first that no one but its owner (root or this user) could have
+    /// written it or a directory on its path, unless `policy` allows it.
+    /// A library already loaded is handed out again as it is.
+    pub fn load_with(path: &Path, policy: LoadPolicy) -> Result<Arc<PluginLibrary>, LoadError> {
         let canonical = path.canonicalize().map_err(|_| LoadError::NotFound {
             module: path.display().to_string(),
             searched: vec![path.to_path_buf()],
@@ -57,6 +68,7 @@ impl PluginLibrary {
         if let Some(library) = table.get(&canonical) {
             return Ok(library.clone());
         }
+        check_safe(path, &canonical, policy)?;
         let library = Arc::new(Self::load_uncached(&canonical)?);
         table.insert(canonical, library.clone());
         Ok(library)
@@ -82,9 +94,10 @@ impl PluginLibrary {
         let name = (module.plugin_name())().to_string();
         let version = (module.plugin_version())().to_string();
         let schema = schema::parse_schema((module.conf_schema())().as_str()).map_err(|err| {
-            LoadError::NotAPlugin {
+            LoadError::InvalidSchema {
                 path: path.to_path_buf(),
-                found: format!("a plugin whose config schema is unusable: {err}"),
+                plugin: name.clone(),
+                message: err.to_string(),
             }
         })?;
         Ok(PluginLibrary {
@@ -162,6 +175,30 @@ impl PluginLibrary {
         );
         Ok(result.into_result()?.into_foreign())
     }
+}
+
+/// Refuses `path` (resolved: `canonical`) if others could have written it,
+/// unless `policy` allows that, which is logged as a warning.
+fn check_safe(path: &Path, canonical: &Path, policy: LoadPolicy) -> Result<(), LoadError> {
+    let found = safety::check(canonical).map_err(|err| LoadError::Open {
+        path: path.to_path_buf(),
+        message: format!("cannot check who may write it: {err}"),
+    })?;
+    let Some(reason) = found else {
+        return Ok(());
+    };
+    if !policy.allow_unsafe {
+        return Err(LoadError::Unsafe {
+            path: path.to_path_buf(),
+            reason,
+        });
+    }
+    tracing::warn!(
+        "UNSAFE: loading plugin {} although the {reason} (unsafe plugins allowed by \
+         --allow-unsafe-plugins or {ALLOW_UNSAFE_ENV}=1; never in production)",
+        path.display()
+    );
+    Ok(())
 }
 
 /// Refuses files that are not shared libraries before the system loader

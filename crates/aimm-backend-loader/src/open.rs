@@ -16,6 +16,7 @@ use crate::hat_client::{HatClientConfig, HatEventClient};
 use crate::host_services::TracingLogSink;
 use crate::library::PluginLibrary;
 use crate::resolve::SearchPath;
+use crate::safety::LoadPolicy;
 use crate::schema::Violation;
 use crate::Error;
 use aimm_backend_api::{Backend, BackendError, ErrorKind, EventClient, Host, LogSink};
@@ -45,6 +46,7 @@ pub type LogSinkFactory = Arc<dyn Fn(&PluginLibrary) -> Arc<dyn LogSink> + Send 
 #[derive(Clone)]
 pub struct Opener {
     search: SearchPath,
+    policy: LoadPolicy,
     log_sink: LogSinkFactory,
     event_client: Option<Arc<dyn EventClient>>,
 }
@@ -55,6 +57,7 @@ impl Opener {
     pub fn new(search: SearchPath) -> Self {
         Opener {
             search,
+            policy: LoadPolicy::from_env(),
             log_sink: Arc::new(|library: &PluginLibrary| {
                 Arc::new(TracingLogSink::new(library.name())) as Arc<dyn LogSink>
             }),
@@ -79,16 +82,29 @@ impl Opener {
         self
     }
 
+    /// Loads plugin libraries by `policy` (by default: refuses places
+    /// others can write to unless the environment allows them; see
+    /// [`crate::safety`]).
+    pub fn with_load_policy(mut self, policy: LoadPolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
     /// Where plugins are looked for.
     pub fn search(&self) -> &SearchPath {
         &self.search
+    }
+
+    /// Which plugin files are loaded.
+    pub fn load_policy(&self) -> LoadPolicy {
+        self.policy
     }
 
     /// Resolves `backend.module`, loads the library with its checks, and
     /// validates the `backend` section against the plugin's schema.
     pub fn load(&self, config: &ServerConfig) -> Result<Arc<PluginLibrary>, Error> {
         let path = self.search.resolve(config.module())?;
-        let library = PluginLibrary::load(&path)?;
+        let library = PluginLibrary::load_with(&path, self.policy)?;
         library.validate_conf(config.backend(), config.origin())?;
         Ok(library)
     }

@@ -89,28 +89,93 @@ impl SearchPath {
             })
     }
 
-    /// Every file on the search path that is named like a library
-    /// (`lib*.so` here), first occurrence of each name only.
-    pub fn candidate_libraries(&self) -> Vec<PathBuf> {
-        let mut seen = std::collections::BTreeSet::new();
+    /// Every entry on the search path named like a library (`lib*.so`
+    /// here), in search order, each with what a module of its name would
+    /// load: the first file of each name is the one loaded, later ones are
+    /// shadowed by it; symlinks that lead nowhere are reported, and
+    /// shadow nothing (a module of that name loads a later file).
+    pub fn candidates(&self) -> Vec<Candidate> {
+        let mut first: std::collections::BTreeMap<std::ffi::OsString, PathBuf> = Default::default();
         let mut found = Vec::new();
         for dir in &self.dirs {
             let Ok(entries) = std::fs::read_dir(dir) else {
                 continue;
             };
-            let mut files: Vec<PathBuf> = entries
+            let mut paths: Vec<PathBuf> = entries
                 .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.is_file() && is_library_name(p))
+                .filter(|p| is_library_name(p))
                 .collect();
-            files.sort();
-            for file in files {
-                if seen.insert(file.file_name().map(|n| n.to_os_string())) {
-                    found.push(file);
-                }
+            paths.sort();
+            for path in paths {
+                let Some(state) = entry_state(&path) else {
+                    continue;
+                };
+                let name = path.file_name().unwrap_or_default().to_os_string();
+                let state = match (state, first.get(&name)) {
+                    (CandidateState::Loadable, Some(earlier)) => {
+                        CandidateState::ShadowedBy(earlier.clone())
+                    }
+                    (CandidateState::Loadable, None) => {
+                        first.insert(name, path.clone());
+                        CandidateState::Loadable
+                    }
+                    (broken, _) => broken,
+                };
+                found.push(Candidate { path, state });
             }
         }
         found
     }
+}
+
+/// An entry on the search path named like a library.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Candidate {
+    /// The entry, as found in its directory (not resolved).
+    pub path: PathBuf,
+    /// What a module of its name makes of it.
+    pub state: CandidateState,
+}
+
+/// What the search makes of a [`Candidate`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CandidateState {
+    /// The first file of its name on the path: a module of that name loads
+    /// it (if its checks pass).
+    Loadable,
+    /// An earlier directory holds a file of the same name, loaded instead.
+    ShadowedBy(PathBuf),
+    /// A symlink whose target does not exist.
+    DanglingLink {
+        /// Where the link points.
+        target: PathBuf,
+    },
+    /// A symlink that leads, through other links, back to itself.
+    LinkLoop,
+}
+
+/// The state of `path` before shadowing; `None` for what is not a file
+/// at all (a directory named like a library).
+fn entry_state(path: &Path) -> Option<CandidateState> {
+    match std::fs::metadata(path) {
+        Ok(metadata) => metadata.is_file().then_some(CandidateState::Loadable),
+        Err(err) if is_link_loop(&err) => Some(CandidateState::LinkLoop),
+        Err(_) => {
+            let target = std::fs::read_link(path).ok()?;
+            Some(CandidateState::DanglingLink { target })
+        }
+    }
+}
+
+#[cfg(unix)]
+fn is_link_loop(err: &std::io::Error) -> bool {
+    // std has no stable ErrorKind for ELOOP yet.
+    err.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error())
+}
+
+#[cfg(not(unix))]
+fn is_link_loop(_err: &std::io::Error) -> bool {
+    false
 }
 
 /// The library name a module stands for: aliases applied, `.`/`-` -> `_`.
@@ -207,7 +272,7 @@ mod tests {
     }
 
     #[test]
-    fn candidates_are_the_library_files_first_occurrence_of_each_name_in_order() {
+    fn candidates_are_every_library_file_in_order_with_later_ones_shadowed() {
         let a = tempfile::tempdir().unwrap();
         let b = tempfile::tempdir().unwrap();
         for name in [
@@ -229,14 +294,55 @@ mod tests {
             "/nonexistent/plugins".into(),
             b.path().into(),
         ]);
+        let found = |dir: &Path, name: &str, state| Candidate {
+            path: dir.join(name),
+            state,
+        };
         assert_eq!(
-            search.candidate_libraries(),
+            search.candidates(),
             [
-                a.path().join("libx.so"),
-                a.path().join("liby.so"),
-                b.path().join("libw.so"),
+                found(a.path(), "libx.so", CandidateState::Loadable),
+                found(a.path(), "liby.so", CandidateState::Loadable),
+                found(b.path(), "libw.so", CandidateState::Loadable),
+                found(
+                    b.path(),
+                    "libx.so",
+                    CandidateState::ShadowedBy(a.path().join("libx.so"))
+                ),
             ]
         );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn links_that_lead_nowhere_are_reported_and_shadow_nothing() {
+        let a = tempfile::tempdir().unwrap();
+        let b = tempfile::tempdir().unwrap();
+        let gone = a.path().join("gone.so");
+        std::os::unix::fs::symlink(&gone, a.path().join("libd.so")).unwrap();
+        std::os::unix::fs::symlink("libl2.so", a.path().join("libl1.so")).unwrap();
+        std::os::unix::fs::symlink("libl1.so", a.path().join("libl2.so")).unwrap();
+        std::fs::write(b.path().join("libd.so"), b"b").unwrap();
+        let search = SearchPath::from_dirs(vec![a.path().into(), b.path().into()]);
+        let states: Vec<(String, CandidateState)> = search
+            .candidates()
+            .into_iter()
+            .map(|c| (c.path.display().to_string(), c.state))
+            .collect();
+        let at = |dir: &Path, name: &str| dir.join(name).display().to_string();
+        assert_eq!(
+            states,
+            [
+                (
+                    at(a.path(), "libd.so"),
+                    CandidateState::DanglingLink { target: gone }
+                ),
+                (at(a.path(), "libl1.so"), CandidateState::LinkLoop),
+                (at(a.path(), "libl2.so"), CandidateState::LinkLoop),
+                (at(b.path(), "libd.so"), CandidateState::Loadable),
+            ]
+        );
+        assert_eq!(search.resolve("d").unwrap(), b.path().join("libd.so"));
     }
 
     #[test]
