@@ -19,8 +19,8 @@
 #   event   crates/aimm-backend-event/src/{store,own_writes,latest,claims,codec,lib}.rs
 #           the event crate's unit tests and tests/event_backend.rs against
 #           a real hat-event-server (conformance, ids, own writes, kills)
-#   loader  crates/aimm-backend-loader/src/{library,resolve,config,notified}.rs
-#           the loader's unit tests and tests/plugins.rs
+#   loader  crates/aimm-backend-loader/src/{library,resolve,safety,config,notified}.rs
+#           the loader's unit tests, tests/plugins.rs and tests/safe_loading.rs
 #   hat     crates/hat-eventer-client/src/{sbs,chatter,connection}.rs
 #           the client's unit tests, tests/sbs_differential.rs (against
 #           hat-sbs) and tests/eventer_client.rs (real server, fake peers)
@@ -88,10 +88,11 @@ group_config() {
     loader)
         files=(crates/aimm-backend-loader/src/library.rs
             crates/aimm-backend-loader/src/resolve.rs
+            crates/aimm-backend-loader/src/safety.rs
             crates/aimm-backend-loader/src/config.rs
             crates/aimm-backend-loader/src/notified.rs)
         packages=aimm-backend-loader,aimm-backend-tests
-        test_args=(--lib --test plugins)
+        test_args=(--lib --test plugins --test safe_loading)
         filters=()
         timeout=${MUTANTS_TIMEOUT:-300}
         rebuild=1
