@@ -295,6 +295,47 @@ fn a_backend_built_against_another_api_version_is_refused() {
 }
 
 #[test]
+fn a_caught_plugin_panic_is_one_line_and_where_it_happened_is_at_debug_level() {
+    let work = tempfile::tempdir().unwrap();
+    let conf = write_file(
+        work.path(),
+        "panicky.yaml",
+        "backend:\n  module: panicky_backend\n",
+    );
+    let file = write_file(work.path(), "model.bin", "bytes");
+    let plugin_dir = panicky_plugin().parent().unwrap().to_path_buf();
+    let put = |verbosity: &[&str]| {
+        let mut command = cli(work.path());
+        command
+            .arg("--conf")
+            .arg(&conf)
+            .arg("--plugin-dir")
+            .arg(&plugin_dir)
+            .args(verbosity)
+            .args(["put", "t"])
+            .arg(&file);
+        // Not run_expecting: at debug level the record says "panicked".
+        let output = output_within(&mut command, std::time::Duration::from_secs(60), "put");
+        assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    };
+    let stderr = put(&[]);
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "{stderr}");
+    assert!(
+        lines[0].contains("panic in `create_model` caught at the plugin boundary"),
+        "{stderr}"
+    );
+    let debug = put(&["-vv"]);
+    assert!(
+        debug.contains(
+            "plugin panicked (returned to the host as an error): panicked at src/lib.rs:"
+        ),
+        "{debug}"
+    );
+}
+
+#[test]
 fn a_missing_library_path_is_named() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("libgone.so");

@@ -128,11 +128,21 @@ extern "C" fn create_backend<P: BackendPlugin>(
 }
 
 /// A caught panic still prints through the plugin's own copy of the panic
-/// hook; send that text to the host's log instead of the user's terminal.
+/// hook; send that text to the host's log instead of the user's terminal,
+/// on one line. A panic inside a call from the host reaches it as the
+/// call's error, so its record (with where it happened) is at debug level;
+/// one on a thread of the plugin's own is reported nowhere else: error.
 fn route_panic_messages_to_log() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
-        std::panic::set_hook(Box::new(|info| log::error!("plugin panicked: {info}")));
+        std::panic::set_hook(Box::new(|info| {
+            let text = info.to_string().replace('\n', " ");
+            if crate::panic_guard::is_guarded() {
+                log::debug!("plugin panicked (returned to the host as an error): {text}");
+            } else {
+                log::error!("plugin panicked on a thread of its own: {text}");
+            }
+        }));
     });
 }
 

@@ -80,6 +80,8 @@ fn describe(kind: &ValidationErrorKind, instance: &Value) -> String {
         ValidationErrorKind::Enum { options } => {
             format!("expected one of {options}, got {}", show(instance))
         }
+        ValidationErrorKind::AdditionalProperties { unexpected }
+        | ValidationErrorKind::UnevaluatedProperties { unexpected } => unknown_keys(unexpected),
         _ => {
             let rule = jsonschema_error_text(kind, instance);
             format!("{rule} (rule `{}`)", kind.keyword())
@@ -103,6 +105,20 @@ fn jsonschema_error_text(kind: &ValidationErrorKind, instance: &Value) -> String
         }
         _ => format!("{} is not allowed here", show(instance)),
     }
+}
+
+/// The keys a schema allows no others than: named, not the whole object.
+fn unknown_keys(keys: &[String]) -> String {
+    let quoted: Vec<String> = keys.iter().map(|key| format!("{key:?}")).collect();
+    let (noun, pronoun) = if keys.len() == 1 {
+        ("key", "it")
+    } else {
+        ("keys", "them")
+    };
+    format!(
+        "unknown {noun} {} (the schema allows no other keys here; remove {pronoun} or check the spelling)",
+        quoted.join(", ")
+    )
 }
 
 /// A short rendering of a JSON value for messages.
@@ -152,6 +168,35 @@ mod tests {
         assert_eq!(
             err[0].to_string(),
             "backend.prefix[1]: expected string, got 1"
+        );
+    }
+
+    #[test]
+    fn keys_the_schema_does_not_allow_are_named_not_the_whole_object() {
+        let closed = parse_schema(
+            "type: object\nadditionalProperties: false\nproperties:\n  path: {type: string}\n",
+        )
+        .unwrap();
+        let err = validate(
+            &closed,
+            &json!({"path": "x", "paht": 5, "big": "y".repeat(100)}),
+            "backend",
+        )
+        .unwrap_err();
+        let text = err[0].to_string();
+        assert!(
+            text.starts_with("backend: unknown keys \"big\", \"paht\" (")
+                || text.starts_with("backend: unknown keys \"paht\", \"big\" ("),
+            "{text}"
+        );
+        assert!(!text.contains("yyyy"), "the object is not printed: {text}");
+        let one = validate(&closed, &json!({"paht": 5}), "backend").unwrap_err();
+        assert!(
+            one[0]
+                .to_string()
+                .starts_with("backend: unknown key \"paht\" ("),
+            "{}",
+            one[0]
         );
     }
 
