@@ -336,6 +336,54 @@ fn a_caught_plugin_panic_is_one_line_and_where_it_happened_is_at_debug_level() {
 }
 
 #[test]
+fn a_plugin_with_an_unusable_schema_is_blamed_not_the_config() {
+    let work = tempfile::tempdir().unwrap();
+    let library = bad_schema_plugin();
+    let conf = write_file(
+        work.path(),
+        "bad.yaml",
+        "backend:\n  module: bad_schema_backend\n",
+    );
+    let plugin_dir = library.parent().unwrap();
+    let check = run_expecting(
+        cli(work.path())
+            .arg("--conf")
+            .arg(&conf)
+            .arg("--plugin-dir")
+            .arg(plugin_dir)
+            .arg("check"),
+        2,
+    );
+    let stderr = String::from_utf8_lossy(&check.stderr);
+    assert!(
+        stderr.contains("is the AIMM backend plugin `bad-schema`, but its config schema (CONF_SCHEMA) is unusable"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("the plugin must be fixed"), "{stderr}");
+    assert!(
+        !stderr.contains("is invalid"),
+        "the config is not blamed: {stderr}"
+    );
+    assert!(!stderr.contains("not an AIMM backend plugin"), "{stderr}");
+    let plugins = run_expecting(
+        cli(work.path())
+            .arg("--plugin-dir")
+            .arg(plugin_dir)
+            .arg("plugins"),
+        0,
+    );
+    let stdout = String::from_utf8_lossy(&plugins.stdout);
+    let line = stdout
+        .lines()
+        .find(|l| l.contains(&library.display().to_string()))
+        .unwrap_or_else(|| panic!("not listed:\n{stdout}"));
+    assert!(
+        line.contains("\trefused: ") && line.contains("config schema"),
+        "{line}"
+    );
+}
+
+#[test]
 fn a_missing_library_path_is_named() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("libgone.so");

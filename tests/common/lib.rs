@@ -201,6 +201,18 @@ pub fn memory_plugin() -> PathBuf {
         .clone()
 }
 
+/// Builds `tests/plugins/bad-schema-backend` (a plugin whose config schema
+/// is not YAML) once per test process; returns the `.so`.
+pub fn bad_schema_plugin() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let manifest = workspace_root().join("tests/plugins/bad-schema-backend/Cargo.toml");
+            build_cdylib(&manifest, "libbad_schema_backend.so")
+        })
+        .clone()
+}
+
 /// Builds `tests/plugins/panicky-backend` (a plugin whose writes panic) once
 /// per test process; returns the `.so`.
 pub fn panicky_plugin() -> PathBuf {
