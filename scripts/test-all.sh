@@ -28,7 +28,11 @@ cargo clippy --release --workspace --all-targets -- -D warnings
 
 step "clippy -D warnings on the out-of-tree example plugin"
 CARGO_TARGET_DIR=target/examples cargo clippy --release \
-    --manifest-path examples/memory-backend/Cargo.toml -- -D warnings
+    --manifest-path examples/memory-backend/Cargo.toml --all-targets -- -D warnings
+
+step "the example plugin's own tests: the conformance suite in-process"
+CARGO_TARGET_DIR=target/examples cargo test --release \
+    --manifest-path examples/memory-backend/Cargo.toml
 
 step "fmt and clippy -D warnings on the fuzz targets (fuzz/, not a workspace member)"
 cargo fmt --check --manifest-path fuzz/Cargo.toml

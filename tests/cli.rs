@@ -527,3 +527,29 @@ fn a_closed_stdout_is_not_an_error() {
     let output = wait_within(child, COMMAND_DEADLINE, "aimm-backend");
     assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
 }
+
+#[test]
+fn conformance_list_names_every_check_with_what_it_requires_and_needs_no_config() {
+    let work = tempfile::tempdir().unwrap();
+    let output = run_expecting(cli(work.path()).args(["conformance", "--list"]), 0);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let rows: Vec<(&str, &str)> = stdout
+        .lines()
+        .map(|line| line.split_once('\t').expect("name<TAB>requires"))
+        .collect();
+    let expected: Vec<&str> = aimm_backend_conformance::checks()
+        .iter()
+        .map(|check| check.name)
+        .collect();
+    let names: Vec<&str> = rows.iter().map(|(name, _)| *name).collect();
+    assert_eq!(names, expected, "{stdout}");
+    assert!(
+        rows.iter().all(|(_, requires)| requires.len() > 20),
+        "{stdout}"
+    );
+    let threads = rows
+        .iter()
+        .find(|(name, _)| *name == "ids_unique_under_16_threads")
+        .unwrap();
+    assert!(threads.1.contains("16 threads"), "{stdout}");
+}

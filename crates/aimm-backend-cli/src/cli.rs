@@ -101,5 +101,9 @@ pub enum Command {
         /// Run only the checks whose names contain this text.
         #[arg(long, value_name = "TEXT")]
         only: Option<String>,
+        /// Print every check (name, then what it requires of a backend) and
+        /// run nothing; needs no config.
+        #[arg(long, conflicts_with = "only")]
+        list: bool,
     },
 }

@@ -19,13 +19,17 @@ pub async fn run(cli: Cli) -> Outcome {
     let mut policy = LoadPolicy::from_env();
     policy.allow_unsafe |= cli.allow_unsafe_plugins;
     let opener = Opener::new(SearchPath::new(&cli.plugin_dirs)).with_load_policy(policy);
-    if let Command::Plugins = cli.command {
-        return plugins(&opener);
+    match cli.command {
+        Command::Plugins => return plugins(&opener),
+        Command::Conformance { list: true, .. } => return list_checks(),
+        _ => {}
     }
     let config = read_config(cli.conf.as_deref())?;
     match cli.command {
         Command::Check => check(&config, &opener),
-        Command::Plugins => unreachable!("handled above"),
+        Command::Plugins | Command::Conformance { list: true, .. } => {
+            unreachable!("handled above")
+        }
         Command::List { json } => list(&open(&config, &opener)?, json).await,
         Command::Get { id, output } => get(&open(&config, &opener)?, id, output.as_deref()).await,
         Command::Put {
@@ -44,7 +48,7 @@ pub async fn run(cli: Cli) -> Outcome {
             copy(&source, &open(&target_config, &opener)?).await
         }
         Command::Watch { json } => watch(&open(&config, &opener)?, json).await,
-        Command::Conformance { only } => conformance(&config, &opener, only).await,
+        Command::Conformance { only, .. } => conformance(&config, &opener, only).await,
     }
 }
 
@@ -446,6 +450,14 @@ async fn shutdown_signal() {
         }
     }
     let _ = tokio::signal::ctrl_c().await;
+}
+
+/// `name<TAB>requires` for every check, in the order they run.
+fn list_checks() -> Outcome {
+    for check in aimm_backend_conformance::checks() {
+        stdout_line(&format!("{}\t{}", check.name, check.requires))?;
+    }
+    Ok(())
 }
 
 async fn conformance(config: &ServerConfig, opener: &Opener, only: Option<String>) -> Outcome {

@@ -1030,4 +1030,22 @@ mod tests {
         );
         backend.unregister_model_change_cb(0).unwrap();
     }
+
+    #[test]
+    fn the_event_backend_passes_conformance_against_an_event_server_in_memory() {
+        use aimm_backend_conformance::{run, InProcessTarget};
+        for acknowledge in ["persisted", "registered"] {
+            let server = Arc::new(FakeServer::default());
+            let conf = serde_json::json!({
+                "module": "aimm_backend_event",
+                "model_prefix": ["aimm", "model"],
+                "acknowledge": acknowledge,
+            });
+            let target = InProcessTarget::<crate::EventPlugin>::scratch(conf)
+                .unwrap()
+                .with_event_client(server);
+            let report = run(&target);
+            assert!(report.all_passed(), "acknowledge: {acknowledge}\n{report}");
+        }
+    }
 }

@@ -148,3 +148,19 @@ properties:
 }
 
 aimm_backend_api::export_backend!(MemoryPlugin);
+
+// The conformance suite in-process, as a plugin's own `cargo test` runs
+// it: the plugin's own `BackendPlugin`, no library loaded.
+#[cfg(test)]
+mod tests {
+    use super::MemoryPlugin;
+    use aimm_backend_conformance::{run, InProcessTarget};
+
+    #[test]
+    fn the_memory_backend_passes_conformance() {
+        let conf = serde_json::json!({"module": "memory_backend"});
+        let target = InProcessTarget::<MemoryPlugin>::scratch(conf).unwrap();
+        let report = run(&target);
+        assert!(report.all_passed(), "{report}");
+    }
+}
