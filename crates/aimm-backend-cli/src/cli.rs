@@ -96,6 +96,24 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Write a new backend plugin crate to start from: a store of one file
+    /// per model, its config schema and scratch_conf, change listeners, a
+    /// `cargo test` running the conformance suite in-process, and a README
+    /// on building it and dropping it in. Needs no config.
+    New {
+        /// The crate's name (lowercase letters, digits, '-', '_'); the
+        /// library is lib<NAME, '-' as '_'>.so and the module that name.
+        #[arg(value_name = "NAME")]
+        name: String,
+        /// Directory to write the crate into (default: ./NAME); must not
+        /// exist or be empty.
+        #[arg(long, value_name = "DIR")]
+        path: Option<PathBuf>,
+        /// Take aimm-backend-api and aimm-backend-conformance from this
+        /// directory (a checkout's crates/) instead of crates.io.
+        #[arg(long, value_name = "DIR")]
+        api_path: Option<PathBuf>,
+    },
     /// Run the conformance suite against a scratch store of the configured backend.
     Conformance {
         /// Run only the checks whose names contain this text.

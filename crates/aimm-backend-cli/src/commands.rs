@@ -22,12 +22,17 @@ pub async fn run(cli: Cli) -> Outcome {
     match cli.command {
         Command::Plugins => return plugins(&opener),
         Command::Conformance { list: true, .. } => return list_checks(),
+        Command::New {
+            name,
+            path,
+            api_path,
+        } => return new_plugin(&name, path.as_deref(), api_path.as_deref()),
         _ => {}
     }
     let config = read_config(cli.conf.as_deref())?;
     match cli.command {
         Command::Check => check(&config, &opener),
-        Command::Plugins | Command::Conformance { list: true, .. } => {
+        Command::Plugins | Command::Conformance { list: true, .. } | Command::New { .. } => {
             unreachable!("handled above")
         }
         Command::List { json } => list(&open(&config, &opener)?, json).await,
@@ -450,6 +455,23 @@ async fn shutdown_signal() {
         }
     }
     let _ = tokio::signal::ctrl_c().await;
+}
+
+/// Writes the plugin crate and says what to do next.
+fn new_plugin(name: &str, path: Option<&Path>, api_path: Option<&Path>) -> Outcome {
+    let dependencies = match api_path {
+        Some(crates) => crate::new_plugin::Dependencies::Path(crates),
+        None => crate::new_plugin::Dependencies::Registry,
+    };
+    let dir = crate::new_plugin::write(name, path, dependencies)?;
+    let lib = name.replace('-', "_");
+    stdout_line(&format!(
+        "created the plugin crate {} (module: {lib})\n\
+         next: cd {} && cargo test && cargo build --release\n\
+         then: copy target/release/lib{lib}.so into a plugin directory; see its README.md",
+        dir.display(),
+        dir.display()
+    ))
 }
 
 /// `name<TAB>requires` for every check, in the order they run.

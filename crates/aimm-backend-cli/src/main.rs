@@ -6,6 +6,7 @@
 mod cli;
 mod commands;
 mod failure;
+mod new_plugin;
 
 use clap::Parser;
 use failure::Failure;

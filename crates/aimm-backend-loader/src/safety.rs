@@ -32,13 +32,6 @@ impl LoadPolicy {
             allow_unsafe: std::env::var_os(ALLOW_UNSAFE_ENV).is_some_and(|value| value == "1"),
         }
     }
-
-    /// Safe places only, whatever the environment says.
-    pub fn strict() -> Self {
-        LoadPolicy {
-            allow_unsafe: false,
-        }
-    }
 }
 
 impl Default for LoadPolicy {
