@@ -48,7 +48,9 @@ fn a_generated_plugin_passes_conformance_in_its_own_tests_and_dropped_in() {
         assert!(crate_dir.join(file).is_file(), "{file} not written");
     }
 
-    // Its own tests: the suite, in-process.
+    // Formatted as rustfmt formats it, and its own tests: the suite,
+    // in-process.
+    cargo_in(&crate_dir, &["fmt", "--check"]);
     let tested = cargo_in(&crate_dir, &["test", "--release"]);
     let stdout = String::from_utf8_lossy(&tested.stdout);
     assert!(
