@@ -17,6 +17,11 @@ use std::sync::Arc;
 /// A model store. All calls block; the host runs them off its async threads.
 ///
 /// Implementations must be safe to call from many threads at once.
+///
+/// Instance ids are any `i64` a store hands out or is given to import; the
+/// stock Python backends hand out positive ones from 1 up, and so do the
+/// built-in ones. An id once used is never handed out again, also after
+/// the store is reopened.
 pub trait Backend: Send + Sync + 'static {
     /// Every stored model with its bytes, in ascending instance-id order.
     fn get_models(&self) -> Result<RVec<Model>>;
@@ -52,6 +57,13 @@ pub trait Backend: Send + Sync + 'static {
     /// Calls `listener` with every model this backend creates, updates or
     /// imports, or learns of through [`Backend::process_events`]. Returns an id
     /// for [`Backend::unregister_model_change_cb`].
+    ///
+    /// Changes made by other processes or hosts on the same store need not
+    /// be reported (the Python backends report none). A backend that can
+    /// see them should (the built-in SQLite backend polls the file, the
+    /// event backend hears them as events), and say so in its docs.
+    /// Listeners may be called on any thread, also after the write call
+    /// returned.
     fn register_model_change_cb(&self, listener: Arc<dyn ModelChangeListener>) -> Result<u64>;
 
     /// Stops the listener registered under `registration`.
@@ -61,6 +73,12 @@ pub trait Backend: Send + Sync + 'static {
     fn process_events(&self, events: RVec<Event>) -> Result<()>;
 
     /// Flushes and releases resources. Later calls may fail.
+    ///
+    /// Not every host calls it: the Python package does when the server
+    /// closes the backend, the CLI drops most backends without it, and a
+    /// process that is killed calls nothing. So nothing a write call
+    /// acknowledged may wait for `close`, and dropping the last reference
+    /// to the backend must release what it holds.
     fn close(&self) -> Result<()>;
 }
 

@@ -11,77 +11,155 @@
 //! # Writing a plugin
 //!
 //! Implement [`Backend`] (the store) and [`BackendPlugin`] (how to build it),
-//! then export it with one line. `Cargo.toml` needs
-//! `crate-type = ["cdylib"]`, this crate and `abi_stable = "0.11"`.
+//! then export it with one line. `aimm-backend new NAME` writes a complete
+//! plugin crate to start from; by hand, `Cargo.toml` needs:
+//!
+//! ```toml
+//! [lib]
+//! crate-type = ["cdylib", "rlib"]   # rlib: so that `cargo test` can link it
+//!
+//! [dependencies]
+//! aimm-backend-api = "0.3"
+//! abi_stable = { version = "0.11.3", default-features = false }
+//! log = "0.4"          # this crate's `log`: only its records reach the host
+//! serde_json = "1"
+//!
+//! [dev-dependencies]
+//! aimm-backend-conformance = "0.1"   # the suite, in-process
+//! ```
+//!
+//! This plugin keeps models in memory, in stores named by the config's
+//! `name` that live until the process ends, and passes the conformance
+//! suite as written (the last lines run it, as the plugin's own tests
+//! would):
 //!
 //! ```
-//! use std::sync::{Arc, Mutex};
+//! use std::collections::{BTreeMap, HashMap};
+//! use std::sync::{Arc, Mutex, OnceLock};
 //! use aimm_backend_api::{
-//!     Backend, BackendError, BackendPlugin, Event, Host, InstanceId, Model,
-//!     ModelChangeListener, ModelInfo, Result, RString, RVec,
+//!     Backend, BackendError, BackendPlugin, Event, Host, InstanceId, ListenerRegistry,
+//!     Model, ModelChangeListener, ModelInfo, Result, RString, RVec,
 //! };
 //!
-//! /// Keeps models in a vector; forgets them when the process ends.
+//! /// One named store: its models, and the last id handed out.
 //! #[derive(Default)]
-//! struct VecBackend {
-//!     models: Mutex<Vec<Model>>,
+//! struct Store {
+//!     models: BTreeMap<InstanceId, Model>,
+//!     last_id: InstanceId,
 //! }
 //!
-//! impl Backend for VecBackend {
+//! struct MapBackend {
+//!     store: Arc<Mutex<Store>>,
+//!     listeners: ListenerRegistry,
+//! }
+//!
+//! impl MapBackend {
+//!     /// A backend on store `name`: backends on one name share it, so
+//!     /// models survive reopening (as the suite checks).
+//!     fn open(name: &str) -> Self {
+//!         static STORES: OnceLock<Mutex<HashMap<String, Arc<Mutex<Store>>>>> = OnceLock::new();
+//!         let mut stores = STORES.get_or_init(Default::default).lock().unwrap();
+//!         let store = stores.entry(name.to_string()).or_default().clone();
+//!         MapBackend { store, listeners: ListenerRegistry::default() }
+//!     }
+//!
+//!     /// Stores `model` with `check` passed under the store's lock, then
+//!     /// tells the listeners.
+//!     fn put(&self, model: Model, check: impl FnOnce(&Store) -> Result<()>) -> Result<Model> {
+//!         {
+//!             let mut store = self.store.lock().unwrap();
+//!             check(&store)?;
+//!             store.last_id = store.last_id.max(model.instance_id);
+//!             store.models.insert(model.instance_id, model.clone());
+//!         }
+//!         self.listeners.notify(&model);
+//!         Ok(model)
+//!     }
+//! }
+//!
+//! impl Backend for MapBackend {
 //!     fn get_models(&self) -> Result<RVec<Model>> {
-//!         Ok(self.models.lock().unwrap().iter().cloned().collect())
+//!         Ok(self.store.lock().unwrap().models.values().cloned().collect())
 //!     }
 //!     fn list_models(&self) -> Result<RVec<ModelInfo>> {
-//!         Ok(self.models.lock().unwrap().iter().map(Model::info).collect())
+//!         Ok(self.store.lock().unwrap().models.values().map(Model::info).collect())
 //!     }
 //!     fn get_model(&self, id: InstanceId) -> Result<Model> {
-//!         let models = self.models.lock().unwrap();
-//!         models.iter().find(|m| m.instance_id == id).cloned()
-//!             .ok_or(BackendError::not_found(id))
+//!         let store = self.store.lock().unwrap();
+//!         store.models.get(&id).cloned().ok_or(BackendError::not_found(id))
 //!     }
 //!     fn create_model(&self, model_type: RString, instance: RVec<u8>) -> Result<Model> {
-//!         let mut models = self.models.lock().unwrap();
-//!         let model = Model { instance_id: models.len() as i64 + 1, model_type, instance };
-//!         models.push(model.clone());
+//!         let model = {
+//!             let mut store = self.store.lock().unwrap();
+//!             store.last_id += 1;
+//!             let model = Model { instance_id: store.last_id, model_type, instance };
+//!             store.models.insert(model.instance_id, model.clone());
+//!             model
+//!         };
+//!         self.listeners.notify(&model);
 //!         Ok(model)
 //!     }
 //!     fn update_model(&self, model: Model) -> Result<Model> {
-//!         let mut models = self.models.lock().unwrap();
-//!         let slot = models.iter_mut().find(|m| m.instance_id == model.instance_id)
-//!             .ok_or(BackendError::not_found(model.instance_id))?;
-//!         *slot = model.clone();
-//!         Ok(model)
+//!         let id = model.instance_id;
+//!         self.put(model, |store| match store.models.contains_key(&id) {
+//!             true => Ok(()),
+//!             false => Err(BackendError::not_found(id)),
+//!         })
 //!     }
 //!     fn import_model(&self, model: Model) -> Result<Model> {
-//!         Err(BackendError::unsupported("this sketch cannot import"))
+//!         let id = model.instance_id;
+//!         self.put(model, |store| match store.models.contains_key(&id) {
+//!             true => Err(BackendError::conflict(id)),
+//!             false => Ok(()),
+//!         })
 //!     }
-//!     fn register_model_change_cb(&self, _: Arc<dyn ModelChangeListener>) -> Result<u64> {
-//!         Ok(0) // this sketch reports no changes
+//!     fn register_model_change_cb(&self, listener: Arc<dyn ModelChangeListener>) -> Result<u64> {
+//!         Ok(self.listeners.register(listener))
 //!     }
-//!     fn unregister_model_change_cb(&self, _: u64) -> Result<()> {
+//!     fn unregister_model_change_cb(&self, registration: u64) -> Result<()> {
+//!         self.listeners.unregister(registration);
 //!         Ok(())
 //!     }
 //!     fn process_events(&self, _: RVec<Event>) -> Result<()> {
-//!         Ok(())
+//!         Ok(()) // no subscription, so no events
 //!     }
 //!     fn close(&self) -> Result<()> {
-//!         Ok(())
+//!         Ok(()) // nothing to flush
 //!     }
 //! }
 //!
-//! struct VecPlugin;
+//! struct MapPlugin;
 //!
-//! impl BackendPlugin for VecPlugin {
-//!     const NAME: &'static str = "vec";
-//!     const CONF_SCHEMA: &'static str = "type: object\nrequired: [module]\n";
-//!     fn create_backend(_conf: &serde_json::Value, _host: Host) -> Result<Arc<dyn Backend>> {
-//!         log::info!("vec backend created"); // ends up in the host's log
-//!         Ok(Arc::new(VecBackend::default()))
+//! impl BackendPlugin for MapPlugin {
+//!     const NAME: &'static str = "map";
+//!     const CONF_SCHEMA: &'static str = "
+//! type: object
+//! required: [module]
+//! properties:
+//!     module: {type: string}
+//!     name: {type: string}
+//! ";
+//!     fn create_backend(conf: &serde_json::Value, _host: Host) -> Result<Arc<dyn Backend>> {
+//!         let name = conf["name"].as_str().unwrap_or("default");
+//!         log::info!("map store {name} opened"); // ends up in the host's log
+//!         Ok(Arc::new(MapBackend::open(name)))
+//!     }
+//!     fn scratch_conf(conf: &serde_json::Value, scratch_dir: &str) -> Result<serde_json::Value> {
+//!         let mut scratch = conf.clone();
+//!         scratch["name"] = format!("scratch {scratch_dir}").into();
+//!         Ok(scratch)
 //!     }
 //! }
 //!
-//! aimm_backend_api::export_backend!(VecPlugin);
-//! # fn main() {}
+//! aimm_backend_api::export_backend!(MapPlugin);
+//!
+//! # fn main() {
+//! // In the plugin's tests:
+//! use aimm_backend_conformance::{run, InProcessTarget};
+//! let target = InProcessTarget::<MapPlugin>::scratch(serde_json::json!({"module": "map"})).unwrap();
+//! let report = run(&target);
+//! assert!(report.all_passed(), "{report}");
+//! # }
 //! ```
 //!
 //! # Rules of the boundary

@@ -17,28 +17,51 @@ use std::sync::Arc;
 /// (`create`, `create_subscription`) plus what the host needs to know first.
 ///
 /// Configurations arrive as the `backend` section of the server config, as
-/// JSON, already validated against [`BackendPlugin::CONF_SCHEMA`].
+/// JSON, already validated against [`BackendPlugin::CONF_SCHEMA`] (by hosts
+/// that load the plugin; an in-process test target may not validate).
+/// Paths in a config are the user's, as written: a relative one is relative
+/// to the host's working directory, which the plugin should not assume to
+/// be anything in particular (resolve it when the backend is created).
+///
+/// `export_backend!` routes the plugin's `log` records to the host's log
+/// once a backend is created, and installs a panic hook in the plugin that
+/// logs the panic's message there too (at debug level when the panic is
+/// caught at the boundary and returned to the host as an error, which
+/// reports it; at error level on the plugin's own threads).
 pub trait BackendPlugin: 'static {
     /// The plugin's name, as `aimm-backend check` and `plugins` print it.
     const NAME: &'static str;
 
-    /// The JSON schema (YAML or JSON text) the `backend` section must satisfy.
-    /// The host validates configs against it before [`BackendPlugin::create_backend`].
+    /// The JSON Schema the `backend` section must satisfy, as YAML or JSON
+    /// text. The section includes `module` (the name the config loads the
+    /// plugin by), so a schema that refuses unknown keys
+    /// (`additionalProperties: false`) must list it. The draft is the one
+    /// `$schema` names; without `$schema`, 2020-12. The host validates each
+    /// config against it before [`BackendPlugin::create_backend`], and
+    /// refuses to load a plugin whose schema does not parse.
     const CONF_SCHEMA: &'static str;
 
-    /// Creates a backend from its configuration.
+    /// Creates a backend from its configuration. The host may create
+    /// several backends of one plugin in one process, on the same store or
+    /// on different ones, and one after another (closing or dropping the
+    /// earlier ones first or not).
     fn create_backend(conf: &serde_json::Value, host: Host) -> Result<Arc<dyn Backend>>;
 
     /// The event types whose events the host must pass to
-    /// [`Backend::process_events`]. None by default.
+    /// [`Backend::process_events`]. None by default. Called before any
+    /// backend is created.
     fn create_subscription(conf: &serde_json::Value) -> Result<Vec<EventType>> {
         let _ = conf;
         Ok(Vec::new())
     }
 
     /// A configuration like `conf` but pointing at a fresh, empty store that
-    /// may be thrown away (below `scratch_dir`, if the store is a file), for
-    /// running the conformance suite without touching real data.
+    /// may be thrown away, for running the conformance suite without
+    /// touching real data. `scratch_dir` exists and is empty when this is
+    /// called, and the host removes it, with everything below it, once the
+    /// run is over: a store kept in files belongs there. A store elsewhere
+    /// (a server) must be made fresh some other way (a new name, a new
+    /// prefix). The whole suite runs on the one store this returns.
     fn scratch_conf(conf: &serde_json::Value, scratch_dir: &str) -> Result<serde_json::Value> {
         let _ = (conf, scratch_dir);
         Err(BackendError::unsupported(format!(
@@ -166,6 +189,14 @@ pub fn root_module_for<P: BackendPlugin>(
 /// Exports `$plugin` (a type implementing [`BackendPlugin`]) as this library's
 /// AIMM backend root module. Use it once, in a `cdylib` crate that also
 /// depends on `abi_stable` 0.11 (the export attribute names that crate).
+///
+/// Every exported function catches panics and returns them to the host as
+/// [`ErrorKind::Panic`](crate::ErrorKind::Panic) errors. When the first
+/// backend is created, the plugin's `log` records start going to the host's
+/// log, and a panic hook is installed (the plugin's own copy of std's hook,
+/// which a host's hook does not replace) that logs each panic's message
+/// there instead of printing it: at debug level when the panic is returned
+/// to the host as an error, at error level on the plugin's own threads.
 #[macro_export]
 macro_rules! export_backend {
     ($plugin:ty) => {

@@ -18,9 +18,15 @@ impl std::fmt::Display for Violation {
     }
 }
 
-/// Parses a schema given as YAML (or JSON) text.
+/// Parses a schema given as YAML (or JSON) text, and checks that it is a
+/// JSON Schema a validator can be built from (the draft `$schema` names;
+/// without it, 2020-12).
 pub fn parse_schema(text: &str) -> Result<Value, String> {
-    serde_yaml::from_str(text).map_err(|err| format!("schema is not valid YAML: {err}"))
+    let schema: Value =
+        serde_yaml::from_str(text).map_err(|err| format!("schema is not valid YAML: {err}"))?;
+    jsonschema::validator_for(&schema)
+        .map_err(|err| format!("schema is not a valid JSON Schema: {err}"))?;
+    Ok(schema)
 }
 
 /// Validates `instance` (found at `root`, e.g. `backend`) against `schema`.
@@ -197,6 +203,17 @@ mod tests {
                 .starts_with("backend: unknown key \"paht\" ("),
             "{}",
             one[0]
+        );
+    }
+
+    #[test]
+    fn a_schema_that_is_not_yaml_or_not_a_schema_is_refused_as_such() {
+        let not_yaml = parse_schema("type: [object\n").unwrap_err();
+        assert!(not_yaml.starts_with("schema is not valid YAML"), "{not_yaml}");
+        let not_a_schema = parse_schema("type: 5\n").unwrap_err();
+        assert!(
+            not_a_schema.starts_with("schema is not a valid JSON Schema"),
+            "{not_a_schema}"
         );
     }
 
