@@ -209,7 +209,10 @@ mod tests {
     #[test]
     fn a_schema_that_is_not_yaml_or_not_a_schema_is_refused_as_such() {
         let not_yaml = parse_schema("type: [object\n").unwrap_err();
-        assert!(not_yaml.starts_with("schema is not valid YAML"), "{not_yaml}");
+        assert!(
+            not_yaml.starts_with("schema is not valid YAML"),
+            "{not_yaml}"
+        );
         let not_a_schema = parse_schema("type: 5\n").unwrap_err();
         assert!(
             not_a_schema.starts_with("schema is not a valid JSON Schema"),
