@@ -39,6 +39,12 @@ cargo fmt --check --manifest-path fuzz/Cargo.toml
 CARGO_TARGET_DIR=fuzz/target/clippy cargo clippy --release --locked \
     --manifest-path fuzz/Cargo.toml --all-targets -- -D warnings
 
+step "cargo package: the crates a plugin author depends on and the backends, each built from its package"
+# Several -p at once: each verifies against the others' packages, as
+# crates.io would resolve them. --allow-dirty: also on a working tree.
+cargo package --allow-dirty -p aimm-backend-api -p aimm-backend-conformance \
+    -p aimm-backend-loader -p hat-eventer-client -p aimm-backend-sqlite -p aimm-backend-event
+
 step "fuzz: SBS decoder and Chatter frame reader (bounded)"
 bash scripts/fuzz.sh 30
 

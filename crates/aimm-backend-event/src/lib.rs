@@ -97,7 +97,7 @@ use aimm_backend_api::{
 use serde::Deserialize;
 use std::sync::Arc;
 
-/// The event backend's configuration (`schemas_json/server/backend/event.yaml`).
+/// The event backend's configuration (`schemas/event.yaml`, also `schemas_json/server/backend/event.yaml`).
 #[derive(Debug, Clone, Deserialize)]
 pub struct EventConfig {
     /// Event type prefix of model events.
@@ -145,8 +145,7 @@ pub struct EventPlugin;
 
 impl BackendPlugin for EventPlugin {
     const NAME: &'static str = "event";
-    const CONF_SCHEMA: &'static str =
-        include_str!("../../../schemas_json/server/backend/event.yaml");
+    const CONF_SCHEMA: &'static str = include_str!("../schemas/event.yaml");
 
     fn create_backend(conf: &serde_json::Value, host: Host) -> Result<Arc<dyn Backend>> {
         let config = EventConfig::from_json(conf)?;

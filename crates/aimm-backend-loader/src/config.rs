@@ -8,8 +8,8 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-const SERVER_SCHEMA: &str = include_str!("../../../schemas_json/server/main.yaml");
-const BACKEND_SCHEMA: &str = include_str!("../../../schemas_json/server/backend/main.yaml");
+const SERVER_SCHEMA: &str = include_str!("../schemas/server.yaml");
+const BACKEND_SCHEMA: &str = include_str!("../schemas/backend.yaml");
 
 /// A config as the `aimm-backend` tool reads it: a whole Python AIMM server
 /// config, a file with only a `backend` section, or a bare backend section.
@@ -30,7 +30,7 @@ pub struct HatConfig {
     pub monitor_component: Option<Value>,
 }
 
-/// `hat.eventer_server`, with the defaults of `schemas_json/server/main.yaml`.
+/// `hat.eventer_server`, with the defaults of its schema (`schemas/server.yaml`, also `schemas_json/server/main.yaml`).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct EventerServerConfig {
     /// Host name or address of the server's eventer interface.

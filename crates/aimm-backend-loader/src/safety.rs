@@ -248,6 +248,23 @@ mod tests {
     }
 
     #[test]
+    fn a_file_of_another_user_is_refused() {
+        // Runs as root here (CI does): giving the file away needs it.
+        let (_dir, file) = library();
+        std::os::unix::fs::chown(&file, Some(4242), None)
+            .expect("chown to another uid: these tests run as root");
+        let found = check(&file).unwrap().expect("unsafe");
+        assert_eq!(found.path, file.canonicalize().unwrap());
+        assert_eq!(found.owner, 4242);
+        assert_eq!(
+            found.problem,
+            Problem::Owner {
+                user: current_user()
+            }
+        );
+    }
+
+    #[test]
     fn an_owner_other_than_root_or_this_user_is_named() {
         // Owners cannot be changed without privileges here: the rule is
         // checked on figures, the message on what it gives.

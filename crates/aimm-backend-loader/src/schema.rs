@@ -221,6 +221,51 @@ mod tests {
     }
 
     #[test]
+    fn each_rule_is_said_in_words_with_the_value_found() {
+        let rules = parse_schema(
+            "type: object\nproperties:\n  a: {type: string, minLength: 3}\n  \
+             b: {type: integer, minimum: 1, maximum: 9}\n  c: {enum: [x, y]}\n  \
+             d: {type: [string, integer]}\n",
+        )
+        .unwrap();
+        let said = |instance: Value| {
+            let violations = validate(&rules, &instance, "backend").unwrap_err();
+            violations[0].to_string()
+        };
+        assert_eq!(
+            said(json!({"a": "xy"})),
+            "backend.a: expected at least 3 characters, got \"xy\" (rule `minLength`)"
+        );
+        assert_eq!(
+            said(json!({"b": 0})),
+            "backend.b: expected at least 1, got 0 (rule `minimum`)"
+        );
+        assert_eq!(
+            said(json!({"b": 10})),
+            "backend.b: expected at most 9, got 10 (rule `maximum`)"
+        );
+        assert_eq!(
+            said(json!({"c": "z"})),
+            "backend.c: expected one of [\"x\",\"y\"], got \"z\""
+        );
+        assert_eq!(
+            said(json!({"d": true})),
+            "backend.d: expected one of (integer, string), got true"
+        );
+    }
+
+    #[test]
+    fn long_values_are_cut_to_60_characters() {
+        assert_eq!(
+            show(&json!("a".repeat(58))),
+            format!("\"{}\"", "a".repeat(58))
+        );
+        let cut = show(&json!("a".repeat(59)));
+        assert_eq!(cut.chars().count(), 60, "{cut}");
+        assert!(cut.ends_with("..."), "{cut}");
+    }
+
+    #[test]
     fn valid_documents_pass() {
         assert!(validate(&schema(), &json!({"path": "x"}), "backend").is_ok());
     }

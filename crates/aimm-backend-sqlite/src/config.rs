@@ -32,7 +32,7 @@ impl JournalMode {
     }
 }
 
-/// The SQLite backend's configuration (`schemas_json/server/backend/sqlite.yaml`).
+/// The SQLite backend's configuration (`schemas/sqlite.yaml`, also `schemas_json/server/backend/sqlite.yaml`).
 #[derive(Debug, Clone, Deserialize)]
 pub struct SqliteConfig {
     /// The database file.
@@ -86,7 +86,7 @@ mod tests {
         let conf = SqliteConfig::from_json(&json!({"path": "m.db"})).unwrap();
         assert_eq!(conf.busy_timeout(), Duration::from_secs(30));
         assert_eq!(conf.journal_mode, None);
-        let schema = include_str!("../../../schemas_json/server/backend/sqlite.yaml");
+        let schema = include_str!("../schemas/sqlite.yaml");
         assert!(
             schema.contains("(default 30)"),
             "the schema documents another default"

@@ -97,8 +97,7 @@ pub struct SqlitePlugin;
 
 impl BackendPlugin for SqlitePlugin {
     const NAME: &'static str = "sqlite";
-    const CONF_SCHEMA: &'static str =
-        include_str!("../../../schemas_json/server/backend/sqlite.yaml");
+    const CONF_SCHEMA: &'static str = include_str!("../schemas/sqlite.yaml");
 
     fn create_backend(conf: &serde_json::Value, _host: Host) -> Result<Arc<dyn Backend>> {
         Ok(Arc::new(SqliteBackend::open(SqliteConfig::from_json(
