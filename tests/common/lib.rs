@@ -239,12 +239,15 @@ pub fn build_plugin_against_api_version(version: &str) -> PathBuf {
     let work = examples_target_dir().join(format!("api-{version}"));
     let api = work.join("api");
     let plugin = work.join("plugin");
-    for dir in [api.join("src"), plugin.join("src")] {
+    for dir in [api.join("src"), api.join("doc"), plugin.join("src")] {
         std::fs::create_dir_all(dir).unwrap();
     }
-    for entry in std::fs::read_dir(root.join("crates/aimm-backend-api/src")).unwrap() {
-        let entry = entry.unwrap();
-        std::fs::copy(entry.path(), api.join("src").join(entry.file_name())).unwrap();
+    // The sources, and the docs' example they include.
+    for part in ["src", "doc"] {
+        for entry in std::fs::read_dir(root.join("crates/aimm-backend-api").join(part)).unwrap() {
+            let entry = entry.unwrap();
+            std::fs::copy(entry.path(), api.join(part).join(entry.file_name())).unwrap();
+        }
     }
     let api_manifest: String =
         std::fs::read_to_string(root.join("crates/aimm-backend-api/Cargo.toml"))
@@ -263,14 +266,32 @@ pub fn build_plugin_against_api_version(version: &str) -> PathBuf {
         plugin.join("src/lib.rs"),
     )
     .unwrap();
-    let plugin_manifest = std::fs::read_to_string(root.join("examples/memory-backend/Cargo.toml"))
-        .unwrap()
-        .replace("../../crates/aimm-backend-api", "../api")
-        .replace("name = \"memory-backend\"", "name = \"other-api-backend\"");
+    let plugin_manifest = without_dev_dependencies(
+        &std::fs::read_to_string(root.join("examples/memory-backend/Cargo.toml")).unwrap(),
+    )
+    .replace("../../crates/aimm-backend-api", "../api")
+    .replace("name = \"memory-backend\"", "name = \"other-api-backend\"");
     std::fs::write(plugin.join("Cargo.toml"), plugin_manifest).unwrap();
     let lock = root.join("examples/memory-backend/Cargo.lock");
     std::fs::copy(&lock, plugin.join("Cargo.lock")).unwrap();
     build_cdylib(&plugin.join("Cargo.toml"), "libother_api_backend.so")
+}
+
+/// `manifest` without its `[dev-dependencies]` table: the copy builds only
+/// the library, and the example's conformance dev-dependency is a path
+/// that does not exist beside the copy.
+fn without_dev_dependencies(manifest: &str) -> String {
+    let mut in_dev = false;
+    manifest
+        .lines()
+        .filter(|line| {
+            if line.starts_with('[') {
+                in_dev = line.trim() == "[dev-dependencies]";
+            }
+            !in_dev
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// One line of the API crate's manifest, with workspace inheritance replaced
