@@ -91,14 +91,13 @@ impl PythonEventClient {
         by_notification.then(|| Expected::all_of(events)).flatten()
     }
 
-    /// Hands `events` to the bridge; its answer (`None` without
-    /// response), and how long the bridge waits for the server.
+    /// Hands `events` to the bridge; its answer (`None` without response).
     fn send(
         &self,
         py: Python<'_>,
         events: &[RegisterEvent],
         with_response: bool,
-    ) -> Result<(Py<PyAny>, Duration)> {
+    ) -> Result<Py<PyAny>> {
         let events = events
             .iter()
             .map(|event| register_event_to_py(py, event))
@@ -109,7 +108,7 @@ impl PythonEventClient {
             .bridge
             .call_method1(py, "register", (events, with_response))
             .map_err(|err| unavailable(py, err))?;
-        Ok((answer, self.timeout(py)))
+        Ok(answer)
     }
 
     /// The bridge's deadline for one answer.
@@ -138,7 +137,10 @@ impl PythonEventClient {
             .wait_then(CONNECTION, expected, move |events| {
                 let _ = done.send(events);
             });
-        let (_, timeout) = Python::attach(|py| self.send(py, &events, false))?;
+        let timeout = Python::attach(|py| {
+            self.send(py, &events, false)?;
+            Ok::<_, BackendError>(self.timeout(py))
+        })?;
         drop(events);
         match found.recv_timeout(timeout) {
             Ok(events) => Ok(ROption::RSome(
@@ -204,7 +206,7 @@ impl EventClient for PythonEventClient {
             // when written, so `Persisted` gets what `Registered` gets; the
             // Python half says so in the log when the backend is created.
             let with_response = mode != RegisterMode::Sent;
-            let (answer, _) = self.send(py, &events, with_response)?;
+            let answer = self.send(py, &events, with_response)?;
             let answer = answer.bind(py);
             if answer.is_none() {
                 return Ok(ROption::RNone);

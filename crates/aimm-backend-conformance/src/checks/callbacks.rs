@@ -3,7 +3,7 @@
 use super::support::*;
 use super::{check, Check, CheckResult};
 use crate::Target;
-use aimm_backend_api::Model;
+use aimm_backend_api::{Backend, Model};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,13 +21,19 @@ pub(super) fn checks() -> Vec<Check> {
     ]
 }
 
-fn change_callbacks_fire(target: &dyn Target) -> CheckResult {
-    let backend = open(target)?;
+/// A listener on `backend` that records what it hears, and its registration.
+fn listen(backend: &dyn Backend) -> Result<(Arc<Seen>, u64), String> {
     let seen = Arc::new(Seen::default());
     let recorder = seen.clone();
     let registration = backend
         .register_model_change_cb(Arc::new(move |m: &Model| recorder.record(m)))
         .map_err(|err| format!("register_model_change_cb failed: {err}"))?;
+    Ok((seen, registration))
+}
+
+fn change_callbacks_fire(target: &dyn Target) -> CheckResult {
+    let backend = open(target)?;
+    let (seen, registration) = listen(backend.as_ref())?;
     let created = create(backend.as_ref(), "conformance.cb", vec![1])?;
     let updated = backend
         .update_model(Model::new(created.instance_id, "conformance.cb", vec![2]))
@@ -53,11 +59,7 @@ fn change_callbacks_fire(target: &dyn Target) -> CheckResult {
 
 fn unregistered_callbacks_stay_silent(target: &dyn Target) -> CheckResult {
     let backend = open(target)?;
-    let seen = Arc::new(Seen::default());
-    let recorder = seen.clone();
-    let registration = backend
-        .register_model_change_cb(Arc::new(move |m: &Model| recorder.record(m)))
-        .map_err(|err| format!("register_model_change_cb failed: {err}"))?;
+    let (seen, registration) = listen(backend.as_ref())?;
     let first = create(backend.as_ref(), "conformance.unreg", vec![1])?;
     seen.wait_for(&[first.instance_id], CALLBACK_WAIT);
     backend
