@@ -394,3 +394,70 @@ fn a_missing_library_path_is_named() {
         "{stderr}"
     );
 }
+
+/// Runs the CLI on the panicky plugin with `config` (the `backend` section
+/// and anything else) and `args`, giving back the exit code and stderr.
+/// The CLI runs in a directory holding a `model.bin` file.
+fn cli_on_panicky_plugin(config: &str, args: &[&str]) -> (Option<i32>, String) {
+    let work = tempfile::tempdir().unwrap();
+    let conf = write_file(work.path(), "panicky.yaml", config);
+    write_file(work.path(), "model.bin", "bytes");
+    let mut command = cli(work.path());
+    command
+        .current_dir(work.path())
+        .arg("--conf")
+        .arg(&conf)
+        .arg("--plugin-dir")
+        .arg(panicky_plugin().parent().unwrap())
+        .args(args);
+    let output = output_within(&mut command, std::time::Duration::from_secs(60), "cli");
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    (output.status.code(), stderr)
+}
+
+#[test]
+fn log_records_from_before_the_first_backend_reach_the_host() {
+    // `conformance` asks for the scratch config before creating a backend.
+    let (_, stderr) = cli_on_panicky_plugin(
+        "backend:\n  module: panicky_backend\n",
+        &["-v", "conformance"],
+    );
+    assert!(
+        stderr.contains("panicky backend: scratch store in "),
+        "{stderr}"
+    );
+    // With an event server configured, the subscription comes first; the
+    // connection (to a port nobody listens on) fails after it.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let (code, stderr) = cli_on_panicky_plugin(
+        &format!(
+            "hat:\n  eventer_server: {{host: 127.0.0.1, port: {port}, timeout: 1}}\n\
+             backend:\n  module: panicky_backend\n"
+        ),
+        &["-v", "list"],
+    );
+    assert_ne!(code, Some(0), "{stderr}");
+    assert!(
+        stderr.contains("panicky backend: subscribing to nothing"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_panic_on_a_thread_of_the_plugin_is_logged_as_an_error() {
+    let (code, stderr) = cli_on_panicky_plugin(
+        "backend:\n  module: panicky_backend\n",
+        &["put", "own-thread", "model.bin"],
+    );
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("plugin panicked on a thread of its own: panicked at src/lib.rs:")
+            && stderr.contains("panicky backend: its worker thread"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("the worker thread panicked"), "{stderr}");
+}

@@ -225,7 +225,7 @@ pub fn panicky_plugin() -> PathBuf {
         .clone()
 }
 
-/// `0.3.0` -> `0.4.0`: a version the loader must refuse.
+/// `0.4.0` -> `0.5.0`: a version the loader must refuse.
 pub fn next_minor(version: &str) -> String {
     let mut parts = version.split('.').map(|p| p.parse::<u64>().unwrap());
     let (major, minor) = (parts.next().unwrap(), parts.next().unwrap());

@@ -19,7 +19,7 @@
 //! crate-type = ["cdylib", "rlib"]   # rlib: so that `cargo test` can link it
 //!
 //! [dependencies]
-//! aimm-backend-api = "0.3"
+//! aimm-backend-api = "0.4"
 //! abi_stable = { version = "0.11.3", default-features = false }
 //! log = "0.4"          # this crate's `log`: only its records reach the host
 //! serde_json = "1"
@@ -69,7 +69,10 @@
 //! * Every function a plugin exports catches panics and returns an
 //!   [`ErrorKind::Panic`] error instead. (A plugin built with `panic = "abort"`
 //!   gives that up.)
-//! * The host loads each library once and never unloads it.
+//! * The host loads each library once and never unloads it. Right after
+//!   loading it hands the library its log sink
+//!   ([`BackendModule::install_log_sink`]), so `log` records from every
+//!   exported function reach the host's log.
 
 #![warn(missing_docs)]
 

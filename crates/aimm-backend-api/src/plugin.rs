@@ -3,8 +3,8 @@
 
 use crate::backend::FFI_Backend;
 use crate::host::FFI_Host;
-use crate::log_sink::SinkLogger;
-use crate::panic_guard::guard;
+use crate::log_sink::{FFI_LogSink, SinkLogger};
+use crate::panic_guard::{guard, guard_unit};
 use crate::{Backend, BackendError, EventType, Host, Result};
 use abi_stable::library::RootModule;
 use abi_stable::prefix_type::PrefixTypeTrait;
@@ -24,10 +24,11 @@ use std::sync::Arc;
 /// be anything in particular (resolve it when the backend is created).
 ///
 /// `export_backend!` routes the plugin's `log` records to the host's log
-/// once a backend is created, and installs a panic hook in the plugin that
-/// logs the panic's message there too (at debug level when the panic is
-/// caught at the boundary and returned to the host as an error, which
-/// reports it; at error level on the plugin's own threads).
+/// from the moment the host has loaded the library, before it calls any of
+/// the functions below, and installs a panic hook in the plugin that logs
+/// the panic's message there too (at debug level when the panic is caught
+/// at the boundary and returned to the host as an error, which reports it;
+/// at error level on the plugin's own threads).
 pub trait BackendPlugin: 'static {
     /// The plugin's name, as `aimm-backend check` and `plugins` print it.
     const NAME: &'static str;
@@ -90,8 +91,14 @@ pub struct BackendModule {
     /// [`BackendPlugin::scratch_conf`]: (config JSON, scratch dir) -> config JSON.
     pub scratch_conf: extern "C" fn(RStr<'_>, RStr<'_>) -> RResult<RString, BackendError>,
     /// [`BackendPlugin::create_backend`], config as JSON text.
-    #[sabi(last_prefix_field)]
     pub create_backend: extern "C" fn(RStr<'_>, FFI_Host) -> RResult<FFI_Backend, BackendError>,
+    /// Sends the plugin's `log` records (and its panic messages) to the
+    /// host's sink from now on. Hosts call it once, right after loading the
+    /// library and before any other function, so that the records of
+    /// `create_subscription` and `scratch_conf` reach them too. The first
+    /// sink a library is given stays; later ones are dropped.
+    #[sabi(last_prefix_field)]
+    pub install_log_sink: extern "C" fn(FFI_LogSink),
 }
 
 impl RootModule for BackendModuleRef {
@@ -143,11 +150,22 @@ extern "C" fn create_backend<P: BackendPlugin>(
 ) -> RResult<FFI_Backend, BackendError> {
     guard("create_backend", || {
         let host = host.into_foreign();
-        SinkLogger::install(host.log.clone());
-        route_panic_messages_to_log();
+        // For a host that did not call `install_log_sink` first.
+        route_log_to(host.log.clone());
         let backend = P::create_backend(&parse_conf(conf)?, host)?;
         Ok(FFI_Backend::new(backend))
     })
+}
+
+extern "C" fn install_log_sink(sink: FFI_LogSink) {
+    guard_unit("install_log_sink", || {
+        route_log_to(Arc::new(sink.into_foreign()))
+    });
+}
+
+fn route_log_to(sink: Arc<dyn crate::LogSink>) {
+    SinkLogger::install(sink);
+    route_panic_messages_to_log();
 }
 
 /// A caught panic still prints through the plugin's own copy of the panic
@@ -182,6 +200,7 @@ pub fn root_module_for<P: BackendPlugin>(
         create_subscription: create_subscription::<P>,
         scratch_conf: scratch_conf::<P>,
         create_backend: create_backend::<P>,
+        install_log_sink,
     }
     .leak_into_prefix()
 }
@@ -191,9 +210,10 @@ pub fn root_module_for<P: BackendPlugin>(
 /// depends on `abi_stable` 0.11 (the export attribute names that crate).
 ///
 /// Every exported function catches panics and returns them to the host as
-/// [`ErrorKind::Panic`](crate::ErrorKind::Panic) errors. When the first
-/// backend is created, the plugin's `log` records start going to the host's
-/// log, and a panic hook is installed (the plugin's own copy of std's hook,
+/// [`ErrorKind::Panic`](crate::ErrorKind::Panic) errors. Once the host has
+/// loaded the library (before it asks for a subscription, a scratch config
+/// or a backend), the plugin's `log` records go to the host's log, and a
+/// panic hook is installed (the plugin's own copy of std's hook,
 /// which a host's hook does not replace) that logs each panic's message
 /// there instead of printing it: at debug level when the panic is returned
 /// to the host as an error, at error level on the plugin's own threads.

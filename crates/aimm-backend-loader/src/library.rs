@@ -15,12 +15,14 @@ use crate::schema;
 use abi_stable::library::{lib_header_from_path, LibraryError, RootModule};
 use abi_stable::sabi_types::{VersionNumber, VersionStrings};
 use aimm_backend_api::{
-    BackendError, BackendModuleRef, EventType, FFI_Host, ForeignBackend, Host, API_VERSION,
+    BackendError, BackendModuleRef, EventType, FFI_Host, FFI_LogSink, ForeignBackend, Host,
+    LogSink, API_VERSION,
 };
 use serde_json::Value;
 use std::collections::HashMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 /// A loaded, checked backend plugin library.
@@ -30,6 +32,7 @@ pub struct PluginLibrary {
     name: String,
     version: String,
     schema: Value,
+    log_sink_installed: AtomicBool,
 }
 
 impl std::fmt::Debug for PluginLibrary {
@@ -106,6 +109,7 @@ impl PluginLibrary {
             name,
             version,
             schema,
+            log_sink_installed: AtomicBool::new(false),
         })
     }
 
@@ -138,6 +142,17 @@ impl PluginLibrary {
                 violations,
             }
         })
+    }
+
+    /// Sends the plugin's `log` records and panic messages to `sink` from
+    /// now on, including those of [`create_subscription`](Self::create_subscription)
+    /// and [`scratch_conf`](Self::scratch_conf). A library has one sink for
+    /// the life of the process: the first one given stays, and later calls
+    /// do nothing. [`Opener`](crate::Opener) installs its sink as it loads.
+    pub fn install_log_sink(&self, sink: Arc<dyn LogSink>) {
+        if !self.log_sink_installed.swap(true, Ordering::AcqRel) {
+            (self.module.install_log_sink())(FFI_LogSink::new(sink));
+        }
     }
 
     /// The event types the backend wants (Python's `create_subscription`).

@@ -100,11 +100,13 @@ impl Opener {
         self.policy
     }
 
-    /// Resolves `backend.module`, loads the library with its checks, and
-    /// validates the `backend` section against the plugin's schema.
+    /// Resolves `backend.module`, loads the library with its checks, sends
+    /// its log records to this opener's sink (unless the library already
+    /// has one), and validates the `backend` section against its schema.
     pub fn load(&self, config: &ServerConfig) -> Result<Arc<PluginLibrary>, Error> {
         let path = self.search.resolve(config.module())?;
         let library = PluginLibrary::load_with(&path, self.policy)?;
+        library.install_log_sink((self.log_sink)(&library));
         library.validate_conf(config.backend(), config.origin())?;
         Ok(library)
     }
