@@ -367,6 +367,41 @@ fn schema_violations_name_the_json_path_and_rule() {
 }
 
 #[test]
+fn keys_no_one_reads_are_kept_as_python_keeps_them_but_named() {
+    let work = tempfile::tempdir().unwrap();
+    let db = work.path().join("m.db");
+    let conf = write_file(
+        work.path(),
+        "c.yaml",
+        &format!(
+            "backend:\n  module: aimm.server.backend.sqlite\n  path: {}\n  \
+             paht: elsewhere\n  busy_timeot: 3\n",
+            db.display()
+        ),
+    );
+    let (_, stderr) = run_conf(work.path(), &conf, &["check"], 0);
+    let warnings: Vec<&str> = stderr.lines().filter(|l| l.contains("WARN")).collect();
+    assert_eq!(warnings.len(), 1, "{stderr}");
+    assert!(
+        warnings[0].contains(
+            "backend.busy_timeot, backend.paht are not read by the `sqlite` plugin, \
+             whose schema lists only busy_timeout, journal_mode, module, path; ignored"
+        ),
+        "{stderr}"
+    );
+    let known = write_file(
+        work.path(),
+        "d.yaml",
+        &format!(
+            "backend:\n  module: aimm.server.backend.sqlite\n  path: {}\n  busy_timeout: 3\n",
+            db.display()
+        ),
+    );
+    let (_, stderr) = run_conf(work.path(), &known, &["check"], 0);
+    assert!(!stderr.contains("not read by"), "{stderr}");
+}
+
+#[test]
 fn sqlite_path_that_is_a_directory_is_refused() {
     let work = tempfile::tempdir().unwrap();
     let conf = sqlite_conf(work.path(), "c.yaml", work.path(), "");

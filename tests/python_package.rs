@@ -458,4 +458,11 @@ fn plugin_log_records_go_to_python_logging_under_aimm_backend() {
             .starts_with("aimm_backend_sqlite"),
         "{result}"
     );
+    let unread: Vec<&Value> = records
+        .iter()
+        .filter(|r| r[2].as_str().unwrap().contains("backend.paht is not read"))
+        .collect();
+    assert_eq!(unread.len(), 1, "{result}");
+    assert_eq!(unread[0][0], "aimm_backend", "{result}");
+    assert_eq!(unread[0][1], "WARNING", "{result}");
 }

@@ -423,7 +423,8 @@ def _forked_child(results):
 
 
 def cmd_logging(args):
-    """Plugin log records arrive in Python `logging`, under `aimm_backend`."""
+    """Plugin log records arrive in Python `logging`, under `aimm_backend`,
+    and so do the loader's warnings (here: a key no one reads)."""
     import logging
     records = []
 
@@ -436,7 +437,8 @@ def cmd_logging(args):
     logging.getLogger("aimm_backend").setLevel(logging.DEBUG)
 
     async def run():
-        backend = await aimm_backend.sqlite.create(sqlite_conf(args.db), None)
+        conf = sqlite_conf(args.db, paht="misspelt")
+        backend = await aimm_backend.sqlite.create(conf, None)
         await backend.async_close()
     aio.run_asyncio(run())
     print(json.dumps({"records": records}))

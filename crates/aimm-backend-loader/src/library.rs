@@ -144,6 +144,13 @@ impl PluginLibrary {
         })
     }
 
+    /// The keys of a `backend` section that the plugin's schema allows but
+    /// does not list, so that no one reads them (most likely misspelt).
+    /// The built-in backends accept unknown keys, as the Python ones do.
+    pub fn unlisted_keys(&self, backend: &Value) -> Vec<String> {
+        schema::unlisted_keys(&self.schema, backend)
+    }
+
     /// Sends the plugin's `log` records and panic messages to `sink` from
     /// now on, including those of [`create_subscription`](Self::create_subscription)
     /// and [`scratch_conf`](Self::scratch_conf). A library has one sink for

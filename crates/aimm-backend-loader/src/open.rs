@@ -108,6 +108,7 @@ impl Opener {
         let library = PluginLibrary::load_with(&path, self.policy)?;
         library.install_log_sink((self.log_sink)(&library));
         library.validate_conf(config.backend(), config.origin())?;
+        warn_of_unlisted_keys(config, &library);
         Ok(library)
     }
 
@@ -140,6 +141,36 @@ impl Opener {
     pub fn open(&self, config: &ServerConfig) -> Result<Opened, Error> {
         self.prepare(config)?.open()
     }
+}
+
+/// Keys no one reads are kept (Python's configs allow them) but named, since
+/// a misspelt optional key otherwise goes unnoticed.
+fn warn_of_unlisted_keys(config: &ServerConfig, library: &PluginLibrary) {
+    let unlisted = library.unlisted_keys(config.backend());
+    if unlisted.is_empty() {
+        return;
+    }
+    let named: Vec<String> = unlisted
+        .iter()
+        .map(|key| format!("backend.{key}"))
+        .collect();
+    let listed: Vec<&str> = library
+        .conf_schema()
+        .get("properties")
+        .and_then(Value::as_object)
+        .map(|properties| properties.keys().map(String::as_str).collect())
+        .unwrap_or_default();
+    tracing::warn!(
+        "{}: {} not read by the `{}` plugin, whose schema lists only {}; ignored (misspelt?)",
+        config.origin(),
+        if named.len() == 1 {
+            format!("{} is", named[0])
+        } else {
+            format!("{} are", named.join(", "))
+        },
+        library.name(),
+        listed.join(", ")
+    );
 }
 
 /// A checked plugin library, its `backend` config and the host services

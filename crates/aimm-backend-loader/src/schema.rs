@@ -51,6 +51,39 @@ pub fn validate(schema: &Value, instance: &Value, root: &str) -> Result<(), Vec<
     }
 }
 
+/// The keys of `instance` that `schema` neither lists under `properties`
+/// nor otherwise says anything about: allowed (JSON Schema allows any key
+/// it is not told to refuse) but read by no one, so most likely misspelt.
+/// Empty when the schema could cover other keys in some other way
+/// (`additionalProperties`, pattern or conditional rules, references).
+pub fn unlisted_keys(schema: &Value, instance: &Value) -> Vec<String> {
+    const OTHER_RULES: [&str; 10] = [
+        "additionalProperties",
+        "unevaluatedProperties",
+        "patternProperties",
+        "dependentSchemas",
+        "allOf",
+        "anyOf",
+        "oneOf",
+        "if",
+        "$ref",
+        "$dynamicRef",
+    ];
+    let (Some(listed), Some(keys)) = (
+        schema.get("properties").and_then(Value::as_object),
+        instance.as_object(),
+    ) else {
+        return Vec::new();
+    };
+    if OTHER_RULES.iter().any(|rule| schema.get(rule).is_some()) {
+        return Vec::new();
+    }
+    keys.keys()
+        .filter(|key| !listed.contains_key(*key))
+        .cloned()
+        .collect()
+}
+
 /// `/model_prefix/1` under `backend` becomes `backend.model_prefix[1]`.
 fn dotted_path(root: &str, pointer: &str) -> String {
     let mut path = root.to_string();
@@ -149,6 +182,31 @@ mod tests {
              prefix: {type: array, items: {type: string}}\n",
         )
         .unwrap()
+    }
+
+    #[test]
+    fn keys_the_schema_does_not_list_are_found_unless_it_covers_others() {
+        let conf = json!({"path": "x", "paht": "y", "prefix": [], "zz": 1});
+        assert_eq!(unlisted_keys(&schema(), &conf), ["paht", "zz"]);
+        assert!(unlisted_keys(&schema(), &json!({"path": "x"})).is_empty());
+        assert!(unlisted_keys(&schema(), &json!(["not", "an", "object"])).is_empty());
+        assert!(unlisted_keys(&json!({"type": "object"}), &conf).is_empty());
+        for rule in [
+            "additionalProperties",
+            "unevaluatedProperties",
+            "patternProperties",
+            "dependentSchemas",
+            "allOf",
+            "anyOf",
+            "oneOf",
+            "if",
+            "$ref",
+            "$dynamicRef",
+        ] {
+            let mut covering = schema();
+            covering[rule] = json!(true);
+            assert!(unlisted_keys(&covering, &conf).is_empty(), "{rule}");
+        }
     }
 
     #[test]

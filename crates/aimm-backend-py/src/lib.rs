@@ -10,13 +10,14 @@
 //! GIL released, so the Python half runs them on executor threads and the
 //! event loop never waits on a plugin. What the plugin needs from the server
 //! comes back through two bridges: its log records go to Python `logging`
-//! ([`log_sink`]), and its event client is the server's own Hat eventer
+//! ([`log_sink`]; the loader's own warnings too, [`host_log`]), and its event client is the server's own Hat eventer
 //! client ([`event_client`]).
 
 mod backend;
 mod convert;
 mod errors;
 mod event_client;
+mod host_log;
 mod log_sink;
 
 use aimm_backend_loader::{Opener, SearchPath, ServerConfig};
@@ -129,5 +130,6 @@ fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(json_text, module)?)?;
     module.add_class::<NativeBackend>()?;
     errors::register(module)?;
+    host_log::HostWarnings::install();
     Ok(())
 }

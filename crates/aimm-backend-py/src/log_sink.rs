@@ -14,9 +14,14 @@ pub struct PythonLogSink {
 impl PythonLogSink {
     /// The sink for the plugin called `plugin`.
     pub fn for_plugin(plugin: &str) -> Self {
+        Self::named(&format!("aimm_backend.{plugin}"))
+    }
+
+    /// The sink for the Python logger called `name`.
+    pub fn named(name: &str) -> Self {
         let logger = Python::attach(|py| {
             py.import("logging")?
-                .call_method1("getLogger", (format!("aimm_backend.{plugin}"),))
+                .call_method1("getLogger", (name,))
                 .map(Bound::unbind)
         });
         PythonLogSink {
