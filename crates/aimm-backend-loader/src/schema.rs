@@ -51,31 +51,33 @@ pub fn validate(schema: &Value, instance: &Value, root: &str) -> Result<(), Vec<
     }
 }
 
+/// Top-level schema rules that can allow keys `properties` does not list.
+const COVERING_RULES: [&str; 10] = [
+    "additionalProperties",
+    "unevaluatedProperties",
+    "patternProperties",
+    "dependentSchemas",
+    "allOf",
+    "anyOf",
+    "oneOf",
+    "if",
+    "$ref",
+    "$dynamicRef",
+];
+
 /// The keys of `instance` that `schema` neither lists under `properties`
 /// nor otherwise says anything about: allowed (JSON Schema allows any key
 /// it is not told to refuse) but read by no one, so most likely misspelt.
 /// Empty when the schema could cover other keys in some other way
 /// (`additionalProperties`, pattern or conditional rules, references).
 pub fn unlisted_keys(schema: &Value, instance: &Value) -> Vec<String> {
-    const OTHER_RULES: [&str; 10] = [
-        "additionalProperties",
-        "unevaluatedProperties",
-        "patternProperties",
-        "dependentSchemas",
-        "allOf",
-        "anyOf",
-        "oneOf",
-        "if",
-        "$ref",
-        "$dynamicRef",
-    ];
     let (Some(listed), Some(keys)) = (
         schema.get("properties").and_then(Value::as_object),
         instance.as_object(),
     ) else {
         return Vec::new();
     };
-    if OTHER_RULES.iter().any(|rule| schema.get(rule).is_some()) {
+    if COVERING_RULES.iter().any(|rule| schema.get(rule).is_some()) {
         return Vec::new();
     }
     keys.keys()
@@ -191,18 +193,7 @@ mod tests {
         assert!(unlisted_keys(&schema(), &json!({"path": "x"})).is_empty());
         assert!(unlisted_keys(&schema(), &json!(["not", "an", "object"])).is_empty());
         assert!(unlisted_keys(&json!({"type": "object"}), &conf).is_empty());
-        for rule in [
-            "additionalProperties",
-            "unevaluatedProperties",
-            "patternProperties",
-            "dependentSchemas",
-            "allOf",
-            "anyOf",
-            "oneOf",
-            "if",
-            "$ref",
-            "$dynamicRef",
-        ] {
+        for rule in COVERING_RULES {
             let mut covering = schema();
             covering[rule] = json!(true);
             assert!(unlisted_keys(&covering, &conf).is_empty(), "{rule}");
