@@ -151,14 +151,16 @@ impl PluginLibrary {
         schema::unlisted_keys(&self.schema, backend)
     }
 
-    /// Sends the plugin's `log` records and panic messages to `sink` from
-    /// now on, including those of [`create_subscription`](Self::create_subscription)
-    /// and [`scratch_conf`](Self::scratch_conf). A library has one sink for
-    /// the life of the process: the first one given stays, and later calls
-    /// do nothing. [`Opener`](crate::Opener) installs its sink as it loads.
-    pub fn install_log_sink(&self, sink: Arc<dyn LogSink>) {
+    /// Sends the plugin's `log` records and panic messages to the sink
+    /// `make_sink` makes, from now on, including those of
+    /// [`create_subscription`](Self::create_subscription) and
+    /// [`scratch_conf`](Self::scratch_conf). A library has one sink for the
+    /// life of the process: the first call makes and installs it, later
+    /// calls do nothing (and make nothing). [`Opener`](crate::Opener)
+    /// installs its sink as it loads.
+    pub fn install_log_sink(&self, make_sink: impl FnOnce() -> Arc<dyn LogSink>) {
         if !self.log_sink_installed.swap(true, Ordering::AcqRel) {
-            (self.module.install_log_sink())(FFI_LogSink::new(sink));
+            (self.module.install_log_sink())(FFI_LogSink::new(make_sink()));
         }
     }
 

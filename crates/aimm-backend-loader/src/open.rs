@@ -106,17 +106,20 @@ impl Opener {
     pub fn load(&self, config: &ServerConfig) -> Result<Arc<PluginLibrary>, Error> {
         let path = self.search.resolve(config.module())?;
         let library = PluginLibrary::load_with(&path, self.policy)?;
-        library.install_log_sink((self.log_sink)(&library));
+        library.install_log_sink(|| (self.log_sink)(&library));
         library.validate_conf(config.backend(), config.origin())?;
-        warn_of_unlisted_keys(config, &library);
         Ok(library)
     }
 
-    /// Everything up to creating the backend: [`Opener::load`], then the
+    /// Everything up to creating the backend: [`Opener::load`], a warning
+    /// naming any `backend` key the plugin's schema does not list, then the
     /// event client (lent, or connected from `hat.eventer_server`; that
     /// needs a tokio runtime and blocks until connected or timed out).
     pub fn prepare(&self, config: &ServerConfig) -> Result<Prepared, Error> {
         let library = self.load(config)?;
+        // Here, not in `load`: a Python server loads once more for the
+        // subscription, and the warning is said once per backend opened.
+        warn_of_unlisted_keys(config, &library);
         let (event_client, events) = match &self.event_client {
             Some(client) => (Some(client.clone()), None),
             None => match connect(config, &library)? {

@@ -10,8 +10,8 @@
 //! GIL released, so the Python half runs them on executor threads and the
 //! event loop never waits on a plugin. What the plugin needs from the server
 //! comes back through two bridges: its log records go to Python `logging`
-//! ([`log_sink`]; the loader's own warnings too, [`host_log`]), and its event client is the server's own Hat eventer
-//! client ([`event_client`]).
+//! ([`log_sink`]; the loader's own warnings too, [`host_log`]), and its
+//! event client is the server's own Hat eventer client ([`event_client`]).
 
 mod backend;
 mod convert;
