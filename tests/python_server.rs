@@ -55,7 +55,8 @@ fn run_driver(work: &Path, scenario: &str, backend: &str, extra: &[&str]) -> Val
 }
 
 /// A server run stopped by SIGTERM exits 0, leaves no process behind, and
-/// logs no "Task was destroyed" and no exception but `allowed`.
+/// logs no "Task was destroyed" and no exception but `allowed` and the
+/// stock server's own spawn race ([`is_stock_spawn_race`]).
 fn assert_clean_stop(run: &Value, allowed: &[String]) {
     let stop = &run["stop"];
     assert_eq!(stop["exit_code"], 0, "{run}");
@@ -66,28 +67,54 @@ fn assert_clean_stop(run: &Value, allowed: &[String]) {
         "{run}"
     );
     assert_eq!(stop["task_destroyed"], 0, "{run}");
-    for exception in stop["exceptions"].as_array().unwrap() {
-        let exception = exception.as_str().unwrap();
+    let tracebacks = stop["traceback_list"].as_array().expect("traceback_list");
+    assert_eq!(stop["tracebacks"], tracebacks.len(), "{run}");
+    let is_allowed = |exception: &Value| allowed.iter().any(|a| a == exception);
+    for traceback in tracebacks {
         assert!(
-            allowed.iter().any(|a| a == exception) || is_repl_race(stop, exception),
-            "unexpected exception in the server log: {run}"
+            is_allowed(&traceback["exception"]) || is_stock_spawn_race(traceback),
+            "unexpected traceback in the server log: {traceback}\n{run}"
+        );
+    }
+    // Exceptions logged without a traceback are not excused by a race.
+    for exception in stop["exceptions"].as_array().unwrap() {
+        let raced = tracebacks
+            .iter()
+            .any(|t| t["exception"] == *exception && is_stock_spawn_race(t));
+        assert!(
+            is_allowed(exception) || raced,
+            "unexpected exception in the server log: {exception}\n{run}"
         );
     }
 }
 
-/// The stock REPL control's own shutdown race: on every engine state change
-/// it spawns a task into the group of each REPL connection
-/// (`aimm/server/control/repl.py`, `subscribe_to_state_change(lambda:
-/// self.async_group.spawn(...))`), and a state change that arrives after
-/// the driver's connection has closed (a forked worker's late progress
-/// report) raises there, whatever the backend. Seen once in about twenty
-/// runs of this file under load; allowed only with that traceback.
-fn is_repl_race(stop: &Value, exception: &str) -> bool {
-    let traceback = stop["last_traceback"].as_str().unwrap_or_default();
-    exception == "hat.aio.group.GroupClosedError: can't spawn task in closed group"
-        && stop["tracebacks"] == 1
-        && traceback.contains("aimm/server/control/repl.py")
-        && traceback.contains("async_group.spawn(self._on_state_change)")
+/// Where the stock server spawns a task into the group of one REPL
+/// connection on every engine state change: the REPL control's
+/// `subscribe_to_state_change(lambda: self.async_group.spawn(...))`
+/// (`aimm/server/control/repl.py`) and the juggler connection's state sync
+/// loop (`hat/juggler/server.py`, `_sync_loop`).
+const STOCK_SPAWN_SITES: [&str; 2] = [
+    "aimm/server/control/repl.py:<lambda>",
+    "hat/juggler/server.py:_sync_loop",
+];
+
+/// The stock server's own race, whatever the backend: a state change that
+/// arrives just after the driver's REPL connection closed (a forked
+/// worker's late progress report) makes one of [`STOCK_SPAWN_SITES`] spawn
+/// into the closed group, which raises there and ends only that
+/// connection's task. Seen about once in twenty runs of this file under
+/// load, at either site; excused only with that exception raised by
+/// `hat.aio.Group.spawn` called from one of those sites.
+fn is_stock_spawn_race(traceback: &Value) -> bool {
+    let frames: Vec<&str> = traceback["frames"]
+        .as_array()
+        .map(|frames| frames.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    traceback["exception"] == "hat.aio.group.GroupClosedError: can't spawn task in closed group"
+        && matches!(
+            frames.as_slice(),
+            [.., caller, "hat/aio/group.py:spawn"] if STOCK_SPAWN_SITES.contains(caller)
+        )
 }
 
 /// The model of the first run is back after the restart, same id, type and
@@ -216,4 +243,31 @@ fn the_stock_server_is_driven_through_its_event_control_with_aimm_backend_event(
     }
     let new_id = run2["new_model"]["instance_id"].as_i64().unwrap();
     assert_ne!(new_id, id, "{report}");
+}
+
+#[test]
+fn only_the_stock_spawn_race_is_excused() {
+    let closed = "hat.aio.group.GroupClosedError: can't spawn task in closed group";
+    let traceback =
+        |exception: &str, frames: &[&str]| json!({"exception": exception, "frames": frames});
+    for site in STOCK_SPAWN_SITES {
+        assert!(is_stock_spawn_race(&traceback(
+            closed,
+            &["asyncio/events.py:_run", site, "hat/aio/group.py:spawn"]
+        )));
+        assert!(!is_stock_spawn_race(&traceback(
+            "KeyError: 1",
+            &[site, "hat/aio/group.py:spawn"]
+        )));
+    }
+    // The same error from anywhere else, e.g. a backend's own task, is not.
+    assert!(!is_stock_spawn_race(&traceback(
+        closed,
+        &["aimm_backend/__init__.py:_notify", "hat/aio/group.py:spawn"]
+    )));
+    assert!(!is_stock_spawn_race(&traceback(
+        closed,
+        &["hat/juggler/server.py:_sync_loop"]
+    )));
+    assert!(!is_stock_spawn_race(&traceback(closed, &[])));
 }

@@ -109,6 +109,7 @@ LOG_MARKERS = {"task_destroyed": "Task was destroyed",
                "tracebacks": "Traceback (most recent call last)",
                "error_lines": " ERROR "}
 EXCEPTION_LINE = re.compile(r"^[\w.]+(Error|Exception|Warning): .*$", re.M)
+FRAME_LINE = re.compile(r'^  File "(?P<file>[^"]+)", line \d+, in (?P<func>.+)$')
 EVENT_ACTIONS = ("create_instance", "add_instance", "update_instance", "fit",
                  "predict", "cancel")
 EVENT_CONTROL = {  # aimm://server/control/event.yaml#
@@ -299,6 +300,7 @@ class ServerProcess:
                     for key, marker in LOG_MARKERS.items()}
         findings["exceptions"] = [m.group(0) for m in
                                   EXCEPTION_LINE.finditer(text)][-5:]
+        findings["traceback_list"] = _tracebacks(text)
         marker = LOG_MARKERS["tracebacks"]
         if marker in text:
             # The last traceback whole, so a failing test shows where.
@@ -325,6 +327,25 @@ async def _port_open(port: int) -> bool:
     with contextlib.suppress(OSError):
         await writer.wait_closed()
     return True
+
+
+def _tracebacks(text: str) -> list[dict]:
+    """Every traceback in a log: its exception line and its frames, each
+    "path:function", the path from the package root for installed code, so
+    a test can tell where a traceback was raised, not only what."""
+    found = []
+    for block in text.split(LOG_MARKERS["tracebacks"])[1:]:
+        frames, exception = [], None
+        for line in block.splitlines()[1:]:
+            frame = FRAME_LINE.match(line)
+            if frame:
+                path = frame["file"].rpartition("site-packages/")[2]
+                frames.append(f"{path}:{frame['func']}")
+            elif not line.startswith(" "):
+                exception = line
+                break
+        found.append({"exception": exception, "frames": frames})
+    return found
 
 
 def _group_alive(pgid: int) -> list[int]:
