@@ -256,6 +256,25 @@ fn plain_shared_library(dir: &Path) -> PathBuf {
     library
 }
 
+/// What `plugins` says of `library` (its last column), listed with the
+/// library's own directory as the plugin directory.
+fn listed_status(library: &Path) -> String {
+    let work = tempfile::tempdir().unwrap();
+    let output = run_expecting(
+        cli(work.path())
+            .arg("--plugin-dir")
+            .arg(library.parent().unwrap())
+            .arg("plugins"),
+        0,
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let line = stdout
+        .lines()
+        .find(|l| l.contains(&format!("\t{}\t", library.display())))
+        .unwrap_or_else(|| panic!("{} not listed:\n{stdout}", library.display()));
+    line.splitn(4, '\t').nth(3).unwrap_or_default().to_string()
+}
+
 #[test]
 fn a_shared_library_that_is_not_a_backend_is_refused() {
     let dir = tempfile::tempdir().unwrap();
@@ -268,6 +287,11 @@ fn a_shared_library_that_is_not_a_backend_is_refused() {
             library.display()
         )),
         "{stderr}"
+    );
+    let status = listed_status(&library);
+    assert!(
+        status.starts_with("refused: ") && status.contains("not an AIMM backend plugin"),
+        "{status}"
     );
 }
 
@@ -292,6 +316,12 @@ fn a_backend_built_against_another_api_version_is_refused() {
     let output = check_with_library(&library);
     assert!(String::from_utf8_lossy(&output.stderr)
         .contains(&format!("built against aimm-backend-api {other}")));
+    let status = listed_status(&library);
+    assert!(
+        status.starts_with("refused: ")
+            && status.contains(&format!("built against aimm-backend-api {other}")),
+        "{status}"
+    );
 }
 
 #[test]
@@ -365,21 +395,10 @@ fn a_plugin_with_an_unusable_schema_is_blamed_not_the_config() {
         "the config is not blamed: {stderr}"
     );
     assert!(!stderr.contains("not an AIMM backend plugin"), "{stderr}");
-    let plugins = run_expecting(
-        cli(work.path())
-            .arg("--plugin-dir")
-            .arg(plugin_dir)
-            .arg("plugins"),
-        0,
-    );
-    let stdout = String::from_utf8_lossy(&plugins.stdout);
-    let line = stdout
-        .lines()
-        .find(|l| l.contains(&library.display().to_string()))
-        .unwrap_or_else(|| panic!("not listed:\n{stdout}"));
+    let status = listed_status(&library);
     assert!(
-        line.contains("\trefused: ") && line.contains("config schema"),
-        "{line}"
+        status.starts_with("refused: ") && status.contains("config schema"),
+        "{status}"
     );
 }
 
