@@ -98,6 +98,9 @@ const STOCK_SPAWN_SITES: [&str; 2] = [
     "hat/juggler/server.py:_sync_loop",
 ];
 
+/// What `hat.aio.Group.spawn` raises into a closed group.
+const GROUP_CLOSED: &str = "hat.aio.group.GroupClosedError: can't spawn task in closed group";
+
 /// The stock server's own race, whatever the backend: a state change that
 /// arrives just after the driver's REPL connection closed (a forked
 /// worker's late progress report) makes one of [`STOCK_SPAWN_SITES`] spawn
@@ -110,7 +113,7 @@ fn is_stock_spawn_race(traceback: &Value) -> bool {
         .as_array()
         .map(|frames| frames.iter().filter_map(Value::as_str).collect())
         .unwrap_or_default();
-    traceback["exception"] == "hat.aio.group.GroupClosedError: can't spawn task in closed group"
+    traceback["exception"] == GROUP_CLOSED
         && matches!(
             frames.as_slice(),
             [.., caller, "hat/aio/group.py:spawn"] if STOCK_SPAWN_SITES.contains(caller)
@@ -246,12 +249,11 @@ fn the_stock_server_is_driven_through_its_event_control_with_aimm_backend_event(
 
 #[test]
 fn only_the_stock_spawn_race_is_excused() {
-    let closed = "hat.aio.group.GroupClosedError: can't spawn task in closed group";
     let traceback =
         |exception: &str, frames: &[&str]| json!({"exception": exception, "frames": frames});
     for site in STOCK_SPAWN_SITES {
         assert!(is_stock_spawn_race(&traceback(
-            closed,
+            GROUP_CLOSED,
             &["asyncio/events.py:_run", site, "hat/aio/group.py:spawn"]
         )));
         assert!(!is_stock_spawn_race(&traceback(
@@ -261,12 +263,12 @@ fn only_the_stock_spawn_race_is_excused() {
     }
     // The same error from anywhere else, e.g. a backend's own task, is not.
     assert!(!is_stock_spawn_race(&traceback(
-        closed,
+        GROUP_CLOSED,
         &["aimm_backend/__init__.py:_notify", "hat/aio/group.py:spawn"]
     )));
     assert!(!is_stock_spawn_race(&traceback(
-        closed,
+        GROUP_CLOSED,
         &["hat/juggler/server.py:_sync_loop"]
     )));
-    assert!(!is_stock_spawn_race(&traceback(closed, &[])));
+    assert!(!is_stock_spawn_race(&traceback(GROUP_CLOSED, &[])));
 }
