@@ -78,6 +78,7 @@
 
 #![warn(missing_docs)]
 
+mod checkpoint;
 mod config;
 mod group_commit;
 mod open;

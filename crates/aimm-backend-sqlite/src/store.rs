@@ -1,5 +1,6 @@
 //! [`SqliteBackend`]: models in the `models` table of one SQLite file.
 
+use crate::checkpoint::Checkpointer;
 use crate::config::SqliteConfig;
 use crate::group_commit::{GroupCommit, Pending, WriteKind, Written};
 use crate::open::{
@@ -8,7 +9,7 @@ use crate::open::{
 };
 use crate::read::{list_rows, read_model};
 use crate::watch::Watch;
-use crate::write::{apply_batch, check_model_type};
+use crate::write::{apply_batch, check_model_type, Applied};
 use aimm_backend_api::{
     Backend, BackendError, Event, InstanceId, ListenerRegistry, Model, ModelChangeListener,
     ModelInfo, RString, RVec, Result,
@@ -30,7 +31,10 @@ pub struct SqliteBackend {
     path: PathBuf,
     conf: SqliteConfig,
     read_only: bool,
-    writer: Mutex<Connection>,
+    /// Declared before `writer`, so dropped first: its thread lets go of the
+    /// connection before the connection closes.
+    checkpointer: Option<Checkpointer>,
+    writer: Arc<Mutex<Connection>>,
     readers: Mutex<Vec<Connection>>,
     listeners: Arc<ListenerRegistry>,
     watch: Watch,
@@ -50,6 +54,13 @@ impl SqliteBackend {
         configure(&writer, &conf)?;
         set_journal_mode(&writer, &conf, existed, read_only)?;
         ensure_models_table(&writer, &path, read_only)?;
+        let wal = !read_only && current_journal_mode(&writer, &conf)? == "wal";
+        let writer = Arc::new(Mutex::new(writer));
+        let checkpointer = if wal {
+            Checkpointer::start(writer.clone(), path.display().to_string())
+        } else {
+            None
+        };
         log::debug!(
             "opened SQLite model store {} (read-only: {read_only})",
             path.display()
@@ -58,7 +69,8 @@ impl SqliteBackend {
             path,
             conf,
             read_only,
-            writer: Mutex::new(writer),
+            checkpointer,
+            writer,
             readers: Mutex::new(Vec::new()),
             listeners: Arc::default(),
             watch: Watch::default(),
@@ -73,9 +85,7 @@ impl SqliteBackend {
 
     /// The journal mode the file is in now (`wal`, `delete`, ...).
     pub fn journal_mode(&self) -> Result<String> {
-        let conn = self.writer();
-        conn.query_row("PRAGMA journal_mode", [], |row| row.get(0))
-            .map_err(|err| self.error("reading the journal mode", err))
+        current_journal_mode(&self.writer(), &self.conf)
     }
 
     /// The writer connection's `PRAGMA synchronous` level: 3 (`EXTRA`) in
@@ -130,6 +140,11 @@ impl SqliteBackend {
         let outcome = apply_batch(&mut conn, &batch, |doing, err| self.error(doing, err));
         match outcome {
             Ok(results) => {
+                if let (Some(checkpointer), Some(bytes)) =
+                    (&self.checkpointer, committed_bytes(&batch, &results))
+                {
+                    checkpointer.committed(bytes);
+                }
                 for (mut pending, result) in batch.into_iter().zip(results) {
                     let result = result.map(|applied| {
                         let mut model =
@@ -170,6 +185,24 @@ impl SqliteBackend {
     pub(crate) fn error(&self, doing: &str, err: rusqlite::Error) -> BackendError {
         sql_error(&self.path, doing, &self.conf, err)
     }
+}
+
+/// The journal mode `conn`'s file is in (`wal`, `delete`, ...).
+fn current_journal_mode(conn: &Connection, conf: &SqliteConfig) -> Result<String> {
+    conn.query_row("PRAGMA journal_mode", [], |row| row.get(0))
+        .map_err(|err| sql_error(&conf.path, "reading the journal mode", conf, err))
+}
+
+/// The model bytes `batch` committed, or `None` if no write of it changed
+/// anything (then nothing was committed).
+fn committed_bytes(batch: &[Pending], results: &[Result<Applied>]) -> Option<u64> {
+    let changed: Vec<u64> = batch
+        .iter()
+        .zip(results)
+        .filter(|(_, result)| matches!(result, Ok(applied) if applied.changed))
+        .map(|(pending, _)| pending.model.instance.len() as u64)
+        .collect();
+    (!changed.is_empty()).then(|| changed.iter().sum())
 }
 
 impl Backend for SqliteBackend {

@@ -11,6 +11,14 @@ use std::io::Write;
 /// incremental blob I/O, so that no second full copy of the bytes exists.
 const LARGE_BLOB: usize = 1 << 20;
 
+/// A batch of at most this many bytes keeps every page it dirties in memory
+/// until its commit. A large model is inserted as a zeroblob and then
+/// written over; when the zeroed pages spill to the WAL (or journal) first,
+/// each page is written, read back and written again (measured: 0.45 s
+/// instead of 0.28 s for eight 16 MiB creates). Larger batches spill, so a
+/// write never holds more than this in pages beyond the model itself.
+const UNSPILLED_BATCH_BYTES: usize = 16 << 20;
+
 /// Applies every write of `batch` in one `IMMEDIATE` transaction and commits.
 /// With several writes, each runs in its own savepoint so that one failing
 /// (an unknown id, a taken id) fails alone. A batch in which no write
@@ -21,6 +29,9 @@ pub(crate) fn apply_batch(
     batch: &[Pending],
     error: impl Fn(&str, rusqlite::Error) -> BackendError,
 ) -> Result<Vec<Result<Applied>>> {
+    let bytes: usize = batch.iter().map(|p| p.model.instance.len()).sum();
+    conn.pragma_update(None, "cache_spill", bytes > UNSPILLED_BATCH_BYTES)
+        .map_err(|err| error("setting cache_spill in", err))?;
     let mut tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(|err| error("starting a write transaction in", err))?;
