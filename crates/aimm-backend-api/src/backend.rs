@@ -7,6 +7,7 @@
 //! plugin never sees the host's.
 
 use crate::change_listener::{FFI_ModelChangeListener, ModelChangeListener};
+use crate::model_sink::{FFI_ModelSink, ModelSink};
 use crate::panic_guard::guard;
 use crate::{BackendError, Event, InstanceId, Model, ModelInfo, Result};
 use abi_stable::std_types::{RResult, RString, RVec};
@@ -25,6 +26,29 @@ use std::sync::Arc;
 pub trait Backend: Send + Sync + 'static {
     /// Every stored model with its bytes, in ascending instance-id order.
     fn get_models(&self) -> Result<RVec<Model>>;
+
+    /// Every stored model, in ascending instance-id order, each handed to
+    /// `sink` with its exact size, its bytes written straight into the
+    /// buffer the sink provides: one copy into the host's memory, where
+    /// [`Backend::get_models`] makes two. What one call hands over is one
+    /// consistent state of the store, as with `get_models`.
+    ///
+    /// The default calls `get_models` and copies each model into the sink's
+    /// buffer; a store that can read into a buffer it is given should.
+    fn read_models(&self, sink: &mut dyn ModelSink) -> Result<()> {
+        for model in self.get_models()? {
+            let info = ModelInfo {
+                instance_id: model.instance_id,
+                model_type: model.model_type,
+                size: model.instance.len() as u64,
+            };
+            sink.accept(info, &mut |buffer: &mut [u8]| {
+                buffer.copy_from_slice(&model.instance);
+                Ok(())
+            })?;
+        }
+        Ok(())
+    }
 
     /// Id, type and size of every stored model, without loading any bytes,
     /// in ascending instance-id order (the order of [`Backend::get_models`]).
@@ -89,6 +113,7 @@ pub trait Backend: Send + Sync + 'static {
 pub struct FFI_Backend {
     get_models: unsafe extern "C" fn(&Self) -> RResult<RVec<Model>, BackendError>,
     list_models: unsafe extern "C" fn(&Self) -> RResult<RVec<ModelInfo>, BackendError>,
+    read_models: unsafe extern "C" fn(&Self, FFI_ModelSink<'_>) -> RResult<(), BackendError>,
     get_model: unsafe extern "C" fn(&Self, InstanceId) -> RResult<Model, BackendError>,
     create_model: unsafe extern "C" fn(&Self, RString, RVec<u8>) -> RResult<Model, BackendError>,
     update_model: unsafe extern "C" fn(&Self, Model) -> RResult<Model, BackendError>,
@@ -124,6 +149,15 @@ unsafe extern "C" fn get_models_fn_wrapper(
     // SAFETY: called through an `FFI_Backend` made by `new`.
     let backend = unsafe { backend_of(ffi) };
     guard("get_models", || backend.get_models())
+}
+
+unsafe extern "C" fn read_models_fn_wrapper(
+    ffi: &FFI_Backend,
+    mut sink: FFI_ModelSink<'_>,
+) -> RResult<(), BackendError> {
+    // SAFETY: as in `get_models_fn_wrapper`.
+    let backend = unsafe { backend_of(ffi) };
+    guard("read_models", || backend.read_models(&mut sink))
 }
 
 unsafe extern "C" fn list_models_fn_wrapper(
@@ -229,6 +263,7 @@ impl FFI_Backend {
         FFI_Backend {
             get_models: get_models_fn_wrapper,
             list_models: list_models_fn_wrapper,
+            read_models: read_models_fn_wrapper,
             get_model: get_model_fn_wrapper,
             create_model: create_model_fn_wrapper,
             update_model: update_model_fn_wrapper,
@@ -265,6 +300,14 @@ impl Backend for ForeignBackend {
         // SAFETY: the function pointers and `private_data` come from the same
         // `FFI_Backend::new` call on the provider side.
         unsafe { (self.0.get_models)(&self.0) }.into()
+    }
+
+    fn read_models(&self, sink: &mut dyn ModelSink) -> Result<()> {
+        let mut sink = sink;
+        let sink = FFI_ModelSink::new(&mut sink);
+        // SAFETY: as in `get_models`; `sink` borrows the host's sink for
+        // the call.
+        unsafe { (self.0.read_models)(&self.0, sink) }.into()
     }
 
     fn list_models(&self) -> Result<RVec<ModelInfo>> {

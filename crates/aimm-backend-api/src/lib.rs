@@ -19,7 +19,7 @@
 //! crate-type = ["cdylib", "rlib"]   # rlib: so that `cargo test` can link it
 //!
 //! [dependencies]
-//! aimm-backend-api = "0.4"
+//! aimm-backend-api = "0.5"
 //! abi_stable = { version = "0.11.3", default-features = false }
 //! log = "0.4"          # this crate's `log`: only its records reach the host
 //! serde_json = "1"
@@ -86,6 +86,7 @@ pub mod host;
 mod listeners;
 pub mod log_sink;
 pub mod model;
+pub mod model_sink;
 mod panic_guard;
 pub mod plugin;
 
@@ -102,6 +103,7 @@ pub use host::{FFI_Host, Host};
 pub use listeners::ListenerRegistry;
 pub use log_sink::{FFI_LogSink, ForeignLogSink, LogLevel, LogSink, SinkLogger};
 pub use model::{InstanceId, Model, ModelInfo};
+pub use model_sink::{FFI_ModelFill, FFI_ModelSink, Fill, ModelSink};
 pub use plugin::{BackendModule, BackendModuleRef, BackendPlugin, API_VERSION};
 
 /// Re-exports used by [`export_backend!`]; not part of the API.

@@ -440,3 +440,197 @@ fn host_and_log_sink_round_trip() {
         )]
     );
 }
+
+/// A host's sink: a buffer per model, kept with what `info` said.
+#[derive(Default)]
+struct Buffers {
+    models: Vec<(ModelInfo, Vec<u8>)>,
+    /// Fail (or, with `panic`, panic) when asked for this id.
+    refuse: Option<InstanceId>,
+    panic: bool,
+}
+
+impl ModelSink for Buffers {
+    fn accept(&mut self, info: ModelInfo, fill: &mut Fill<'_>) -> Result<()> {
+        if self.refuse == Some(info.instance_id) {
+            if self.panic {
+                panic!("the host's sink panics at {}", info.instance_id);
+            }
+            return Err(BackendError::storage("no memory for that one"));
+        }
+        // Not zeroed by the host in general: fill must write every byte.
+        let mut buffer = vec![0xee; info.size as usize];
+        fill(&mut buffer)?;
+        self.models.push((info, buffer));
+        Ok(())
+    }
+}
+
+fn infos_and_bytes(models: &[Model]) -> Vec<(ModelInfo, Vec<u8>)> {
+    models
+        .iter()
+        .map(|m| (m.info(), m.instance.to_vec()))
+        .collect()
+}
+
+#[test]
+fn the_default_read_models_hands_every_model_into_the_hosts_buffers() {
+    let backend = foreign(Arc::default());
+    let mut sink = Buffers::default();
+    backend.read_models(&mut sink).unwrap();
+    let expected = infos_and_bytes(&Scripted::default().get_models().unwrap());
+    assert_eq!(sink.models, expected);
+}
+
+/// A store that reads into the host's buffers itself, as a real one does:
+/// model `i` of `sizes` holds `i` in every byte; a fill for id `failing`
+/// fails, for id `panicking` panics.
+struct Filling {
+    sizes: Vec<usize>,
+    failing: Option<InstanceId>,
+    panicking: Option<InstanceId>,
+    filled: Mutex<Vec<InstanceId>>,
+}
+
+impl Filling {
+    fn new(sizes: &[usize]) -> Self {
+        Filling {
+            sizes: sizes.to_vec(),
+            failing: None,
+            panicking: None,
+            filled: Mutex::default(),
+        }
+    }
+}
+
+impl Backend for Filling {
+    fn read_models(&self, sink: &mut dyn ModelSink) -> Result<()> {
+        for (i, &size) in self.sizes.iter().enumerate() {
+            let id = i as InstanceId;
+            let info = ModelInfo {
+                instance_id: id,
+                model_type: format!("type {i}").into(),
+                size: size as u64,
+            };
+            sink.accept(info, &mut |buffer: &mut [u8]| {
+                assert_eq!(buffer.len(), size, "the host's buffer has the model's size");
+                if self.failing == Some(id) {
+                    return Err(BackendError::storage(format!("cannot read {id}")));
+                }
+                if self.panicking == Some(id) {
+                    panic!("the plugin's fill panics at {id}");
+                }
+                buffer.fill(i as u8);
+                self.filled.lock().unwrap().push(id);
+                Ok(())
+            })?;
+        }
+        Ok(())
+    }
+    fn get_models(&self) -> Result<RVec<Model>> {
+        unreachable!("the host reads through read_models")
+    }
+    fn list_models(&self) -> Result<RVec<ModelInfo>> {
+        unreachable!()
+    }
+    fn get_model(&self, _: InstanceId) -> Result<Model> {
+        unreachable!()
+    }
+    fn create_model(&self, _: RString, _: RVec<u8>) -> Result<Model> {
+        unreachable!()
+    }
+    fn update_model(&self, _: Model) -> Result<Model> {
+        unreachable!()
+    }
+    fn import_model(&self, _: Model) -> Result<Model> {
+        unreachable!()
+    }
+    fn register_model_change_cb(&self, _: Arc<dyn ModelChangeListener>) -> Result<u64> {
+        unreachable!()
+    }
+    fn unregister_model_change_cb(&self, _: u64) -> Result<()> {
+        unreachable!()
+    }
+    fn process_events(&self, _: RVec<Event>) -> Result<()> {
+        unreachable!()
+    }
+    fn close(&self) -> Result<()> {
+        Ok(())
+    }
+}
+
+fn across(backend: Filling) -> (Arc<Filling>, ForeignBackend) {
+    let backend = Arc::new(backend);
+    let foreign = FFI_Backend::new(backend.clone()).into_foreign();
+    (backend, foreign)
+}
+
+#[test]
+fn a_plugin_fills_the_hosts_buffers_in_place_through_ffi() {
+    let (_, backend) = across(Filling::new(&[3, 0, 70_000]));
+    let mut sink = Buffers::default();
+    backend.read_models(&mut sink).unwrap();
+    let got: Vec<(InstanceId, String, Vec<u8>)> = sink
+        .models
+        .into_iter()
+        .map(|(info, bytes)| (info.instance_id, info.model_type.into_string(), bytes))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (0, "type 0".to_string(), vec![0; 3]),
+            (1, "type 1".to_string(), vec![]),
+            (2, "type 2".to_string(), vec![2; 70_000]),
+        ]
+    );
+}
+
+#[test]
+fn a_failed_fill_is_the_calls_error_and_stops_the_read() {
+    let (plugin, backend) = across(Filling {
+        failing: Some(1),
+        ..Filling::new(&[1, 1, 1])
+    });
+    let mut sink = Buffers::default();
+    let err = backend.read_models(&mut sink).unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Storage);
+    assert_eq!(err.message, "cannot read 1");
+    assert_eq!(sink.models.len(), 1, "the host kept only the model filled");
+    assert_eq!(*plugin.filled.lock().unwrap(), [0]);
+}
+
+#[test]
+fn a_sinks_error_reaches_the_plugin_and_stops_the_read() {
+    let (plugin, backend) = across(Filling::new(&[1, 1, 1]));
+    let mut sink = Buffers {
+        refuse: Some(1),
+        ..Buffers::default()
+    };
+    let err = backend.read_models(&mut sink).unwrap_err();
+    assert_eq!(err.message, "no memory for that one");
+    assert_eq!(*plugin.filled.lock().unwrap(), [0], "nothing read after it");
+}
+
+#[test]
+fn panics_on_either_side_come_back_as_errors() {
+    let (_, backend) = across(Filling {
+        panicking: Some(0),
+        ..Filling::new(&[5])
+    });
+    let err = backend.read_models(&mut Buffers::default()).unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Panic);
+    assert!(
+        err.message.contains("the plugin's fill panics at 0"),
+        "{err}"
+    );
+
+    let (_, backend) = across(Filling::new(&[5, 5]));
+    let mut sink = Buffers {
+        refuse: Some(1),
+        panic: true,
+        ..Buffers::default()
+    };
+    let err = backend.read_models(&mut sink).unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Panic);
+    assert!(err.message.contains("the host's sink panics at 1"), "{err}");
+}

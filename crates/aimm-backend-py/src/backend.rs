@@ -5,6 +5,7 @@
 //! change callback) never waits for the thread that is waiting for it. The
 //! methods block: the Python half runs them on executor threads.
 
+use crate::bytes_sink::{BytesSink, PyModel};
 use crate::convert::event_from_py;
 use crate::errors::backend_error;
 use crate::event_client::Notifications;
@@ -15,9 +16,6 @@ use aimm_backend_loader::PluginLibrary;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList};
 use std::sync::{Arc, Mutex, PoisonError};
-
-/// A stored model as Python gets it: `(instance_id, model_type, bytes)`.
-type PyModel<'py> = (InstanceId, String, Bound<'py, PyBytes>);
 
 fn to_py<'py>(py: Python<'py>, model: &Model) -> PyModel<'py> {
     (
@@ -88,13 +86,14 @@ impl NativeBackend {
         self.library.path().display().to_string()
     }
 
-    /// Every stored model, as `(instance_id, model_type, bytes)`.
+    /// Every stored model, as `(instance_id, model_type, bytes)`, each read
+    /// by the plugin straight into its `bytes` object.
     fn get_models<'py>(&self, py: Python<'py>) -> PyResult<Vec<PyModel<'py>>> {
         let backend = self.backend()?;
-        let models = py.detach(|| backend.get_models()).map_err(backend_error)?;
-        // Each model's bytes are freed as soon as Python has its copy, so
-        // the next copy can reuse that memory rather than fault in fresh pages.
-        Ok(models.into_iter().map(|model| to_py(py, &model)).collect())
+        let mut sink = BytesSink::default();
+        py.detach(|| backend.read_models(&mut sink))
+            .map_err(backend_error)?;
+        Ok(sink.into_models(py))
     }
 
     /// One model, as `(instance_id, model_type, bytes)`.

@@ -14,6 +14,7 @@
 //! event client is the server's own Hat eventer client ([`event_client`]).
 
 mod backend;
+mod bytes_sink;
 mod convert;
 mod errors;
 mod event_client;

@@ -3,7 +3,7 @@
 //! results), and the simple read the change poller uses.
 
 use crate::store::SqliteBackend;
-use aimm_backend_api::{BackendError, InstanceId, Model, RVec, Result};
+use aimm_backend_api::{BackendError, InstanceId, Model, ModelInfo, ModelSink, RVec, Result};
 use rusqlite::{Connection, OptionalExtension};
 use std::io::Read;
 
@@ -44,19 +44,45 @@ impl SqliteBackend {
         id: InstanceId,
         mut bytes: RVec<u8>,
     ) -> Result<RVec<u8>> {
-        if bytes.is_empty() {
-            return Ok(bytes);
+        self.read_into(conn, id, &mut bytes)?;
+        Ok(bytes)
+    }
+
+    /// Reads model `id`'s bytes into `buffer`, which has their exact length.
+    fn read_into(&self, conn: &Connection, id: InstanceId, buffer: &mut [u8]) -> Result<()> {
+        if buffer.is_empty() {
+            return Ok(());
         }
         let mut blob = conn
             .blob_open(rusqlite::MAIN_DB, "models", "instance", id, true)
             .map_err(|err| self.error("opening a model's bytes", err))?;
-        blob.read_exact(&mut bytes).map_err(|err| {
+        blob.read_exact(buffer).map_err(|err| {
             BackendError::storage(format!(
                 "reading model {id} from SQLite file {}: {err}",
                 self.path().display()
             ))
-        })?;
-        Ok(bytes)
+        })
+    }
+
+    /// Hands every row to `sink`, its bytes read into the sink's buffer, in
+    /// the read transaction `conn` is in.
+    pub(crate) fn read_models_into(
+        &self,
+        conn: &Connection,
+        rows: Vec<Row>,
+        sink: &mut dyn ModelSink,
+    ) -> Result<()> {
+        for (instance_id, model_type, len) in rows {
+            let info = ModelInfo {
+                instance_id,
+                model_type: model_type.into(),
+                size: byte_len(len) as u64,
+            };
+            sink.accept(info, &mut |buffer: &mut [u8]| {
+                self.read_into(conn, instance_id, buffer)
+            })?;
+        }
+        Ok(())
     }
 
     /// Reads every row's bytes in one read transaction. For large results a

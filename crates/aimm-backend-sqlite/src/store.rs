@@ -12,7 +12,7 @@ use crate::watch::Watch;
 use crate::write::{apply_batch, check_model_type, Applied};
 use aimm_backend_api::{
     Backend, BackendError, Event, InstanceId, ListenerRegistry, Model, ModelChangeListener,
-    ModelInfo, RString, RVec, Result,
+    ModelInfo, ModelSink, RString, RVec, Result,
 };
 use rusqlite::{Connection, OptionalExtension};
 use std::path::{Path, PathBuf};
@@ -213,6 +213,16 @@ impl Backend for SqliteBackend {
                 .map_err(|err| self.error("reading models from", err))?;
             let rows = list_rows(&tx).map_err(|err| self.error("listing models in", err))?;
             self.read_models(&tx, rows)
+        })
+    }
+
+    fn read_models(&self, sink: &mut dyn ModelSink) -> Result<()> {
+        self.with_reader(|conn| {
+            let tx = conn
+                .transaction()
+                .map_err(|err| self.error("reading models from", err))?;
+            let rows = list_rows(&tx).map_err(|err| self.error("listing models in", err))?;
+            self.read_models_into(&tx, rows, sink)
         })
     }
 

@@ -3,7 +3,7 @@
 use super::support::*;
 use super::{check, Check, CheckResult};
 use crate::Target;
-use aimm_backend_api::{ErrorKind, InstanceId, Model};
+use aimm_backend_api::{ErrorKind, Fill, InstanceId, Model, ModelInfo, ModelSink};
 
 /// The checks of this capability, in the order they run.
 pub(super) fn checks() -> Vec<Check> {
@@ -15,6 +15,10 @@ pub(super) fn checks() -> Vec<Check> {
         check!(
             list_models_agrees_with_get_models,
             "list_models gives the id, type and size of exactly the models get_models returns"
+        ),
+        check!(
+            read_models_agrees_with_get_models,
+            "read_models hands over, in order and into buffers of their exact size, exactly the models get_models returns"
         ),
         check!(
             get_model_agrees_with_get_models,
@@ -67,6 +71,50 @@ fn list_models_agrees_with_get_models(target: &dyn Target) -> CheckResult {
             listed.iter().zip(&from_models).find(|(a, b)| a != b)
         )
     })
+}
+
+/// What [`Backend::read_models`] handed over: every model as it came.
+#[derive(Default)]
+struct Collected(Vec<Model>);
+
+impl ModelSink for Collected {
+    fn accept(&mut self, info: ModelInfo, fill: &mut Fill<'_>) -> aimm_backend_api::Result<()> {
+        // Not zeros: a store must write every byte of the buffer.
+        let mut buffer = vec![0xa5; info.size as usize];
+        fill(&mut buffer)?;
+        self.0
+            .push(Model::new(info.instance_id, info.model_type, buffer));
+        Ok(())
+    }
+}
+
+fn read_models_agrees_with_get_models(target: &dyn Target) -> CheckResult {
+    let backend = open(target)?;
+    for (tag, len) in [
+        ("read.small", 3),
+        ("read.empty", 0),
+        ("read.large", 1 << 20),
+    ] {
+        create(backend.as_ref(), "conformance.read", bytes_for(tag, len))?;
+    }
+    let mut read = Collected::default();
+    backend
+        .read_models(&mut read)
+        .map_err(|err| format!("read_models failed: {err}"))?;
+    let models = backend
+        .get_models()
+        .map_err(|err| format!("get_models failed: {err}"))?;
+    ensure(read.0.len() == models.len(), || {
+        format!(
+            "read_models handed over {} models, get_models returned {}",
+            read.0.len(),
+            models.len()
+        )
+    })?;
+    for (got, expected) in read.0.iter().zip(models.iter()) {
+        same_model(got, expected, "read_models vs get_models")?;
+    }
+    Ok(())
 }
 
 fn get_model_agrees_with_get_models(target: &dyn Target) -> CheckResult {
