@@ -8,8 +8,8 @@
 //!
 //! # Journal mode
 //!
-//! Files this backend creates are put in WAL mode (about twice as fast for
-//! one commit per create). A file that already exists keeps its journal mode,
+//! Files this backend creates are put in WAL mode (one sync per commit
+//! instead of the rollback journal's three or more). A file that already exists keeps its journal mode,
 //! so a file made by Python stays openable by Python. The Python backend
 //! **cannot open a WAL file**: if Python hosts must open a file this backend
 //! creates, set `journal_mode: delete` in the config.
@@ -55,8 +55,26 @@
 //! # Large models
 //!
 //! Models of 1 MiB or more are written and read through SQLite's incremental
-//! blob I/O, so a write never holds a second copy of the bytes (bound to a
-//! statement, SQLite would hold two) and a read allocates only the result.
+//! blob I/O: a write never has SQLite bind or build a record of the bytes
+//! (stock's SQLite backend holds both, two copies besides the pages), and a
+//! read allocates only the result ([`Backend::read_models`] reads straight
+//! into the host's buffers). A write of up to 256 MiB in all keeps the pages
+//! it dirties in memory until its commit, so that each page is written once
+//! (one copy of the model, for the length of the call); a larger one lets
+//! them spill and adds only SQLite's page cache.
+//!
+//! # Checkpoints
+//!
+//! In WAL mode a committed page is written twice: into the WAL by the commit
+//! (which is synced before the write is acknowledged) and into the database
+//! by a checkpoint. SQLite's automatic checkpoint would run inside the
+//! committing call; here it runs on the backend's own thread once no write
+//! has been committed for 100 ms (or at once when 1 GiB has been committed
+//! since the last one, so a writer that never pauses still bounds the WAL).
+//! An acknowledged write so costs about its model's size in bytes written;
+//! the second copy follows when the store is idle, and closing the store
+//! checkpoints what is left. The checkpoint holds the writer connection: a
+//! write that arrives meanwhile waits for it.
 //!
 //! # The path
 //!
