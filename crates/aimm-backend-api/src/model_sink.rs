@@ -43,7 +43,7 @@ impl<S: ModelSink + ?Sized> ModelSink for &mut S {
 /// the host, called by the plugin). It is itself a [`ModelSink`].
 ///
 /// A panic in the host's sink is caught where it runs and returned as an
-/// [`ErrorKind::Panic`] error.
+/// [`ErrorKind::Panic`](crate::ErrorKind::Panic) error.
 #[repr(C)]
 #[derive(StableAbi)]
 #[allow(non_camel_case_types)]
@@ -96,7 +96,7 @@ impl ModelSink for FFI_ModelSink<'_> {
 /// for one model, called by the host).
 ///
 /// A panic in the closure is caught where it runs and returned as an
-/// [`ErrorKind::Panic`] error.
+/// [`ErrorKind::Panic`](crate::ErrorKind::Panic) error.
 #[repr(C)]
 #[derive(StableAbi)]
 #[allow(non_camel_case_types)]
