@@ -1,13 +1,12 @@
-//! Instance ids claimed in groups: creates that wait for an id at the same
-//! time share one claim registration and one check that the ids are free.
+//! Instance ids handed out in groups: creates that wait for an id at the
+//! same time share one check that the ids are free (and one claim
+//! registration, when the backend's pool of ids claimed ahead runs short).
 //!
 //! The first create to ask becomes the *leader*: it takes every create
-//! waiting (itself included, at most [`MAX_GROUP`]), claims that many ids in
-//! one registration, and hands them out in order. Ids found taken are
-//! dropped, and the creates left without one wait for the next round. No
-//! id is kept for later: an id claimed is used at once or never, so nothing
-//! claimed long ago can meet a model stored since under the same id. A
-//! create alone pays what it paid before grouping: one claim and one check.
+//! waiting (itself included, at most [`MAX_GROUP`]), has that many ids
+//! handed out and checked, and hands them on in order. Ids found taken are
+//! dropped, and the creates left without one wait for the next round. Every
+//! id is checked when it is handed out, however long ago it was claimed.
 
 use aimm_backend_api::{BackendError, InstanceId, Result};
 use std::collections::VecDeque;

@@ -12,22 +12,25 @@
 //! The Python backend counts ids in one process, starting from the highest
 //! stored id, so the first model it creates after a restart overwrites the
 //! newest one, and two hosts on one prefix overwrite each other. Here the
-//! event server hands out ids: before each create, the backend registers a
-//! *claim* event (of type `[*model_prefix[..n-1], "<last>#id-claims"]`, which
-//! the model subscription never matches) and waits for the server's answer.
+//! event server hands out ids: the backend registers *claim* events (of type `[*model_prefix[..n-1], "<last>#id-claims"]`, which
+//! the model subscription never matches) and takes the ids from the
+//! server's answer.
 //! The server numbers events uniquely and increasingly, as `(session,
 //! instance)`; hat-event 0.9.44 opens a session per register request, also
 //! across restarts. The new id is `session * 2^16 + instance`, unique across
 //! restarts and across every host that uses the same server, and larger
-//! than every id handed out before. One query then checks that no model
-//! holds it already (an import, or a Python host counting up from our
-//! highest id); a taken id is skipped by claiming again.
+//! than every id claimed before. One query checks that no model holds an
+//! id already (an import, or a Python host counting up from our highest
+//! id) before it is used; a taken id is skipped for the next one.
 //!
+//! Ids are claimed ahead, a block of 16 in one registration, and handed out
+//! in order; a create whose id is pooled costs one round trip before its
+//! model is sent (the check), not two. The check runs when an id is handed
+//! out, not when it was claimed, so an id a Python host has taken since
+//! (counting up from our highest id) is skipped as before. Ids pooled when
+//! the backend closes are never used: ids have gaps, never repeats.
 //! Creates that wait for an id at the same time (a pipelined `put`, several
-//! threads) share one claim registration of one event each and one check:
-//! two round trips for the group instead of two per create. Ids are claimed
-//! only for creates waiting now and used at once, never kept in a pool, so
-//! the check is as fresh as a lone create's.
+//! threads) share one check (and, when the pool runs short, one claim).
 //!
 //! # Durability
 //!

@@ -9,7 +9,8 @@ use aimm_backend_api::{
     InstanceId, ListenerRegistry, Model, ModelChangeListener, ModelInfo, ROption, RString, RVec,
     RegisterEvent, RegisterMode, Result,
 };
-use std::sync::Arc;
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 /// A model store in a Hat event server (see the crate docs).
 pub struct EventBackend {
@@ -25,7 +26,14 @@ pub struct EventBackend {
     /// whose answer carries the whole model.
     latest: Latest,
     claims: Claims,
+    /// Ids claimed ahead and not yet handed out, ascending.
+    pooled: Mutex<VecDeque<InstanceId>>,
 }
+
+/// Ids claimed in one registration when none are pooled: a create then
+/// costs one round trip (the check) instead of two, and a registration of
+/// this many small claim events costs the server about what one does.
+pub(crate) const CLAIM_BLOCK: usize = 16;
 
 impl EventBackend {
     /// A backend for models under `prefix`, talking through `client`, that
@@ -46,6 +54,7 @@ impl EventBackend {
             acknowledge,
             latest: Latest::default(),
             claims: Claims::default(),
+            pooled: Mutex::default(),
         }
     }
 
@@ -120,9 +129,45 @@ impl EventBackend {
         self.claims.next(|count| self.claim_ids(count))
     }
 
-    /// Claims `count` ids in one registration and returns those no model
-    /// holds yet, in order, checked with one query.
+    /// Hands out `count` ids, pooled ones first, claiming a block when the
+    /// pool runs short, and returns those no model holds yet, in order,
+    /// checked with one query (an id claimed ahead is checked when it is
+    /// handed out, not when it was claimed).
     fn claim_ids(&self, count: usize) -> Result<Vec<InstanceId>> {
+        let mut ids = self.take_pooled(count);
+        if ids.len() < count {
+            let short = count - ids.len();
+            let mut claimed = self.register_claims(short.max(CLAIM_BLOCK))?;
+            let ahead = claimed.split_off(short);
+            ids.extend(claimed);
+            self.pool().extend(ahead);
+        }
+        let types = ids.iter().map(|&id| model_type(&self.prefix, id)).collect();
+        let taken: Vec<InstanceId> = self
+            .client
+            .query_latest(types)?
+            .iter()
+            .filter_map(|event| event.event_type.last()?.parse().ok())
+            .collect();
+        for id in &taken {
+            log::warn!("claimed instance id {id} is taken already; claiming again");
+        }
+        Ok(ids.into_iter().filter(|id| !taken.contains(id)).collect())
+    }
+
+    fn pool(&self) -> MutexGuard<'_, VecDeque<InstanceId>> {
+        self.pooled.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Up to `count` pooled ids, the lowest first.
+    fn take_pooled(&self, count: usize) -> Vec<InstanceId> {
+        let mut pool = self.pool();
+        let n = count.min(pool.len());
+        pool.drain(..n).collect()
+    }
+
+    /// Claims `count` ids in one registration; returns them in order.
+    fn register_claims(&self, count: usize) -> Result<Vec<InstanceId>> {
         let claim = RegisterEvent {
             event_type: claim_type(&self.prefix),
             source_timestamp: ROption::RNone,
@@ -141,22 +186,11 @@ impl EventBackend {
                 "the event server did not confirm the id claim",
             ));
         }
-        let ids = events
+        events
             .into_iter()
             .filter_map(ROption::into_option)
             .map(|event| id_from(event.id))
-            .collect::<Result<Vec<_>>>()?;
-        let types = ids.iter().map(|&id| model_type(&self.prefix, id)).collect();
-        let taken: Vec<InstanceId> = self
-            .client
-            .query_latest(types)?
-            .iter()
-            .filter_map(|event| event.event_type.last()?.parse().ok())
-            .collect();
-        for id in &taken {
-            log::warn!("claimed instance id {id} is taken already; claiming again");
-        }
-        Ok(ids.into_iter().filter(|id| !taken.contains(id)).collect())
+            .collect()
     }
 
     /// Stores `model`, of `content`, remembers the event as our own and,
@@ -715,12 +749,12 @@ mod tests {
     #[test]
     fn a_claimed_id_a_model_already_holds_is_skipped() {
         let server = Arc::new(FakeServer::default());
-        // The first claim is session 1, so id 1 * 2^16 + 1; another host's
-        // model sits there already.
+        // The first block is session 1, so its first id is 1 * 2^16 + 1;
+        // another host's model sits there already.
         python_model(&server, (1 << 16) | 1, 99);
         let backend = backend(&server, RegisterMode::Registered);
         let created = backend.create_model("t".into(), vec![5].into()).unwrap();
-        assert_eq!(created.instance_id, (2 << 16) | 1);
+        assert_eq!(created.instance_id, (1 << 16) | 2);
         let kept = backend.get_model((1 << 16) | 1).unwrap();
         assert_eq!(kept, Model::new((1 << 16) | 1, "py", vec![1, 2, 3]));
         assert_eq!(
@@ -731,10 +765,63 @@ mod tests {
     }
 
     #[test]
+    fn an_id_claimed_ahead_is_checked_when_handed_out() {
+        let server = Arc::new(FakeServer::default());
+        let backend = backend(&server, RegisterMode::Registered);
+        let first = backend.create_model("t".into(), vec![1].into()).unwrap();
+        assert_eq!(first.instance_id, (1 << 16) | 1);
+        // A Python host counting up from the highest id stores the next
+        // one, which this backend holds in its pool, unused.
+        python_model(&server, (1 << 16) | 2, 99);
+        let second = backend.create_model("t".into(), vec![2].into()).unwrap();
+        assert_eq!(second.instance_id, (1 << 16) | 3, "the taken id is skipped");
+        assert_eq!(
+            backend
+                .get_model((1 << 16) | 2)
+                .unwrap()
+                .model_type
+                .as_str(),
+            "py",
+            "the other host's model is untouched"
+        );
+    }
+
+    #[test]
+    fn creates_claim_ids_a_block_at_a_time() {
+        let server = Arc::new(FakeServer::default());
+        let backend = backend(&server, RegisterMode::Registered);
+        let ids: Vec<InstanceId> = (0..CLAIM_BLOCK + 1)
+            .map(|i| {
+                backend
+                    .create_model("t".into(), vec![i as u8].into())
+                    .unwrap()
+                    .instance_id
+            })
+            .collect();
+        let claims = server
+            .modes()
+            .iter()
+            .filter(|(event_type, _)| event_type.last().is_some_and(|s| s.ends_with("#id-claims")))
+            .count();
+        assert_eq!(claims, 2 * CLAIM_BLOCK, "two blocks of claim events");
+        let first_block: Vec<InstanceId> = (1..=CLAIM_BLOCK as i64)
+            .map(|instance| (1 << 16) | instance)
+            .collect();
+        assert_eq!(ids[..CLAIM_BLOCK], first_block, "the first block, in order");
+        let next = ids[CLAIM_BLOCK];
+        assert!(
+            next > ids[CLAIM_BLOCK - 1] && next & 0xffff == 1,
+            "then the first id of a new block, not {next}"
+        );
+    }
+
+    #[test]
     fn claims_give_up_after_max_claims_taken_ids_storing_nothing() {
         let server = Arc::new(FakeServer::default());
-        for session in 1..=crate::claims::MAX_CLAIMS as i64 {
-            python_model(&server, (session << 16) | 1, 999);
+        // Every id a lone create is handed in MAX_CLAIMS rounds: the first
+        // block's, one a round.
+        for instance in 1..=crate::claims::MAX_CLAIMS as i64 {
+            python_model(&server, (1 << 16) | instance, 999);
         }
         let backend = backend(&server, RegisterMode::Registered);
         let err = backend
@@ -767,12 +854,12 @@ mod tests {
             backend.import_model(Model::new(7, "t", vec![3])).unwrap();
             let modes = server.modes();
             let claim: Vec<String> = vec!["aimm".into(), "m#id-claims".into()];
-            let expected = vec![
-                (claim, RegisterMode::Registered),
+            let mut expected = vec![(claim, RegisterMode::Registered); CLAIM_BLOCK];
+            expected.extend([
                 (model_key(created.instance_id).to_vec(), mode),
                 (model_key(created.instance_id).to_vec(), mode),
                 (model_key(7).to_vec(), mode),
-            ];
+            ]);
             assert_eq!(modes, expected, "{mode:?}");
         }
     }
