@@ -9,11 +9,11 @@
 #   scripts/mutants.sh --summary sqlite          # the table of the last runs
 #
 # Groups and what runs for each mutant:
-#   sqlite  crates/aimm-backend-sqlite/src/{store,open,read,write,group_commit,config,watch}.rs
+#   sqlite  crates/aimm-backend-sqlite/src/{store,open,read,write,checkpoint,group_commit,config,watch}.rs
 #           the SQLite crate's own tests (unit, in-process conformance in
 #           every journal mode, traced syncs, settings in effect, opening,
 #           watch, large updates, peak memory of large writes, bytes written
-#           by unchanged updates, commits of unchanged updates) and
+#           per acknowledged write, commits of unchanged updates) and
 #           tests/durability.rs (processes, kill -9,
 #           a failed commit through the CLI)
 #   event   crates/aimm-backend-event/src/{store,own_writes,latest,claims,codec,lib}.rs
@@ -58,13 +58,14 @@ group_config() {
             crates/aimm-backend-sqlite/src/open.rs
             crates/aimm-backend-sqlite/src/read.rs
             crates/aimm-backend-sqlite/src/write.rs
+            crates/aimm-backend-sqlite/src/checkpoint.rs
             crates/aimm-backend-sqlite/src/group_commit.rs
             crates/aimm-backend-sqlite/src/config.rs
             crates/aimm-backend-sqlite/src/watch.rs)
         packages=aimm-backend-sqlite,aimm-backend-tests
         test_args=(--lib --test durability --test conformance --test settings_in_effect --test opening --test watch
             --test traced_syncs --test large_updates --test concurrent_writes
-            --test get_models --test unchanged_update_writes --test unchanged_updates
+            --test get_models --test bytes_written --test unchanged_updates
             --test large_write_memory)
         filters=()
         timeout=${MUTANTS_TIMEOUT:-120}

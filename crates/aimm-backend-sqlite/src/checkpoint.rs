@@ -37,6 +37,8 @@ struct State {
     last_commit: Option<Instant>,
     /// The backend is going away.
     stop: bool,
+    /// How often the thread has woken to checkpoint (it sleeps otherwise).
+    wakeups: u64,
 }
 
 impl State {
@@ -133,6 +135,7 @@ fn run(shared: &Shared, writer: &Mutex<Connection>, what: &str) {
         if !wait_until_due(shared) {
             return;
         }
+        shared.lock().wakeups += 1;
         let conn = lock(writer);
         // A commit may have ended while this thread waited for the
         // connection: then the writer is not idle after all.
@@ -212,7 +215,7 @@ mod tests {
         let state = State {
             pending_bytes: 1,
             last_commit: Some(at),
-            stop: false,
+            ..State::default()
         };
         assert_eq!(state.due(), Some(at + IDLE));
     }
@@ -222,7 +225,7 @@ mod tests {
         let state = State {
             pending_bytes: MAX_PENDING_BYTES,
             last_commit: Some(Instant::now() + Duration::from_secs(60)),
-            stop: false,
+            ..State::default()
         };
         assert!(state.due().unwrap() <= Instant::now());
         let below = State {
@@ -230,5 +233,80 @@ mod tests {
             ..state
         };
         assert!(below.due().unwrap() > Instant::now());
+    }
+
+    /// A writer connection in WAL mode on a fresh file, and its directory.
+    fn wal_writer() -> (tempfile::TempDir, Arc<Mutex<Connection>>) {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = Connection::open(dir.path().join("m.db")).unwrap();
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode = wal", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal");
+        (dir, Arc::new(Mutex::new(conn)))
+    }
+
+    fn state_of(checkpointer: &Checkpointer) -> (u64, u64) {
+        let state = checkpointer.shared.lock();
+        (state.pending_bytes, state.wakeups)
+    }
+
+    #[test]
+    fn the_thread_sleeps_until_a_checkpoint_is_due_and_runs_it_once() {
+        let (_dir, writer) = wal_writer();
+        let checkpointer = Checkpointer::start(writer.clone(), "test".into()).unwrap();
+        std::thread::sleep(IDLE * 3);
+        assert_eq!(state_of(&checkpointer), (0, 0), "woke with nothing to do");
+
+        writer
+            .lock()
+            .unwrap()
+            .execute_batch("CREATE TABLE t (x); INSERT INTO t VALUES (1);")
+            .unwrap();
+        checkpointer.committed(100);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while state_of(&checkpointer).0 != 0 {
+            assert!(
+                Instant::now() < deadline,
+                "never checkpointed: {:?}",
+                state_of(&checkpointer)
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        std::thread::sleep(IDLE * 3);
+        assert_eq!(
+            state_of(&checkpointer),
+            (0, 1),
+            "one wake for one due checkpoint, then asleep"
+        );
+        let (log, copied): (i64, i64) = writer
+            .lock()
+            .unwrap()
+            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
+                Ok((row.get(1)?, row.get(2)?))
+            })
+            .unwrap();
+        assert_eq!(log, copied, "every frame was copied");
+    }
+
+    #[test]
+    fn the_writer_no_longer_checkpoints_on_its_own() {
+        let (_dir, writer) = wal_writer();
+        let _checkpointer = Checkpointer::start(writer.clone(), "test".into()).unwrap();
+        let pages: i64 = writer
+            .lock()
+            .unwrap()
+            .query_row("PRAGMA wal_autocheckpoint", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(pages, 0);
+    }
+
+    #[test]
+    fn dropping_it_stops_the_thread_and_lets_go_of_the_connection() {
+        let (_dir, writer) = wal_writer();
+        let checkpointer = Checkpointer::start(writer.clone(), "test".into()).unwrap();
+        assert_eq!(Arc::strong_count(&writer), 2);
+        drop(checkpointer);
+        assert_eq!(Arc::strong_count(&writer), 1, "the thread still holds it");
     }
 }

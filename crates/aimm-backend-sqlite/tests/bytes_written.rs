@@ -80,6 +80,11 @@ fn writes_of(size: usize) {
     let models: Vec<Vec<u8>> = (0..3).map(|seed| pattern(seed, size)).collect();
     let changed = pattern(7, size);
     let relengthed = pattern(8, size + 4096);
+    // What the whole process writes, less what this thread's writes did:
+    // what the checkpoint thread wrote (which may start during the writes
+    // below, whenever one pauses for 100 ms).
+    let process_before = write_bytes("/proc/self/io");
+    let thread_before = write_bytes("/proc/thread-self/io");
 
     let mut ids = Vec::new();
     for (i, bytes) in models.iter().enumerate() {
@@ -117,9 +122,9 @@ fn writes_of(size: usize) {
 
     // The models reach the database file itself once the writer is idle.
     let live = (2 * size + size + 4096) as u64;
-    let before = write_bytes("/proc/self/io");
     let took = wait_for_checkpoint(&db, live);
-    let checkpointed = write_bytes("/proc/self/io") - before;
+    let checkpointed = (write_bytes("/proc/self/io") - process_before)
+        - (write_bytes("/proc/thread-self/io") - thread_before);
     eprintln!("{size} bytes: checkpointed after {took:?} idle, {checkpointed} bytes written");
     assert!(
         checkpointed >= live,
@@ -127,6 +132,18 @@ fn writes_of(size: usize) {
     );
     let reopened = backend.get_model(ids[0]).unwrap();
     assert_eq!(reopened.instance.as_slice(), relengthed.as_slice());
+
+    // Closing and dropping the backend stops its checkpoint thread and
+    // closes the file: the last connection to go checkpoints the WAL and
+    // removes it.
+    backend.close().unwrap();
+    drop(backend);
+    let mut wal = db.into_os_string();
+    wal.push("-wal");
+    assert!(
+        !Path::new(&wal).exists(),
+        "the WAL outlived the backend: its connection was never closed"
+    );
 }
 
 #[test]
