@@ -7,7 +7,8 @@
 //! written a second time: a 16 MiB create paid for two copies before it
 //! returned. Here the writer connection never checkpoints on its own; a
 //! thread of the backend does, once no write has been committed for
-//! [`IDLE`], or at once when the WAL has grown past [`MAX_PENDING_BYTES`]
+//! [`IDLE`] (longer after a large one: [`IDLE_PER_GIB`]), or at once when
+//! the WAL has grown past [`MAX_PENDING_BYTES`]
 //! (so a writer that never pauses still bounds the WAL). A checkpoint holds
 //! the writer connection, exactly as the automatic one did: a write that
 //! arrives meanwhile waits for it, and none already acknowledged does.
@@ -20,8 +21,15 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-/// How long the writer must have been idle before the WAL is checkpointed.
+/// How long the writer must have been idle before the WAL is checkpointed...
 pub(crate) const IDLE: Duration = Duration::from_millis(100);
+
+/// ...plus this much per GiB of the last commit: a host that has just
+/// written a large model takes time in proportion to hand over the next one
+/// (serializing it, copying it across), and a checkpoint started in that
+/// pause makes the next write wait for it (measured: two 256 MiB creates
+/// through the Python interface had one run in between at 100 ms).
+pub(crate) const IDLE_PER_GIB: Duration = Duration::from_secs(1);
 
 /// Bytes committed since the last complete checkpoint from which one runs
 /// at once, idle or not.
@@ -35,6 +43,8 @@ struct State {
     pending_bytes: u64,
     /// When the last commit ended.
     last_commit: Option<Instant>,
+    /// The model bytes of the last commit.
+    last_bytes: u64,
     /// The backend is going away.
     stop: bool,
     /// How often the thread has woken to checkpoint (it sleeps otherwise).
@@ -50,7 +60,15 @@ impl State {
         if self.pending_bytes >= MAX_PENDING_BYTES {
             return Some(Instant::now());
         }
-        Some(self.last_commit.map_or_else(Instant::now, |at| at + IDLE))
+        Some(
+            self.last_commit
+                .map_or_else(Instant::now, |at| at + self.idle()),
+        )
+    }
+
+    /// How long the writer must be idle after the last commit.
+    fn idle(&self) -> Duration {
+        IDLE + IDLE_PER_GIB.mul_f64(self.last_bytes as f64 / f64::from(1u32 << 30))
     }
 }
 
@@ -109,6 +127,7 @@ impl Checkpointer {
         let mut state = self.shared.lock();
         state.pending_bytes = state.pending_bytes.saturating_add(bytes.max(1));
         state.last_commit = Some(Instant::now());
+        state.last_bytes = bytes;
         drop(state);
         self.shared.wake.notify_one();
     }
@@ -218,6 +237,18 @@ mod tests {
             ..State::default()
         };
         assert_eq!(state.due(), Some(at + IDLE));
+    }
+
+    #[test]
+    fn after_a_large_commit_the_writer_is_given_longer() {
+        let at = Instant::now();
+        let state = State {
+            pending_bytes: 1,
+            last_commit: Some(at),
+            last_bytes: 256 << 20,
+            ..State::default()
+        };
+        assert_eq!(state.due(), Some(at + IDLE + IDLE_PER_GIB / 4));
     }
 
     #[test]

@@ -69,8 +69,10 @@
 //! (which is synced before the write is acknowledged) and into the database
 //! by a checkpoint. SQLite's automatic checkpoint would run inside the
 //! committing call; here it runs on the backend's own thread once no write
-//! has been committed for 100 ms (or at once when 1 GiB has been committed
-//! since the last one, so a writer that never pauses still bounds the WAL).
+//! has been committed for 100 ms, plus 1 s per GiB of the last commit (a
+//! host takes that long to hand over its next large model), or at once
+//! when 1 GiB has been committed since the last one (so a writer that never
+//! pauses still bounds the WAL).
 //! An acknowledged write so costs about its model's size in bytes written;
 //! the second copy follows when the store is idle, and closing the store
 //! checkpoints what is left. The checkpoint holds the writer connection: a
