@@ -447,6 +447,8 @@ mod tests {
         queries: std::sync::atomic::AtomicUsize,
         modes: Mutex<Vec<(Vec<String>, RegisterMode)>>,
         unconfirmed: std::sync::atomic::AtomicBool,
+        /// Answers every registration in full but for its last event.
+        last_unconfirmed: std::sync::atomic::AtomicBool,
     }
 
     impl FakeServer {
@@ -508,6 +510,15 @@ mod tests {
                     ROption::RSome(event)
                 })
                 .collect();
+            let mut registered = registered;
+            if self
+                .last_unconfirmed
+                .load(std::sync::atomic::Ordering::SeqCst)
+            {
+                if let Some(last) = registered.last_mut() {
+                    *last = ROption::RNone;
+                }
+            }
             Ok(match mode {
                 RegisterMode::Sent => ROption::RNone,
                 _ => ROption::RSome(registered),
@@ -812,6 +823,43 @@ mod tests {
         assert!(
             next > ids[CLAIM_BLOCK - 1] && next & 0xffff == 1,
             "then the first id of a new block, not {next}"
+        );
+    }
+
+    #[test]
+    fn a_group_short_of_pooled_ids_takes_them_and_the_rest_from_a_new_block() {
+        let server = Arc::new(FakeServer::default());
+        let backend = backend(&server, RegisterMode::Registered);
+        let first = backend.claim_ids(CLAIM_BLOCK - 1).unwrap();
+        assert_eq!(first.len(), CLAIM_BLOCK - 1);
+        assert_eq!(backend.pool().len(), 1, "one id of the block left");
+        let next = backend.claim_ids(3).unwrap();
+        assert_eq!(next.len(), 3, "as many ids as asked for: {next:?}");
+        assert_eq!(
+            next[0],
+            (1 << 16) | CLAIM_BLOCK as i64,
+            "the pooled one first"
+        );
+        assert!(next.windows(2).all(|pair| pair[0] < pair[1]), "{next:?}");
+        assert_eq!(
+            backend.pool().len(),
+            CLAIM_BLOCK - 2,
+            "the new block's rest"
+        );
+    }
+
+    #[test]
+    fn a_claim_the_server_answers_only_in_part_fails() {
+        let server = Arc::new(FakeServer::default());
+        server
+            .last_unconfirmed
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        let backend = backend(&server, RegisterMode::Registered);
+        let err = backend.claim_ids(1).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Unavailable, "{err}");
+        assert!(
+            err.message.contains("did not confirm the id claim"),
+            "{err}"
         );
     }
 

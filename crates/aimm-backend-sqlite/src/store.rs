@@ -9,7 +9,7 @@ use crate::open::{
 };
 use crate::read::{list_rows, read_model};
 use crate::watch::Watch;
-use crate::write::{apply_batch, check_model_type, Applied};
+use crate::write::{apply_batch, check_model_type};
 use aimm_backend_api::{
     Backend, BackendError, Event, InstanceId, ListenerRegistry, Model, ModelChangeListener,
     ModelInfo, ModelSink, RString, RVec, Result,
@@ -140,8 +140,12 @@ impl SqliteBackend {
         let outcome = apply_batch(&mut conn, &batch, |doing, err| self.error(doing, err));
         match outcome {
             Ok(results) => {
+                let writes = batch.iter().zip(&results).map(|(pending, result)| {
+                    let changed = matches!(result, Ok(applied) if applied.changed);
+                    (pending.model.instance.len(), changed)
+                });
                 if let (Some(checkpointer), Some(bytes)) =
-                    (&self.checkpointer, committed_bytes(&batch, &results))
+                    (&self.checkpointer, committed_bytes(writes))
                 {
                     checkpointer.committed(bytes);
                 }
@@ -193,16 +197,13 @@ fn current_journal_mode(conn: &Connection, conf: &SqliteConfig) -> Result<String
         .map_err(|err| sql_error(&conf.path, "reading the journal mode", conf, err))
 }
 
-/// The model bytes `batch` committed, or `None` if no write of it changed
-/// anything (then nothing was committed).
-fn committed_bytes(batch: &[Pending], results: &[Result<Applied>]) -> Option<u64> {
-    let changed: Vec<u64> = batch
-        .iter()
-        .zip(results)
-        .filter(|(_, result)| matches!(result, Ok(applied) if applied.changed))
-        .map(|(pending, _)| pending.model.instance.len() as u64)
-        .collect();
-    (!changed.is_empty()).then(|| changed.iter().sum())
+/// The model bytes a batch committed, from each write's length and whether
+/// it changed anything; `None` if none did (then nothing was committed).
+fn committed_bytes(writes: impl IntoIterator<Item = (usize, bool)>) -> Option<u64> {
+    writes
+        .into_iter()
+        .filter(|&(_, changed)| changed)
+        .fold(None, |sum, (len, _)| Some(sum.unwrap_or(0) + len as u64))
 }
 
 impl Backend for SqliteBackend {
@@ -340,6 +341,21 @@ mod tests {
                 })
                 .unwrap();
         }
+    }
+
+    #[test]
+    fn a_batch_committed_the_bytes_of_its_writes_that_changed_something() {
+        assert_eq!(
+            committed_bytes([(10, true), (5, false), (7, true)]),
+            Some(17)
+        );
+        assert_eq!(
+            committed_bytes([(0, true)]),
+            Some(0),
+            "an empty model commits"
+        );
+        assert_eq!(committed_bytes([(10, false), (3, false)]), None);
+        assert_eq!(committed_bytes([]), None);
     }
 
     #[test]

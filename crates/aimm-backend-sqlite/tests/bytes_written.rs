@@ -96,6 +96,8 @@ fn writes_of(size: usize) {
         assert_about_once(&format!("create {i} of {size} bytes"), written, size);
         ids.push(model.instance_id);
     }
+    // Creates alone, with nothing after them, are checkpointed too.
+    wait_for_checkpoint(&db, 3 * size as u64);
     let update = |bytes: &[u8]| {
         written_by(|| {
             backend
