@@ -63,7 +63,9 @@
 //! # Rules of the boundary
 //!
 //! * Only types defined here (and `abi_stable`'s `R*` types) cross it. Model
-//!   bytes are an [`RVec<u8>`](RVec), moved, never copied.
+//!   bytes are an [`RVec<u8>`](RVec), moved, never copied, or are written by
+//!   the plugin straight into memory the host lends it for one call
+//!   ([`Backend::read_models`] with a [`ModelSink`]).
 //! * Every call is blocking; the host runs it on a blocking thread pool. A
 //!   plugin needs no async runtime.
 //! * Every function a plugin exports catches panics and returns an
