@@ -8,7 +8,7 @@
 
 use aimm_backend_api::API_VERSION;
 use aimm_backend_tests::*;
-use serde_json::Value;
+use serde_json::{json, Value};
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
@@ -392,6 +392,42 @@ fn a_write_whose_notification_never_arrives_fails_after_the_bridge_timeout() {
         result["model_writes_unanswered"].as_i64().unwrap() >= 2,
         "{result}"
     );
+}
+
+#[test]
+fn an_event_backend_with_its_own_connection_needs_nothing_of_the_servers_client() {
+    let server = HatServer::start();
+    let (result, _) = checks(&["event-own", "--port", &server.port.to_string()]);
+    // The server's client subscribes to nothing of ours, is not bridged,
+    // and carries no registration and no notification.
+    assert_eq!(result["subscription"], json!([]), "{result}");
+    assert_eq!(result["bridge"], false, "{result}");
+    assert_eq!(result["server_client_registrations"], 0, "{result}");
+    assert_eq!(result["server_client_notified"], 0, "{result}");
+    // What ours wrote is on the server for the other host, and the other
+    // host's write reached ours' listeners through ours' own connection.
+    let ids = result["ids"].as_array().unwrap();
+    let (first, second) = (ids[0].to_string(), ids[1].to_string());
+    assert_eq!(result["seen_by_stock"][&first], "own 1b", "{result}");
+    assert_eq!(result["seen_by_stock"][&second], "own 2", "{result}");
+    let stock_id = result["stock_id"].as_i64().unwrap();
+    assert_eq!(
+        result["seen_by_ours"][stock_id.to_string()],
+        "stock 1",
+        "{result}"
+    );
+    assert!(
+        result["heard"]
+            .as_array()
+            .unwrap()
+            .contains(&json!([stock_id, "stock 1"])),
+        "{result}"
+    );
+    // Persisted is honoured on its own connection: nothing to warn of.
+    assert_eq!(result["warnings"], json!([]), "{result}");
+    // The connection is the backend's: open while it is, closed with it.
+    assert_eq!(result["eventer_status_open"], "CONNECTED", "{result}");
+    assert_eq!(result["eventer_status_closed"], "DISCONNECTED", "{result}");
 }
 
 #[test]

@@ -183,6 +183,26 @@ fn the_stock_server_runs_aimm_backend_event_across_a_restart() {
 }
 
 #[test]
+fn the_stock_server_runs_aimm_backend_event_on_its_own_connection_across_a_restart() {
+    let server = HatServer::start();
+    let work = tempfile::tempdir().unwrap();
+    let report = roundtrip(
+        work.path(),
+        &format!(
+            "module: aimm_backend.event\nmodel_prefix: [aimm, model]\n\
+             eventer_server: {{host: 127.0.0.1, port: {}}}\n",
+            server.port
+        ),
+        &["--strict-new-id", "--hat-port", &server.port.to_string()],
+    );
+    assert_restored(&report);
+    // On its own connection, `acknowledge: persisted` is honoured: the
+    // server's log has no word about it.
+    let log = std::fs::read_to_string(work.path().join("server/server-1.log")).unwrap();
+    assert!(!log.contains("cannot be honoured"), "{log}");
+}
+
+#[test]
 fn the_stock_server_runs_a_dropped_in_plugin_through_aimm_backend_plugin() {
     let work = tempfile::tempdir().unwrap();
     let plugins = work.path().join("plugins");

@@ -12,6 +12,7 @@ stderr when it could not. Every wait has a deadline.
     python aimm_backend_checks.py lifecycle --db F
     python aimm_backend_checks.py event --port P [--prefix X]
     python aimm_backend_checks.py event-unheard --port P
+    python aimm_backend_checks.py event-own --port P
     python aimm_backend_checks.py json-text
     python aimm_backend_checks.py traps --port P --db F
 """
@@ -21,6 +22,7 @@ import asyncio
 import concurrent.futures
 import hashlib
 import json
+import logging
 import multiprocessing
 import os
 import sqlite3
@@ -631,6 +633,112 @@ def cmd_event_unheard(args):
     print(json.dumps(aio.run_asyncio(run())))
 
 
+def cmd_event_own(args):
+    """`aimm_backend.event` with `eventer_server` in its section: a
+    connection of its own, the server's client carrying none of its events;
+    another host's writes still reach its listeners; closing it closes the
+    connection."""
+    import aimm.server.backend.event as stock
+    prefix = ["aimm", "own"]
+    conf = {"module": "aimm_backend.event", "model_prefix": prefix,
+            "eventer_server": {"host": "127.0.0.1", "port": args.port}}
+
+    async def run():
+        records = []
+        handler = _Collect(records)
+        logging.getLogger("aimm_backend").addHandler(handler)
+        subscription = aimm_backend.event.create_subscription(conf)
+        holder = {"notified": 0}
+
+        async def on_events(_, events):
+            # As the AIMM server does: what the subscription matches goes
+            # to process_events (here: nothing of the models).
+            holder["notified"] += len(events)
+            if "backend" in holder:
+                await holder["backend"].process_events(events)
+
+        client = await hat.event.eventer.connect(
+            addr=tcp.Address("127.0.0.1", args.port), client_name="server",
+            subscriptions=subscription, events_cb=on_events)
+        registrations = record_registrations(client)
+        # The other host starts first: stock counts its ids from the
+        # highest stored one, and would overwrite ours otherwise.
+        stock_client = await connect_client(args.port, "stock", prefix)
+        stock_backend = await stock.create(
+            {"module": "aimm.server.backend.event", "model_prefix": prefix},
+            stock_client)
+        ours = await bounded(aimm_backend.event.create(conf, client), "create()")
+        holder["backend"] = ours
+        heard = []
+        ours.register_model_change_cb(
+            lambda m: heard.append((m.instance_id, m.instance)))
+        created = await bounded(ours.create_model(MODEL_TYPE, b"own 1"),
+                                "create")
+        await bounded(ours.update_model(created._replace(instance=b"own 1b")),
+                      "update")
+        second = await bounded(ours.create_model(MODEL_TYPE, b"own 2"),
+                               "create")
+
+        # The other host, on the server's kind of client, sees ours'
+        # models, and ours hears of its write through its own connection.
+        seen_by_stock = {m.instance_id: m.instance.decode()
+                         for m in await stock_backend.get_models()}
+        stock_model = await stock_backend.create_model(MODEL_TYPE, b"stock 1")
+        deadline = time.monotonic() + 10
+        while (not any(i == stock_model.instance_id for i, _ in heard)
+               and time.monotonic() < deadline):
+            await asyncio.sleep(0.05)
+        seen_by_ours = {m.instance_id: m.instance.decode()
+                        for m in await ours.get_models()}
+        connected = await eventer_status(stock_client)
+        await bounded(ours.async_close(), "async_close")
+        deadline = time.monotonic() + 10
+        closed = await eventer_status(stock_client)
+        while closed != "DISCONNECTED" and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+            closed = await eventer_status(stock_client)
+        await stock_backend.async_close()
+        await stock_client.async_close()
+        await client.async_close()
+        logging.getLogger("aimm_backend").removeHandler(handler)
+        return {
+            "subscription": [list(t) for t in subscription],
+            "bridge": ours.event_bridge is not None,
+            "ids": [created.instance_id, second.instance_id],
+            "seen_by_stock": {str(k): v for k, v in seen_by_stock.items()},
+            "seen_by_ours": {str(k): v for k, v in seen_by_ours.items()},
+            "stock_id": stock_model.instance_id,
+            "heard": [[i, b.decode()] for i, b in heard],
+            "server_client_notified": holder["notified"],
+            "server_client_registrations": len(registrations),
+            "eventer_status_open": connected,
+            "eventer_status_closed": closed,
+            "warnings": [r.getMessage() for r in records
+                         if r.levelno >= logging.WARNING],
+        }
+    print(json.dumps(aio.run_asyncio(run())))
+
+
+class _Collect(logging.Handler):
+    def __init__(self, records):
+        super().__init__(logging.DEBUG)
+        self._records = records
+
+    def emit(self, record):
+        self._records.append(record)
+
+
+async def eventer_status(client):
+    """What the event server last recorded of the client `aimm-backend`
+    (the name of a backend's own connection): CONNECTED, DISCONNECTED or
+    None."""
+    result = await bounded(client.query(hat.event.common.QueryLatestParams(
+        event_types=[("event", "?", "eventer", "aimm-backend")])), "query")
+    if not result.events:
+        return None
+    return result.events[0].payload.data
+
+
 def cmd_json_text(args):
     """The JSON text the plugin gets for payload data the server's client
     decoded: for each value, whether it parses to what json.dumps's text
@@ -851,6 +959,8 @@ def main():
     sub.add_parser("json-text")
     p = sub.add_parser("event-unheard")
     p.add_argument("--port", type=int, required=True)
+    p = sub.add_parser("event-own")
+    p.add_argument("--port", type=int, required=True)
     p = sub.add_parser("traps")
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--db", required=True)
@@ -861,6 +971,7 @@ def main():
         "bad-input": cmd_bad_input, "lifecycle": cmd_lifecycle,
         "logging": cmd_logging,
         "event": cmd_event, "event-unheard": cmd_event_unheard,
+        "event-own": cmd_event_own,
         "json-text": cmd_json_text,
         "traps": cmd_traps,
     }[args.command]

@@ -180,6 +180,14 @@ EVENT_OURS = Variant("event_ours", "event", "ours", "ours",
 EVENT_OURS_SENT = Variant("event_ours_sent", "event", "ours",
                           "ours (acknowledge: sent)", "aimm_backend.event",
                           {"acknowledge": "sent"})
+# ``eventer_server`` is filled in with the variant's server when it runs.
+OWN_SERVER = "<the variant's event server>"
+EVENT_OURS_OWN = Variant("event_ours_own", "event", "ours",
+                         "ours (own connection)", "aimm_backend.event",
+                         {"eventer_server": OWN_SERVER})
+
+ALL_VARIANTS = (SQLITE_STOCK, SQLITE_OURS, SQLITE_OURS_DELETE, EVENT_STOCK,
+                EVENT_OURS, EVENT_OURS_SENT, EVENT_OURS_OWN)
 
 SQLITE_WRITE_PHASES = ("create", "update_changed", "update_unchanged")
 PHASES = ("create", "get_models", "update_changed", "update_unchanged")
@@ -202,9 +210,11 @@ def chosen_variants(args):
         if args.journal_delete:
             chosen.append(SQLITE_OURS_DELETE)
     if "event" in args.stores:
-        chosen += [EVENT_STOCK, EVENT_OURS, EVENT_OURS_SENT]
+        chosen += [EVENT_STOCK, EVENT_OURS, EVENT_OURS_SENT, EVENT_OURS_OWN]
     if args.only != "all":
         chosen = [v for v in chosen if v.side == args.only]
+    if args.variants:
+        chosen = [v for v in chosen if v.key in args.variants]
     return chosen
 
 
@@ -724,6 +734,9 @@ async def run_event_variant(variant, server, prefix, data, deadline, info):
     module = importlib.import_module(variant.module)
     conf = dict(variant.options, module=variant.module,
                 model_prefix=list(prefix))
+    if conf.get("eventer_server") == OWN_SERVER:
+        conf["eventer_server"] = {"host": "127.0.0.1", "port": server.port,
+                                  "timeout": CONNECT_TIMEOUT}
     client, holder = await connect_as_server(server.port, module, conf,
                                              f"bench-sweep-{variant.key}")
     figures = {}
@@ -1195,14 +1208,17 @@ def overview_table(sweep, variants):
             cols.append(("sqlite", phase))
         headers.append("SQLite bytes/create (stock)")
         cols.append(("sqlite_bytes", "create"))
-    if EVENT_OURS.key in keys and EVENT_STOCK.key in keys:
+    for ours, name in ((EVENT_OURS, "event"),
+                       (EVENT_OURS_OWN, "event, own conn.")):
+        if ours.key not in keys or EVENT_STOCK.key not in keys:
+            continue
         for phase, label in (("create", "create"), ("get_models", "get_models"),
                              ("update_changed", "changed upd."),
                              ("update_unchanged", "unchanged upd.")):
-            headers.append(f"event {label}")
-            cols.append(("event", phase))
-        headers.append("event create / floor (a)")
-        cols.append(("event_floor", "create"))
+            headers.append(f"{name} {label}")
+            cols.append((("event", ours.key), phase))
+        headers.append(f"{name} create / floor (a)")
+        cols.append((("event_floor", ours.key), "create"))
     rows = []
     for sized in sweep:
         summary = sized["summary"]
@@ -1214,6 +1230,7 @@ def overview_table(sweep, variants):
 
 
 def overview_cell(summary, kind, phase):
+    kind, ours = kind if isinstance(kind, tuple) else (kind, None)
     try:
         if kind == "sqlite":
             return fmt_x(summary["sqlite"][phase][SQLITE_OURS.key]
@@ -1223,10 +1240,10 @@ def overview_cell(summary, kind, phase):
             return (f"{fmt_num(entry[SQLITE_OURS.key]['written_per_payload'])}"
                     f" ({fmt_num(entry[SQLITE_STOCK.key]['written_per_payload'])})")
         if kind == "event":
-            return fmt_x(summary["event"][phase][EVENT_OURS.key]
+            return fmt_x(summary["event"][phase][ours]
                          ["stock_registered_over_this_registered"])
         if kind == "event_floor":
-            return fmt_num(summary["event"][phase][EVENT_OURS.key]
+            return fmt_num(summary["event"][phase][ours]
                            ["this_call_over_floor_a"])
     except (KeyError, TypeError):
         return "-"
@@ -1308,6 +1325,9 @@ CHART_SERIES = (
     ("event", EVENT_STOCK, EVENT_OURS_SENT,
      "Event ours (sent) vs stock registered", "8,3,1,3",
      "stock_registered_over_this_registered", False),
+    ("event", EVENT_STOCK, EVENT_OURS_OWN,
+     "Event ours (own connection) vs stock registered", "4,2",
+     "stock_registered_over_this_registered", True),
 )
 
 
@@ -1517,6 +1537,9 @@ def parse_args(argv):
                    help="comma-separated: sqlite, event (default both)")
     p.add_argument("--only", choices=("all", "stock", "ours"), default="all",
                    help="run only stock's or only ours' variants")
+    p.add_argument("--variants",
+                   help="comma-separated variant keys to run (default all): "
+                        + ", ".join(v.key for v in ALL_VARIANTS))
     p.add_argument("--journal-delete", action="store_true",
                    help="also run ours with journal_mode: delete")
     p.add_argument("--server-per", choices=("variant", "size"),
@@ -1538,6 +1561,11 @@ def parse_args(argv):
     p.add_argument("--svg", type=Path, help="write the ratio chart here")
     args = p.parse_args(argv)
     args.stores = [s.strip() for s in args.stores.split(",") if s.strip()]
+    if args.variants:
+        args.variants = {v.strip() for v in args.variants.split(",")}
+        unknown = args.variants - {v.key for v in ALL_VARIANTS}
+        if unknown:
+            p.error(f"--variants: unknown {', '.join(sorted(unknown))}")
     if not set(args.stores) <= {"sqlite", "event"} or not args.stores:
         p.error("--stores takes sqlite and/or event")
     if args.server_per is None:

@@ -155,7 +155,7 @@ impl BackendPlugin for EventPlugin {
         let client = host.event_client.ok_or_else(|| {
             BackendError::invalid_config(
                 "the event backend needs a Hat event server: set hat.eventer_server {host, port} \
-                 in the server config",
+                 in the server config, or eventer_server {host, port} in the backend section",
             )
         })?;
         Ok(Arc::new(EventBackend::new(

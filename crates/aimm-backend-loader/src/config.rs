@@ -18,6 +18,7 @@ pub struct ServerConfig {
     origin: String,
     document: Value,
     hat: HatConfig,
+    own_eventer_server: Option<EventerServerConfig>,
 }
 
 /// The `hat` section: how the host reaches the Hat services.
@@ -114,10 +115,20 @@ impl ServerConfig {
             })?,
             None => HatConfig::default(),
         };
+        let own_eventer_server = match document["backend"].get("eventer_server") {
+            Some(server) => Some(EventerServerConfig::deserialize(server).map_err(|err| {
+                invalid(vec![Violation {
+                    path: "backend.eventer_server".into(),
+                    rule: err.to_string(),
+                }])
+            })?),
+            None => None,
+        };
         Ok(ServerConfig {
             origin: origin.to_string(),
             document,
             hat,
+            own_eventer_server,
         })
     }
 
@@ -157,6 +168,23 @@ impl ServerConfig {
     /// The `hat` section (empty when the config has none).
     pub fn hat(&self) -> &HatConfig {
         &self.hat
+    }
+
+    /// `backend.eventer_server`: the event server the backend section
+    /// names for a connection of the backend's own, which a host opens in
+    /// place of lending its own client (the Python AIMM server's, which
+    /// reports events when registered rather than persisted, and carries
+    /// every payload through Python).
+    pub fn own_eventer_server(&self) -> Option<&EventerServerConfig> {
+        self.own_eventer_server.as_ref()
+    }
+
+    /// The event server the host connects to for the backend: its own
+    /// ([`ServerConfig::own_eventer_server`]), else `hat.eventer_server`.
+    pub fn eventer_server(&self) -> Option<&EventerServerConfig> {
+        self.own_eventer_server
+            .as_ref()
+            .or(self.hat.eventer_server.as_ref())
     }
 
     /// The whole document.
@@ -239,10 +267,35 @@ mod tests {
     }
 
     #[test]
+    fn the_backends_own_eventer_server_comes_before_the_hosts() {
+        let text = "hat: {eventer_server: {host: h, port: 1}}\n\
+                    backend: {module: m, eventer_server: {host: own, port: 2, timeout: 0.5}}\n";
+        let config = ServerConfig::from_yaml(text, "t").unwrap();
+        let own = config.own_eventer_server().unwrap();
+        assert_eq!(own.address(), "own:2");
+        assert_eq!(own.timeout(), Duration::from_millis(500));
+        assert_eq!(config.eventer_server().unwrap().address(), "own:2");
+        let text = "hat: {eventer_server: {host: h, port: 1}}\nbackend: {module: m}\n";
+        let config = ServerConfig::from_yaml(text, "t").unwrap();
+        assert!(config.own_eventer_server().is_none());
+        assert_eq!(config.eventer_server().unwrap().address(), "h:1");
+    }
+
+    #[test]
+    fn a_malformed_own_eventer_server_is_named() {
+        let text = "backend: {module: m, eventer_server: {host: own}}\n";
+        let err = ServerConfig::from_yaml(text, "t.yaml").unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("backend.eventer_server"), "{text}");
+        assert!(text.contains("port"), "{text}");
+    }
+
+    #[test]
     fn no_hat_section_means_no_event_server() {
         let config = ServerConfig::from_yaml("backend: {module: m}\n", "t").unwrap();
         assert!(config.hat().eventer_server.is_none());
         assert!(config.hat().monitor_component.is_none());
+        assert!(config.eventer_server().is_none());
     }
 
     #[test]

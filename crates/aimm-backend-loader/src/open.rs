@@ -76,7 +76,9 @@ impl Opener {
     }
 
     /// Lends backends `client` instead of connecting to the config's
-    /// `hat.eventer_server` (whose section is then ignored).
+    /// `hat.eventer_server` (whose section is then ignored). A backend
+    /// section that names its own `eventer_server` gets its own connection
+    /// all the same.
     pub fn with_event_client(mut self, client: Arc<dyn EventClient>) -> Self {
         self.event_client = Some(client);
         self
@@ -113,14 +115,19 @@ impl Opener {
 
     /// Everything up to creating the backend: [`Opener::load`], a warning
     /// naming any `backend` key the plugin's schema does not list, then the
-    /// event client (lent, or connected from `hat.eventer_server`; that
-    /// needs a tokio runtime and blocks until connected or timed out).
+    /// event client (connected from `backend.eventer_server`, else lent,
+    /// else connected from `hat.eventer_server`; connecting needs a tokio
+    /// runtime and blocks until connected or timed out).
     pub fn prepare(&self, config: &ServerConfig) -> Result<Prepared, Error> {
         let library = self.load(config)?;
         // Here, not in `load`: a Python server loads once more for the
         // subscription, and the warning is said once per backend opened.
         warn_of_unlisted_keys(config, &library);
-        let (event_client, events) = match &self.event_client {
+        let lent = self
+            .event_client
+            .as_ref()
+            .filter(|_| config.own_eventer_server().is_none());
+        let (event_client, events) = match lent {
             Some(client) => (Some(client.clone()), None),
             None => match connect(config, &library)? {
                 Some((client, events)) => (Some(client as Arc<dyn EventClient>), Some(events)),
@@ -268,16 +275,17 @@ impl Opened {
     }
 }
 
-/// The host's own event server connection for `config`, if it has
-/// `hat.eventer_server`: started on the current tokio runtime, subscribed
-/// to what `library`'s backend asks for, and connected (or an error after
-/// the timeout). `hat.monitor_component` is refused: not supported yet.
+/// The host's own event server connection for `config`, if it names an
+/// event server ([`ServerConfig::eventer_server`]): started on the current
+/// tokio runtime, subscribed to what `library`'s backend asks for, and
+/// connected (or an error after the timeout). `hat.monitor_component`
+/// without the backend's own server is refused: not supported yet.
 fn connect(
     config: &ServerConfig,
     library: &PluginLibrary,
 ) -> Result<Option<(Arc<HatEventClient>, EventStream)>, Error> {
     let hat = config.hat();
-    if hat.monitor_component.is_some() {
+    if hat.monitor_component.is_some() && config.own_eventer_server().is_none() {
         return Err(ConfigError::Invalid {
             path: config.origin().to_string(),
             violations: vec![Violation {
@@ -287,7 +295,7 @@ fn connect(
         }
         .into());
     }
-    let Some(server) = &hat.eventer_server else {
+    let Some(server) = config.eventer_server() else {
         return Ok(None);
     };
     let backend_error = |source| Error::Backend {

@@ -11,7 +11,10 @@
 //! event loop never waits on a plugin. What the plugin needs from the server
 //! comes back through two bridges: its log records go to Python `logging`
 //! ([`log_sink`]; the loader's own warnings too, [`host_log`]), and its
-//! event client is the server's own Hat eventer client ([`event_client`]).
+//! event client is the server's own Hat eventer client ([`event_client`]),
+//! unless the backend section names an `eventer_server` of its own: then
+//! the loader's Rust client connects to it, on this package's tokio
+//! runtime ([`runtime`]), and routes its notifications to the plugin.
 
 mod backend;
 mod bytes_sink;
@@ -20,6 +23,7 @@ mod errors;
 mod event_client;
 mod host_log;
 mod log_sink;
+mod runtime;
 
 use aimm_backend_loader::{Opener, SearchPath, ServerConfig};
 use backend::NativeBackend;
@@ -49,8 +53,10 @@ fn opener(plugin_dirs: Vec<PathBuf>, builtin_dir: Option<PathBuf>) -> Opener {
 
 /// Opens the backend a `backend` section (JSON text) describes. `bridge`,
 /// if given, is the Python object through which the plugin reaches the
-/// server's event client (`aimm_backend._events.EventBridge`). Blocks while
-/// the plugin opens its store, with the GIL released.
+/// server's event client (`aimm_backend._events.EventBridge`); a section
+/// with its own `eventer_server` gets a connection of its own instead.
+/// Blocks while the plugin opens its store (and connects), with the GIL
+/// released.
 #[pyfunction]
 #[pyo3(signature = (section, plugin_dirs, builtin_dir=None, bridge=None))]
 fn open_backend(
@@ -63,24 +69,39 @@ fn open_backend(
     let config = server_config(section)?;
     let mut opener = opener(plugin_dirs, builtin_dir);
     let mut notifications = None;
-    if let Some(bridge) = bridge {
+    let own_connection = config.own_eventer_server().is_some();
+    if let Some(bridge) = bridge.filter(|_| !own_connection) {
         let notified = Arc::new(Notifications::default());
         let client = PythonEventClient::new(bridge, notified.clone());
         opener = opener.with_event_client(Arc::new(client));
         notifications = Some(notified);
     }
-    let opened = py
-        .detach(|| opener.open(&config))
+    let runtime = match own_connection {
+        true => Some(runtime::shared().map_err(|err| {
+            errors::UnavailableError::new_err(format!(
+                "starting the threads of the event server connection: {err}"
+            ))
+        })?),
+        false => None,
+    };
+    let handle = py
+        .detach(|| {
+            // Connecting and routing its notifications need the runtime.
+            let _entered = runtime.map(|runtime| runtime.enter());
+            opener.open(&config).map(|opened| opened.into_handle())
+        })
         .map_err(errors::open_error)?;
     Ok(NativeBackend::new(
-        opened.backend,
-        opened.library,
+        handle.backend().clone(),
+        handle.library().clone(),
         notifications,
     ))
 }
 
 /// The event types the plugin of a `backend` section wants notified, as
-/// tuples of strings (Python's `create_subscription`).
+/// tuples of strings (Python's `create_subscription`): none when the
+/// section names its own `eventer_server`, whose connection subscribes
+/// for itself (the server's connection would carry every model again).
 #[pyfunction]
 #[pyo3(signature = (section, plugin_dirs, builtin_dir=None))]
 fn create_subscription<'py>(
@@ -90,6 +111,9 @@ fn create_subscription<'py>(
     builtin_dir: Option<PathBuf>,
 ) -> PyResult<Vec<Bound<'py, PyTuple>>> {
     let config = server_config(section)?;
+    if config.own_eventer_server().is_some() {
+        return Ok(Vec::new());
+    }
     let opener = opener(plugin_dirs, builtin_dir);
     let types = py
         .detach(|| {

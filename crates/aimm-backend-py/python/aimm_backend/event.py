@@ -7,6 +7,16 @@ the event server and are never reused (not after a restart, not between
 servers sharing a prefix), and events under the prefix that are not models
 are skipped with a warning.
 
+Its own connection: with ``eventer_server: {host, port}`` in the backend
+section (the server's ``hat.eventer_server``, or any server of the same
+store), the backend connects to the event server itself, through the Rust
+client every other host of ours uses, and the server's connection carries
+none of its events (``create_subscription`` asks for none). Writes are then
+encoded in Rust and acknowledged by the event server's *persisted*
+notifications, so ``acknowledge`` means what it says, and the models are
+never decoded in Python. Without it, the backend borrows the server's
+client:
+
 Durability under the AIMM server: the server's event connection asks for
 notifications when events are *registered*, not when the event server has
 written them (``persisted=False``), so a write is acknowledged once the
@@ -36,16 +46,24 @@ _told_about_acknowledge = False
 
 
 def create_subscription(conf):
-    """``[(*model_prefix, "*")]``: the events the server must notify."""
+    """``[(*model_prefix, "*")]``: the events the server must notify; none
+    when the backend has its own connection."""
     return _backend.subscription(_section(conf))
 
 
 async def create(conf, client):
     """Opens the store ``conf`` (the server's ``backend`` section) describes,
-    through the server's Hat eventer ``client``."""
+    through the server's Hat eventer ``client``, or through a connection of
+    its own when ``conf`` names an ``eventer_server``."""
+    if _own_connection(conf):
+        return await _backend.open_backend(_section(conf), None)
     backend = await _backend.open_backend(_section(conf), client)
     _tell_about_acknowledge(conf)
     return backend
+
+
+def _own_connection(conf):
+    return conf.get("eventer_server") is not None
 
 
 def _section(conf):
