@@ -318,6 +318,78 @@ async fn answer_init(stream: &mut tokio::net::TcpStream) {
     stream.write_all(&frame).await.unwrap();
 }
 
+/// A peer that answers init with `initial`, reads a registration and the
+/// query after it, then sends the status reports `reports` before the
+/// query's answer, as a server whose engine stopped in between would.
+async fn status_peer(initial: Status, reports: Vec<Status>) -> String {
+    fake_peer(move |mut stream| {
+        let reports = reports.clone();
+        async move {
+            let init = read_msg(&mut stream).await;
+            let frame = frame_of(1, init.first, false, &MsgInitRes::Success(initial));
+            stream.write_all(&frame).await.unwrap();
+            let _registration = read_msg(&mut stream).await;
+            let query = read_msg(&mut stream).await;
+            for (n, status) in reports.into_iter().enumerate() {
+                let id = 2 + n as i64;
+                let frame = frame_of(id, id, true, &MsgStatusNotify(status));
+                stream.write_all(&frame).await.unwrap();
+            }
+            let answer = QueryResult {
+                events: Vec::new(),
+                more_follows: false,
+            };
+            let frame = frame_of(100, query.first, false, &answer);
+            stream.write_all(&frame).await.unwrap();
+            tokio::time::sleep(Duration::from_secs(5)).await;
+        }
+    })
+    .await
+}
+
+/// What a fenced registration of one small event to `address` ends with.
+async fn fenced(address: &str) -> Result<(), ClientError> {
+    let (client, _events) = connect(address, init(Vec::new()), quick()).await.unwrap();
+    let event = RegisterEventRef {
+        event_type: vec!["m", "1"],
+        source_timestamp: None,
+        payload: Some(EventPayloadRef::Json("1")),
+    };
+    let parts = register_request_parts(&[event]);
+    within(client.register_fenced(&parts), "the fenced registration").await
+}
+
+#[tokio::test]
+async fn a_fenced_registration_holds_only_if_the_server_stayed_operational() {
+    // An answer with no status report in between: registered.
+    let address = status_peer(Status::Operational, Vec::new()).await;
+    fenced(&address).await.unwrap();
+    // A server that stops being operational drops the registration and
+    // still answers the query: the report before the answer says so.
+    for reports in [
+        vec![Status::Standby],
+        vec![Status::Stopping, Status::Operational],
+    ] {
+        let address = status_peer(Status::Operational, reports.clone()).await;
+        let err = fenced(&address).await.unwrap_err();
+        assert!(
+            matches!(err, ClientError::StatusChanged(_)),
+            "{reports:?}: {err}"
+        );
+        assert!(
+            err.to_string().contains("may or may not be registered"),
+            "{err}"
+        );
+    }
+    // A server not operational to begin with is not sent the events.
+    let address = status_peer(Status::Standby, Vec::new()).await;
+    let err = fenced(&address).await.unwrap_err();
+    assert!(
+        matches!(err, ClientError::StatusChanged(Status::Standby)),
+        "{err}"
+    );
+}
+
 /// `count` events of 64 KiB JSON payloads under `[name, i]`.
 fn large_events(name: &str, count: usize) -> Vec<Event> {
     (0..count)
@@ -738,10 +810,12 @@ mod host_client {
     fn survives_a_server_restart_and_fails_fast_while_it_is_down() {
         let server = HatServer::start();
         let (_runtime, client) = host_client(&server);
-        let registered = client
+        client
             .register(vec![model_event("1")].into(), RegisterMode::Registered)
             .unwrap();
-        assert_eq!(registered.unwrap().len(), 1);
+        assert!(
+            stored_types(&client).contains(&aimm_backend_api::event_type(["host", "model", "1"]))
+        );
 
         server.stop();
         // Every call during the outage fails fast and says what is wrong.
@@ -765,9 +839,69 @@ mod host_client {
         assert!(
             stored_types(&client).contains(&aimm_backend_api::event_type(["host", "model", "1"]))
         );
-        assert!(client
+        client
             .register(vec![model_event("3")].into(), RegisterMode::Registered)
+            .unwrap();
+        assert!(
+            stored_types(&client).contains(&aimm_backend_api::event_type(["host", "model", "3"]))
+        );
+    }
+
+    /// A model event of about `size` bytes whose payload names `tag`.
+    fn large_event(id: &str, tag: usize, size: usize) -> ApiRegister {
+        let filler = "x".repeat(size);
+        ApiRegister {
+            payload: aimm_backend_api::ROption::RSome(ApiPayload::Json(
+                format!(r#"{{"tag": {tag}, "filler": "{filler}"}}"#).into(),
+            )),
+            ..model_event(id)
+        }
+    }
+
+    fn tag_of(event: &aimm_backend_api::Event) -> Option<u64> {
+        match event.payload.as_ref().into_option()? {
+            ApiPayload::Json(text) => {
+                let value: serde_json::Value = serde_json::from_str(text).ok()?;
+                value["tag"].as_u64()
+            }
+            ApiPayload::Binary { .. } => None,
+        }
+    }
+
+    #[test]
+    fn a_registered_registration_is_on_the_server_when_it_returns() {
+        // Acknowledged without the answer's echo: by the answer to a query
+        // sent after it on the same connection. Another connection, asking
+        // right after the call returns, must find it; were the call to
+        // return before the server had registered it, the server would
+        // still be decoding these 2 MiB when the other query came.
+        let server = HatServer::start();
+        let (_runtime, writer) = host_client(&server);
+        let (_other_runtime, reader) = host_client(&server);
+        for tag in 0..20 {
+            let answer = writer
+                .register(
+                    vec![large_event("big", tag, 2 << 20)].into(),
+                    RegisterMode::Registered,
+                )
+                .unwrap();
+            assert!(answer.is_none(), "registered without the echo");
+            let stored = reader
+                .query_latest(vec![aimm_backend_api::event_type(["host", "model", "big"])].into())
+                .unwrap();
+            assert_eq!(stored.len(), 1);
+            assert_eq!(tag_of(&stored[0]), Some(tag as u64), "registration {tag}");
+        }
+        // Events without payloads come back numbered, as before.
+        let claim = ApiRegister {
+            payload: aimm_backend_api::ROption::RNone,
+            ..model_event("claim")
+        };
+        let answer = writer
+            .register(vec![claim.clone(), claim].into(), RegisterMode::Registered)
             .unwrap()
-            .is_some());
+            .unwrap();
+        assert_eq!(answer.len(), 2);
+        assert!(answer.iter().all(|event| event.is_some()));
     }
 }

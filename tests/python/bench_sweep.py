@@ -185,9 +185,14 @@ OWN_SERVER = "<the variant's event server>"
 EVENT_OURS_OWN = Variant("event_ours_own", "event", "ours",
                          "ours (own connection)", "aimm_backend.event",
                          {"eventer_server": OWN_SERVER})
+EVENT_OURS_OWN_REGISTERED = Variant(
+    "event_ours_own_registered", "event", "ours",
+    "ours (own connection, acknowledge: registered)", "aimm_backend.event",
+    {"eventer_server": OWN_SERVER, "acknowledge": "registered"})
 
 ALL_VARIANTS = (SQLITE_STOCK, SQLITE_OURS, SQLITE_OURS_DELETE, EVENT_STOCK,
-                EVENT_OURS, EVENT_OURS_SENT, EVENT_OURS_OWN)
+                EVENT_OURS, EVENT_OURS_SENT, EVENT_OURS_OWN,
+                EVENT_OURS_OWN_REGISTERED)
 
 SQLITE_WRITE_PHASES = ("create", "update_changed", "update_unchanged")
 PHASES = ("create", "get_models", "update_changed", "update_unchanged")
@@ -210,7 +215,8 @@ def chosen_variants(args):
         if args.journal_delete:
             chosen.append(SQLITE_OURS_DELETE)
     if "event" in args.stores:
-        chosen += [EVENT_STOCK, EVENT_OURS, EVENT_OURS_SENT, EVENT_OURS_OWN]
+        chosen += [EVENT_STOCK, EVENT_OURS, EVENT_OURS_SENT, EVENT_OURS_OWN,
+                   EVENT_OURS_OWN_REGISTERED]
     if args.only != "all":
         chosen = [v for v in chosen if v.side == args.only]
     if args.variants:
@@ -1209,7 +1215,8 @@ def overview_table(sweep, variants):
         headers.append("SQLite bytes/create (stock)")
         cols.append(("sqlite_bytes", "create"))
     for ours, name in ((EVENT_OURS, "event"),
-                       (EVENT_OURS_OWN, "event, own conn.")):
+                       (EVENT_OURS_OWN, "event, own conn."),
+                       (EVENT_OURS_OWN_REGISTERED, "event, own conn., registered")):
         if ours.key not in keys or EVENT_STOCK.key not in keys:
             continue
         for phase, label in (("create", "create"), ("get_models", "get_models"),
@@ -1328,6 +1335,9 @@ CHART_SERIES = (
     ("event", EVENT_STOCK, EVENT_OURS_OWN,
      "Event ours (own connection) vs stock registered", "4,2",
      "stock_registered_over_this_registered", True),
+    ("event", EVENT_STOCK, EVENT_OURS_OWN_REGISTERED,
+     "Event ours (own connection, registered) vs stock registered", "12,3",
+     "stock_registered_over_this_registered", False),
 )
 
 

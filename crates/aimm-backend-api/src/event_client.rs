@@ -19,6 +19,13 @@ pub trait EventClient: Send + Sync + 'static {
     /// registered events in order, as the server numbered them (`None` in a
     /// slot the server refused). A host may leave out their payloads: the
     /// caller has them, and a large one would cost its size again.
+    ///
+    /// For [`RegisterMode::Registered`] events that all carry a payload, a
+    /// host may also return `None`: the events are registered, but the host
+    /// knows it without their echo, so it cannot tell how the server
+    /// numbered them (their notifications, where the plugin subscribed to
+    /// them, carry that). Events without payloads (claims, markers) are
+    /// always returned.
     fn register(
         &self,
         events: RVec<RegisterEvent>,

@@ -3,7 +3,7 @@
 use crate::claims::Claims;
 use crate::codec::{claim_type, describe, model_event, model_type, payload_of, ModelPayload};
 use crate::latest::{digest_of, Digest, Latest, Lookup};
-use crate::own_writes::OwnWrites;
+use crate::own_writes::{OwnWrites, Whose};
 use aimm_backend_api::{
     event_type, Backend, BackendError, ErrorKind, Event, EventClient, EventId, EventType,
     InstanceId, ListenerRegistry, Model, ModelChangeListener, ModelInfo, ROption, RString, RVec,
@@ -102,27 +102,6 @@ impl EventBackend {
         Ok(events.into_iter().next())
     }
 
-    /// Registers `event`, waits until `mode` is reached, and returns the
-    /// event as the server numbered it.
-    fn register_confirmed(
-        &self,
-        event: RegisterEvent,
-        mode: RegisterMode,
-        what: &str,
-    ) -> Result<Event> {
-        let answer = self.client.register(vec![event].into(), mode)?;
-        match answer
-            .into_option()
-            .and_then(|events| events.into_iter().next())
-        {
-            Some(ROption::RSome(event)) => Ok(event),
-            _ => Err(BackendError::new(
-                ErrorKind::Unavailable,
-                format!("the event server did not confirm the {what}"),
-            )),
-        }
-    }
-
     /// A fresh instance id, handed out by the server (see the crate docs),
     /// claimed together with those of the creates waiting at the same time.
     fn claim_id(&self) -> Result<InstanceId> {
@@ -199,22 +178,44 @@ impl EventBackend {
         let id = model.instance_id;
         let (event, fingerprint) = model_event(&self.prefix, model);
         let in_flight = self.own_writes.begin(id, fingerprint);
-        if self.acknowledge == RegisterMode::Sent {
-            // No answer says which event is the newest, so nothing is ever
-            // skipped on account of a sent write.
-            self.client
-                .register(vec![event].into(), RegisterMode::Sent)
-                .inspect_err(|_| self.latest.forget_content(id))?;
-            in_flight.sent();
-            self.latest.exists(id);
-            return Ok(());
-        }
-        let event = self
-            .register_confirmed(event, self.acknowledge, "model event")
+        let answer = self
+            .client
+            .register(vec![event].into(), self.acknowledge)
             .inspect_err(|_| self.latest.forget_content(id))?;
-        in_flight.written(event.id);
-        self.latest.saw(id, &event.id, Some(content));
-        Ok(())
+        match answer.into_option() {
+            None if self.acknowledge != RegisterMode::Persisted => {
+                // No answer says which event is the newest: until its
+                // notification does, nothing is skipped on account of
+                // this write. A sent write is not even known to have
+                // arrived.
+                // `exists` first: a notification handled from here on
+                // tells what the event holds, and must not be undone.
+                self.latest.exists(id);
+                let registered = self.acknowledge == RegisterMode::Registered;
+                if let Some(event) = in_flight.unanswered(registered.then_some(content)) {
+                    self.latest.saw(id, &event, Some(content));
+                }
+                Ok(())
+            }
+            Some(events) => match events.into_iter().next() {
+                Some(ROption::RSome(event)) => {
+                    in_flight.written(event.id);
+                    self.latest.saw(id, &event.id, Some(content));
+                    Ok(())
+                }
+                _ => Err(self.unconfirmed(id)),
+            },
+            None => Err(self.unconfirmed(id)),
+        }
+    }
+
+    /// The server's answer did not confirm the model event of model `id`.
+    fn unconfirmed(&self, id: InstanceId) -> BackendError {
+        self.latest.forget_content(id);
+        BackendError::new(
+            ErrorKind::Unavailable,
+            "the event server did not confirm the model event",
+        )
     }
 
     /// The digest of `model`, unless nothing would use it: with
@@ -380,12 +381,18 @@ impl Backend for EventBackend {
 
     fn process_events(&self, events: RVec<Event>) -> Result<()> {
         for (event, payload) in self.payloads_of(&events) {
-            let own = self
+            match self
                 .own_writes
-                .is_own(&event.id, payload.id, || payload.fingerprint());
-            if own {
-                // What it holds is recorded by the write itself.
-                continue;
+                .whose(&event.id, payload.id, || payload.fingerprint())
+            {
+                // What it holds is recorded by the write itself, or not
+                // known.
+                Whose::Ours => continue,
+                Whose::OursHolding(content) => {
+                    self.latest.saw(payload.id, &event.id, Some(content));
+                    continue;
+                }
+                Whose::Theirs => {}
             }
             // Another host's write: what this backend wrote is not current.
             self.latest.saw(payload.id, &event.id, None);
@@ -449,6 +456,9 @@ mod tests {
         unconfirmed: std::sync::atomic::AtomicBool,
         /// Answers every registration in full but for its last event.
         last_unconfirmed: std::sync::atomic::AtomicBool,
+        /// Answers registered model events (all with payloads) with no
+        /// events, as a host that knows them registered without the echo.
+        unechoed: std::sync::atomic::AtomicBool,
     }
 
     impl FakeServer {
@@ -519,8 +529,16 @@ mod tests {
                     *last = ROption::RNone;
                 }
             }
+            let unechoed = mode == RegisterMode::Registered
+                && self.unechoed.load(std::sync::atomic::Ordering::SeqCst)
+                && registered.iter().all(|e| {
+                    e.as_ref()
+                        .into_option()
+                        .is_some_and(|e| e.payload.is_some())
+                });
             Ok(match mode {
                 RegisterMode::Sent => ROption::RNone,
+                _ if unechoed => ROption::RNone,
                 _ => ROption::RSome(registered),
             })
         }
@@ -755,6 +773,55 @@ mod tests {
         let key = model_key(id);
         let key: Vec<&str> = key.iter().map(String::as_str).collect();
         server.put(&key, session, Some(r#"{"type": "py", "instance": "AQID"}"#));
+    }
+
+    #[test]
+    fn an_unechoed_registered_write_is_known_once_its_notification_arrives() {
+        let server = Arc::new(FakeServer::default());
+        server
+            .unechoed
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        let backend = backend(&server, RegisterMode::Registered);
+        let queries = || server.queries.load(std::sync::atomic::Ordering::SeqCst);
+        let registrations = || server.modes().len();
+        let heard = backend.create_model("t".into(), vec![1].into()).unwrap();
+        let unheard = backend.create_model("t".into(), vec![2].into()).unwrap();
+        let notification = |model: &Model| {
+            let key = model_key(model.instance_id);
+            let key: Vec<&str> = key.iter().map(String::as_str).collect();
+            server.event(&key).unwrap()
+        };
+        backend
+            .process_events(vec![notification(&heard)].into())
+            .unwrap();
+        // Its notification told which event holds it: an unchanged update
+        // asks nothing and registers nothing.
+        let (asked, registered) = (queries(), registrations());
+        backend.update_model(heard.clone()).unwrap();
+        assert_eq!((queries(), registrations()), (asked, registered));
+        // Without it, nothing is skipped on a guess: registered again.
+        backend.update_model(unheard.clone()).unwrap();
+        assert_eq!((queries(), registrations()), (asked, registered + 1));
+        // A changed update is registered, and its own notification (not
+        // another host's write) tells nobody anything new.
+        let changed = Model::new(heard.instance_id, "t", vec![9]);
+        backend.update_model(changed.clone()).unwrap();
+        let registered = registered + 2;
+        assert_eq!(registrations(), registered);
+        let heard_by = Arc::new(Mutex::new(Vec::new()));
+        let sink = heard_by.clone();
+        backend
+            .register_model_change_cb(Arc::new(move |m: &Model| {
+                sink.lock().unwrap().push(m.instance_id)
+            }))
+            .unwrap();
+        backend
+            .process_events(vec![notification(&changed)].into())
+            .unwrap();
+        assert!(heard_by.lock().unwrap().is_empty(), "our own write");
+        let asked = queries();
+        backend.update_model(changed).unwrap();
+        assert_eq!((queries(), registrations()), (asked, registered));
     }
 
     #[test]

@@ -18,7 +18,10 @@
 //! A persisted registration is sent without asking for an
 //! answer and recognised in those notifications instead (see
 //! [`crate::notified`]): the server's answer would echo every event whole
-//! once more.
+//! once more. A registered one whose events all carry payloads is sent
+//! without asking for an answer too, followed by an empty query whose
+//! answer tells it is registered (`Client::register_fenced`); it returns
+//! no events then, as [`EventClient::register`] allows.
 
 use crate::notified::{Awaited, Expected};
 use aimm_backend_api::{
@@ -364,6 +367,12 @@ impl EventClient for HatEventClient {
                 (Outstanding::Notified(ticket, notified), parts.len())
             } else if mode == RegisterMode::Sent {
                 self.run(client.send_registration(&parts))
+                    .map_err(|err| self.unavailable(err))?;
+                return Ok(ROption::RNone);
+            } else if events.iter().all(|event| event.payload.is_some()) {
+                // Registered, known without the answer's echo of every
+                // payload (see `Client::register_fenced`).
+                self.run(client.register_fenced(&parts))
                     .map_err(|err| self.unavailable(err))?;
                 return Ok(ROption::RNone);
             } else {

@@ -28,6 +28,7 @@ use crate::sbs::{Body, ChunkSource, DecodeError, Parts, Reader};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, Mutex};
@@ -77,6 +78,14 @@ pub enum ClientError {
     /// The server answered `MsgRegisterRes.failure`.
     #[error("the event server did not register the events")]
     RegisterFailed,
+    /// The server reported a status change while a fenced registration
+    /// was in flight (see [`Client::register_fenced`]): it may or may not
+    /// have registered the events.
+    #[error(
+        "the event server's status changed to {0:?} while the events were on their way; \
+         they may or may not be registered"
+    )]
+    StatusChanged(Status),
     /// No progress in time.
     #[error("no answer from the event server: nothing came for {0:.1?} ({1})")]
     Timeout(Duration, &'static str),
@@ -96,6 +105,8 @@ pub struct Client {
     sender: Sender,
     pending: Pending,
     status: Arc<std::sync::Mutex<Status>>,
+    /// Status reports received since connecting.
+    status_reports: Arc<AtomicU64>,
     idle_timeout: Duration,
     idle_per_mib: Duration,
 }
@@ -154,6 +165,7 @@ pub async fn connect(
         sender,
         pending: Pending::default(),
         status: Arc::new(std::sync::Mutex::new(status)),
+        status_reports: Arc::default(),
         idle_timeout: config.idle_timeout,
         idle_per_mib: config.idle_per_mib,
     };
@@ -207,6 +219,49 @@ impl Client {
             .send_request(MsgRegisterReq::TYPE, parts, "register")
             .await?;
         Ok(RegisterAnswer(answer))
+    }
+
+    /// Sends a `MsgRegisterReq` encoded by [`register_request_parts`]
+    /// without asking for its answer, which would echo every event back
+    /// whole, and returns once the server has registered it: once the
+    /// server has answered an empty query sent right after it on this
+    /// connection. That holds for servers that handle one connection's
+    /// messages one at a time, each to its end, as hat-event 0.9's eventer
+    /// server does.
+    ///
+    /// A server without a running engine (not operational) drops a
+    /// registration it cannot take and answers the query all the same; it
+    /// reports its new status first. So a fenced registration fails with
+    /// [`ClientError::StatusChanged`] when the status was not operational
+    /// when it was sent or a status report came before the answer. The
+    /// registered events are not returned: their ids come with their
+    /// notifications, if the connection is subscribed to them.
+    pub async fn register_fenced(&self, parts: &Parts<'_>) -> Result<(), ClientError> {
+        let reports = self.status_reports.load(Ordering::SeqCst);
+        let status = self.status();
+        if status != Status::Operational {
+            return Err(ClientError::StatusChanged(status));
+        }
+        self.send_registration(parts).await?;
+        let mut fence = Parts::new();
+        fence.write(|w| {
+            QueryParams::Latest {
+                event_types: Some(Vec::new()),
+            }
+            .write(w)
+        });
+        // The registration's size is what the server may take to get to
+        // the fence's answer.
+        let mut answer = self
+            .send_request::<QueryResult>(QueryParams::TYPE, &fence, "register")
+            .await?;
+        answer.patience = self.patience(parts.len());
+        answer.wait().await?;
+        let status = self.status();
+        if self.status_reports.load(Ordering::SeqCst) != reports || status != Status::Operational {
+            return Err(ClientError::StatusChanged(status));
+        }
+        Ok(())
     }
 
     /// Runs a query.
@@ -557,6 +612,9 @@ async fn handle(
         MsgStatusNotify::TYPE => {
             let MsgStatusNotify(status) = decode_as(received.data)?;
             *client.status.lock().unwrap_or_else(|e| e.into_inner()) = status;
+            // Counted before any later answer is handed over: a fenced
+            // registration answered after this sees it.
+            client.status_reports.fetch_add(1, Ordering::SeqCst);
         }
         MsgEventsNotify::TYPE => {
             let MsgEventsNotify(notified) = decode_as(received.data)?;
