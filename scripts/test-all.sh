@@ -42,8 +42,15 @@ CARGO_TARGET_DIR=fuzz/target/clippy cargo clippy --release --locked \
 step "cargo package: the crates a plugin author depends on and the backends, each built from its package"
 # Several -p at once: each verifies against the others' packages, as
 # crates.io would resolve them. --allow-dirty: also on a working tree.
-cargo package --allow-dirty -p aimm-backend-api -p aimm-backend-conformance \
-    -p aimm-backend-loader -p hat-eventer-client -p aimm-backend-sqlite -p aimm-backend-event
+# Cargo takes registry packages as immutable: it reuses what it unpacked
+# under registry/src/-<hash>/ and what it built in target/debug for the same
+# name and version, so a crate changed since the last run would be verified
+# against its old sources. Start from neither.
+packaged=(aimm-backend-api aimm-backend-conformance aimm-backend-loader hat-eventer-client
+    aimm-backend-sqlite aimm-backend-event)
+rm -rf "${CARGO_HOME:-$HOME/.cargo}"/registry/src/-*/
+cargo clean --profile dev "${packaged[@]/#/-p}"
+cargo package --allow-dirty "${packaged[@]/#/-p}"
 
 step "fuzz: SBS decoder and Chatter frame reader (bounded)"
 bash scripts/fuzz.sh 30

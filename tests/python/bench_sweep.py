@@ -1200,40 +1200,47 @@ def event_table(sweep, variants, with_floor):
     return markdown_table(headers, rows)
 
 
-def overview_table(sweep, variants):
-    """One row per size: stock's time over ours for each operation (SQLite;
-    event at equal work: until registered), the floors beside."""
+OVERVIEW_PHASES = (("create", "create"), ("get_models", "get_models"),
+                   ("update_changed", "changed upd."),
+                   ("update_unchanged", "unchanged upd."))
+
+# The event variants of the overview, in the order of each cell's figures.
+OVERVIEW_EVENT = (EVENT_OURS, EVENT_OURS_OWN, EVENT_OURS_OWN_REGISTERED)
+
+
+def overview_tables(sweep, variants):
+    """One row per size: stock's time over ours for each operation, the
+    floors beside; SQLite, then event (at equal work: until registered),
+    each cell of the event table holding one figure per ours variant."""
     keys = {v.key for v in variants}
-    headers = ["size"]
-    cols = []
-    if SQLITE_OURS.key in keys and SQLITE_STOCK.key in keys:
-        for phase, label in (("create", "create"), ("get_models", "get_models"),
-                             ("update_changed", "changed upd."),
-                             ("update_unchanged", "unchanged upd.")):
-            headers.append(f"SQLite {label}")
-            cols.append(("sqlite", phase))
+    tables = []
+    if {SQLITE_OURS.key, SQLITE_STOCK.key} <= keys:
+        headers = ["size"] + [f"SQLite {label}" for _, label in OVERVIEW_PHASES]
         headers.append("SQLite bytes/create (stock)")
-        cols.append(("sqlite_bytes", "create"))
-    for ours, name in ((EVENT_OURS, "event"),
-                       (EVENT_OURS_OWN, "event, own conn."),
-                       (EVENT_OURS_OWN_REGISTERED, "event, own conn., registered")):
-        if ours.key not in keys or EVENT_STOCK.key not in keys:
-            continue
-        for phase, label in (("create", "create"), ("get_models", "get_models"),
-                             ("update_changed", "changed upd."),
-                             ("update_unchanged", "unchanged upd.")):
-            headers.append(f"{name} {label}")
-            cols.append((("event", ours.key), phase))
-        headers.append(f"{name} create / floor (a)")
-        cols.append((("event_floor", ours.key), "create"))
-    rows = []
-    for sized in sweep:
-        summary = sized["summary"]
-        row = [sized["label"]]
-        for kind, phase in cols:
-            row.append(overview_cell(summary, kind, phase))
-        rows.append(row)
-    return markdown_table(headers, rows)
+        rows = [[sized["label"]]
+                + [overview_cell(sized["summary"], "sqlite", phase)
+                   for phase, _ in OVERVIEW_PHASES]
+                + [overview_cell(sized["summary"], "sqlite_bytes", "create")]
+                for sized in sweep]
+        tables.append(markdown_table(headers, rows))
+    ours = [v for v in OVERVIEW_EVENT if v.key in keys]
+    if ours and EVENT_STOCK.key in keys:
+        names = " / ".join(v.label for v in ours)
+        headers = (["size"] + [f"event {label}" for _, label in OVERVIEW_PHASES]
+                   + ["event create / floor (a)"])
+        rows = []
+        for sized in sweep:
+            row = [sized["label"]]
+            for phase, _ in OVERVIEW_PHASES:
+                row.append(" / ".join(
+                    overview_cell(sized["summary"], ("event", v.key), phase)
+                    for v in ours))
+            row.append(" / ".join(
+                overview_cell(sized["summary"], ("event_floor", v.key), "create")
+                for v in ours))
+            rows.append(row)
+        tables.append(f"Event cells: {names}.\n\n" + markdown_table(headers, rows))
+    return "\n\n".join(tables)
 
 
 def overview_cell(summary, kind, phase):
@@ -1269,7 +1276,7 @@ def print_report(result, variants, args):
           "create. Floor (a): ours over a bare client's answered registration "
           "of the same events on the same server.")
     print()
-    print(overview_table(sweep, variants))
+    print(overview_tables(sweep, variants))
     print()
     print(f"Seconds are medians of the rounds per size "
           f"({rounds_text(result['config'])}); "

@@ -50,9 +50,12 @@
 //! lost on the way is lost silently. (The server echoes a registered event
 //! back whole, so for large models waiting for the answer costs as much as
 //! sending: with the Python AIMM server's client, 8.5 s against 0.4 s for a
-//! 64 MiB model, measured. The CLI's and the loader's client send a
-//! persisted registration without asking for that answer and recognise the
-//! events in the server's persisted notifications instead.)
+//! 64 MiB model, measured. The CLI's and the loader's client ask for no
+//! answer to a model event: a persisted one is recognised in the server's
+//! persisted notifications, and a registered one is known registered from
+//! the answer to an empty query sent after it; the host then returns no
+//! event, and what the model's newest event holds is learnt from its
+//! notification, see `own_writes`.)
 //!
 //! # Unchanged updates
 //!
