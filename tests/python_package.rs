@@ -431,6 +431,26 @@ fn an_event_backend_with_its_own_connection_needs_nothing_of_the_servers_client(
 }
 
 #[test]
+fn the_bridge_waits_longer_once_large_models_go_through_it() {
+    let (result, _) = checks(&["bridge-deadline"]);
+    // A call 1.5 s slow fails the 1 s base deadline, in about that time...
+    let small = &result["small"];
+    assert_eq!(small["deadline"], 1.0, "{result}");
+    assert!(
+        small["outcome"]
+            .as_str()
+            .unwrap()
+            .contains("no answer from the Hat event server within 1.0 s"),
+        "{result}"
+    );
+    assert!(small["seconds"].as_f64().unwrap() < 1.4, "{result}");
+    // ...but not once 2 MiB have been registered: 1 s + 2 x 1 s.
+    let large = &result["large"];
+    assert_eq!(large["deadline"], 3.0, "{result}");
+    assert_eq!(large["outcome"], "answered", "{result}");
+}
+
+#[test]
 fn the_deadlock_traps_are_designed_out() {
     let server = HatServer::start();
     let dir = tempfile::tempdir().unwrap();

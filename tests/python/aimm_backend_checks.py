@@ -13,6 +13,7 @@ stderr when it could not. Every wait has a deadline.
     python aimm_backend_checks.py event --port P [--prefix X]
     python aimm_backend_checks.py event-unheard --port P
     python aimm_backend_checks.py event-own --port P
+    python aimm_backend_checks.py bridge-deadline
     python aimm_backend_checks.py json-text
     python aimm_backend_checks.py traps --port P --db F
 """
@@ -739,6 +740,44 @@ async def eventer_status(client):
     return result.events[0].payload.data
 
 
+def cmd_bridge_deadline(args):
+    """The bridge's deadline grows with the largest payload registered
+    through it: a server slow with a large event (here a client answering
+    after 1.5 s) fails a bridge whose largest payload is small (base
+    deadline 1 s), not one that registered 2 MiB (1 s + 2 x 1 s)."""
+    from aimm_backend import _events
+
+    class SlowClient:
+        async def register(self, events, with_response=False):
+            await asyncio.sleep(1.5)
+            return None
+
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+
+    async def make_bridge():
+        # On the loop's thread, as the server makes it.
+        return _events.EventBridge(SlowClient(), loop, timeout=1.0)
+
+    def attempt(payload_bytes):
+        bridge = asyncio.run_coroutine_threadsafe(make_bridge(), loop).result(5)
+        event = (("m", "1"), None, ("json", '"' + "a" * payload_bytes + '"'))
+        started = time.monotonic()
+        try:
+            bridge.register([event], False)
+            outcome = "answered"
+        except TimeoutError as e:
+            outcome = str(e)
+        return {"outcome": outcome, "deadline": bridge.timeout,
+                "seconds": time.monotonic() - started}
+
+    result = {"small": attempt(100), "large": attempt(2 << 20)}
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(5)
+    print(json.dumps(result))
+
+
 def cmd_json_text(args):
     """The JSON text the plugin gets for payload data the server's client
     decoded: for each value, whether it parses to what json.dumps's text
@@ -961,6 +1000,7 @@ def main():
     p.add_argument("--port", type=int, required=True)
     p = sub.add_parser("event-own")
     p.add_argument("--port", type=int, required=True)
+    sub.add_parser("bridge-deadline")
     p = sub.add_parser("traps")
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--db", required=True)
@@ -971,7 +1011,7 @@ def main():
         "bad-input": cmd_bad_input, "lifecycle": cmd_lifecycle,
         "logging": cmd_logging,
         "event": cmd_event, "event-unheard": cmd_event_unheard,
-        "event-own": cmd_event_own,
+        "event-own": cmd_event_own, "bridge-deadline": cmd_bridge_deadline,
         "json-text": cmd_json_text,
         "traps": cmd_traps,
     }[args.command]

@@ -311,6 +311,38 @@ mod tests {
     }
 
     #[test]
+    fn another_hosts_write_is_theirs_while_ours_is_in_flight() {
+        let writes = OwnWrites::default();
+        let _in_flight = begin(&writes, &Model::new(7, "t", vec![1]));
+        let theirs = Model::new(7, "t", vec![2]);
+        assert_eq!(whose(&writes, &id(3), &theirs), Whose::Theirs);
+    }
+
+    #[test]
+    fn an_overtaken_write_tells_nothing_while_a_later_unanswered_one_is_unnotified() {
+        // The later write's event may be the newer one; until its
+        // notification, the earlier write's event is not known to be.
+        let writes = OwnWrites::default();
+        let first = Model::new(7, "t", vec![1]);
+        let in_flight = begin(&writes, &first);
+        begin(&writes, &Model::new(7, "t", vec![2])).unanswered(Some([2; 32]));
+        assert_eq!(whose(&writes, &id(3), &first), Whose::Ours);
+        assert_eq!(in_flight.unanswered(Some([1; 32])), None);
+    }
+
+    #[test]
+    fn finished_writes_are_remembered_by_event_id() {
+        let writes = OwnWrites::default();
+        let models: Vec<Model> = (0..3).map(|n| Model::new(n, "t", vec![n as u8])).collect();
+        for (n, model) in models.iter().enumerate() {
+            begin(&writes, model).written(id(n as i64));
+        }
+        for (n, model) in models.iter().enumerate() {
+            assert!(is_own(&writes, &id(n as i64), model), "write {n}");
+        }
+    }
+
+    #[test]
     fn a_failed_write_is_forgotten() {
         let writes = OwnWrites::default();
         let model = Model::new(7, "t", vec![1]);

@@ -456,8 +456,9 @@ mod tests {
         unconfirmed: std::sync::atomic::AtomicBool,
         /// Answers every registration in full but for its last event.
         last_unconfirmed: std::sync::atomic::AtomicBool,
-        /// Answers registered model events (all with payloads) with no
-        /// events, as a host that knows them registered without the echo.
+        /// Answers model events (all with payloads) with no events, as a
+        /// host that knows registered ones registered without the echo
+        /// (in any mode that waits: a persisted write must not take it).
         unechoed: std::sync::atomic::AtomicBool,
     }
 
@@ -529,8 +530,7 @@ mod tests {
                     *last = ROption::RNone;
                 }
             }
-            let unechoed = mode == RegisterMode::Registered
-                && self.unechoed.load(std::sync::atomic::Ordering::SeqCst)
+            let unechoed = self.unechoed.load(std::sync::atomic::Ordering::SeqCst)
                 && registered.iter().all(|e| {
                     e.as_ref()
                         .into_option()
@@ -822,6 +822,20 @@ mod tests {
         let asked = queries();
         backend.update_model(changed).unwrap();
         assert_eq!((queries(), registrations()), (asked, registered));
+    }
+
+    #[test]
+    fn a_persisted_write_answered_with_no_events_is_not_acknowledged() {
+        let server = Arc::new(FakeServer::default());
+        server
+            .unechoed
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        let backend = backend(&server, RegisterMode::Persisted);
+        let err = backend
+            .create_model("t".into(), vec![1].into())
+            .unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Unavailable, "{err}");
+        assert!(err.message.contains("did not confirm"), "{err}");
     }
 
     #[test]

@@ -32,7 +32,16 @@ import threading
 import hat.event.common
 
 DEFAULT_TIMEOUT = 30.0
-"""Seconds a plugin waits for the server's client to answer one call."""
+"""Seconds a plugin waits for the server's client to answer one call, plus
+:data:`SECONDS_PER_MIB` for every whole MiB of the largest event payload
+registered through the bridge so far."""
+
+SECONDS_PER_MIB = 1.0
+"""What a larger payload adds to the deadline: the Python event server
+takes its time for large events (0.34 s per MiB for the events of 256 MiB
+models, measured), and every later call on the connection waits behind it."""
+
+_MIB = 1 << 20
 
 
 class LoopThreadError(RuntimeError):
@@ -45,21 +54,35 @@ class EventBridge:
     Args:
         client: the server's ``hat.event.eventer.Client``
         loop: the event loop ``client`` runs on
-        timeout: seconds to wait for each answer
+        timeout: seconds to wait for each answer, before the allowance for
+            large payloads
     """
 
     def __init__(self, client, loop, timeout=DEFAULT_TIMEOUT):
         self._client = client
         self._loop = loop
-        # Public: the Rust side waits as long for the notification of a
-        # registration it sent without asking for the answer.
-        self.timeout = timeout
+        self._base_timeout = timeout
+        self._largest_mib = 0
         self._loop_thread = threading.get_ident()
+
+    @property
+    def timeout(self):
+        """Seconds to wait for one answer: the base timeout plus the
+        allowance for the largest payload registered so far. Public: the
+        Rust side waits as long for the notification of a registration it
+        sent without asking for the answer. Setting it sets the base."""
+        return self._base_timeout + SECONDS_PER_MIB * self._largest_mib
+
+    @timeout.setter
+    def timeout(self, seconds):
+        self._base_timeout = seconds
 
     def register(self, events, with_response):
         """Registers register-event tuples; returns event tuples without
         their payloads (the caller has them; ``None`` for a refused event),
         or ``None`` without response."""
+        self._largest_mib = max([self._largest_mib,
+                                 *(_payload_mib(e) for e in events)])
         events = [_register_event_from_tuple(e) for e in events]
         result = self._call(self._client.register(events, with_response))
         if result is None:
@@ -88,12 +111,13 @@ class EventBridge:
         except RuntimeError as e:
             coro.close()
             raise ConnectionError(f"the event loop is not running: {e}") from e
+        timeout = self.timeout
         try:
-            return future.result(self.timeout)
+            return future.result(timeout)
         except concurrent.futures.TimeoutError:
             future.cancel()
             raise TimeoutError(
-                f"no answer from the Hat event server within {self.timeout} s"
+                f"no answer from the Hat event server within {timeout} s"
             ) from None
         except concurrent.futures.CancelledError:
             raise ConnectionError(
@@ -130,6 +154,14 @@ def _payload_to_tuple(payload):
     if isinstance(payload, hat.event.common.EventPayloadBinary):
         return ("binary", payload.type, bytes(payload.data))
     return ("json_data", payload.data)
+
+
+def _payload_mib(event):
+    """Whole MiB of a register-event tuple's payload."""
+    payload = event[2]
+    if payload is None:
+        return 0
+    return len(payload[-1]) // _MIB
 
 
 def _register_event_from_tuple(event):
