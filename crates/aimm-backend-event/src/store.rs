@@ -775,12 +775,18 @@ mod tests {
         server.put(&key, session, Some(r#"{"type": "py", "instance": "AQID"}"#));
     }
 
-    #[test]
-    fn an_unechoed_registered_write_is_known_once_its_notification_arrives() {
-        let server = Arc::new(FakeServer::default());
+    /// A server whose host answers model events with no events.
+    fn unechoing_server() -> Arc<FakeServer> {
+        let server = FakeServer::default();
         server
             .unechoed
             .store(true, std::sync::atomic::Ordering::SeqCst);
+        Arc::new(server)
+    }
+
+    #[test]
+    fn an_unechoed_registered_write_is_known_once_its_notification_arrives() {
+        let server = unechoing_server();
         let backend = backend(&server, RegisterMode::Registered);
         let queries = || server.queries.load(std::sync::atomic::Ordering::SeqCst);
         let registrations = || server.modes().len();
@@ -826,10 +832,7 @@ mod tests {
 
     #[test]
     fn a_persisted_write_answered_with_no_events_is_not_acknowledged() {
-        let server = Arc::new(FakeServer::default());
-        server
-            .unechoed
-            .store(true, std::sync::atomic::Ordering::SeqCst);
+        let server = unechoing_server();
         let backend = backend(&server, RegisterMode::Persisted);
         let err = backend
             .create_model("t".into(), vec![1].into())

@@ -76,14 +76,14 @@ fn open_backend(
         opener = opener.with_event_client(Arc::new(client));
         notifications = Some(notified);
     }
-    let runtime = match own_connection {
-        true => Some(runtime::shared().map_err(|err| {
+    let runtime = own_connection
+        .then(runtime::shared)
+        .transpose()
+        .map_err(|err| {
             errors::UnavailableError::new_err(format!(
                 "starting the threads of the event server connection: {err}"
             ))
-        })?),
-        false => None,
-    };
+        })?;
     let handle = py
         .detach(|| {
             // Connecting and routing its notifications need the runtime.
