@@ -109,10 +109,19 @@ impl EventBackend {
     }
 
     /// Hands out `count` ids, pooled ones first, claiming a block when the
-    /// pool runs short, and returns those no model holds yet, in order,
-    /// checked with one query (an id claimed ahead is checked when it is
-    /// handed out, not when it was claimed).
+    /// pool runs short, and returns those no model holds yet, in order.
+    ///
+    /// How an id is checked depends on the acknowledgement. Acknowledged
+    /// writes check every id with one query when it is handed out, however
+    /// long ago it was claimed. At `sent` (the stock backend's guarantee)
+    /// a block is checked with one query when it is claimed, and a pooled
+    /// id against the models this backend has seen since: a query there
+    /// would be answered only once the server is through with the write
+    /// sent before it, which is the wait `sent` is chosen to avoid.
     fn claim_ids(&self, count: usize) -> Result<Vec<InstanceId>> {
+        if self.acknowledge == RegisterMode::Sent {
+            return self.claim_ids_checked_locally(count);
+        }
         let mut ids = self.take_pooled(count);
         if ids.len() < count {
             let short = count - ids.len();
@@ -121,6 +130,35 @@ impl EventBackend {
             ids.extend(claimed);
             self.pool().extend(ahead);
         }
+        self.free_of(ids)
+    }
+
+    /// [`claim_ids`](Self::claim_ids) at `sent`: pooled ids checked against
+    /// the models seen, a new block with one query.
+    fn claim_ids_checked_locally(&self, count: usize) -> Result<Vec<InstanceId>> {
+        let mut ids = Vec::with_capacity(count);
+        while ids.len() < count {
+            let Some(id) = self.pool().pop_front() else {
+                break;
+            };
+            if self.latest.lookup(id) == Lookup::Unknown {
+                ids.push(id);
+            } else {
+                log::warn!("claimed instance id {id} is taken already; claiming again");
+            }
+        }
+        if ids.len() < count {
+            let short = count - ids.len();
+            let mut claimed = self.free_of(self.register_claims(short.max(CLAIM_BLOCK))?)?;
+            let ahead = claimed.split_off(short.min(claimed.len()));
+            ids.extend(claimed);
+            self.pool().extend(ahead);
+        }
+        Ok(ids)
+    }
+
+    /// `ids` without those a model holds already (one query), in order.
+    fn free_of(&self, ids: Vec<InstanceId>) -> Result<Vec<InstanceId>> {
         let types = ids.iter().map(|&id| model_type(&self.prefix, id)).collect();
         let taken: Vec<InstanceId> = self
             .client
@@ -876,6 +914,61 @@ mod tests {
                 .unwrap()
                 .model_type
                 .as_str(),
+            "py",
+            "the other host's model is untouched"
+        );
+    }
+
+    fn queries(server: &FakeServer) -> usize {
+        server.queries.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Hands `backend` the notification of the model `server` holds at `id`.
+    fn notify(backend: &EventBackend, server: &FakeServer, id: InstanceId) {
+        let key = model_key(id);
+        let key: Vec<&str> = key.iter().map(String::as_str).collect();
+        let event = server.event(&key).unwrap();
+        backend.process_events(vec![event].into()).unwrap();
+    }
+
+    #[test]
+    fn at_sent_a_pooled_id_is_checked_against_the_models_seen_without_a_query() {
+        let server = Arc::new(FakeServer::default());
+        let backend = backend(&server, RegisterMode::Sent);
+        let first = backend.create_model("t".into(), vec![1].into()).unwrap();
+        assert_eq!(first.instance_id, (1 << 16) | 1);
+        python_model(&server, (1 << 16) | 2, 99);
+        notify(&backend, &server, (1 << 16) | 2);
+        let before = queries(&server);
+        let second = backend.create_model("t".into(), vec![2].into()).unwrap();
+        assert_eq!(second.instance_id, (1 << 16) | 3, "the id seen taken is skipped");
+        assert_eq!(queries(&server), before, "a pooled id was asked of the server");
+        assert_eq!(
+            backend.get_model((1 << 16) | 2).unwrap().model_type.as_str(),
+            "py",
+            "the other host's model is untouched"
+        );
+    }
+
+    #[test]
+    fn at_sent_a_claimed_block_is_checked_with_one_query_when_claimed() {
+        let server = Arc::new(FakeServer::default());
+        // Taken before the claim, and never notified to the backend.
+        python_model(&server, (1 << 16) | 3, 99);
+        let backend = backend(&server, RegisterMode::Sent);
+        let ids: Vec<InstanceId> = (0..4u8)
+            .map(|i| {
+                backend
+                    .create_model("t".into(), vec![i].into())
+                    .unwrap()
+                    .instance_id
+            })
+            .collect();
+        let expected: Vec<InstanceId> = [1, 2, 4, 5].iter().map(|i| (1 << 16) | i).collect();
+        assert_eq!(ids, expected, "the taken id is skipped");
+        assert_eq!(queries(&server), 1, "one query for the block");
+        assert_eq!(
+            backend.get_model((1 << 16) | 3).unwrap().model_type.as_str(),
             "py",
             "the other host's model is untouched"
         );
