@@ -5,8 +5,8 @@
 //! The first create to ask becomes the *leader*: it takes every create
 //! waiting (itself included, at most [`MAX_GROUP`]), has that many ids
 //! handed out and checked, and hands them on in order. Ids found taken are
-//! dropped, and the creates left without one wait for the next round. Every
-//! id is checked when it is handed out, however long ago it was claimed.
+//! dropped, and the creates left without one wait for the next round. How
+//! an id is checked is the backend's business (`EventBackend::claim_ids`).
 
 use aimm_backend_api::{BackendError, InstanceId, Result};
 use std::collections::VecDeque;

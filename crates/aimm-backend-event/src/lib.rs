@@ -27,7 +27,12 @@
 //! in order; a create whose id is pooled costs one round trip before its
 //! model is sent (the check), not two. The check runs when an id is handed
 //! out, not when it was claimed, so an id a Python host has taken since
-//! (counting up from our highest id) is skipped as before. Ids pooled when
+//! (counting up from our highest id) is skipped as before. At
+//! `acknowledge: sent` (the Python backend's guarantee) a block is checked
+//! with one query when it is claimed, and a pooled id only against the
+//! models this backend has seen since (notified, read or written): a query
+//! per create would be answered only once the server is through with the
+//! write sent before it, the wait `sent` is chosen to avoid. Ids pooled when
 //! the backend closes are never used: ids have gaps, never repeats.
 //! Creates that wait for an id at the same time (a pipelined `put`, several
 //! threads) share one check (and, when the pool runs short, one claim).

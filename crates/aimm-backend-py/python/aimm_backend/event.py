@@ -32,8 +32,10 @@ subscribed connection anyway, this one included, and which the server
 hands to ``process_events``. Until a first notification has arrived that
 way (a host that never calls ``process_events``), and for id claims, the
 answer is waited for instead. ``acknowledge: sent`` waits for neither, as
-the stock backend does not: as fast as stock, and as weak (a write lost on
-the way is lost silently).
+the stock backend does not, and is as weak (a write lost on the way is
+lost silently); through the server's client its calls still take longer
+than stock's (see BENCHMARKS.md): each crosses from a backend thread to the
+server's event loop and back.
 """
 
 import logging
