@@ -44,17 +44,47 @@ pub struct SqliteConfig {
     /// Seconds to wait for another connection's lock.
     #[serde(default = "default_busy_timeout")]
     pub busy_timeout: f64,
+    /// The page size, in bytes, of a file this backend creates; an existing
+    /// file keeps its own.
+    #[serde(default = "default_page_size")]
+    pub page_size: u32,
 }
 
 fn default_busy_timeout() -> f64 {
     30.0
 }
 
+/// SQLite's largest page. Models are blobs of MiBs: a page holds 16 times
+/// as much of one as SQLite's default 4 KiB page, so a model takes 16 times
+/// fewer frames, writes and page lookups (measured through the Python
+/// interface: creates of 16 MiB models 1.7x faster, of 4 KiB ones 10%
+/// slower, since a small row rewrites its whole leaf page).
+pub const DEFAULT_PAGE_SIZE: u32 = 65536;
+
+fn default_page_size() -> u32 {
+    DEFAULT_PAGE_SIZE
+}
+
 impl SqliteConfig {
     /// Reads the config from the JSON `backend` section.
     pub fn from_json(conf: &serde_json::Value) -> Result<Self> {
-        SqliteConfig::deserialize(conf)
-            .map_err(|err| BackendError::invalid_config(format!("sqlite backend config: {err}")))
+        let conf = SqliteConfig::deserialize(conf).map_err(|err| {
+            BackendError::invalid_config(format!("sqlite backend config: {err}"))
+        })?;
+        conf.check_page_size()?;
+        Ok(conf)
+    }
+
+    /// SQLite takes a power of two from 512 to 65536 and silently ignores
+    /// any other page size.
+    fn check_page_size(&self) -> Result<()> {
+        if self.page_size.is_power_of_two() && (512..=65536).contains(&self.page_size) {
+            return Ok(());
+        }
+        Err(BackendError::invalid_config(format!(
+            "sqlite backend config: page_size {}: expected a power of two from 512 to 65536",
+            self.page_size
+        )))
     }
 
     /// A config for `path` with every option at its default.
@@ -63,6 +93,7 @@ impl SqliteConfig {
             path: path.into(),
             journal_mode: None,
             busy_timeout: default_busy_timeout(),
+            page_size: DEFAULT_PAGE_SIZE,
         }
     }
 
@@ -99,6 +130,36 @@ mod tests {
         assert_eq!(conf.busy_timeout(), Duration::from_millis(2500));
         let conf = SqliteConfig::from_json(&json!({"path": "m.db", "busy_timeout": -1})).unwrap();
         assert_eq!(conf.busy_timeout(), Duration::ZERO);
+    }
+
+    #[test]
+    fn page_size_defaults_to_64_kib_as_the_schema_says() {
+        assert_eq!(SqliteConfig::new("m.db").page_size, 65536);
+        let conf = SqliteConfig::from_json(&json!({"path": "m.db"})).unwrap();
+        assert_eq!(conf.page_size, 65536);
+        let schema = include_str!("../schemas/sqlite.yaml");
+        assert!(
+            schema.contains("(default 65536)"),
+            "the schema documents another default"
+        );
+    }
+
+    #[test]
+    fn page_sizes_sqlite_would_ignore_are_refused() {
+        for good in [512, 4096, 65536] {
+            let conf = SqliteConfig::from_json(&json!({"path": "m.db", "page_size": good})).unwrap();
+            assert_eq!(conf.page_size, good);
+        }
+        for bad in [0, 256, 1000, 131072] {
+            let err =
+                SqliteConfig::from_json(&json!({"path": "m.db", "page_size": bad})).unwrap_err();
+            assert_eq!(
+                err.message,
+                format!(
+                    "sqlite backend config: page_size {bad}: expected a power of two from 512 to 65536"
+                )
+            );
+        }
     }
 
     #[test]

@@ -92,6 +92,13 @@ pub(crate) fn configure(conn: &Connection, conf: &SqliteConfig) -> Result<()> {
         .map_err(|err| sql_error(&conf.path, "setting synchronous=EXTRA", conf, err))
 }
 
+/// Sets the page size of a file not created yet; SQLite fixes it with the
+/// first write, so this must come before the journal mode is set.
+pub(crate) fn set_page_size(conn: &Connection, conf: &SqliteConfig) -> Result<()> {
+    conn.pragma_update(None, "page_size", conf.page_size)
+        .map_err(|err| sql_error(&conf.path, "setting the page size", conf, err))
+}
+
 pub(crate) fn check_is_database(conn: &Connection, path: &Path) -> Result<()> {
     conn.query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(()))
         .map_err(|err| match err.sqlite_error_code() {

@@ -5,7 +5,7 @@ use crate::config::SqliteConfig;
 use crate::group_commit::{GroupCommit, Pending, WriteKind, Written};
 use crate::open::{
     check_is_database, configure, connect, ensure_models_table, is_read_only, open_connection,
-    prepare_path, set_journal_mode, sql_error,
+    prepare_path, set_journal_mode, set_page_size, sql_error,
 };
 use crate::read::{list_rows, read_model};
 use crate::watch::Watch;
@@ -52,6 +52,9 @@ impl SqliteBackend {
         // with a message about the pragma rather than about the file.
         check_is_database(&writer, &path)?;
         configure(&writer, &conf)?;
+        if !existed {
+            set_page_size(&writer, &conf)?;
+        }
         set_journal_mode(&writer, &conf, existed, read_only)?;
         ensure_models_table(&writer, &path, read_only)?;
         let wal = !read_only && current_journal_mode(&writer, &conf)? == "wal";

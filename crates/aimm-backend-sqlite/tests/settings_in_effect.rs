@@ -113,3 +113,51 @@ fn a_lock_held_shorter_than_busy_timeout_is_waited_for() {
         assert_eq!(backend.get_model(model.instance_id).unwrap(), model);
     }
 }
+
+/// The page size the file itself records, read with a plain connection.
+fn page_size_of(path: &Path) -> u32 {
+    rusqlite::Connection::open(path)
+        .unwrap()
+        .query_row("PRAGMA page_size", [], |row| row.get(0))
+        .unwrap()
+}
+
+#[test]
+fn a_created_file_gets_the_configured_page_size_and_an_existing_one_keeps_its_own() {
+    for (journal_mode, page_size) in [
+        (None, None),
+        (Some(JournalMode::Delete), None),
+        (None, Some(4096)),
+        (Some(JournalMode::Delete), Some(8192)),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.db");
+        let mut conf = SqliteConfig::new(&path);
+        conf.journal_mode = journal_mode;
+        if let Some(size) = page_size {
+            conf.page_size = size;
+        }
+        let backend = SqliteBackend::open(conf).unwrap();
+        backend.create_model("t".into(), vec![7; 100_000].into()).unwrap();
+        drop(backend);
+        assert_eq!(
+            page_size_of(&path),
+            page_size.unwrap_or(65536),
+            "{journal_mode:?}, page_size {page_size:?}"
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("python-made.db");
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute_batch(
+            "CREATE TABLE models (id INTEGER PRIMARY KEY AUTOINCREMENT, type TEXT NOT NULL, instance BLOB)",
+        )
+        .unwrap();
+    let default_size = page_size_of(&path);
+    assert_ne!(default_size, 65536, "the plain connection made 64 KiB pages");
+    let backend = SqliteBackend::open(SqliteConfig::new(&path)).unwrap();
+    backend.create_model("t".into(), vec![7; 100_000].into()).unwrap();
+    drop(backend);
+    assert_eq!(page_size_of(&path), default_size, "an existing file's page size changed");
+}
