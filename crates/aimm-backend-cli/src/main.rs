@@ -3,6 +3,7 @@
 //! Exit codes: 0 success, 1 the operation failed (unknown id, backend
 //! error), 2 usage or config error. Messages go to stderr.
 
+mod budget;
 mod cli;
 mod commands;
 mod failure;

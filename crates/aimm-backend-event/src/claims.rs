@@ -9,9 +9,8 @@
 //! an id is checked is the backend's business (`EventBackend::claim_ids`).
 
 use aimm_backend_api::{BackendError, InstanceId, Result};
+use aimm_backend_batcher::{reply, Batcher, Reply};
 use std::collections::VecDeque;
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
-use std::sync::{Mutex, MutexGuard, PoisonError};
 
 /// At most this many ids are claimed in one registration.
 pub(crate) const MAX_GROUP: usize = 256;
@@ -22,67 +21,47 @@ pub(crate) const MAX_CLAIMS: usize = 16;
 
 /// A create waiting for its id.
 struct Waiter {
-    reply: SyncSender<Result<InstanceId>>,
+    reply: Reply<Result<InstanceId>>,
     /// Rounds in which every id this create could have had was taken.
     rounds: usize,
-}
-
-#[derive(Default)]
-struct Queue {
-    waiting: VecDeque<Waiter>,
-    leader_active: bool,
 }
 
 /// The id claims of one backend.
 #[derive(Default)]
 pub(crate) struct Claims {
-    queue: Mutex<Queue>,
+    batcher: Batcher<Waiter>,
 }
 
 impl Claims {
-    fn lock(&self) -> MutexGuard<'_, Queue> {
-        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
     /// A fresh id. `claim` claims `n` ids in one go and returns those that
     /// are free, in order (possibly fewer than `n`).
     pub(crate) fn next(
         &self,
         claim: impl Fn(usize) -> Result<Vec<InstanceId>>,
     ) -> Result<InstanceId> {
-        let (reply, result) = sync_channel(1);
-        let lead = {
-            let mut queue = self.lock();
-            queue.waiting.push_back(Waiter { reply, rounds: 0 });
-            !std::mem::replace(&mut queue.leader_active, true)
-        };
-        if lead {
-            self.lead(&claim);
-        }
-        wait(result)
-    }
-
-    /// Claims rounds of ids until no create waits.
-    fn lead(&self, claim: &impl Fn(usize) -> Result<Vec<InstanceId>>) {
-        let _leadership = Leadership(self);
-        loop {
-            let group: Vec<Waiter> = {
-                let mut queue = self.lock();
-                if queue.waiting.is_empty() {
-                    queue.leader_active = false;
-                    return;
-                }
-                let n = queue.waiting.len().min(MAX_GROUP);
-                queue.waiting.drain(..n).collect()
-            };
-            let unserved = hand_out(group, claim);
+        let (reply, result) = reply();
+        self.batcher.join(
+            Waiter { reply, rounds: 0 },
+            take_group,
             // Those left without an id go first in the next round.
-            let mut queue = self.lock();
-            for waiter in unserved.into_iter().rev() {
-                queue.waiting.push_front(waiter);
-            }
-        }
+            |group| hand_out(group, &claim),
+            |orphan| {
+                orphan.reply.send(Err(BackendError::storage(
+                    "no instance id: the thread claiming ids panicked",
+                )))
+            },
+        );
+        result.wait(|| {
+            Err(BackendError::storage(
+                "no instance id: the thread claiming ids failed",
+            ))
+        })
     }
+}
+
+fn take_group(waiting: &mut VecDeque<Waiter>) -> Vec<Waiter> {
+    let n = waiting.len().min(MAX_GROUP);
+    waiting.drain(..n).collect()
 }
 
 /// Claims ids for `group` and replies to each waiter that got one (or to
@@ -93,7 +72,7 @@ fn hand_out(group: Vec<Waiter>, claim: &impl Fn(usize) -> Result<Vec<InstanceId>
         Ok(ids) => ids,
         Err(err) => {
             for waiter in group {
-                let _ = waiter.reply.send(Err(err.clone()));
+                waiter.reply.send(Err(err.clone()));
             }
             return Vec::new();
         }
@@ -102,50 +81,19 @@ fn hand_out(group: Vec<Waiter>, claim: &impl Fn(usize) -> Result<Vec<InstanceId>
     let mut again = Vec::new();
     for mut waiter in group {
         if let Some(id) = ids.next() {
-            // A waiter is blocked on its receiver; it cannot have gone away.
-            let _ = waiter.reply.send(Ok(id));
+            waiter.reply.send(Ok(id));
             continue;
         }
         waiter.rounds += 1;
         if waiter.rounds < MAX_CLAIMS {
             again.push(waiter);
         } else {
-            let _ = waiter.reply.send(Err(BackendError::storage(format!(
+            waiter.reply.send(Err(BackendError::storage(format!(
                 "{MAX_CLAIMS} claimed instance ids in a row were taken already"
             ))));
         }
     }
     again
-}
-
-fn wait(result: Receiver<Result<InstanceId>>) -> Result<InstanceId> {
-    result.recv().unwrap_or_else(|_| {
-        Err(BackendError::storage(
-            "no instance id: the thread claiming ids failed",
-        ))
-    })
-}
-
-/// Releases leadership if the leader unwinds, failing the creates still
-/// waiting (each is blocked and would otherwise wait forever).
-struct Leadership<'a>(&'a Claims);
-
-impl Drop for Leadership<'_> {
-    fn drop(&mut self) {
-        if !std::thread::panicking() {
-            return;
-        }
-        let orphans: Vec<Waiter> = {
-            let mut queue = self.0.lock();
-            queue.leader_active = false;
-            queue.waiting.drain(..).collect()
-        };
-        for waiter in orphans {
-            let _ = waiter.reply.send(Err(BackendError::storage(
-                "no instance id: the thread claiming ids panicked",
-            )));
-        }
-    }
 }
 
 #[cfg(test)]
@@ -285,7 +233,7 @@ mod tests {
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 leader_claims.next(|_| {
                     let deadline = std::time::Instant::now() + Duration::from_secs(30);
-                    while watched.lock().waiting.is_empty() {
+                    while watched.batcher.queued() == 0 {
                         assert!(std::time::Instant::now() < deadline, "no follower");
                         std::thread::sleep(Duration::from_millis(5));
                     }
@@ -294,7 +242,7 @@ mod tests {
             }))
         });
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        while !claims.lock().leader_active {
+        while !claims.batcher.is_led() {
             assert!(std::time::Instant::now() < deadline, "the leader never led");
             std::thread::sleep(Duration::from_millis(5));
         }

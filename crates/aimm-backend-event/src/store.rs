@@ -941,10 +941,22 @@ mod tests {
         notify(&backend, &server, (1 << 16) | 2);
         let before = queries(&server);
         let second = backend.create_model("t".into(), vec![2].into()).unwrap();
-        assert_eq!(second.instance_id, (1 << 16) | 3, "the id seen taken is skipped");
-        assert_eq!(queries(&server), before, "a pooled id was asked of the server");
         assert_eq!(
-            backend.get_model((1 << 16) | 2).unwrap().model_type.as_str(),
+            second.instance_id,
+            (1 << 16) | 3,
+            "the id seen taken is skipped"
+        );
+        assert_eq!(
+            queries(&server),
+            before,
+            "a pooled id was asked of the server"
+        );
+        assert_eq!(
+            backend
+                .get_model((1 << 16) | 2)
+                .unwrap()
+                .model_type
+                .as_str(),
             "py",
             "the other host's model is untouched"
         );
@@ -968,7 +980,11 @@ mod tests {
         assert_eq!(ids, expected, "the taken id is skipped");
         assert_eq!(queries(&server), 1, "one query for the block");
         assert_eq!(
-            backend.get_model((1 << 16) | 3).unwrap().model_type.as_str(),
+            backend
+                .get_model((1 << 16) | 3)
+                .unwrap()
+                .model_type
+                .as_str(),
             "py",
             "the other host's model is untouched"
         );

@@ -68,9 +68,8 @@ fn default_page_size() -> u32 {
 impl SqliteConfig {
     /// Reads the config from the JSON `backend` section.
     pub fn from_json(conf: &serde_json::Value) -> Result<Self> {
-        let conf = SqliteConfig::deserialize(conf).map_err(|err| {
-            BackendError::invalid_config(format!("sqlite backend config: {err}"))
-        })?;
+        let conf = SqliteConfig::deserialize(conf)
+            .map_err(|err| BackendError::invalid_config(format!("sqlite backend config: {err}")))?;
         conf.check_page_size()?;
         Ok(conf)
     }
@@ -147,7 +146,8 @@ mod tests {
     #[test]
     fn page_sizes_sqlite_would_ignore_are_refused() {
         for good in [512, 4096, 65536] {
-            let conf = SqliteConfig::from_json(&json!({"path": "m.db", "page_size": good})).unwrap();
+            let conf =
+                SqliteConfig::from_json(&json!({"path": "m.db", "page_size": good})).unwrap();
             assert_eq!(conf.page_size, good);
         }
         for bad in [0, 256, 1000, 131072] {

@@ -9,9 +9,8 @@
 //! A single writer pays exactly what it would without grouping.
 
 use aimm_backend_api::{BackendError, ErrorKind, Model, Result};
+use aimm_backend_batcher::{reply, Batcher, Reply};
 use std::collections::VecDeque;
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
-use std::sync::{Mutex, MutexGuard, PoisonError};
 
 /// At most this many writes share one commit...
 const MAX_BATCH_WRITES: usize = 256;
@@ -44,34 +43,23 @@ pub(crate) struct Written {
 pub(crate) struct Pending {
     pub kind: WriteKind,
     pub model: Model,
-    reply: SyncSender<Result<Written>>,
+    reply: Reply<Result<Written>>,
 }
 
 impl Pending {
     /// Hands the writer its result.
     pub fn reply(self, result: Result<Written>) {
-        // The writer is blocked waiting; it cannot have gone away.
-        let _ = self.reply.send(result);
+        self.reply.send(result);
     }
-}
-
-#[derive(Default)]
-struct Queue {
-    pending: VecDeque<Pending>,
-    leader_active: bool,
 }
 
 /// The queue of writes of one backend.
 #[derive(Default)]
 pub(crate) struct GroupCommit {
-    queue: Mutex<Queue>,
+    batcher: Batcher<Pending>,
 }
 
 impl GroupCommit {
-    fn lock(&self) -> MutexGuard<'_, Queue> {
-        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
     /// Queues a write and returns its result once committed. `commit` applies
     /// a batch in one transaction and replies to every write in it.
     pub fn submit(
@@ -80,32 +68,27 @@ impl GroupCommit {
         model: Model,
         commit: impl Fn(Vec<Pending>),
     ) -> Result<Written> {
-        let (reply, result) = sync_channel(1);
-        let lead = {
-            let mut queue = self.lock();
-            queue.pending.push_back(Pending { kind, model, reply });
-            !std::mem::replace(&mut queue.leader_active, true)
-        };
-        if lead {
-            self.lead(&commit);
-        }
-        wait(result)
-    }
-
-    /// Commits batches until the queue is empty.
-    fn lead(&self, commit: &impl Fn(Vec<Pending>)) {
-        let _leadership = Leadership(self);
-        loop {
-            let batch = {
-                let mut queue = self.lock();
-                if queue.pending.is_empty() {
-                    queue.leader_active = false;
-                    return;
-                }
-                take_batch(&mut queue.pending)
-            };
-            commit(batch);
-        }
+        let (reply, result) = reply();
+        self.batcher.join(
+            Pending { kind, model, reply },
+            take_batch,
+            |batch| {
+                commit(batch);
+                Vec::new()
+            },
+            |orphan| {
+                orphan.reply(Err(BackendError::new(
+                    ErrorKind::Storage,
+                    "the write was not attempted: the thread committing writes panicked",
+                )))
+            },
+        );
+        result.wait(|| {
+            Err(BackendError::new(
+                ErrorKind::Storage,
+                "the write was dropped: the thread committing it failed",
+            ))
+        })
     }
 }
 
@@ -123,38 +106,6 @@ fn take_batch(pending: &mut VecDeque<Pending>) -> Vec<Pending> {
         batch.extend(pending.pop_front());
     }
     batch
-}
-
-fn wait(result: Receiver<Result<Written>>) -> Result<Written> {
-    result.recv().unwrap_or_else(|_| {
-        Err(BackendError::new(
-            ErrorKind::Storage,
-            "the write was dropped: the thread committing it failed",
-        ))
-    })
-}
-
-/// Releases leadership if the leader unwinds, failing what it left queued
-/// (each of those writers is blocked and would otherwise wait forever).
-struct Leadership<'a>(&'a GroupCommit);
-
-impl Drop for Leadership<'_> {
-    fn drop(&mut self) {
-        if !std::thread::panicking() {
-            return;
-        }
-        let orphans: Vec<Pending> = {
-            let mut queue = self.0.lock();
-            queue.leader_active = false;
-            queue.pending.drain(..).collect()
-        };
-        for pending in orphans {
-            pending.reply(Err(BackendError::new(
-                ErrorKind::Storage,
-                "the write was not attempted: the thread committing writes panicked",
-            )));
-        }
-    }
 }
 
 #[cfg(test)]
@@ -209,10 +160,15 @@ mod tests {
 
     /// Queued creates of `lens` bytes each, and the receivers that keep
     /// their reply channels open.
-    fn queued(lens: &[usize]) -> (VecDeque<Pending>, Vec<Receiver<Result<Written>>>) {
+    fn queued(
+        lens: &[usize],
+    ) -> (
+        VecDeque<Pending>,
+        Vec<aimm_backend_batcher::Waiting<Result<Written>>>,
+    ) {
         lens.iter()
             .map(|&len| {
-                let (reply, result) = sync_channel(1);
+                let (reply, result) = reply();
                 let pending = Pending {
                     kind: WriteKind::Create,
                     model: Model::new(0, "t", vec![0; len]),
@@ -306,7 +262,7 @@ mod tests {
                 leader_group.submit(WriteKind::Create, Model::new(0, "t", vec![]), |_| {
                     // Panic only once a follower is queued behind this commit.
                     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-                    while watched.lock().pending.is_empty() {
+                    while watched.batcher.queued() == 0 {
                         assert!(std::time::Instant::now() < deadline, "no follower queued");
                         std::thread::sleep(std::time::Duration::from_millis(5));
                     }
@@ -315,7 +271,7 @@ mod tests {
             }))
         });
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        while !group.lock().leader_active {
+        while !group.batcher.is_led() {
             assert!(std::time::Instant::now() < deadline, "the leader never led");
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
@@ -330,7 +286,7 @@ mod tests {
         });
         let err = followed.unwrap_err();
         assert!(err.message.contains("panicked"), "{err}");
-        assert!(!group.lock().leader_active, "leadership was released");
+        assert!(!group.batcher.is_led(), "leadership was released");
         // The next write goes through.
         let model = within("a write after the panic", move || {
             group.submit(WriteKind::Create, Model::new(0, "t", vec![]), echo)

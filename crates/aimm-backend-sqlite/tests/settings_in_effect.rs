@@ -138,7 +138,9 @@ fn a_created_file_gets_the_configured_page_size_and_an_existing_one_keeps_its_ow
             conf.page_size = size;
         }
         let backend = SqliteBackend::open(conf).unwrap();
-        backend.create_model("t".into(), vec![7; 100_000].into()).unwrap();
+        backend
+            .create_model("t".into(), vec![7; 100_000].into())
+            .unwrap();
         drop(backend);
         assert_eq!(
             page_size_of(&path),
@@ -155,9 +157,18 @@ fn a_created_file_gets_the_configured_page_size_and_an_existing_one_keeps_its_ow
         )
         .unwrap();
     let default_size = page_size_of(&path);
-    assert_ne!(default_size, 65536, "the plain connection made 64 KiB pages");
+    assert_ne!(
+        default_size, 65536,
+        "the plain connection made 64 KiB pages"
+    );
     let backend = SqliteBackend::open(SqliteConfig::new(&path)).unwrap();
-    backend.create_model("t".into(), vec![7; 100_000].into()).unwrap();
+    backend
+        .create_model("t".into(), vec![7; 100_000].into())
+        .unwrap();
     drop(backend);
-    assert_eq!(page_size_of(&path), default_size, "an existing file's page size changed");
+    assert_eq!(
+        page_size_of(&path),
+        default_size,
+        "an existing file's page size changed"
+    );
 }
