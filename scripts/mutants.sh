@@ -19,8 +19,13 @@
 #   event   crates/aimm-backend-event/src/{store,own_writes,latest,claims,codec,lib}.rs
 #           the event crate's unit tests and tests/event_backend.rs against
 #           a real hat-event-server (conformance, ids, own writes, kills)
-#   loader  crates/aimm-backend-loader/src/{library,resolve,safety,config,notified}.rs
+#   loader  crates/aimm-backend-loader/src/{library,resolve,safety,config}.rs
 #           the loader's unit tests, tests/plugins.rs and tests/safe_loading.rs
+#   hathost crates/aimm-backend-hat-host/src/{notified,router,client}.rs
+#           the Hat host's unit tests, tests/eventer_client.rs and
+#           tests/event_backend.rs against a real hat-event-server
+#   batcher crates/aimm-backend-batcher/src/lib.rs
+#           the batcher's unit tests
 #   hat     crates/hat-eventer-client/src/{sbs,chatter,connection}.rs
 #           the client's unit tests, tests/sbs_differential.rs (against
 #           hat-sbs) and tests/eventer_client.rs (real server, fake peers)
@@ -90,13 +95,30 @@ group_config() {
         files=(crates/aimm-backend-loader/src/library.rs
             crates/aimm-backend-loader/src/resolve.rs
             crates/aimm-backend-loader/src/safety.rs
-            crates/aimm-backend-loader/src/config.rs
-            crates/aimm-backend-loader/src/notified.rs)
+            crates/aimm-backend-loader/src/config.rs)
         packages=aimm-backend-loader,aimm-backend-tests
         test_args=(--lib --test plugins --test safe_loading)
         filters=()
         timeout=${MUTANTS_TIMEOUT:-300}
         rebuild=1
+        ;;
+    hathost)
+        files=(crates/aimm-backend-hat-host/src/notified.rs
+            crates/aimm-backend-hat-host/src/router.rs
+            crates/aimm-backend-hat-host/src/client.rs)
+        packages=aimm-backend-hat-host,aimm-backend-tests
+        test_args=(--lib --test eventer_client --test event_backend)
+        filters=(--skip python_and_ours --skip an_unreachable --skip monitor_component)
+        timeout=${MUTANTS_TIMEOUT:-240}
+        rebuild=1
+        ;;
+    batcher)
+        files=(crates/aimm-backend-batcher/src/lib.rs)
+        packages=aimm-backend-batcher
+        test_args=(--lib)
+        filters=()
+        timeout=${MUTANTS_TIMEOUT:-60}
+        rebuild=
         ;;
     hat)
         files=(crates/hat-eventer-client/src/sbs.rs
@@ -109,7 +131,7 @@ group_config() {
         # These tests run no CLI or plugin library: nothing to rebuild.
         rebuild=
         ;;
-    *) die "unknown group $1 (expected sqlite, event, loader or hat)" ;;
+    *) die "unknown group $1 (expected sqlite, event, loader, hathost, batcher or hat)" ;;
     esac
 }
 
@@ -182,7 +204,7 @@ if [ "${1:-}" = --summary ]; then
 fi
 
 groups=("$@")
-[ ${#groups[@]} -gt 0 ] || groups=(sqlite event loader hat)
+[ ${#groups[@]} -gt 0 ] || groups=(sqlite event loader hathost batcher hat)
 
 echo "== the release build the mutants' copies start from" >&2
 cargo build --release --workspace

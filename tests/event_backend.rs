@@ -2,7 +2,7 @@
 //! conformance suite, several hosts creating at once, restarts.
 
 use aimm_backend_conformance::{run, PluginTarget};
-use aimm_backend_loader::{HatClientConfig, HatEventClient};
+use aimm_backend_hat_host::{HatClientConfig, HatEventClient};
 use aimm_backend_tests::*;
 use serde_json::json;
 use std::collections::BTreeSet;
@@ -620,7 +620,8 @@ fn acknowledge_registered_and_sent_are_accepted_and_an_unknown_value_is_refused(
 #[test]
 fn own_writes_reach_listeners_once_although_the_server_notifies_them_back() {
     use aimm_backend_api::Model;
-    use aimm_backend_loader::{open_backend, SearchPath, ServerConfig};
+    use aimm_backend_hat_host::open_backend;
+    use aimm_backend_loader::{SearchPath, ServerConfig};
     use std::collections::BTreeMap;
     use std::sync::{Arc, Mutex};
     let server = HatServer::start();
@@ -808,7 +809,8 @@ impl Observer {
 #[test]
 fn updates_that_repeat_the_newest_event_register_nothing_in_any_host() {
     use aimm_backend_api::Model;
-    use aimm_backend_loader::{open_backend, SearchPath, ServerConfig};
+    use aimm_backend_hat_host::open_backend;
+    use aimm_backend_loader::{SearchPath, ServerConfig};
     use std::sync::{Arc, Mutex};
     let server = HatServer::start();
     let work = tempfile::tempdir().unwrap();

@@ -669,7 +669,7 @@ mod host_client {
         ErrorKind, EventClient, EventPayload as ApiPayload, RegisterEvent as ApiRegister,
         RegisterMode,
     };
-    use aimm_backend_loader::{HatClientConfig, HatEventClient};
+    use aimm_backend_hat_host::{HatClientConfig, HatEventClient};
     use std::sync::Arc;
 
     /// A host client subscribed to `["host", "*"]`, and its runtime.

@@ -6,7 +6,7 @@
 //! README's test command does it); a missing artifact fails the test.
 
 use aimm_backend_api::{Backend, EventClient};
-use aimm_backend_loader::{Opener, Prepared, SearchPath, ServerConfig};
+use aimm_backend_loader::{Prepared, SearchPath, ServerConfig};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::{mpsc, Arc, OnceLock};
@@ -69,7 +69,7 @@ fn rebuild_release_artifacts() {
 }
 
 /// Prepares the plugin library file `plugin` with the `backend` section
-/// `conf` through the loader's one entry point ([`Opener`]), lending it
+/// `conf` through the loader's one entry point ([`aimm_backend_loader::Opener`]), lending it
 /// `client` if given.
 pub fn prepare_plugin(
     plugin: &Path,
@@ -79,7 +79,7 @@ pub fn prepare_plugin(
     conf["module"] = plugin.to_string_lossy().as_ref().into();
     let config = ServerConfig::from_value(serde_json::json!({ "backend": conf }), "test config")
         .expect("the test config is valid");
-    let mut opener = Opener::new(SearchPath::from_dirs(Vec::new()));
+    let mut opener = aimm_backend_hat_host::opener(SearchPath::from_dirs(Vec::new()));
     if let Some(client) = client {
         opener = opener.with_event_client(client);
     }

@@ -4,7 +4,7 @@
 //! subprocess).
 
 use aimm_backend_api::{Backend, Model, RString, RVec};
-use aimm_backend_loader::{Opener, PluginLibrary, SearchPath, ServerConfig};
+use aimm_backend_loader::{PluginLibrary, SearchPath, ServerConfig};
 use aimm_backend_sqlite::{SqliteBackend, SqliteConfig};
 use aimm_backend_test_support::payload;
 use anyhow::{bail, ensure, Context, Result};
@@ -89,7 +89,7 @@ impl Plugin {
         }
         let config = ServerConfig::from_value(conf, "benchmark config")
             .context("validating the benchmark's backend config")?;
-        let opened = Opener::new(SearchPath::from_dirs(Vec::new()))
+        let opened = aimm_backend_hat_host::opener(SearchPath::from_dirs(Vec::new()))
             .open(&config)
             .context("creating the plugin backend")?;
         Ok(opened.backend)

@@ -27,10 +27,8 @@
 mod config;
 mod error;
 mod handle;
-mod hat_client;
 mod host_services;
 mod library;
-pub mod notified;
 mod open;
 mod resolve;
 pub mod safety;
@@ -39,10 +37,12 @@ pub mod schema;
 pub use config::{default_store_path, EventerServerConfig, HatConfig, ServerConfig};
 pub use error::{ConfigError, LoadError};
 pub use handle::BackendHandle;
-pub use hat_client::{HatClientConfig, HatEventClient};
 pub use host_services::TracingLogSink;
 pub use library::PluginLibrary;
-pub use open::{EventStream, LogSinkFactory, Opened, Opener, Prepared};
+pub use open::{
+    ConnectRequest, Connected, EventConnector, EventStream, LogSinkFactory, Opened, Opener,
+    Prepared,
+};
 pub use resolve::{
     library_file_name, library_name, Candidate, CandidateState, SearchPath, PATH_ENV,
 };
@@ -71,10 +71,22 @@ pub enum Error {
     },
 }
 
+impl Error {
+    /// The plugin of `library`, loaded for `backend.module` `module`,
+    /// refused: `source` says why.
+    pub fn backend(module: &str, library: &PluginLibrary, source: BackendError) -> Self {
+        Error::Backend {
+            module: module.to_string(),
+            path: library.path().display().to_string(),
+            source,
+        }
+    }
+}
+
 /// Opens the backend `config` describes with the default host services
-/// ([`Opener::new`]) and wraps it in an async handle: the CLI's way. Blocks
-/// while the plugin opens its store; with `hat.eventer_server` it must run
-/// inside a tokio runtime.
+/// ([`Opener::new`]: no event server connection of its own) and wraps it in
+/// an async handle. Blocks while the plugin opens its store. A host that
+/// connects to Hat event servers opens through `aimm_backend_hat_host`.
 pub fn open_backend(config: &ServerConfig, search: &SearchPath) -> Result<BackendHandle, Error> {
     Ok(Opener::new(search.clone()).open(config)?.into_handle())
 }

@@ -5,31 +5,61 @@
 //! conformance command, the `aimm_backend` Python package and the tests. They
 //! differ only in what they lend the plugin: where its log lines go, and
 //! whether the event client is the host's own connection (made from the
-//! config's `hat.eventer_server`) or one the caller already has (the Python
-//! AIMM server's). As in `datafusion-ffi`, opening hands back the plain
-//! foreign backend; [`Opened::into_handle`] builds the async handle on top.
+//! config's `hat.eventer_server` by the host's [`EventConnector`]) or one the
+//! caller already has (the Python AIMM server's). As in `datafusion-ffi`,
+//! opening hands back the plain foreign backend; [`Opened::into_handle`]
+//! builds the async handle on top.
 
 use crate::config::ServerConfig;
 use crate::error::ConfigError;
 use crate::handle::BackendHandle;
-use crate::hat_client::{HatClientConfig, HatEventClient};
 use crate::host_services::TracingLogSink;
 use crate::library::PluginLibrary;
 use crate::resolve::SearchPath;
 use crate::safety::LoadPolicy;
 use crate::schema::Violation;
 use crate::Error;
-use aimm_backend_api::{Backend, BackendError, ErrorKind, EventClient, Host, LogSink};
+use aimm_backend_api::{Backend, BackendError, ErrorKind, EventClient, EventType, Host, LogSink};
 use serde_json::Value;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Events the event server notifies for a backend's subscription.
 pub type EventStream = tokio::sync::mpsc::UnboundedReceiver<Vec<aimm_backend_api::Event>>;
 
 /// Makes the log sink a plugin's records go to.
 pub type LogSinkFactory = Arc<dyn Fn(&PluginLibrary) -> Arc<dyn LogSink> + Send + Sync>;
+
+/// The event server connection a host is asked to make for a backend.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConnectRequest {
+    /// `host:port` of the event server's eventer interface.
+    pub address: String,
+    /// The client name the server sees (the server config's `name`).
+    pub client_name: String,
+    /// The event types the backend wants notified.
+    pub subscriptions: Vec<Vec<String>>,
+    /// Bound on connecting.
+    pub timeout: Duration,
+    /// How long the server may stay silent while an answer is due.
+    pub idle_timeout: Duration,
+}
+
+/// A connection made for a backend: the client lent to it, and the stream
+/// of batches notified for its subscriptions.
+pub type Connected = (Arc<dyn EventClient>, EventStream);
+
+/// Makes a host's own event server connections: how a host that can talk
+/// to Hat event servers (the `aimm-backend-hat-host` crate) lends the
+/// loader that ability. A host without one opens every backend that needs
+/// no connection of its own.
+pub trait EventConnector: Send + Sync {
+    /// Connects as `request` says, blocking until connected or
+    /// `request.timeout` has passed; returns the client lent to the
+    /// backend and the stream of batches notified for its subscriptions.
+    fn connect(&self, request: &ConnectRequest) -> std::result::Result<Connected, BackendError>;
+}
 
 /// How a host opens backends: where plugins are looked for, where their log
 /// lines go, and which event client they get.
@@ -49,11 +79,13 @@ pub struct Opener {
     policy: LoadPolicy,
     log_sink: LogSinkFactory,
     event_client: Option<Arc<dyn EventClient>>,
+    connector: Option<Arc<dyn EventConnector>>,
 }
 
 impl Opener {
-    /// Looks for plugins on `search`, logs their records through `tracing`,
-    /// and connects to the event server the config names, if any.
+    /// Looks for plugins on `search` and logs their records through
+    /// `tracing`; makes no event server connection of its own (see
+    /// [`Opener::with_event_connector`]).
     pub fn new(search: SearchPath) -> Self {
         Opener {
             search,
@@ -62,7 +94,15 @@ impl Opener {
                 Arc::new(TracingLogSink::new(library.name())) as Arc<dyn LogSink>
             }),
             event_client: None,
+            connector: None,
         }
+    }
+
+    /// Connects backends whose config names an event server through
+    /// `connector`.
+    pub fn with_event_connector(mut self, connector: Arc<dyn EventConnector>) -> Self {
+        self.connector = Some(connector);
+        self
     }
 
     /// Sends plugin log records to the sinks `factory` makes (one per
@@ -113,6 +153,16 @@ impl Opener {
         Ok(library)
     }
 
+    /// The event types the backend `config` describes wants notified (the
+    /// plugin's `create_subscription`), from the library [`Opener::load`]
+    /// loads: what a host that lends its own client subscribes to.
+    pub fn subscription(&self, config: &ServerConfig) -> Result<Vec<EventType>, Error> {
+        let library = self.load(config)?;
+        library
+            .create_subscription(config.backend())
+            .map_err(|source| Error::backend(config.module(), &library, source))
+    }
+
     /// Everything up to creating the backend: [`Opener::load`], a warning
     /// naming any `backend` key the plugin's schema does not list, then the
     /// event client (connected from `backend.eventer_server`, else lent,
@@ -129,7 +179,7 @@ impl Opener {
             .filter(|_| config.own_eventer_server().is_none());
         let (event_client, events) = match lent {
             Some(client) => (Some(client.clone()), None),
-            None => match connect(config, &library)? {
+            None => match self.connect(config, &library)? {
                 Some((client, events)) => (Some(client as Arc<dyn EventClient>), Some(events)),
                 None => (None, None),
             },
@@ -242,11 +292,7 @@ impl Prepared {
     }
 
     fn backend_error(&self, source: BackendError) -> Error {
-        Error::Backend {
-            module: self.module.clone(),
-            path: self.library.path().display().to_string(),
-            source,
-        }
+        Error::backend(&self.module, &self.library, source)
     }
 }
 
@@ -275,69 +321,57 @@ impl Opened {
     }
 }
 
-/// The host's own event server connection for `config`, if it names an
-/// event server ([`ServerConfig::eventer_server`]): started on the current
-/// tokio runtime, subscribed to what `library`'s backend asks for, and
-/// connected (or an error after the timeout). `hat.monitor_component`
-/// without the backend's own server is refused: not supported yet.
-fn connect(
-    config: &ServerConfig,
-    library: &PluginLibrary,
-) -> Result<Option<(Arc<HatEventClient>, EventStream)>, Error> {
-    let hat = config.hat();
-    if hat.monitor_component.is_some() && config.own_eventer_server().is_none() {
-        return Err(ConfigError::Invalid {
-            path: config.origin().to_string(),
-            violations: vec![Violation {
-                path: "hat.monitor_component".into(),
-                rule: "not supported by this host yet; use hat.eventer_server".into(),
-            }],
+impl Opener {
+    /// The host's own event server connection for `config`, if it names
+    /// an event server ([`ServerConfig::eventer_server`]): made by the
+    /// host's [`EventConnector`], subscribed to what `library`'s backend
+    /// asks for. `hat.monitor_component` without the backend's own server
+    /// is refused: not supported yet.
+    fn connect(
+        &self,
+        config: &ServerConfig,
+        library: &PluginLibrary,
+    ) -> Result<Option<Connected>, Error> {
+        let hat = config.hat();
+        if hat.monitor_component.is_some() && config.own_eventer_server().is_none() {
+            return Err(ConfigError::Invalid {
+                path: config.origin().to_string(),
+                violations: vec![Violation {
+                    path: "hat.monitor_component".into(),
+                    rule: "not supported by this host yet; use hat.eventer_server".into(),
+                }],
+            }
+            .into());
         }
-        .into());
-    }
-    let Some(server) = config.eventer_server() else {
-        return Ok(None);
-    };
-    let backend_error = |source| Error::Backend {
-        module: config.module().to_string(),
-        path: library.path().display().to_string(),
-        source,
-    };
-    let subscriptions = library
-        .create_subscription(config.backend())
-        .map_err(backend_error)?
-        .into_iter()
-        .map(|t| t.into_iter().map(|s| s.to_string()).collect())
-        .collect();
-    let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
-        backend_error(BackendError::new(
-            ErrorKind::Unavailable,
-            "the event server connection needs a tokio runtime",
-        ))
-    })?;
-    let (address, timeout) = (server.address(), server.timeout());
-    let (client, events) = HatEventClient::start(
-        runtime,
-        HatClientConfig {
-            address: address.clone(),
-            client_name: config.name().unwrap_or("aimm-backend").to_string(),
-            subscriptions,
-            timeout,
-            idle_timeout: server.idle_timeout(),
-            max_backoff: Duration::from_secs(5),
-        },
-    );
-    let deadline = Instant::now() + timeout;
-    while !client.is_connected() {
-        if Instant::now() >= deadline {
+        let Some(server) = config.eventer_server() else {
+            return Ok(None);
+        };
+        let backend_error = |source| Error::backend(config.module(), library, source);
+        let Some(connector) = &self.connector else {
             return Err(backend_error(BackendError::new(
                 ErrorKind::Unavailable,
-                format!("Hat event server at {address} is unavailable: no connection within {timeout:?}"),
+                format!(
+                    "the config names the event server {}, and this host makes no event \
+                     server connections",
+                    server.address()
+                ),
             )));
-        }
-        std::thread::sleep(Duration::from_millis(20));
+        };
+        let subscriptions = library
+            .create_subscription(config.backend())
+            .map_err(backend_error)?
+            .into_iter()
+            .map(|t| t.into_iter().map(|s| s.to_string()).collect())
+            .collect();
+        let request = ConnectRequest {
+            address: server.address(),
+            client_name: config.name().unwrap_or("aimm-backend").to_string(),
+            subscriptions,
+            timeout: server.timeout(),
+            idle_timeout: server.idle_timeout(),
+        };
+        connector.connect(&request).map(Some).map_err(backend_error)
     }
-    Ok(Some((client, events)))
 }
 
 /// Hands every notified batch to the backend's `process_events`, off the

@@ -8,7 +8,7 @@
 use crate::bytes_sink::{BytesSink, PyModel};
 use crate::convert::event_from_py;
 use crate::errors::backend_error;
-use crate::event_client::Notifications;
+use crate::event_client::{Notifications, CONNECTION};
 use aimm_backend_api::{
     Backend, BackendError, ErrorKind, InstanceId, Model, ModelChangeListener, RString, RVec,
 };
@@ -184,11 +184,9 @@ impl NativeBackend {
             .map(|event| event_from_py(&event))
             .collect::<PyResult<RVec<_>>>()?;
         let backend = self.backend()?;
-        py.detach(|| {
-            if let Some(notifications) = &self.notifications {
-                notifications.arrived(&events);
-            }
-            backend.process_events(events)
+        py.detach(|| match &self.notifications {
+            Some(router) => router.deliver(CONNECTION, events, backend.as_ref()),
+            None => backend.process_events(events),
         })
         .map_err(backend_error)
     }

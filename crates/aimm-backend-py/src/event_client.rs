@@ -15,7 +15,8 @@
 //! event whole (for a 64 MiB model the server encodes and sends 85 MiB
 //! more, and the server's client decodes it): it is sent without one and
 //! recognised in the notifications the Python half hands to
-//! `process_events` ([`Notifications`]), by type and payload digest, as
+//! `process_events` (the hat host's [`Router`], [`Notifications`] here), by
+//! type and payload digest, as
 //! the loader's own Hat client recognises persisted events. Until the host
 //! has handed over a first notification (a host whose connection is not
 //! routed to `process_events` never does), and for events without a
@@ -27,44 +28,23 @@ use aimm_backend_api::{
     BackendError, ErrorKind, Event, EventClient, EventType, ROption, RString, RVec, RegisterEvent,
     RegisterMode, Result,
 };
-use aimm_backend_loader::notified::{Awaited, Expected};
+use aimm_backend_hat_host::notified::Expected;
+use aimm_backend_hat_host::Router;
 use pyo3::prelude::*;
 use pyo3::types::{PyList, PyTuple};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
 /// The one connection this client's notifications come from.
-const CONNECTION: u64 = 0;
+pub const CONNECTION: u64 = 0;
 
 /// Seconds to wait for the server when the bridge does not say
 /// (`EventBridge.timeout` does).
 const DEFAULT_TIMEOUT: f64 = 30.0;
 
-/// The notifications the server's connection delivers to this backend, as
-/// the Python half hands them to `process_events`.
-#[derive(Default)]
-pub struct Notifications {
-    awaited: Awaited<Event>,
-    /// Whether any notification has been handed over yet.
-    flowing: AtomicBool,
-}
-
-impl Notifications {
-    /// Takes note of notified `events`, completing the registrations that
-    /// wait for them. Called before the plugin is handed them.
-    pub fn arrived(&self, events: &[Event]) {
-        if events.is_empty() {
-            return;
-        }
-        self.flowing.store(true, Ordering::Release);
-        self.awaited.notified(CONNECTION, events);
-    }
-
-    fn flowing(&self) -> bool {
-        self.flowing.load(Ordering::Acquire)
-    }
-}
+/// Where the notifications the server's connection delivers to this
+/// backend go, as the Python half hands them to `process_events`.
+pub type Notifications = Router<Event>;
 
 /// An [`EventClient`] that calls the Python bridge object.
 pub struct PythonEventClient {
@@ -86,7 +66,7 @@ impl PythonEventClient {
     /// acknowledged by its notifications rather than by the answer.
     fn notified_as(&self, events: &[RegisterEvent], mode: RegisterMode) -> Option<Vec<Expected>> {
         let by_notification = mode != RegisterMode::Sent
-            && self.notifications.flowing()
+            && self.notifications.is_flowing()
             && events.iter().all(|event| event.payload.is_some());
         by_notification.then(|| Expected::all_of(events)).flatten()
     }
@@ -133,7 +113,7 @@ impl PythonEventClient {
         // over before the bridge returns.
         let _ticket = self
             .notifications
-            .awaited
+            .awaited()
             .wait_then(CONNECTION, expected, move |events| {
                 let _ = done.send(events);
             });

@@ -47,7 +47,7 @@ fn server_config(section: &str) -> PyResult<ServerConfig> {
 
 /// `plugin_dirs`, then `AIMM_BACKEND_PATH`, then the wheel's plugins.
 fn opener(plugin_dirs: Vec<PathBuf>, builtin_dir: Option<PathBuf>) -> Opener {
-    Opener::new(SearchPath::with_builtin_dir(&plugin_dirs, builtin_dir))
+    aimm_backend_hat_host::opener(SearchPath::with_builtin_dir(&plugin_dirs, builtin_dir))
         .with_log_sink(|library| Arc::new(PythonLogSink::for_plugin(library.name())))
 }
 
@@ -116,16 +116,7 @@ fn create_subscription<'py>(
     }
     let opener = opener(plugin_dirs, builtin_dir);
     let types = py
-        .detach(|| {
-            let library = opener.load(&config)?;
-            library
-                .create_subscription(config.backend())
-                .map_err(|source| aimm_backend_loader::Error::Backend {
-                    module: config.module().to_string(),
-                    path: library.path().display().to_string(),
-                    source,
-                })
-        })
+        .detach(|| opener.subscription(&config))
         .map_err(errors::open_error)?;
     types
         .iter()

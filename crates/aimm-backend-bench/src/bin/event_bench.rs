@@ -33,7 +33,8 @@
 use aimm_backend_api::{Backend, RVec};
 use aimm_backend_bench::stats::median;
 use aimm_backend_bench::sysinfo;
-use aimm_backend_loader::{open_backend, SearchPath, ServerConfig};
+use aimm_backend_hat_host::open_backend;
+use aimm_backend_loader::{SearchPath, ServerConfig};
 use aimm_backend_test_support::payload::round_bytes;
 use aimm_backend_test_support::{venv_python, workspace_root, HatServer};
 use anyhow::{bail, ensure, Context, Result};

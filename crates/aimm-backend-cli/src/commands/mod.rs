@@ -18,7 +18,8 @@ type Outcome = Result<(), Failure>;
 pub async fn run(cli: Cli) -> Outcome {
     let mut policy = LoadPolicy::from_env();
     policy.allow_unsafe |= cli.allow_unsafe_plugins;
-    let opener = Opener::new(SearchPath::new(&cli.plugin_dirs)).with_load_policy(policy);
+    let opener =
+        aimm_backend_hat_host::opener(SearchPath::new(&cli.plugin_dirs)).with_load_policy(policy);
     match cli.command {
         Command::Plugins => return plugins::plugins(&opener),
         Command::Conformance { list: true, .. } => return plugins::list_checks(),

@@ -23,10 +23,12 @@
 //! answer tells it is registered (`Client::register_fenced`); it returns
 //! no events then, as [`EventClient::register`] allows.
 
-use crate::notified::{Awaited, Expected};
+use crate::convert::{register_event_ref, to_api_event};
+use crate::notified::{Expected, Ticket};
+use crate::router::Router;
 use aimm_backend_api::{
-    BackendError, ErrorKind, Event, EventClient, EventId, EventPayload, EventType, ROption,
-    RString, RVec, RegisterEvent, RegisterMode, Result, Timestamp,
+    BackendError, ErrorKind, Event, EventClient, EventType, ROption, RVec, RegisterEvent,
+    RegisterMode, Result,
 };
 use hat_eventer_client::client::{connect, Client, ClientConfig};
 use hat_eventer_client::eventer_msg as msg;
@@ -59,8 +61,9 @@ pub struct HatEventClient {
     config: HatClientConfig,
     current: Arc<Mutex<Option<Connection>>>,
     persisted: watch::Receiver<Persisted>,
-    /// Persisted registrations sent without asking for an answer.
-    awaited: Arc<Awaited<msg::Event>>,
+    /// Where notified batches go first: the persisted registrations sent
+    /// without asking for an answer wait there.
+    router: Arc<Router<msg::Event>>,
     /// The supervisor runs while this lives (it holds only a weak reference).
     _alive: Arc<()>,
 }
@@ -96,14 +99,14 @@ impl HatEventClient {
         let alive = Arc::new(());
         let (events_tx, events_rx) = mpsc::unbounded_channel();
         let (persisted_tx, persisted) = watch::channel(Persisted::default());
-        let awaited = Arc::new(Awaited::default());
+        let router = Arc::new(Router::default());
         runtime.spawn(supervise(
             Supervised {
                 config: config.clone(),
                 current: current.clone(),
                 alive: Arc::downgrade(&alive),
                 persisted: persisted_tx,
-                awaited: awaited.clone(),
+                router: router.clone(),
             },
             events_tx,
         ));
@@ -112,7 +115,7 @@ impl HatEventClient {
             config,
             current,
             persisted,
-            awaited,
+            router,
             _alive: alive,
         };
         (Arc::new(client), events_rx)
@@ -247,7 +250,7 @@ struct Supervised {
     current: Arc<Mutex<Option<Connection>>>,
     alive: std::sync::Weak<()>,
     persisted: watch::Sender<Persisted>,
-    awaited: Arc<Awaited<msg::Event>>,
+    router: Arc<Router<msg::Event>>,
 }
 
 impl Supervised {
@@ -299,7 +302,7 @@ async fn supervise(supervised: Supervised, events: mpsc::UnboundedSender<Vec<Eve
                 supervised.set_current(Some(Connection { number, client }));
                 while let Some(batch) = notified.recv().await {
                     supervised.note_persisted(number, &batch);
-                    supervised.awaited.notified(number, &batch);
+                    supervised.router.arrived(number, &batch);
                     // Nobody may listen (a host without a backend that wants
                     // events); the notifications still serve `Persisted`.
                     let _ = events.send(batch.into_iter().map(to_api_event).collect());
@@ -361,7 +364,8 @@ impl EventClient for HatEventClient {
             if let Some(expected) = expected {
                 // Waiting starts before sending: the notification may
                 // come before `send_registration` returns.
-                let (ticket, notified) = self.awaited.wait_for(connection.number, expected);
+                let (ticket, notified) =
+                    self.router.awaited().wait_for(connection.number, expected);
                 self.run(client.send_registration(&parts))
                     .map_err(|err| self.unavailable(err))?;
                 (Outstanding::Notified(ticket, notified), parts.len())
@@ -449,59 +453,7 @@ enum Outstanding<'a> {
     /// From the persisted notifications of its events (see
     /// [`crate::notified`]).
     Notified(
-        crate::notified::Ticket<'a, msg::Event>,
+        Ticket<'a, msg::Event>,
         tokio::sync::oneshot::Receiver<Vec<msg::Event>>,
     ),
-}
-
-/// `event` as the client's borrowed registration, its type's segments
-/// borrowed from `segments`.
-fn register_event_ref<'a>(
-    event: &'a RegisterEvent,
-    segments: &'a [&'a str],
-) -> msg::RegisterEventRef<'a> {
-    msg::RegisterEventRef {
-        event_type: segments.to_vec(),
-        source_timestamp: event
-            .source_timestamp
-            .into_option()
-            .map(|t| msg::Timestamp { s: t.s, us: t.us }),
-        payload: event.payload.as_ref().into_option().map(|p| match p {
-            EventPayload::Binary { payload_type, data } => msg::EventPayloadRef::Binary {
-                payload_type: payload_type.as_str(),
-                data: data.as_slice(),
-            },
-            EventPayload::Json(text) => msg::EventPayloadRef::Json(text.as_str()),
-        }),
-    }
-}
-
-fn to_api_event(event: msg::Event) -> Event {
-    Event {
-        id: EventId {
-            server: event.id.server,
-            session: event.id.session,
-            instance: event.id.instance,
-        },
-        event_type: event.event_type.into_iter().map(RString::from).collect(),
-        timestamp: Timestamp {
-            s: event.timestamp.s,
-            us: event.timestamp.us,
-        },
-        source_timestamp: event
-            .source_timestamp
-            .map(|t| Timestamp { s: t.s, us: t.us })
-            .into(),
-        payload: event.payload.map(to_api_payload).into(),
-    }
-}
-
-fn to_api_payload(payload: msg::EventPayload) -> EventPayload {
-    match payload {
-        msg::EventPayload::Binary { payload_type, data } => EventPayload::Binary {
-            payload_type: payload_type.into(),
-            data: data.into(),
-        },
-        msg::EventPayload::Json(text) => EventPayload::Json(text.into()),
-    }
 }

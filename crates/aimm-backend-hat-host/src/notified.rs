@@ -32,13 +32,39 @@ use tokio::sync::oneshot;
 /// A SHA-256 digest of a payload (see the module docs).
 pub type Digest = [u8; 32];
 
+/// What a notified event's payload is, for matching.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PayloadDigest {
+    /// The event has no payload.
+    Absent,
+    /// The digest of its payload.
+    Of(Digest),
+    /// JSON that does not parse: it matches nothing.
+    Unreadable,
+}
+
+impl PayloadDigest {
+    fn of_json(text: &str) -> Self {
+        json_digest(text).map_or(PayloadDigest::Unreadable, PayloadDigest::Of)
+    }
+
+    /// Whether this is the digest a registered event's payload has
+    /// (`None`: no payload).
+    fn is(self, registered: Option<Digest>) -> bool {
+        match (self, registered) {
+            (PayloadDigest::Absent, None) => true,
+            (PayloadDigest::Of(digest), Some(wanted)) => digest == wanted,
+            _ => false,
+        }
+    }
+}
+
 /// A notified event as a client hands it over: what matching needs of it.
 pub trait Notification: Send + 'static {
     /// Whether its type is `event_type`, segment by segment.
     fn has_type(&self, event_type: &[String]) -> bool;
-    /// The digest of its payload (`Some(None)`: no payload; `None`: JSON
-    /// that does not parse, which matches nothing).
-    fn payload_digest(&self) -> Option<Option<Digest>>;
+    /// The digest of its payload.
+    fn payload_digest(&self) -> PayloadDigest;
     /// The event without its payload: what a waiting registration keeps.
     fn without_payload(&self) -> Self;
 }
@@ -48,13 +74,13 @@ impl Notification for msg::Event {
         self.event_type == event_type
     }
 
-    fn payload_digest(&self) -> Option<Option<Digest>> {
+    fn payload_digest(&self) -> PayloadDigest {
         match &self.payload {
-            None => Some(None),
+            None => PayloadDigest::Absent,
             Some(msg::EventPayload::Binary { payload_type, data }) => {
-                Some(Some(binary_digest(payload_type, data)))
+                PayloadDigest::Of(binary_digest(payload_type, data))
             }
-            Some(msg::EventPayload::Json(text)) => json_digest(text).map(Some),
+            Some(msg::EventPayload::Json(text)) => PayloadDigest::of_json(text),
         }
     }
 
@@ -75,13 +101,13 @@ impl Notification for Event {
             && self.event_type.iter().zip(event_type).all(|(a, b)| a == b)
     }
 
-    fn payload_digest(&self) -> Option<Option<Digest>> {
+    fn payload_digest(&self) -> PayloadDigest {
         match self.payload.as_ref().into_option() {
-            None => Some(None),
+            None => PayloadDigest::Absent,
             Some(EventPayload::Binary { payload_type, data }) => {
-                Some(Some(binary_digest(payload_type, data)))
+                PayloadDigest::Of(binary_digest(payload_type, data))
             }
-            Some(EventPayload::Json(text)) => json_digest(text).map(Some),
+            Some(EventPayload::Json(text)) => PayloadDigest::of_json(text),
         }
     }
 
@@ -130,9 +156,9 @@ impl Expected {
     fn matches(
         &self,
         event: &impl Notification,
-        digest: &mut impl FnMut() -> Option<Option<Digest>>,
+        digest: &mut impl FnMut() -> PayloadDigest,
     ) -> bool {
-        event.has_type(&self.event_type) && digest() == Some(self.payload)
+        event.has_type(&self.event_type) && digest().is(self.payload)
     }
 }
 
