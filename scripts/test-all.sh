@@ -46,7 +46,7 @@ step "cargo package: the crates a plugin author depends on and the backends, eac
 # under registry/src/-<hash>/ and what it built in target/debug for the same
 # name and version, so a crate changed since the last run would be verified
 # against its old sources. Start from neither.
-packaged=(aimm-backend-api aimm-backend-batcher aimm-backend-conformance aimm-backend-loader hat-eventer-client
+packaged=(aimm-backend-api aimm-backend-batcher aimm-backend-conformance aimm-backend-loader aimm-backend-hat-host hat-eventer-client
     aimm-backend-sqlite aimm-backend-event)
 rm -rf "${CARGO_HOME:-$HOME/.cargo}"/registry/src/-*/
 cargo clean --profile dev "${packaged[@]/#/-p}"

@@ -385,7 +385,7 @@ fn keys_no_one_reads_are_kept_as_python_keeps_them_but_named() {
     assert!(
         warnings[0].contains(
             "backend.busy_timeot, backend.paht are not read by the `sqlite` plugin, \
-             whose schema lists only busy_timeout, journal_mode, module, path; ignored"
+             whose schema lists only busy_timeout, journal_mode, module, page_size, path; ignored"
         ),
         "{stderr}"
     );
