@@ -2,7 +2,7 @@
 //! event server on a plugin's behalf.
 //!
 //! A host opens backends through [`opener`] (the loader's
-//! [`Opener`](aimm_backend_loader::Opener) with [`HatConnector`] installed):
+//! [`Opener`] with [`HatConnector`] installed):
 //! when the config names an event server, the backend gets this crate's
 //! [`HatEventClient`] as its event client.
 //!
