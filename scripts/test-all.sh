@@ -14,6 +14,9 @@ python=$(bash scripts/python-venv.sh | tail -n 1)
 step "the Python SBS driver's self-check"
 "$python" tests/python/test_sbs_tool.py
 
+step "no two source files of one crate import each other"
+python3 scripts/import-cycles.py .
+
 step "cargo fmt --check"
 cargo fmt --all --check
 

@@ -186,6 +186,19 @@ fn serializer_failures_name_the_model_type() {
 }
 
 #[test]
+fn a_serializer_failing_on_an_update_stores_nothing() {
+    bad_input(
+        "serializer-raises-on-update",
+        &[],
+        "SerializationError",
+        &[
+            "'checks.Raises'",
+            "ValueError: this serializer always fails",
+        ],
+    );
+}
+
+#[test]
 fn a_plugin_panic_is_an_exception_reported_once() {
     let stderr = bad_input(
         "plugin-panics",

@@ -306,6 +306,22 @@ async def bad_serializer_raises(args):
     await _with_sqlite(args, lambda b: b.create_model(BAD_TYPE, object()))
 
 
+async def bad_serializer_raises_on_update(args):
+    """An update whose serializer fails: the caller gets the failure, and
+    the stored model stays as it was."""
+    async def body(backend):
+        model = await backend.create_model(MODEL_TYPE, b"kept")
+        try:
+            await backend.update_model(
+                model._replace(model_type=BAD_TYPE, instance=object()))
+        finally:
+            stored = [(m.instance_id, m.model_type, m.instance)
+                      for m in await backend.get_models()]
+            if stored != [(model.instance_id, MODEL_TYPE, b"kept")]:
+                raise AssertionError(
+                    f"the failed update stored something: {stored}")
+    await _with_sqlite(args, body)
+
 async def bad_serializer_returns_str(args):
     await _with_sqlite(args, lambda b: b.create_model(STR_TYPE, object()))
 
@@ -343,6 +359,7 @@ BAD_INPUTS = {
     "invalid-config": bad_invalid_config,
     "missing-plugin-key": bad_missing_plugin_key,
     "serializer-raises": bad_serializer_raises,
+    "serializer-raises-on-update": bad_serializer_raises_on_update,
     "serializer-returns-str": bad_serializer_returns_str,
     "plugin-panics": bad_plugin_panics,
     "event-server-gone": bad_event_server_gone,

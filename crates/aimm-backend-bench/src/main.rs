@@ -41,6 +41,7 @@
 
 mod child;
 mod figures;
+mod lockstep;
 mod readpaths;
 mod stores;
 

@@ -14,8 +14,6 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::child;
-
 /// The model type every benchmark model is stored under.
 pub const MODEL_TYPE: &str = "bench.Model";
 
@@ -214,7 +212,7 @@ pub enum Store {
 impl Store {
     /// One durable create; returns the new id. `bytes` is the caller's own
     /// buffer, handed over (the bare loop only borrows it).
-    fn create(&mut self, bytes: Vec<u8>) -> Result<i64> {
+    pub(crate) fn create(&mut self, bytes: Vec<u8>) -> Result<i64> {
         Ok(match self {
             Store::Plugin(b) => create_via(b.as_ref(), bytes)?,
             Store::Direct(b) => create_via(b.as_ref(), bytes)?,
@@ -224,7 +222,7 @@ impl Store {
     }
 
     /// One durable update of model `id`.
-    fn update(&mut self, id: i64, bytes: Vec<u8>) -> Result<()> {
+    pub(crate) fn update(&mut self, id: i64, bytes: Vec<u8>) -> Result<()> {
         match self {
             Store::Plugin(b) => update_via(b.as_ref(), id, bytes),
             Store::Direct(b) => update_via(b.as_ref(), id, bytes),
@@ -234,7 +232,7 @@ impl Store {
     }
 
     /// Every model with its bytes, as (id, bytes) pairs.
-    fn get_all(&mut self) -> Result<Vec<(i64, Vec<u8>)>> {
+    pub(crate) fn get_all(&mut self) -> Result<Vec<(i64, Vec<u8>)>> {
         Ok(match self {
             Store::Plugin(b) => models_of(b.as_ref())?,
             Store::Direct(b) => models_of(b.as_ref())?,
@@ -351,90 +349,6 @@ fn timed_get_models<B: Backend + ?Sized>(backend: &B) -> Result<(f64, usize)> {
         .map_err(|err| anyhow::anyhow!("get_models: {err}"))?;
     let secs = t0.elapsed().as_secs_f64();
     Ok((secs, models.len()))
-}
-
-/// Runs the create / get_models / update workload on every store in
-/// lockstep: create `i` goes to each store in turn (starting with a different
-/// store each round) before create `i + 1`, so slow and fast moments of the
-/// disk are shared evenly. Only the calls themselves are timed; each gets a
-/// fresh copy of its payload made outside the clock. After the creates (each
-/// committed before its call returned), every store's cold get_models is
-/// timed in a fresh child process opening the same file (`plugin` is the
-/// plugin library), then its warm get_models here. Checks every store's end
-/// state. Returns the phase times of each store, in `stores` order.
-pub fn run_lockstep(
-    stores: &mut [OpenStore],
-    plugin: &Path,
-    payloads: &Payloads,
-    round: usize,
-) -> Result<Vec<PhaseTimes>> {
-    let n = stores.len();
-    let count = payloads.creates.len();
-    let mut times = vec![PhaseTimes::default(); n];
-    let mut ids = vec![Vec::with_capacity(count); n];
-    let order = |step: usize| (0..n).map(move |k| (k + step + round) % n);
-
-    for (i, bytes) in payloads.creates.iter().enumerate() {
-        for s in order(i) {
-            let copy = bytes.clone();
-            let t0 = Instant::now();
-            let id = stores[s].store.create(copy)?;
-            times[s].create += t0.elapsed().as_secs_f64();
-            ids[s].push(id);
-        }
-    }
-    // cold: a fresh process per store; this process's connections stay open
-    // (WAL readers, or a shared lock at most with journal_mode=delete)
-    for s in order(0) {
-        let store = &stores[s];
-        times[s].get = child::cold_get(store.kind, &store.db, plugin, count)?;
-    }
-    // warm: a first call (untimed) leaves its freed memory in this process,
-    // which keeps it (automatic trimming is off here), and the timed call
-    // reuses it
-    for s in order(0) {
-        let (_, got) = stores[s].store.timed_get()?;
-        ensure!(
-            got == count,
-            "get_models returned {got} models, expected {count}"
-        );
-        let (warm, got) = stores[s].store.timed_get()?;
-        ensure!(
-            got == count,
-            "get_models returned {got} models, expected {count}"
-        );
-        times[s].get_warm = warm;
-    }
-    for (i, bytes) in payloads.updates.iter().enumerate() {
-        for s in order(i) {
-            let copy = bytes.clone();
-            let t0 = Instant::now();
-            stores[s].store.update(ids[s][i], copy)?;
-            times[s].update += t0.elapsed().as_secs_f64();
-        }
-    }
-    for (store, ids) in stores.iter_mut().zip(&ids) {
-        verify(store.store.get_all()?, ids, &payloads.update_seeds)?;
-    }
-    Ok(times)
-}
-
-/// Checks that the stored models are exactly `ids` with the update payloads.
-fn verify(stored: Vec<(i64, Vec<u8>)>, ids: &[i64], seeds: &[u64]) -> Result<()> {
-    ensure!(
-        stored.len() == ids.len(),
-        "{} models stored, expected {}",
-        stored.len(),
-        ids.len()
-    );
-    for ((id, bytes), (&want_id, &seed)) in stored.iter().zip(ids.iter().zip(seeds)) {
-        ensure!(*id == want_id, "model id {id}, expected {want_id}");
-        ensure!(
-            payload::matches(bytes, seed),
-            "model {id} does not hold the bytes of its last update"
-        );
-    }
-    Ok(())
 }
 
 /// A bare `rusqlite` connection at the backend's durability: WAL,

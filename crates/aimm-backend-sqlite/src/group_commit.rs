@@ -109,6 +109,19 @@ fn take_batch(pending: &mut VecDeque<Pending>) -> Vec<Pending> {
 }
 
 #[cfg(test)]
+impl Pending {
+    /// A write for tests that call the write path directly, and where its
+    /// reply will arrive.
+    pub(crate) fn for_test(
+        kind: WriteKind,
+        model: Model,
+    ) -> (Self, aimm_backend_batcher::Waiting<Result<Written>>) {
+        let (reply, result) = reply();
+        (Pending { kind, model, reply }, result)
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};

@@ -2,7 +2,8 @@
 //! all of them (with buffers prepared ahead on a second thread for large
 //! results), and the simple read the change poller uses.
 
-use crate::store::SqliteBackend;
+use crate::config::SqliteConfig;
+use crate::open::sql_error;
 use aimm_backend_api::{BackendError, InstanceId, Model, ModelInfo, ModelSink, RVec, Result};
 use rusqlite::{Connection, OptionalExtension};
 use std::io::Read;
@@ -27,51 +28,49 @@ pub(crate) fn list_rows(conn: &Connection) -> rusqlite::Result<Vec<Row>> {
     rows.collect()
 }
 
-impl SqliteBackend {
-    pub(crate) fn read_instance(
-        &self,
-        conn: &Connection,
-        id: InstanceId,
-        len: Option<i64>,
-    ) -> Result<RVec<u8>> {
-        self.fill_instance(conn, id, prepared_buffer(byte_len(len)))
+/// Reads models' bytes on one connection, in the read transaction it is
+/// in, naming the store's file in its errors.
+pub(crate) struct ModelReader<'a> {
+    conn: &'a Connection,
+    conf: &'a SqliteConfig,
+}
+
+impl<'a> ModelReader<'a> {
+    /// A reader on `conn`, a connection to the file of `conf`.
+    pub(crate) fn new(conn: &'a Connection, conf: &'a SqliteConfig) -> Self {
+        ModelReader { conn, conf }
+    }
+
+    /// Model `id`'s bytes, `len` of them.
+    pub(crate) fn read_instance(&self, id: InstanceId, len: Option<i64>) -> Result<RVec<u8>> {
+        self.fill_instance(id, prepared_buffer(byte_len(len)))
     }
 
     /// Reads model `id`'s bytes into `bytes`, which has their exact length.
-    fn fill_instance(
-        &self,
-        conn: &Connection,
-        id: InstanceId,
-        mut bytes: RVec<u8>,
-    ) -> Result<RVec<u8>> {
-        self.read_into(conn, id, &mut bytes)?;
+    fn fill_instance(&self, id: InstanceId, mut bytes: RVec<u8>) -> Result<RVec<u8>> {
+        self.read_into(id, &mut bytes)?;
         Ok(bytes)
     }
 
     /// Reads model `id`'s bytes into `buffer`, which has their exact length.
-    fn read_into(&self, conn: &Connection, id: InstanceId, buffer: &mut [u8]) -> Result<()> {
+    fn read_into(&self, id: InstanceId, buffer: &mut [u8]) -> Result<()> {
         if buffer.is_empty() {
             return Ok(());
         }
-        let mut blob = conn
+        let mut blob = self
+            .conn
             .blob_open(rusqlite::MAIN_DB, "models", "instance", id, true)
-            .map_err(|err| self.error("opening a model's bytes", err))?;
+            .map_err(|err| sql_error(&self.conf.path, "opening a model's bytes", self.conf, err))?;
         blob.read_exact(buffer).map_err(|err| {
             BackendError::storage(format!(
                 "reading model {id} from SQLite file {}: {err}",
-                self.path().display()
+                self.conf.path.display()
             ))
         })
     }
 
-    /// Hands every row to `sink`, its bytes read into the sink's buffer, in
-    /// the read transaction `conn` is in.
-    pub(crate) fn read_models_into(
-        &self,
-        conn: &Connection,
-        rows: Vec<Row>,
-        sink: &mut dyn ModelSink,
-    ) -> Result<()> {
+    /// Hands every row to `sink`, its bytes read into the sink's buffer.
+    pub(crate) fn read_models_into(&self, rows: Vec<Row>, sink: &mut dyn ModelSink) -> Result<()> {
         for (instance_id, model_type, len) in rows {
             let info = ModelInfo {
                 instance_id,
@@ -79,7 +78,7 @@ impl SqliteBackend {
                 size: byte_len(len) as u64,
             };
             sink.accept(info, &mut |buffer: &mut [u8]| {
-                self.read_into(conn, instance_id, buffer)
+                self.read_into(instance_id, buffer)
             })?;
         }
         Ok(())
@@ -89,7 +88,7 @@ impl SqliteBackend {
     /// second thread allocates and touches the buffers ahead of the reader:
     /// faulting in fresh memory costs about as much as reading from SQLite,
     /// and the two then overlap. Only this thread touches the connection.
-    pub(crate) fn read_models(&self, conn: &Connection, rows: Vec<Row>) -> Result<RVec<Model>> {
+    pub(crate) fn read_models(&self, rows: Vec<Row>) -> Result<RVec<Model>> {
         let total: usize = rows.iter().map(|row| byte_len(row.2)).sum();
         let lens: Vec<usize> = rows.iter().map(|row| byte_len(row.2)).collect();
         std::thread::scope(|scope| {
@@ -118,7 +117,7 @@ impl SqliteBackend {
                         Err(_) => prepared_buffer(byte_len(len)),
                     },
                 };
-                let instance = self.fill_instance(conn, instance_id, buffer)?;
+                let instance = self.fill_instance(instance_id, buffer)?;
                 models.push(Model {
                     instance_id,
                     model_type: model_type.into(),

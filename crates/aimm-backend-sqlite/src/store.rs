@@ -7,7 +7,7 @@ use crate::open::{
     check_is_database, configure, connect, ensure_models_table, is_read_only, open_connection,
     prepare_path, set_journal_mode, set_page_size, sql_error,
 };
-use crate::read::{list_rows, read_model};
+use crate::read::{list_rows, read_model, ModelReader};
 use crate::watch::Watch;
 use crate::write::{apply_batch, check_model_type};
 use aimm_backend_api::{
@@ -216,7 +216,7 @@ impl Backend for SqliteBackend {
                 .transaction()
                 .map_err(|err| self.error("reading models from", err))?;
             let rows = list_rows(&tx).map_err(|err| self.error("listing models in", err))?;
-            self.read_models(&tx, rows)
+            ModelReader::new(&tx, &self.conf).read_models(rows)
         })
     }
 
@@ -226,7 +226,7 @@ impl Backend for SqliteBackend {
                 .transaction()
                 .map_err(|err| self.error("reading models from", err))?;
             let rows = list_rows(&tx).map_err(|err| self.error("listing models in", err))?;
-            self.read_models_into(&tx, rows, sink)
+            ModelReader::new(&tx, &self.conf).read_models_into(rows, sink)
         })
     }
 
@@ -258,7 +258,7 @@ impl Backend for SqliteBackend {
                 .optional()
                 .map_err(|err| self.error("reading a model from", err))?;
             let (model_type, len) = row.ok_or(BackendError::not_found(instance_id))?;
-            let instance = self.read_instance(&tx, instance_id, len)?;
+            let instance = ModelReader::new(&tx, &self.conf).read_instance(instance_id, len)?;
             Ok(Model {
                 instance_id,
                 model_type: model_type.into(),

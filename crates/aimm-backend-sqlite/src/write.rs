@@ -266,4 +266,64 @@ mod tests {
         assert!(written_in_chunks(1 << 20));
         assert!(written_in_chunks(usize::MAX));
     }
+
+    /// A connection to a fresh file with the Python backend's table and a
+    /// trigger that empties the bytes of every model of type `poison` as
+    /// soon as its row is inserted, so that a large create of that type
+    /// fails after its insert has changed the file (its bytes cannot be
+    /// written into a NULL).
+    fn poisoned_store() -> (tempfile::TempDir, Connection) {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = Connection::open(dir.path().join("m.db")).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE models (id INTEGER PRIMARY KEY AUTOINCREMENT, type TEXT NOT NULL, instance BLOB);
+             CREATE TRIGGER poison AFTER INSERT ON models WHEN NEW.type = 'poison'
+             BEGIN UPDATE models SET instance = NULL WHERE id = NEW.id; END;",
+        )
+        .unwrap();
+        (dir, conn)
+    }
+
+    #[test]
+    fn a_write_that_fails_after_changing_something_leaves_nothing_and_its_batch_is_stored() {
+        let (_dir, mut conn) = poisoned_store();
+        let large = vec![7u8; LARGE_BLOB];
+        let writes = [
+            Model::new(0, "t", large.clone()),
+            Model::new(0, "poison", large.clone()),
+            Model::new(0, "t", vec![1, 2, 3]),
+        ];
+        let (batch, _replies): (Vec<Pending>, Vec<_>) = writes
+            .into_iter()
+            .map(|model| Pending::for_test(WriteKind::Create, model))
+            .unzip();
+        let results = apply_batch(&mut conn, &batch, |doing, err| {
+            BackendError::storage(format!("{doing}: {err}"))
+        })
+        .unwrap();
+        assert!(
+            results[0].is_ok() && results[2].is_ok(),
+            "the others failed"
+        );
+        let failed = results[1]
+            .as_ref()
+            .err()
+            .expect("the poisoned write succeeded");
+        assert_eq!(failed.kind, ErrorKind::Storage, "{failed}");
+        let rows: Vec<(String, Option<i64>)> = conn
+            .prepare("SELECT type, length(instance) FROM models ORDER BY id")
+            .unwrap()
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert_eq!(
+            rows,
+            [
+                ("t".to_string(), Some(LARGE_BLOB as i64)),
+                ("t".to_string(), Some(3))
+            ],
+            "the failed write left something behind, or the others were not stored"
+        );
+    }
 }

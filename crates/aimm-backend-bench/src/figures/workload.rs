@@ -11,6 +11,7 @@ use anyhow::{Context, Result};
 use serde_json::{json, Value};
 
 use super::Bench;
+use crate::lockstep;
 use crate::stores::{self, OpenStore, PhaseTimes, StoreKind};
 use aimm_backend_bench::stats::{median, paired_ratios, range, ratio, secs, verdict};
 
@@ -192,7 +193,7 @@ impl Bench {
                 let db = dir.path().join("models.db");
                 opened.push(OpenStore::open(kind, &self.plugin, db)?);
             }
-            let times = stores::run_lockstep(&mut opened, &self.plugin_path, &payloads, round)?;
+            let times = lockstep::run_lockstep(&mut opened, &self.plugin_path, &payloads, round)?;
             for open in opened {
                 open.store.close()?;
             }

@@ -65,3 +65,7 @@ impl Drop for Awaiting {
         (self.0).0.awaiting.fetch_sub(1, Ordering::SeqCst);
     }
 }
+
+/// Bodies up to this size (pings and pongs are far smaller) count as
+/// progress only once whole, as a message the peer meant to send.
+pub(super) const SMALL_FRAME: usize = 1024;

@@ -1,12 +1,28 @@
 //! Keep-alive: pings answered, a silent peer pinged, everything else handed
 //! on.
 
-use super::read::Frame;
-use super::{ChatterConfig, ChatterError, Conversation, Received, Sender};
+use super::config::{ChatterConfig, ChatterError};
+use super::conversation::Conversation;
+use super::read::{Frame, Rest};
+use super::send::Sender;
 use crate::chatter::Data;
 use crate::sbs::Body;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
+
+/// A message received, with its conversation from our side.
+#[derive(Debug)]
+pub struct Received {
+    /// The conversation it belongs to.
+    pub conversation: Conversation,
+    /// Whether it ends the conversation.
+    pub last: bool,
+    /// The payload: whole, or its first bytes when `rest` is set.
+    pub data: Data,
+    /// The rest of the data of a streamed answer (see
+    /// [`Sender::send_parts_streamed`]), still arriving.
+    pub rest: Option<Rest>,
+}
 
 const PING: &str = "HatChatter.Ping";
 

@@ -2,98 +2,25 @@
 //! ping/pong keep-alive (the server drops peers that stay silent).
 
 mod activity;
+mod config;
+mod conversation;
 mod keepalive;
 mod read;
 mod send;
 
 pub use activity::{Activity, Awaiting};
+pub use config::{ChatterConfig, ChatterError};
+pub use conversation::Conversation;
+pub use keepalive::Received;
 pub use read::{read_frame, Rest};
 pub use send::Sender;
 
-use crate::chatter::{Data, FrameError};
 use keepalive::supervise;
 use read::{read_frames, Streamed};
 use send::WriteSide;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, Mutex};
-
-/// Bodies up to this size (pings and pongs are far smaller) count as
-/// progress only once whole, as a message the peer meant to send.
-const SMALL_FRAME: usize = 1024;
-
-/// Connection settings.
-#[derive(Debug, Clone)]
-pub struct ChatterConfig {
-    /// Frames announcing a larger body are refused at once. A body is
-    /// allocated as its bytes arrive, never ahead of them, so the bound is
-    /// not what protects memory; by default it is the most one buffer can
-    /// hold, so that no legitimate answer is refused.
-    pub max_frame: usize,
-    /// Silence after which we ping the peer.
-    pub ping_delay: Duration,
-    /// Further silence after a ping after which the connection is closed,
-    /// unless an answer is due (see [`Activity::awaiting`]).
-    pub ping_timeout: Duration,
-}
-
-impl Default for ChatterConfig {
-    fn default() -> Self {
-        ChatterConfig {
-            max_frame: isize::MAX as usize,
-            ping_delay: Duration::from_secs(20),
-            ping_timeout: Duration::from_secs(20),
-        }
-    }
-}
-
-/// Why a connection failed or closed.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum ChatterError {
-    /// The socket failed.
-    #[error("Chatter I/O: {0}")]
-    Io(String),
-    /// A frame could not be accepted.
-    #[error(transparent)]
-    Frame(#[from] FrameError),
-    /// The peer stopped answering.
-    #[error("Chatter peer silent for {0:?} after a ping")]
-    PingTimeout(Duration),
-    /// The connection is closed.
-    #[error("Chatter connection closed")]
-    Closed,
-}
-
-impl From<std::io::Error> for ChatterError {
-    fn from(err: std::io::Error) -> Self {
-        ChatterError::Io(err.to_string())
-    }
-}
-
-/// A conversation, from our side: the id of its first message and whether
-/// we started it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Conversation {
-    /// Id of the conversation's first message.
-    pub first: i64,
-    /// Whether we started it.
-    pub owner: bool,
-}
-
-/// A message received, with its conversation from our side.
-#[derive(Debug)]
-pub struct Received {
-    /// The conversation it belongs to.
-    pub conversation: Conversation,
-    /// Whether it ends the conversation.
-    pub last: bool,
-    /// The payload: whole, or its first bytes when `rest` is set.
-    pub data: Data,
-    /// The rest of the data of a streamed answer (see
-    /// [`Sender::send_parts_streamed`]), still arriving.
-    pub rest: Option<Rest>,
-}
 
 /// Connects to a Chatter peer. Returns the sender and the stream of
 /// received messages; the stream ends with the error that closed it.
@@ -129,11 +56,12 @@ pub async fn connect(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::chatter::{Msg, MAX_LENGTH_FIELD};
+    use crate::chatter::{Data, FrameError, Msg, MAX_LENGTH_FIELD};
     use crate::sbs::{Body, Parts};
     use keepalive::PONG;
     use read::{read_frame_noting, CHUNK, STREAM_PIECE, STREAM_QUEUE, STREAM_START};
     use std::sync::atomic::Ordering;
+    use std::time::Duration;
     use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 
     fn msg(id: i64) -> Msg {

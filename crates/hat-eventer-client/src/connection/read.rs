@@ -1,7 +1,8 @@
 //! The read path: frames decoded as they arrive, the answers to streamed
 //! requests handed on once their start is in.
 
-use super::{Activity, ChatterError, SMALL_FRAME};
+use super::activity::{Activity, SMALL_FRAME};
+use super::config::ChatterError;
 use crate::chatter::{FrameError, FrameHeader, Msg, MAX_LENGTH_FIELD};
 use crate::sbs::Body;
 use std::collections::HashSet;

@@ -1,8 +1,10 @@
 //! [`Sender`]: the send path, large bodies written in slices with progress
 //! noted after each.
 
+use super::activity::{Activity, SMALL_FRAME};
+use super::config::ChatterError;
+use super::conversation::Conversation;
 use super::read::{lock, Streamed};
-use super::{Activity, ChatterError, Conversation, SMALL_FRAME};
 use crate::chatter::{Data, FrameHeader, Msg};
 use crate::sbs::{Body, Parts};
 use std::sync::Arc;
