@@ -26,6 +26,9 @@ cargo build --release --workspace
 step "the aimm_backend Python wheel (maturin, into target/wheels/)"
 bash scripts/build-wheel.sh >/dev/null
 
+step "the type stubs of aimm_backend._native against the built module (mypy.stubtest)"
+bash scripts/check-stubs.sh "$python"
+
 step "clippy -D warnings"
 cargo clippy --release --workspace --all-targets -- -D warnings
 

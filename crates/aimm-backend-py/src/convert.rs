@@ -1,8 +1,9 @@
-//! Hat events between Rust and Python, as plain tuples.
+//! Hat events between Rust and Python, as tuples.
 //!
 //! The Python half turns these into `hat.event.common` objects and back
-//! (`aimm_backend/_events.py`); tuples keep this side independent of the
-//! hat-event version the server has installed.
+//! (`aimm_backend/_events.py`, whose `EventTuple` and `RegisterEventTuple`
+//! are [`EventTuple`] and [`RegisterEventTuple`] here); tuples keep this
+//! side independent of the hat-event version the server has installed.
 //!
 //! * event: `(server, session, instance, type, (s, us), source_ts, payload)`
 //! * register event: `(type, source_ts, payload)`
@@ -18,15 +19,35 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
 
-/// An event tuple: `(server, session, instance, type, (s, us), source_ts, payload)`.
-type EventTuple<'py> = (
+/// An event as the Python half hands it over (`_events.EventTuple`).
+#[derive(FromPyObject)]
+struct EventTuple<'py>(
+    /// The registering server.
     i64,
+    /// The server's session.
     i64,
+    /// The event's number in the session.
     i64,
+    /// The event type's segments.
     Vec<String>,
+    /// `(s, us)`: when the server registered it.
     (i64, i64),
+    /// `(s, us)`, if the source gave one.
     Option<(i64, i64)>,
+    /// The payload tuple, if any.
     Option<Bound<'py, PyAny>>,
+);
+
+/// An event to register as the Python half takes it
+/// (`_events.RegisterEventTuple`).
+#[derive(IntoPyObject)]
+struct RegisterEventTuple<'py>(
+    /// The event type's segments.
+    Bound<'py, PyTuple>,
+    /// `(s, us)`, if the source gave one.
+    Option<(i64, i64)>,
+    /// The payload tuple, or `None`.
+    Bound<'py, PyAny>,
 );
 
 /// A register event as the Python bridge takes it.
@@ -41,14 +62,7 @@ pub fn register_event_to_py<'py>(
         .map(|t| (t.s, t.us))
         .into_option();
     let payload = payload_to_py(py, event.payload.as_ref().into_option())?;
-    PyTuple::new(
-        py,
-        [
-            event_type.into_any(),
-            source.into_pyobject(py)?.into_any(),
-            payload,
-        ],
-    )
+    RegisterEventTuple(event_type, source, payload).into_pyobject(py)
 }
 
 fn payload_to_py<'py>(
@@ -70,7 +84,7 @@ fn payload_to_py<'py>(
 
 /// An event from the Python bridge's tuple.
 pub fn event_from_py(item: &Bound<'_, PyAny>) -> PyResult<Event> {
-    let (server, session, instance, event_type, timestamp, source, payload): EventTuple<'_> =
+    let EventTuple(server, session, instance, event_type, timestamp, source, payload) =
         item.extract()?;
     Ok(Event {
         id: EventId {

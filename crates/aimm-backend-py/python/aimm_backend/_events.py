@@ -16,20 +16,53 @@ deadline. The deadlock traps, and how each is designed out:
 * a loop that is closed or never answers: the call fails with a clear
   error when the loop is gone or the deadline passes, never hangs.
 
-Events cross to the Rust side as plain tuples (see ``convert.rs``):
-``(server, session, instance, type, (s, us), source_ts, payload)``, with a
-payload of ``None``, ``("json", text)`` or ``("binary", type, bytes)``; a
-JSON payload of the server's goes over as ``("json_data", data)``, and the
-Rust side writes its text (``json.dumps`` takes 0.4 s for the payload of a
-64 MiB model).
+Events cross to the Rust side as tuples (:class:`EventTuple`,
+:class:`RegisterEventTuple`; ``convert.rs`` reads and writes the same
+shapes), with a payload of ``None``, ``("json", text)`` or
+``("binary", type, bytes)``; a JSON payload of the server's goes over as
+``("json_data", data)``, and the Rust side writes its text (``json.dumps``
+takes 0.4 s for the payload of a 64 MiB model).
 """
 
 import asyncio
 import concurrent.futures
 import json
 import threading
+from typing import Any, Literal, NamedTuple, Optional, Union
 
 import hat.event.common
+
+Payload = Union[
+    None,
+    tuple[Literal["json"], str],
+    tuple[Literal["json_data"], Any],
+    tuple[Literal["binary"], str, bytes],
+]
+"""An event payload as it crosses to the Rust side."""
+
+TimestampTuple = tuple[int, int]
+"""``(s, us)``."""
+
+
+class EventTuple(NamedTuple):
+    """An event as the Rust side takes it (``convert.rs``, ``EventTuple``)."""
+
+    server: int
+    session: int
+    instance: int
+    type: tuple[str, ...]
+    timestamp: TimestampTuple
+    source_timestamp: Optional[TimestampTuple]
+    payload: Payload
+
+
+class RegisterEventTuple(NamedTuple):
+    """An event to register as the Rust side hands it over (``convert.rs``,
+    ``register_event_to_py``)."""
+
+    type: tuple[str, ...]
+    source_timestamp: Optional[TimestampTuple]
+    payload: Payload
 
 DEFAULT_TIMEOUT = 30.0
 """Seconds a plugin waits for the server's client to answer one call, plus
@@ -130,10 +163,10 @@ class EventBridge:
             ) from e
 
 
-def event_to_tuple(event, payload=True):
+def event_to_tuple(event, payload=True) -> EventTuple:
     """A ``hat.event.common.Event`` as the Rust side takes it (without its
     payload unless ``payload``)."""
-    return (
+    return EventTuple(
         event.id.server,
         event.id.session,
         event.id.instance,
@@ -165,7 +198,7 @@ def _payload_mib(event):
 
 
 def _register_event_from_tuple(event):
-    event_type, source_timestamp, payload = event
+    event_type, source_timestamp, payload = RegisterEventTuple(*event)
     return hat.event.common.RegisterEvent(
         type=tuple(event_type),
         source_timestamp=(
