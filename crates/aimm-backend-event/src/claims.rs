@@ -99,24 +99,10 @@ fn hand_out(group: Vec<Waiter>, claim: &impl Fn(usize) -> Result<Vec<InstanceId>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use aimm_backend_test_support::within;
     use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
     use std::sync::Arc;
     use std::time::Duration;
-
-    /// Runs `f` on its own thread and returns its result, failing the test
-    /// if it has not finished within 30 s (a lost reply hangs its create).
-    fn within<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
-        let (done, result) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
-            let _ = done.send(outcome);
-        });
-        match result.recv_timeout(Duration::from_secs(30)) {
-            Ok(Ok(value)) => value,
-            Ok(Err(panic)) => std::panic::resume_unwind(panic),
-            Err(_) => panic!("{what} did not return within 30 s"),
-        }
-    }
 
     #[test]
     fn a_create_alone_claims_one_id() {

@@ -908,14 +908,17 @@ mod tests {
         python_model(&server, (1 << 16) | 2, 99);
         let second = backend.create_model("t".into(), vec![2].into()).unwrap();
         assert_eq!(second.instance_id, (1 << 16) | 3, "the taken id is skipped");
+        assert_kept(&backend, (1 << 16) | 2);
+    }
+
+    /// Asserts that the other host's model [`python_model`] put at `id` is
+    /// still there.
+    fn assert_kept(backend: &EventBackend, id: InstanceId) {
+        let kept = backend.get_model(id).unwrap();
         assert_eq!(
-            backend
-                .get_model((1 << 16) | 2)
-                .unwrap()
-                .model_type
-                .as_str(),
+            kept.model_type.as_str(),
             "py",
-            "the other host's model is untouched"
+            "the other host's model at {id} was overwritten"
         );
     }
 
@@ -951,15 +954,7 @@ mod tests {
             before,
             "a pooled id was asked of the server"
         );
-        assert_eq!(
-            backend
-                .get_model((1 << 16) | 2)
-                .unwrap()
-                .model_type
-                .as_str(),
-            "py",
-            "the other host's model is untouched"
-        );
+        assert_kept(&backend, (1 << 16) | 2);
     }
 
     #[test]
@@ -979,15 +974,7 @@ mod tests {
         let expected: Vec<InstanceId> = [1, 2, 4, 5].iter().map(|i| (1 << 16) | i).collect();
         assert_eq!(ids, expected, "the taken id is skipped");
         assert_eq!(queries(&server), 1, "one query for the block");
-        assert_eq!(
-            backend
-                .get_model((1 << 16) | 3)
-                .unwrap()
-                .model_type
-                .as_str(),
-            "py",
-            "the other host's model is untouched"
-        );
+        assert_kept(&backend, (1 << 16) | 3);
     }
 
     #[test]

@@ -31,6 +31,7 @@ use aimm_backend_api::{
     RegisterMode, Result,
 };
 use hat_eventer_client::client::{connect, Client, ClientConfig};
+use hat_eventer_client::connection::Activity;
 use hat_eventer_client::eventer_msg as msg;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -147,29 +148,22 @@ impl HatEventClient {
         request_len: usize,
     ) -> Result<()> {
         let number = connection.number;
-        let activity = connection.client.activity().clone();
         let timeout = connection.client.patience(request_len);
         let mut persisted = self.persisted.clone();
-        let outcome = self.run(async move {
-            let _awaiting = activity.awaiting();
-            let started = tokio::time::Instant::now();
-            loop {
-                let quiet_since = activity.last().max(started);
-                let reported =
-                    persisted.wait_for(|p| p.connection != number || p.newest >= Some(newest));
-                match tokio::time::timeout_at(quiet_since + timeout, reported).await {
-                    Ok(outcome) => return Some(outcome.map(|p| *p)),
-                    Err(_) if activity.last() > quiet_since => continue,
-                    Err(_) => return None,
-                }
-            }
-        });
+        let reported = async move {
+            persisted
+                .wait_for(|p| p.connection != number || p.newest >= Some(newest))
+                .await
+                .map(|p| *p)
+        };
+        let outcome = self.run(until_silent(
+            connection.client.activity(),
+            timeout,
+            reported,
+        ));
         match outcome {
             Some(Ok(p)) if p.connection == number => Ok(()),
-            Some(_) => Err(self.unavailable(
-                "the connection dropped before the server reported the registered events \
-                 persisted; they may or may not be stored",
-            )),
+            Some(_) => Err(self.dropped_before_persisted()),
             None => Err(self.not_reported_persisted(timeout)),
         }
     }
@@ -181,37 +175,30 @@ impl HatEventClient {
     fn wait_notified(
         &self,
         connection: &Connection,
-        mut notified: tokio::sync::oneshot::Receiver<Vec<msg::Event>>,
+        notified: tokio::sync::oneshot::Receiver<Vec<msg::Event>>,
         request_len: usize,
     ) -> Result<Vec<msg::Event>> {
         let number = connection.number;
-        let activity = connection.client.activity().clone();
         let timeout = connection.client.patience(request_len);
         let mut persisted = self.persisted.clone();
-        let outcome = self.run(async move {
-            let _awaiting = activity.awaiting();
-            let started = tokio::time::Instant::now();
-            loop {
-                let quiet_since = activity.last().max(started);
-                tokio::select! {
-                    found = &mut notified => return Some(found.ok()),
-                    _ = persisted.wait_for(|p| p.connection != number) => return Some(None),
-                    _ = tokio::time::sleep_until(quiet_since + timeout) => {
-                        if activity.last() <= quiet_since {
-                            return None;
-                        }
-                    }
-                }
+        let found = async move {
+            tokio::select! {
+                found = notified => found.ok(),
+                _ = persisted.wait_for(|p| p.connection != number) => None,
             }
-        });
-        match outcome {
+        };
+        match self.run(until_silent(connection.client.activity(), timeout, found)) {
             Some(Some(found)) => Ok(found),
-            Some(None) => Err(self.unavailable(
-                "the connection dropped before the server reported the registered events \
-                 persisted; they may or may not be stored",
-            )),
+            Some(None) => Err(self.dropped_before_persisted()),
             None => Err(self.not_reported_persisted(timeout)),
         }
+    }
+
+    fn dropped_before_persisted(&self) -> BackendError {
+        self.unavailable(
+            "the connection dropped before the server reported the registered events \
+             persisted; they may or may not be stored",
+        )
     }
 
     fn not_reported_persisted(&self, timeout: Duration) -> BackendError {
@@ -241,6 +228,27 @@ impl HatEventClient {
     /// host's blocking threads).
     fn run<T>(&self, call: impl std::future::Future<Output = T>) -> T {
         self.runtime.block_on(call)
+    }
+}
+
+/// Waits for `wait` while an answer is due on the connection of
+/// `activity`; `None` once the connection has sent nothing for `patience`
+/// (a long transfer that keeps moving never runs out).
+async fn until_silent<T>(
+    activity: &Activity,
+    patience: Duration,
+    wait: impl std::future::Future<Output = T>,
+) -> Option<T> {
+    let _awaiting = activity.awaiting();
+    let started = tokio::time::Instant::now();
+    let mut wait = std::pin::pin!(wait);
+    loop {
+        let quiet_since = activity.last().max(started);
+        match tokio::time::timeout_at(quiet_since + patience, wait.as_mut()).await {
+            Ok(value) => return Some(value),
+            Err(_) if activity.last() > quiet_since => continue,
+            Err(_) => return None,
+        }
     }
 }
 

@@ -124,23 +124,9 @@ impl Pending {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use aimm_backend_test_support::within;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;
-
-    /// Runs `f` on its own thread and returns its result, failing the test
-    /// if it has not finished within 30 s (a lost reply hangs its writer).
-    fn within<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
-        let (done, result) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
-            let _ = done.send(outcome);
-        });
-        match result.recv_timeout(std::time::Duration::from_secs(30)) {
-            Ok(Ok(value)) => value,
-            Ok(Err(panic)) => std::panic::resume_unwind(panic),
-            Err(_) => panic!("{what} did not return within 30 s"),
-        }
-    }
 
     fn echo(batch: Vec<Pending>) {
         for pending in batch {

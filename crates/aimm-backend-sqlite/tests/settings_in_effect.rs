@@ -122,6 +122,14 @@ fn page_size_of(path: &Path) -> u32 {
         .unwrap()
 }
 
+/// Opens the store `conf` describes, stores a model of 100 kB and closes it.
+fn store_one_model(conf: SqliteConfig) {
+    let backend = SqliteBackend::open(conf).unwrap();
+    backend
+        .create_model("t".into(), vec![7; 100_000].into())
+        .unwrap();
+}
+
 #[test]
 fn a_created_file_gets_the_configured_page_size_and_an_existing_one_keeps_its_own() {
     for (journal_mode, page_size) in [
@@ -137,11 +145,7 @@ fn a_created_file_gets_the_configured_page_size_and_an_existing_one_keeps_its_ow
         if let Some(size) = page_size {
             conf.page_size = size;
         }
-        let backend = SqliteBackend::open(conf).unwrap();
-        backend
-            .create_model("t".into(), vec![7; 100_000].into())
-            .unwrap();
-        drop(backend);
+        store_one_model(conf);
         assert_eq!(
             page_size_of(&path),
             page_size.unwrap_or(65536),
@@ -161,11 +165,7 @@ fn a_created_file_gets_the_configured_page_size_and_an_existing_one_keeps_its_ow
         default_size, 65536,
         "the plain connection made 64 KiB pages"
     );
-    let backend = SqliteBackend::open(SqliteConfig::new(&path)).unwrap();
-    backend
-        .create_model("t".into(), vec![7; 100_000].into())
-        .unwrap();
-    drop(backend);
+    store_one_model(SqliteConfig::new(&path));
     assert_eq!(
         page_size_of(&path),
         default_size,

@@ -6,7 +6,8 @@
 //! - [`process`]: running a command with a deadline;
 //! - [`venv`]: the Python reference venv's interpreter;
 //! - [`hat`]: a real `hat-event-server` on loopback;
-//! - [`payload`]: deterministic model bytes.
+//! - [`payload`]: deterministic model bytes;
+//! - [`threads`]: a blocking call on a thread of its own, with a deadline.
 //!
 //! Helpers that the tests call come in panicking form (a failure fails the
 //! test with a message); what the benchmarks call returns
@@ -19,6 +20,7 @@ pub mod hat;
 pub mod payload;
 pub mod process;
 pub mod root;
+pub mod threads;
 pub mod venv;
 
 pub use hat::HatServer;
@@ -27,4 +29,5 @@ pub use process::{
     COMMAND_DEADLINE,
 };
 pub use root::workspace_root;
+pub use threads::within;
 pub use venv::{python, venv_python};
