@@ -3,7 +3,7 @@
 //! below pin it):
 //!
 //! - [`test_bytes`]: the tests' payloads (xorshift);
-//! - [`make`], [`fill_at`], [`matches`] and [`seed`]: the `aimm-backend-bench`
+//! - [`make`], [`fill_at`], [`matches`](fn@matches) and [`seed`]: the `aimm-backend-bench`
 //!   pattern, cheap, distinct per model and per round, and addressable by
 //!   position so that a 1 GiB model can be checked in pieces without a
 //!   second copy (SplitMix64);

@@ -14,7 +14,7 @@ pub struct ChatterConfig {
     /// Silence after which we ping the peer.
     pub ping_delay: Duration,
     /// Further silence after a ping after which the connection is closed,
-    /// unless an answer is due (see [`Activity::awaiting`]).
+    /// unless an answer is due (see [`Activity::awaiting`](super::Activity::awaiting)).
     pub ping_timeout: Duration,
 }
 

@@ -19,85 +19,24 @@
 //! # Ok(()) }
 //! ```
 
-use crate::chatter::Data;
-use crate::connection::{
-    self, Activity, ChatterConfig, ChatterError, Conversation, Received, Rest, Sender,
-};
+mod answer;
+mod config;
+mod message;
+mod query;
+
+pub use answer::RegisterAnswer;
+pub use config::{ClientConfig, ClientError};
+pub use query::{QueryEvents, QueryStream};
+
+use crate::connection::{self, Activity, ChatterError, Conversation, Received, Sender};
 use crate::eventer_msg::*;
-use crate::sbs::{Body, ChunkSource, DecodeError, Parts, Reader};
-use std::cell::RefCell;
-use std::collections::HashMap;
-use std::rc::Rc;
+use crate::sbs::Parts;
+use answer::Answer;
+use message::{check_type, decode_as, message, Pending};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{mpsc, oneshot, Mutex};
-
-/// Client settings.
-#[derive(Debug, Clone)]
-pub struct ClientConfig {
-    /// The Chatter connection's settings.
-    pub chatter: ChatterConfig,
-    /// How long connecting may take, the server's answer to our init
-    /// message included.
-    pub connect_timeout: Duration,
-    /// How long the server may stay silent while an answer is due. Silence
-    /// counts from the last progress (see [`Activity`]), so a transfer
-    /// that keeps moving never times out.
-    pub idle_timeout: Duration,
-    /// Added to `idle_timeout` for each MiB of a request: the server reads
-    /// all of it, and to answer a registration encodes it again, before it
-    /// sends a byte. (hat-event-server 0.9.44 stayed silent for 45 s after
-    /// a registration of 680 MB: 66 ms per MiB.)
-    pub idle_per_mib: Duration,
-}
-
-impl Default for ClientConfig {
-    fn default() -> Self {
-        ClientConfig {
-            chatter: ChatterConfig::default(),
-            connect_timeout: Duration::from_secs(5),
-            idle_timeout: Duration::from_secs(60),
-            idle_per_mib: Duration::from_millis(100),
-        }
-    }
-}
-
-/// What went wrong talking to the event server.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum ClientError {
-    /// The transport failed or closed.
-    #[error(transparent)]
-    Chatter(#[from] ChatterError),
-    /// A message could not be decoded.
-    #[error("{0}")]
-    Decode(#[from] DecodeError),
-    /// The server refused the connection (`MsgInitRes.error`).
-    #[error("the event server refused the client: {0}")]
-    Refused(String),
-    /// The server answered `MsgRegisterRes.failure`.
-    #[error("the event server did not register the events")]
-    RegisterFailed,
-    /// The server reported a status change while a fenced registration
-    /// was in flight (see [`Client::register_fenced`]): it may or may not
-    /// have registered the events.
-    #[error(
-        "the event server's status changed to {0:?} while the events were on their way; \
-         they may or may not be registered"
-    )]
-    StatusChanged(Status),
-    /// No progress in time.
-    #[error("no answer from the event server: nothing came for {0:.1?} ({1})")]
-    Timeout(Duration, &'static str),
-    /// The server sent something the protocol does not allow here.
-    #[error("unexpected message from the event server: {0}")]
-    Protocol(String),
-}
-
-/// An answer as it came: whole, or its start and the [`Rest`] to come.
-type Answered = (Data, Option<Rest>);
-
-type Pending = Arc<Mutex<HashMap<i64, oneshot::Sender<Result<Answered, ClientError>>>>>;
+use tokio::sync::{mpsc, oneshot};
 
 /// A connected, initialized Eventer client. Cheap to clone.
 #[derive(Clone)]
@@ -109,29 +48,6 @@ pub struct Client {
     status_reports: Arc<AtomicU64>,
     idle_timeout: Duration,
     idle_per_mib: Duration,
-}
-
-fn message<T: Message>(value: &T) -> Data {
-    Data {
-        data_type: T::TYPE.to_string(),
-        data: Body::from(encode(value)),
-    }
-}
-
-fn decode_as<T: Message>(data: Data) -> Result<T, ClientError> {
-    check_type::<T>(&data)?;
-    Ok(decode_body(data.data)?)
-}
-
-fn check_type<T: Message>(data: &Data) -> Result<(), ClientError> {
-    if data.data_type != T::TYPE {
-        return Err(ClientError::Protocol(format!(
-            "expected {}, got {}",
-            T::TYPE,
-            data.data_type
-        )));
-    }
-    Ok(())
 }
 
 /// Connects, sends `init` and waits for the server's answer. Returns the
@@ -351,7 +267,8 @@ impl Client {
             conversation.first
         };
         Ok(Answer {
-            client: self.clone(),
+            sender: self.sender.clone(),
+            pending: self.pending.clone(),
             first,
             receiver: answer_rx,
             sent: tokio::time::Instant::now(),
@@ -360,211 +277,6 @@ impl Client {
             _awaiting: awaiting,
             _type: std::marker::PhantomData,
         })
-    }
-}
-
-/// An answer due from the server, of type `Res`.
-struct Answer<Res> {
-    client: Client,
-    first: i64,
-    receiver: oneshot::Receiver<Result<Answered, ClientError>>,
-    sent: tokio::time::Instant,
-    patience: Duration,
-    what: &'static str,
-    _awaiting: connection::Awaiting,
-    _type: std::marker::PhantomData<fn() -> Res>,
-}
-
-impl<Res: Message> Answer<Res> {
-    /// Waits until the answer arrives, or the connection has made no
-    /// progress for the request's patience.
-    async fn wait(self) -> Result<Res, ClientError> {
-        self.wait_decoded(decode_as).await
-    }
-
-    /// [`Answer::wait`], decoding the answer with `decode`.
-    async fn wait_decoded(
-        self,
-        decode: impl FnOnce(Data) -> Result<Res, ClientError>,
-    ) -> Result<Res, ClientError> {
-        // Only answers asked for streamed come with a rest.
-        let (data, _rest) = self.wait_answered().await?;
-        decode(data)
-    }
-
-    /// Waits until the answer, or its start, arrives, or the connection
-    /// has made no progress for the request's patience.
-    async fn wait_answered(mut self) -> Result<Answered, ClientError> {
-        let timeout = self.patience;
-        loop {
-            let quiet_since = self.client.activity().last().max(self.sent);
-            match tokio::time::timeout_at(quiet_since + timeout, &mut self.receiver).await {
-                Ok(Ok(answer)) => return answer,
-                Ok(Err(_)) => return Err(ChatterError::Closed.into()),
-                Err(_) if self.client.activity().last() > quiet_since => continue,
-                Err(_) => {
-                    self.client.pending.lock().await.remove(&self.first);
-                    self.client.sender.forget_streamed(Conversation {
-                        first: self.first,
-                        owner: true,
-                    });
-                    return Err(ClientError::Timeout(timeout, self.what));
-                }
-            }
-        }
-    }
-}
-
-/// The answer to [`Client::query_streamed`], its events still to decode.
-pub struct QueryStream {
-    start: Body,
-    rest: Option<Rest>,
-    activity: Activity,
-    patience: Duration,
-    /// The answer is still arriving.
-    _awaiting: connection::Awaiting,
-}
-
-impl QueryStream {
-    /// The events, each decoded once its bytes have arrived. Waits for
-    /// them on `runtime`, so it must be iterated outside the runtime's
-    /// tasks (on a blocking thread); the connection may stay silent for
-    /// the request's patience between pieces. After the last event the
-    /// end of the answer is checked; the first error ends the iteration.
-    pub fn events(self, runtime: tokio::runtime::Handle) -> QueryEvents {
-        let failure = Rc::new(RefCell::new(None));
-        let owed = self.rest.as_ref().map_or(0, |rest| rest.len);
-        let source = RestSource {
-            rest: self.rest,
-            runtime,
-            activity: self.activity,
-            patience: self.patience,
-            failure: failure.clone(),
-            _awaiting: self._awaiting,
-        };
-        QueryEvents {
-            reader: Reader::streaming(self.start, owed, source),
-            left: None,
-            failure,
-            done: false,
-        }
-    }
-}
-
-/// The events of a [`QueryStream`], in the order the server sent them.
-pub struct QueryEvents {
-    reader: Reader<'static>,
-    /// Events not read yet (`None`: the count is not read yet).
-    left: Option<usize>,
-    /// Why the rest stopped arriving, if it did.
-    failure: Rc<RefCell<Option<ClientError>>>,
-    done: bool,
-}
-
-impl QueryEvents {
-    fn step(&mut self) -> Result<Option<Event>, DecodeError> {
-        let left = match self.left {
-            Some(left) => left,
-            None => self.reader.array_len()?,
-        };
-        if left == 0 {
-            self.left = Some(0);
-            self.reader.boolean()?; // more_follows: never set for latest
-            self.reader.finish()?;
-            return Ok(None);
-        }
-        let event = Event::read(&mut self.reader)?;
-        self.left = Some(left - 1);
-        Ok(Some(event))
-    }
-}
-
-impl Iterator for QueryEvents {
-    type Item = Result<Event, ClientError>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        if self.done {
-            return None;
-        }
-        match self.step() {
-            Ok(Some(event)) => Some(Ok(event)),
-            Ok(None) => {
-                self.done = true;
-                None
-            }
-            Err(err) => {
-                self.done = true;
-                let failure = self.failure.borrow_mut().take();
-                Some(Err(failure.unwrap_or(ClientError::Decode(err))))
-            }
-        }
-    }
-}
-
-/// The pieces of a streamed answer, waited for with the request's
-/// patience.
-struct RestSource {
-    rest: Option<Rest>,
-    runtime: tokio::runtime::Handle,
-    activity: Activity,
-    patience: Duration,
-    failure: Rc<RefCell<Option<ClientError>>>,
-    _awaiting: connection::Awaiting,
-}
-
-impl RestSource {
-    async fn next_piece(&mut self) -> Result<Vec<u8>, ClientError> {
-        let rest = self.rest.as_mut().ok_or(ChatterError::Closed)?;
-        loop {
-            let quiet_since = self.activity.last();
-            match tokio::time::timeout_at(quiet_since + self.patience, rest.next()).await {
-                Ok(Some(piece)) => return Ok(piece?),
-                Ok(None) => return Err(ChatterError::Closed.into()),
-                Err(_) if self.activity.last() > quiet_since => continue,
-                Err(_) => return Err(ClientError::Timeout(self.patience, "query")),
-            }
-        }
-    }
-}
-
-impl ChunkSource for RestSource {
-    fn next_chunk(&mut self) -> Result<Vec<u8>, String> {
-        let runtime = self.runtime.clone();
-        runtime.block_on(self.next_piece()).map_err(|err| {
-            let why = err.to_string();
-            *self.failure.borrow_mut() = Some(err);
-            why
-        })
-    }
-}
-
-/// The answer to a registration sent by [`Client::request_registration`].
-pub struct RegisterAnswer(Answer<MsgRegisterRes>);
-
-impl RegisterAnswer {
-    /// Waits for the registered events (see [`ClientConfig::idle_timeout`]).
-    pub async fn wait(self) -> Result<Vec<Event>, ClientError> {
-        Self::events(self.0.wait().await?)
-    }
-
-    /// Waits for the registered events, keeping none of the payloads the
-    /// server echoes (each event's `payload` is `None`).
-    pub async fn wait_without_payloads(self) -> Result<Vec<Event>, ClientError> {
-        let answer = self
-            .0
-            .wait_decoded(|data| {
-                check_type::<MsgRegisterRes>(&data)?;
-                Ok(MsgRegisterRes::decode_without_payloads(data.data)?)
-            })
-            .await?;
-        Self::events(answer)
-    }
-
-    fn events(answer: MsgRegisterRes) -> Result<Vec<Event>, ClientError> {
-        match answer {
-            MsgRegisterRes::Events(events) => Ok(events),
-            MsgRegisterRes::Failure => Err(ClientError::RegisterFailed),
-        }
     }
 }
 

@@ -1,0 +1,67 @@
+//! A client's settings, and why a call failed.
+
+use crate::connection::{ChatterConfig, ChatterError};
+use crate::eventer_msg::*;
+use crate::sbs::DecodeError;
+use std::time::Duration;
+
+/// Client settings.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// The Chatter connection's settings.
+    pub chatter: ChatterConfig,
+    /// How long connecting may take, the server's answer to our init
+    /// message included.
+    pub connect_timeout: Duration,
+    /// How long the server may stay silent while an answer is due. Silence
+    /// counts from the last progress (see [`Activity`](crate::connection::Activity)), so a transfer
+    /// that keeps moving never times out.
+    pub idle_timeout: Duration,
+    /// Added to `idle_timeout` for each MiB of a request: the server reads
+    /// all of it, and to answer a registration encodes it again, before it
+    /// sends a byte. (hat-event-server 0.9.44 stayed silent for 45 s after
+    /// a registration of 680 MB: 66 ms per MiB.)
+    pub idle_per_mib: Duration,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        ClientConfig {
+            chatter: ChatterConfig::default(),
+            connect_timeout: Duration::from_secs(5),
+            idle_timeout: Duration::from_secs(60),
+            idle_per_mib: Duration::from_millis(100),
+        }
+    }
+}
+
+/// What went wrong talking to the event server.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ClientError {
+    /// The transport failed or closed.
+    #[error(transparent)]
+    Chatter(#[from] ChatterError),
+    /// A message could not be decoded.
+    #[error("{0}")]
+    Decode(#[from] DecodeError),
+    /// The server refused the connection (`MsgInitRes.error`).
+    #[error("the event server refused the client: {0}")]
+    Refused(String),
+    /// The server answered `MsgRegisterRes.failure`.
+    #[error("the event server did not register the events")]
+    RegisterFailed,
+    /// The server reported a status change while a fenced registration
+    /// was in flight (see [`Client::register_fenced`](super::Client::register_fenced)): it may or may not
+    /// have registered the events.
+    #[error(
+        "the event server's status changed to {0:?} while the events were on their way; \
+         they may or may not be registered"
+    )]
+    StatusChanged(Status),
+    /// No progress in time.
+    #[error("no answer from the event server: nothing came for {0:.1?} ({1})")]
+    Timeout(Duration, &'static str),
+    /// The server sent something the protocol does not allow here.
+    #[error("unexpected message from the event server: {0}")]
+    Protocol(String),
+}
