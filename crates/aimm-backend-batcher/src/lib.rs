@@ -258,7 +258,8 @@ mod tests {
             })
             .collect();
         for (n, thread) in threads.into_iter().enumerate() {
-            assert_eq!(thread.join().unwrap(), Ok(n * 10));
+            let got = within("a concurrent caller", move || thread.join().unwrap());
+            assert_eq!(got, Ok(n * 10));
         }
         let batches = batches.load(Ordering::SeqCst);
         assert!(
@@ -291,77 +292,92 @@ mod tests {
 
     #[test]
     fn take_may_leave_members_for_the_next_batch() {
-        let batcher = Batcher::default();
-        let sizes = Mutex::new(Vec::new());
-        let (first, first_waiting) = reply();
-        let (second, second_waiting) = reply();
-        // Both queued before anyone leads: hold leadership by hand.
-        batcher.lock().leader_active = true;
-        batcher.join(Member { n: 1, reply: first }, take_all, |b| b, orphaned);
-        batcher.lock().leader_active = false;
-        batcher.join(
-            Member {
-                n: 2,
-                reply: second,
-            },
-            |queue: &mut VecDeque<Member>| queue.pop_front().into_iter().collect(),
-            |batch| {
-                sizes.lock().unwrap().push(batch.len());
-                for m in batch {
-                    m.reply.send(Ok(m.n));
-                }
-                Vec::new()
-            },
-            orphaned,
-        );
-        assert_eq!(*sizes.lock().unwrap(), [1, 1], "one member per batch");
-        assert_eq!(first_waiting.wait(|| Err("lost".into())), Ok(1));
-        assert_eq!(second_waiting.wait(|| Err("lost".into())), Ok(2));
+        let sizes = within("members taken one per batch", || {
+            let batcher = Batcher::default();
+            let sizes = Mutex::new(Vec::new());
+            let (first, first_waiting) = reply();
+            let (second, second_waiting) = reply();
+            // Both queued before anyone leads: hold leadership by hand.
+            batcher.lock().leader_active = true;
+            batcher.join(Member { n: 1, reply: first }, take_all, |b| b, orphaned);
+            assert_eq!(
+                batcher.queued(),
+                1,
+                "a member joining a led batcher is queued"
+            );
+            assert!(batcher.is_led());
+            batcher.lock().leader_active = false;
+            assert!(!batcher.is_led());
+            batcher.join(
+                Member {
+                    n: 2,
+                    reply: second,
+                },
+                |queue: &mut VecDeque<Member>| queue.pop_front().into_iter().collect(),
+                |batch| {
+                    sizes.lock().unwrap().push(batch.len());
+                    for m in batch {
+                        m.reply.send(Ok(m.n));
+                    }
+                    Vec::new()
+                },
+                orphaned,
+            );
+            assert_eq!(batcher.queued(), 0, "the leader left members queued");
+            assert!(!batcher.is_led(), "the leader kept leading");
+            assert_eq!(first_waiting.wait(|| Err("lost".into())), Ok(1));
+            assert_eq!(second_waiting.wait(|| Err("lost".into())), Ok(2));
+            sizes.into_inner().unwrap()
+        });
+        assert_eq!(sizes, [1, 1], "one member per batch");
     }
 
     #[test]
     fn a_panicking_leader_fails_the_queued_instead_of_hanging_them() {
-        let batcher = Arc::new(Batcher::default());
-        let entered = Arc::new(std::sync::Barrier::new(2));
-        let leader = {
-            let (batcher, entered) = (batcher.clone(), entered.clone());
-            std::thread::spawn(move || {
-                submit(&batcher, 0, |_batch| {
-                    entered.wait();
-                    // Let the follower queue up behind this batch.
-                    std::thread::sleep(Duration::from_millis(200));
-                    panic!("the leader's batch panicked");
+        within("a batcher whose leader panics", || {
+            let batcher = Arc::new(Batcher::default());
+            let entered = Arc::new(std::sync::Barrier::new(2));
+            let leader = {
+                let (batcher, entered) = (batcher.clone(), entered.clone());
+                std::thread::spawn(move || {
+                    submit(&batcher, 0, |_batch| {
+                        entered.wait();
+                        // Let the follower queue up behind this batch.
+                        std::thread::sleep(Duration::from_millis(200));
+                        panic!("the leader's batch panicked");
+                    })
                 })
-            })
-        };
-        entered.wait();
-        let follower = within("a follower of a panicking leader", {
-            let batcher = batcher.clone();
-            move || {
-                submit(&batcher, 1, |batch| {
+            };
+            entered.wait();
+            let follower = within("a follower of a panicking leader", {
+                let batcher = batcher.clone();
+                move || {
+                    submit(&batcher, 1, |batch| {
+                        for m in batch {
+                            m.reply.send(Ok(m.n));
+                        }
+                        Vec::new()
+                    })
+                }
+            });
+            let led = within("the panicking leader", move || leader.join());
+            assert!(led.is_err(), "the leader's panic was swallowed");
+            // Either the follower queued in time and was failed, or it came
+            // after the leader gave up and led (and served) itself.
+            assert!(
+                follower == Err("orphaned".into()) || follower == Ok(1),
+                "{follower:?}"
+            );
+            let after = within("a caller after the panic", move || {
+                submit(&batcher, 2, |batch| {
                     for m in batch {
                         m.reply.send(Ok(m.n));
                     }
                     Vec::new()
                 })
-            }
+            });
+            assert_eq!(after, Ok(2), "leadership was not released");
         });
-        assert!(leader.join().is_err(), "the leader's panic was swallowed");
-        // Either the follower queued in time and was failed, or it came
-        // after the leader gave up and led (and served) itself.
-        assert!(
-            follower == Err("orphaned".into()) || follower == Ok(1),
-            "{follower:?}"
-        );
-        let after = within("a caller after the panic", move || {
-            submit(&batcher, 2, |batch| {
-                for m in batch {
-                    m.reply.send(Ok(m.n));
-                }
-                Vec::new()
-            })
-        });
-        assert_eq!(after, Ok(2), "leadership was not released");
     }
 
     #[test]
