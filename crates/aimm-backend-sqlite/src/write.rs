@@ -260,6 +260,14 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_model_type_with_a_nul_is_refused_as_invalid_input() {
+        let err = check_model_type(&Model::new(1, "a\0b", vec![1])).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::InvalidInput, "{err}");
+        assert!(err.message.contains("NUL"), "{err}");
+        check_model_type(&Model::new(1, "ab", vec![1])).unwrap();
+    }
+
+    #[test]
     fn models_from_1_mib_on_are_written_in_chunks() {
         assert!(!written_in_chunks(0));
         assert!(!written_in_chunks((1 << 20) - 1));
