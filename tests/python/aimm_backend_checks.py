@@ -559,6 +559,14 @@ def cmd_event(args):
                and time.monotonic() < deadline):
             await asyncio.sleep(0.05)
         await bounded(ours.update_model(updated), "update after the other's")
+        # With `acknowledge: sent` the call returns once the write is sent,
+        # as stock's does; the answer to a query sent after it on the same
+        # connection says the server has registered it (the server handles
+        # one connection's messages in order). Without this, the other
+        # connection's read below may come first.
+        await bounded(client.query(
+            hat.event.common.QueryLatestParams(event_types=[])),
+            "query after the update")
         seen_by_stock = {m.instance_id: m.instance
                          for m in await stock_backend.get_models()}
         seen_by_ours = {m.instance_id: m.instance
