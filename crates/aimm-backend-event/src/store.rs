@@ -123,13 +123,7 @@ impl EventBackend {
             return self.claim_ids_checked_locally(count);
         }
         let mut ids = self.take_pooled(count);
-        if ids.len() < count {
-            let short = count - ids.len();
-            let mut claimed = self.register_claims(short.max(CLAIM_BLOCK))?;
-            let ahead = claimed.split_off(short);
-            ids.extend(claimed);
-            self.pool().extend(ahead);
-        }
+        self.top_up(&mut ids, count, false)?;
         self.free_of(ids)
     }
 
@@ -147,14 +141,25 @@ impl EventBackend {
                 log::warn!("claimed instance id {id} is taken already; claiming again");
             }
         }
-        if ids.len() < count {
-            let short = count - ids.len();
-            let mut claimed = self.free_of(self.register_claims(short.max(CLAIM_BLOCK))?)?;
-            let ahead = claimed.split_off(short.min(claimed.len()));
-            ids.extend(claimed);
-            self.pool().extend(ahead);
-        }
+        self.top_up(&mut ids, count, true)?;
         Ok(ids)
+    }
+
+    /// Fills `ids` up to `count` from a newly claimed block (checked with
+    /// one query first if `check_block`), pooling the rest of the block.
+    fn top_up(&self, ids: &mut Vec<InstanceId>, count: usize, check_block: bool) -> Result<()> {
+        if ids.len() >= count {
+            return Ok(());
+        }
+        let short = count - ids.len();
+        let mut claimed = self.register_claims(short.max(CLAIM_BLOCK))?;
+        if check_block {
+            claimed = self.free_of(claimed)?;
+        }
+        let ahead = claimed.split_off(short.min(claimed.len()));
+        ids.extend(claimed);
+        self.pool().extend(ahead);
+        Ok(())
     }
 
     /// `ids` without those a model holds already (one query), in order.
