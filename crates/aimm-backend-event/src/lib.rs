@@ -15,27 +15,25 @@
 //! event server hands out ids: the backend registers *claim* events (of type `[*model_prefix[..n-1], "<last>#id-claims"]`, which
 //! the model subscription never matches) and takes the ids from the
 //! server's answer.
-//! The server numbers events uniquely and increasingly, as `(session,
-//! instance)`; hat-event 0.9.44 opens a session per register request, also
-//! across restarts. The new id is `session * 2^16 + instance`, unique across
-//! restarts and across every host that uses the same server, and larger
-//! than every id claimed before. One query checks that no model holds an
-//! id already (an import, or a Python host counting up from our highest
-//! id) before it is used; a taken id is skipped for the next one.
+//! The server numbers each event `(server, session, instance)`; the new id
+//! packs all three (see `ids`), so it is unique across every server of a
+//! redundant group (each counts sessions on its own), across restarts, and
+//! across every host of the group, and it never equals an id of the
+//! single-server scheme used before (`session * 2^16 + instance`), whose
+//! stores stay valid.
 //!
-//! Ids are claimed ahead, a block of 16 in one registration, and handed out
-//! in order; a create whose id is pooled costs one round trip before its
-//! model is sent (the check), not two. The check runs when an id is handed
-//! out, not when it was claimed, so an id a Python host has taken since
-//! (counting up from our highest id) is skipped as before. At
-//! `acknowledge: sent` (the Python backend's guarantee) a block is checked
-//! with one query when it is claimed, and a pooled id only against the
-//! models this backend has seen since (notified, read or written): a query
-//! per create would be answered only once the server is through with the
-//! write sent before it, the wait `sent` is chosen to avoid. Ids pooled when
-//! the backend closes are never used: ids have gaps, never repeats.
+//! Ids are claimed ahead, a block of 16 in one registration, and checked
+//! with one query when the block is claimed (that no model holds an id
+//! already: an import, or another host's model). A block is handed out from
+//! its highest id down, and a pooled id is checked against the models this
+//! backend has seen since it was claimed (notified, read or written), not
+//! with a query of its own: a Python host stores its new model at the
+//! highest id it knows plus one, which is then beyond the block, and should
+//! it take a pooled id anyway, its notification makes this backend skip
+//! it. So a create whose id is pooled sends its model at once. Ids pooled
+//! when the backend closes are never used: ids have gaps, never repeats.
 //! Creates that wait for an id at the same time (a pipelined `put`, several
-//! threads) share one check (and, when the pool runs short, one claim).
+//! threads) share one claim.
 //!
 //! # Durability
 //!
@@ -96,6 +94,7 @@
 
 mod claims;
 mod codec;
+mod ids;
 mod latest;
 mod own_writes;
 mod store;

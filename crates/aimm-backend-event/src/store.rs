@@ -2,6 +2,7 @@
 
 use crate::claims::Claims;
 use crate::codec::{claim_type, describe, model_event, model_type, payload_of, ModelPayload};
+use crate::ids::instance_id;
 use crate::latest::{digest_of, Digest, Latest, Lookup};
 use crate::own_writes::{OwnWrites, Whose};
 use aimm_backend_api::{
@@ -26,7 +27,8 @@ pub struct EventBackend {
     /// whose answer carries the whole model.
     latest: Latest,
     claims: Claims,
-    /// Ids claimed ahead and not yet handed out, ascending.
+    /// Ids claimed ahead and not yet handed out, in the order they are
+    /// handed out (each block's from its highest down).
     pooled: Mutex<VecDeque<InstanceId>>,
 }
 
@@ -111,25 +113,13 @@ impl EventBackend {
     /// Hands out `count` ids, pooled ones first, claiming a block when the
     /// pool runs short, and returns those no model holds yet, in order.
     ///
-    /// How an id is checked depends on the acknowledgement. Acknowledged
-    /// writes check every id with one query when it is handed out, however
-    /// long ago it was claimed. At `sent` (the stock backend's guarantee)
-    /// a block is checked with one query when it is claimed, and a pooled
-    /// id against the models this backend has seen since: a query there
-    /// would be answered only once the server is through with the write
-    /// sent before it, which is the wait `sent` is chosen to avoid.
+    /// A block is checked with one query when it is claimed, and a pooled
+    /// id against the models this backend has seen since (notified, read
+    /// or written), not with a query of its own. A block is handed out
+    /// from its highest id down: a Python host that stores a model at the
+    /// highest id it knows plus one then lands beyond the block, never on
+    /// an id still pooled here.
     fn claim_ids(&self, count: usize) -> Result<Vec<InstanceId>> {
-        if self.acknowledge == RegisterMode::Sent {
-            return self.claim_ids_checked_locally(count);
-        }
-        let mut ids = self.take_pooled(count);
-        self.top_up(&mut ids, count, false)?;
-        self.free_of(ids)
-    }
-
-    /// [`claim_ids`](Self::claim_ids) at `sent`: pooled ids checked against
-    /// the models seen, a new block with one query.
-    fn claim_ids_checked_locally(&self, count: usize) -> Result<Vec<InstanceId>> {
         let mut ids = Vec::with_capacity(count);
         while ids.len() < count {
             let Some(id) = self.pool().pop_front() else {
@@ -141,21 +131,19 @@ impl EventBackend {
                 log::warn!("claimed instance id {id} is taken already; claiming again");
             }
         }
-        self.top_up(&mut ids, count, true)?;
+        self.top_up(&mut ids, count)?;
         Ok(ids)
     }
 
-    /// Fills `ids` up to `count` from a newly claimed block (checked with
-    /// one query first if `check_block`), pooling the rest of the block.
-    fn top_up(&self, ids: &mut Vec<InstanceId>, count: usize, check_block: bool) -> Result<()> {
+    /// Fills `ids` up to `count` from a newly claimed block, checked with
+    /// one query, highest id first, pooling the rest of the block.
+    fn top_up(&self, ids: &mut Vec<InstanceId>, count: usize) -> Result<()> {
         if ids.len() >= count {
             return Ok(());
         }
         let short = count - ids.len();
-        let mut claimed = self.register_claims(short.max(CLAIM_BLOCK))?;
-        if check_block {
-            claimed = self.free_of(claimed)?;
-        }
+        let mut claimed = self.free_of(self.register_claims(short.max(CLAIM_BLOCK))?)?;
+        claimed.reverse();
         let ahead = claimed.split_off(short.min(claimed.len()));
         ids.extend(claimed);
         self.pool().extend(ahead);
@@ -181,13 +169,6 @@ impl EventBackend {
         self.pooled.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Up to `count` pooled ids, the lowest first.
-    fn take_pooled(&self, count: usize) -> Vec<InstanceId> {
-        let mut pool = self.pool();
-        let n = count.min(pool.len());
-        pool.drain(..n).collect()
-    }
-
     /// Claims `count` ids in one registration; returns them in order.
     fn register_claims(&self, count: usize) -> Result<Vec<InstanceId>> {
         let claim = RegisterEvent {
@@ -211,7 +192,7 @@ impl EventBackend {
         events
             .into_iter()
             .filter_map(ROption::into_option)
-            .map(|event| id_from(event.id))
+            .map(|event| instance_id(event.id))
             .collect()
     }
 
@@ -299,30 +280,6 @@ fn or_skip<T>(event: &Event, result: std::result::Result<T, String>) -> Option<T
     result
         .map_err(|why| log::warn!("skipping {}: {why}", describe(event)))
         .ok()
-}
-
-/// Bits of an instance id that hold the claim's event instance.
-const INSTANCE_BITS: u32 = 16;
-
-/// `session * 2^16 + instance` of a server-assigned event id.
-///
-/// hat-event 0.9.44 opens a new session for every register request and
-/// numbers the request's events from 1, so the claims of one request (at
-/// most [`MAX_GROUP`](crate::claims::MAX_GROUP), far below 2^16) are
-/// instances 1, 2, ... of one session, and the session carries the
-/// uniqueness: sessions may grow to 2^47 (centuries at thousands of
-/// requests per second).
-fn id_from(event: EventId) -> Result<InstanceId> {
-    let sessions = 0..1i64 << (63 - INSTANCE_BITS);
-    let instances = 0..1i64 << INSTANCE_BITS;
-    if !sessions.contains(&event.session) || !instances.contains(&event.instance) {
-        return Err(BackendError::storage(format!(
-            "event id session {} / instance {} is outside the range ids are made from \
-             (session below 2^47, instance below 2^16)",
-            event.session, event.instance
-        )));
-    }
-    Ok((event.session << INSTANCE_BITS) | event.instance)
 }
 
 impl Backend for EventBackend {
@@ -458,34 +415,8 @@ impl Backend for EventBackend {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ids::tests::{claimed, event_id};
     use std::sync::Mutex;
-
-    fn event_id(session: i64, instance: i64) -> EventId {
-        EventId {
-            server: 1,
-            session,
-            instance,
-        }
-    }
-
-    #[test]
-    fn ids_are_session_and_instance_and_distinct() {
-        assert_eq!(id_from(event_id(3, 1)).unwrap(), 3 * 65536 + 1);
-        assert_ne!(
-            id_from(event_id(3, 2)).unwrap(),
-            id_from(event_id(4, 1)).unwrap()
-        );
-        let largest = id_from(event_id((1 << 47) - 1, 65535)).unwrap();
-        assert_eq!(largest, i64::MAX);
-    }
-
-    #[test]
-    fn event_ids_outside_the_range_are_refused() {
-        for (session, instance) in [(1 << 47, 1), (1, 1 << 16), (-1, 1), (1, -1)] {
-            let err = id_from(event_id(session, instance)).unwrap_err();
-            assert!(err.message.contains("outside the range"), "{err}");
-        }
-    }
 
     /// An event server in memory: numbers registrations, answers latest
     /// queries by exact type (or everything), counts queries, records the
@@ -510,7 +441,7 @@ mod tests {
         fn put(&self, event_type: &[&str], session: i64, payload: Option<&str>) {
             let key: Vec<String> = event_type.iter().map(|s| s.to_string()).collect();
             let event = Event {
-                id: event_id(session, 1),
+                id: event_id(1, session, 1),
                 event_type: event_type_of(&key),
                 timestamp: aimm_backend_api::Timestamp { s: 0, us: 0 },
                 source_timestamp: ROption::RNone,
@@ -552,7 +483,7 @@ mod tests {
                 .enumerate()
                 .map(|(i, e)| {
                     let event = Event {
-                        id: event_id(*session, i as i64 + 1),
+                        id: event_id(1, *session, i as i64 + 1),
                         event_type: e.event_type,
                         timestamp: aimm_backend_api::Timestamp { s: 0, us: 0 },
                         source_timestamp: e.source_timestamp,
@@ -884,17 +815,22 @@ mod tests {
         assert!(err.message.contains("did not confirm"), "{err}");
     }
 
+    /// The top of the first block the fake server numbers (session 1).
+    fn top_of_first_block() -> InstanceId {
+        claimed(1, CLAIM_BLOCK as i64)
+    }
+
     #[test]
     fn a_claimed_id_a_model_already_holds_is_skipped() {
         let server = Arc::new(FakeServer::default());
-        // The first block is session 1, so its first id is 1 * 2^16 + 1;
-        // another host's model sits there already.
-        python_model(&server, (1 << 16) | 1, 99);
+        // The first block is session 1, handed out from its top; another
+        // host's model sits there already.
+        python_model(&server, top_of_first_block(), 99);
         let backend = backend(&server, RegisterMode::Registered);
         let created = backend.create_model("t".into(), vec![5].into()).unwrap();
-        assert_eq!(created.instance_id, (1 << 16) | 2);
-        let kept = backend.get_model((1 << 16) | 1).unwrap();
-        assert_eq!(kept, Model::new((1 << 16) | 1, "py", vec![1, 2, 3]));
+        assert_eq!(created.instance_id, claimed(1, CLAIM_BLOCK as i64 - 1));
+        let kept = backend.get_model(top_of_first_block()).unwrap();
+        assert_eq!(kept, Model::new(top_of_first_block(), "py", vec![1, 2, 3]));
         assert_eq!(
             backend.get_model(created.instance_id).unwrap(),
             created,
@@ -903,17 +839,24 @@ mod tests {
     }
 
     #[test]
-    fn an_id_claimed_ahead_is_checked_when_handed_out() {
+    fn a_python_host_counting_up_from_the_highest_id_lands_beyond_the_pooled_ids() {
         let server = Arc::new(FakeServer::default());
         let backend = backend(&server, RegisterMode::Registered);
         let first = backend.create_model("t".into(), vec![1].into()).unwrap();
-        assert_eq!(first.instance_id, (1 << 16) | 1);
-        // A Python host counting up from the highest id stores the next
-        // one, which this backend holds in its pool, unused.
-        python_model(&server, (1 << 16) | 2, 99);
-        let second = backend.create_model("t".into(), vec![2].into()).unwrap();
-        assert_eq!(second.instance_id, (1 << 16) | 3, "the taken id is skipped");
-        assert_kept(&backend, (1 << 16) | 2);
+        assert_eq!(first.instance_id, top_of_first_block());
+        // A Python host stores its next model at the highest id plus one,
+        // unnotified here.
+        python_model(&server, first.instance_id + 1, 99);
+        let ids: Vec<InstanceId> = (0..CLAIM_BLOCK)
+            .map(|i| {
+                backend
+                    .create_model("t".into(), vec![i as u8].into())
+                    .unwrap()
+                    .instance_id
+            })
+            .collect();
+        assert!(!ids.contains(&(first.instance_id + 1)), "{ids:?}");
+        assert_kept(&backend, first.instance_id + 1);
     }
 
     /// Asserts that the other host's model [`python_model`] put at `id` is
@@ -940,46 +883,59 @@ mod tests {
     }
 
     #[test]
-    fn at_sent_a_pooled_id_is_checked_against_the_models_seen_without_a_query() {
-        let server = Arc::new(FakeServer::default());
-        let backend = backend(&server, RegisterMode::Sent);
-        let first = backend.create_model("t".into(), vec![1].into()).unwrap();
-        assert_eq!(first.instance_id, (1 << 16) | 1);
-        python_model(&server, (1 << 16) | 2, 99);
-        notify(&backend, &server, (1 << 16) | 2);
-        let before = queries(&server);
-        let second = backend.create_model("t".into(), vec![2].into()).unwrap();
-        assert_eq!(
-            second.instance_id,
-            (1 << 16) | 3,
-            "the id seen taken is skipped"
-        );
-        assert_eq!(
-            queries(&server),
-            before,
-            "a pooled id was asked of the server"
-        );
-        assert_kept(&backend, (1 << 16) | 2);
+    fn a_pooled_id_is_checked_against_the_models_seen_without_a_query() {
+        for mode in [
+            RegisterMode::Persisted,
+            RegisterMode::Registered,
+            RegisterMode::Sent,
+        ] {
+            let server = Arc::new(FakeServer::default());
+            let backend = backend(&server, mode);
+            let first = backend.create_model("t".into(), vec![1].into()).unwrap();
+            assert_eq!(first.instance_id, top_of_first_block());
+            let next = claimed(1, CLAIM_BLOCK as i64 - 1);
+            python_model(&server, next, 99);
+            notify(&backend, &server, next);
+            let before = queries(&server);
+            let second = backend.create_model("t".into(), vec![2].into()).unwrap();
+            assert_eq!(
+                second.instance_id,
+                claimed(1, CLAIM_BLOCK as i64 - 2),
+                "{mode:?}: the id seen taken is skipped"
+            );
+            assert_eq!(
+                queries(&server),
+                before,
+                "{mode:?}: a pooled id was asked of the server"
+            );
+            assert_kept(&backend, next);
+        }
     }
 
     #[test]
-    fn at_sent_a_claimed_block_is_checked_with_one_query_when_claimed() {
-        let server = Arc::new(FakeServer::default());
-        // Taken before the claim, and never notified to the backend.
-        python_model(&server, (1 << 16) | 3, 99);
-        let backend = backend(&server, RegisterMode::Sent);
-        let ids: Vec<InstanceId> = (0..4u8)
-            .map(|i| {
-                backend
-                    .create_model("t".into(), vec![i].into())
-                    .unwrap()
-                    .instance_id
-            })
-            .collect();
-        let expected: Vec<InstanceId> = [1, 2, 4, 5].iter().map(|i| (1 << 16) | i).collect();
-        assert_eq!(ids, expected, "the taken id is skipped");
-        assert_eq!(queries(&server), 1, "one query for the block");
-        assert_kept(&backend, (1 << 16) | 3);
+    fn a_claimed_block_is_checked_with_one_query_when_claimed() {
+        for mode in [RegisterMode::Registered, RegisterMode::Sent] {
+            let server = Arc::new(FakeServer::default());
+            // Taken before the claim, and never notified to the backend.
+            let taken = claimed(1, CLAIM_BLOCK as i64 - 1);
+            python_model(&server, taken, 99);
+            let backend = backend(&server, mode);
+            let ids: Vec<InstanceId> = (0..4u8)
+                .map(|i| {
+                    backend
+                        .create_model("t".into(), vec![i].into())
+                        .unwrap()
+                        .instance_id
+                })
+                .collect();
+            let top = CLAIM_BLOCK as i64;
+            let expected: Vec<InstanceId> = [top, top - 2, top - 3, top - 4]
+                .map(|i| claimed(1, i))
+                .to_vec();
+            assert_eq!(ids, expected, "{mode:?}: the taken id is skipped");
+            assert_eq!(queries(&server), 1, "{mode:?}: one query for the block");
+            assert_kept(&backend, taken);
+        }
     }
 
     #[test]
@@ -1001,13 +957,19 @@ mod tests {
             .count();
         assert_eq!(claims, 2 * CLAIM_BLOCK, "two blocks of claim events");
         let first_block: Vec<InstanceId> = (1..=CLAIM_BLOCK as i64)
-            .map(|instance| (1 << 16) | instance)
+            .rev()
+            .map(|instance| claimed(1, instance))
             .collect();
-        assert_eq!(ids[..CLAIM_BLOCK], first_block, "the first block, in order");
+        assert_eq!(
+            ids[..CLAIM_BLOCK],
+            first_block,
+            "the first block, from its top"
+        );
+        // The model events took sessions between the two claims.
         let next = ids[CLAIM_BLOCK];
         assert!(
-            next > ids[CLAIM_BLOCK - 1] && next & 0xffff == 1,
-            "then the first id of a new block, not {next}"
+            next > ids[0] && next & 0xffff == CLAIM_BLOCK as i64,
+            "then the top id of a new block, not {next}"
         );
     }
 
@@ -1019,13 +981,12 @@ mod tests {
         assert_eq!(first.len(), CLAIM_BLOCK - 1);
         assert_eq!(backend.pool().len(), 1, "one id of the block left");
         let next = backend.claim_ids(3).unwrap();
-        assert_eq!(next.len(), 3, "as many ids as asked for: {next:?}");
+        let top = CLAIM_BLOCK as i64;
         assert_eq!(
-            next[0],
-            (1 << 16) | CLAIM_BLOCK as i64,
-            "the pooled one first"
+            next,
+            [claimed(1, 1), claimed(2, top), claimed(2, top - 1)],
+            "the pooled one first, then the new block's top"
         );
-        assert!(next.windows(2).all(|pair| pair[0] < pair[1]), "{next:?}");
         assert_eq!(
             backend.pool().len(),
             CLAIM_BLOCK - 2,
@@ -1051,10 +1012,12 @@ mod tests {
     #[test]
     fn claims_give_up_after_max_claims_taken_ids_storing_nothing() {
         let server = Arc::new(FakeServer::default());
-        // Every id a lone create is handed in MAX_CLAIMS rounds: the first
-        // block's, one a round.
-        for instance in 1..=crate::claims::MAX_CLAIMS as i64 {
-            python_model(&server, (1 << 16) | instance, 999);
+        // Every id of the first MAX_CLAIMS blocks, one block a round.
+        let sessions = 1..=crate::claims::MAX_CLAIMS as i64;
+        for session in sessions {
+            for instance in 1..=CLAIM_BLOCK as i64 {
+                python_model(&server, claimed(session, instance), 999);
+            }
         }
         let backend = backend(&server, RegisterMode::Registered);
         let err = backend
@@ -1065,7 +1028,7 @@ mod tests {
         let models = backend.get_models().unwrap();
         assert_eq!(
             models.len(),
-            crate::claims::MAX_CLAIMS,
+            crate::claims::MAX_CLAIMS * CLAIM_BLOCK,
             "only the other host's models"
         );
         assert!(models.iter().all(|m| m.model_type.as_str() == "py"));
