@@ -2,18 +2,11 @@
 //! conformance suite, several hosts creating at once, restarts.
 
 use aimm_backend_conformance::{run, PluginTarget};
-use aimm_backend_hat_host::{HatClientConfig, HatEventClient};
 use aimm_backend_tests::*;
 use serde_json::json;
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::{Duration, Instant};
-
-fn event_plugin() -> std::path::PathBuf {
-    let path = release_dir().join("libaimm_backend_event.so");
-    assert!(path.is_file(), "missing {}", path.display());
-    path
-}
 
 fn event_conf(dir: &Path, server: &HatServer, prefix: &str) -> std::path::PathBuf {
     write_file(
@@ -25,42 +18,6 @@ fn event_conf(dir: &Path, server: &HatServer, prefix: &str) -> std::path::PathBu
             server.port
         ),
     )
-}
-
-/// A runtime and the host's event client on it, connected to `server` and
-/// subscribed to `[aimm, *]`, which covers the model prefix of every test
-/// (persisted writes need their events in the subscription).
-fn connected_client(
-    server: &HatServer,
-    name: &str,
-    timeout: Duration,
-) -> (tokio::runtime::Runtime, std::sync::Arc<HatEventClient>) {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let (client, _events) = HatEventClient::start(
-        runtime.handle().clone(),
-        HatClientConfig {
-            address: server.address(),
-            client_name: name.into(),
-            subscriptions: vec![vec!["aimm".into(), "*".into()]],
-            timeout,
-            idle_timeout: timeout,
-            max_backoff: Duration::from_millis(300),
-        },
-    );
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while !client.is_connected() {
-        assert!(
-            Instant::now() < deadline,
-            "no connection to {}",
-            server.address()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    (runtime, client)
 }
 
 #[test]
@@ -274,29 +231,6 @@ fn python_and_ours_read_each_other_on_one_server_and_prefix() {
 }
 
 /// Registers `events` straight through the Rust Eventer client.
-fn register_raw(server: &HatServer, events: Vec<hat_eventer_client::eventer_msg::RegisterEvent>) {
-    use hat_eventer_client::client::{connect, ClientConfig};
-    use hat_eventer_client::eventer_msg::MsgInitReq;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
-        let init = MsgInitReq {
-            client_name: "raw".into(),
-            client_token: None,
-            subscriptions: vec![],
-            server_id: None,
-            persisted: false,
-        };
-        let (client, _) = connect(&server.address(), init, ClientConfig::default())
-            .await
-            .unwrap();
-        client.register(events, true).await.unwrap().unwrap();
-        client.close().await;
-    });
-}
-
 #[test]
 fn events_that_are_not_models_are_skipped_with_a_warning() {
     use hat_eventer_client::eventer_msg::{EventPayload, RegisterEvent};

@@ -5,6 +5,10 @@
 //! The tests expect `cargo build --release --workspace` to have run (the
 //! README's test command does it); a missing artifact fails the test.
 
+mod hat;
+
+pub use hat::{connected_client, event_plugin, register_raw, status_of, wait_status};
+
 use aimm_backend_api::{Backend, EventClient};
 use aimm_backend_loader::{Prepared, SearchPath, ServerConfig};
 use std::path::{Path, PathBuf};
@@ -16,8 +20,8 @@ use std::time::{Duration, Instant};
 /// the workspace root, commands with deadlines, the Python reference venv,
 /// a real Hat event server and the tests' payload generator.
 pub use aimm_backend_test_support::{
-    describe, output_within, payload::test_bytes, python, wait_within, workspace_root, HatServer,
-    BUILD_DEADLINE, COMMAND_DEADLINE,
+    describe, output_within, payload::test_bytes, python, wait_within, workspace_root, HatMonitor,
+    HatServer, BUILD_DEADLINE, COMMAND_DEADLINE,
 };
 
 /// `target/release`, where the CLI and the built-in plugins are.

@@ -6,9 +6,9 @@ use crate::ids::instance_id;
 use crate::latest::{digest_of, Digest, Latest, Lookup};
 use crate::own_writes::{OwnWrites, Whose};
 use aimm_backend_api::{
-    event_type, Backend, BackendError, ErrorKind, Event, EventClient, EventId, EventType,
-    InstanceId, ListenerRegistry, Model, ModelChangeListener, ModelInfo, ROption, RString, RVec,
-    RegisterEvent, RegisterMode, Result,
+    event_type, Backend, BackendError, ErrorKind, Event, EventClient, EventType, InstanceId,
+    ListenerRegistry, Model, ModelChangeListener, ModelInfo, ROption, RString, RVec, RegisterEvent,
+    RegisterMode, Result,
 };
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};

@@ -5,7 +5,8 @@
 //! - [`root`]: where the workspace is;
 //! - [`process`]: running a command with a deadline;
 //! - [`venv`]: the Python reference venv's interpreter;
-//! - [`hat`]: a real `hat-event-server` on loopback;
+//! - [`hat`]: a real `hat-event-server` on loopback, alone or in a
+//!   redundant group under a real `hat-monitor`;
 //! - [`payload`]: deterministic model bytes;
 //! - [`threads`]: a blocking call on a thread of its own, with a deadline.
 //!
@@ -23,7 +24,7 @@ pub mod root;
 pub mod threads;
 pub mod venv;
 
-pub use hat::HatServer;
+pub use hat::{HatMonitor, HatServer};
 pub use process::{
     describe, output_within, try_output_within, try_wait_within, wait_within, BUILD_DEADLINE,
     COMMAND_DEADLINE,
