@@ -754,3 +754,121 @@ mod eventer {
         }
     }
 }
+
+mod observer {
+    //! Every `HatObserver` message type a component exchanges with its
+    //! monitor (hat-monitor 0.8.23), on generated values.
+
+    use super::*;
+    use hat_eventer_client::eventer_msg::{decode, encode};
+    use hat_monitor_client::msg::*;
+
+    fn optional(value: Option<Value>) -> Value {
+        match value {
+            None => json!({"choice": "none", "value": null}),
+            Some(v) => json!({"choice": "value", "value": v}),
+        }
+    }
+
+    fn blessing_req_json(req: &BlessingReq) -> Value {
+        json!({
+            "token": optional(req.token.map(Value::from)),
+            "timestamp": optional(req.timestamp.map(float_json)),
+        })
+    }
+
+    fn blessing_res_json(res: &BlessingRes) -> Value {
+        json!({"token": optional(res.token.map(Value::from)), "ready": res.ready})
+    }
+
+    fn info_json(info: &ComponentInfo) -> Value {
+        json!({
+            "cid": info.cid, "mid": info.mid,
+            "name": optional(info.name.clone().map(Value::from)),
+            "group": optional(info.group.clone().map(Value::from)),
+            "data": info.data, "rank": info.rank,
+            "blessingReq": blessing_req_json(&info.blessing_req),
+            "blessingRes": blessing_res_json(&info.blessing_res),
+        })
+    }
+
+    fn blessing_res() -> impl Strategy<Value = BlessingRes> {
+        (proptest::option::of(any::<i64>()), any::<bool>())
+            .prop_map(|(token, ready)| BlessingRes { token, ready })
+    }
+
+    fn infos() -> impl Strategy<Value = ComponentInfo> {
+        (
+            (any::<i64>(), any::<i64>(), any::<i64>()),
+            proptest::option::of("\\PC{0,12}"),
+            proptest::option::of("\\PC{0,12}"),
+            "\\PC{0,40}",
+            (
+                proptest::option::of(any::<i64>()),
+                proptest::option::of(any::<u64>().prop_map(f64::from_bits)),
+            ),
+            blessing_res(),
+        )
+            .prop_map(
+                |((cid, mid, rank), name, group, data, (token, timestamp), blessing_res)| {
+                    ComponentInfo {
+                        cid,
+                        mid,
+                        name,
+                        group,
+                        data,
+                        rank,
+                        blessing_req: BlessingReq { token, timestamp },
+                        blessing_res,
+                    }
+                },
+            )
+    }
+
+    /// Compares through the encoding: a NaN timestamp is not equal to
+    /// itself, but must still travel bit for bit.
+    fn check<T: hat_eventer_client::eventer_msg::Sbs + std::fmt::Debug>(
+        ty: &str,
+        value: &T,
+        as_json: Value,
+    ) {
+        let ours = encode(value);
+        check_both_ways(None, "HatObserver", ty, &ours, as_json, Vec::clone, |b| {
+            encode(&decode::<T>(b).unwrap())
+        });
+    }
+
+    proptest! {
+        #![proptest_config(cases())]
+
+        #[test]
+        fn client_message(
+            name in "\\PC{0,12}", group in "\\PC{0,12}", data in "\\PC{0,40}", res in blessing_res(),
+        ) {
+            let value = MsgClient { name, group, data, blessing_res: res };
+            let as_json = json!({
+                "name": value.name, "group": value.group, "data": value.data,
+                "blessingRes": blessing_res_json(&value.blessing_res),
+            });
+            check("MsgClient", &value, as_json);
+        }
+
+        #[test]
+        fn server_message(
+            cid in any::<i64>(), mid in any::<i64>(),
+            components in proptest::collection::vec(infos(), 0..4),
+        ) {
+            let value = MsgServer { cid, mid, components };
+            let as_json = json!({
+                "cid": value.cid, "mid": value.mid,
+                "components": value.components.iter().map(info_json).collect::<Vec<_>>(),
+            });
+            check("MsgServer", &value, as_json);
+        }
+    }
+
+    #[test]
+    fn close_message() {
+        check("MsgClose", &MsgClose, Value::Null);
+    }
+}

@@ -25,7 +25,8 @@ from which a ``hat.sbs.Repository`` is built (repositories are cached by the
 exact text), or ``null``: then the repository is the one made of the JSON
 repositories shipped in the installed packages, i.e.
 ``hat/drivers/chatter/sbs_repo.json`` (module HatChatter) and
-``hat/event/common/sbs_repo.json`` (modules HatEventer, HatEventAdminer),
+``hat/event/common/sbs_repo.json`` (modules HatEventer, HatEventAdminer) and
+``hat/monitor/sbs_repo.json`` (module HatObserver, hat-monitor 0.8.23),
 combined exactly as hat-sbs does it: ``Repository.from_json(path)`` for each,
 then ``Repository(repo_a, repo_b)``. ``S`` may also be an array of source
 texts (one module each) when a schema spans several modules.
@@ -120,11 +121,12 @@ _installed_repo = None
 
 
 def installed_repo():
-    """HatChatter + HatEventer (+ HatEventAdminer) from the installed JSON."""
+    """HatChatter + HatEventer (+ HatEventAdminer) + HatObserver from the
+    installed JSON."""
     global _installed_repo
     if _installed_repo is None:
         repos = []
-        for package in ('hat.drivers.chatter', 'hat.event.common'):
+        for package in ('hat.drivers.chatter', 'hat.event.common', 'hat.monitor'):
             res = importlib.resources.files(package) / 'sbs_repo.json'
             with importlib.resources.as_file(res) as path:
                 repos.append(hat.sbs.Repository.from_json(pathlib.Path(path)))

@@ -4,7 +4,9 @@
 //! carry values are written out where the type is.
 
 /// `impl Sbs` for a struct encoded as a Record: the listed fields, in
-/// schema order (every field, or the codec would not compile).
+/// schema order (every field, or the codec would not compile). Exported for
+/// the clients of other Hat protocols over the same SBS.
+#[macro_export]
 macro_rules! record {
     ($name:ident { $($field:ident),* $(,)? }) => {
         impl $crate::sbs::Sbs for $name {
@@ -61,6 +63,8 @@ macro_rules! unit_choice {
 }
 
 /// `impl Message`: the Chatter `data.type` each message type travels as.
+/// Exported for the clients of other Hat protocols over Chatter.
+#[macro_export]
 macro_rules! message_types {
     ($($name:ident = $type_name:literal),+ $(,)?) => {
         $(

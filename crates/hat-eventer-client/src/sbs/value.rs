@@ -54,6 +54,23 @@ impl Sbs for bool {
     }
 }
 
+impl Sbs for f64 {
+    fn write(&self, w: &mut Writer) {
+        w.float(*self);
+    }
+    fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        r.float()
+    }
+}
+
+/// The SBS `None` type: no bytes at all.
+impl Sbs for () {
+    fn write(&self, _: &mut Writer) {}
+    fn read(_: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(())
+    }
+}
+
 impl Sbs for String {
     fn write(&self, w: &mut Writer) {
         w.string(self);
