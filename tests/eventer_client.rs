@@ -669,7 +669,7 @@ mod host_client {
         ErrorKind, EventClient, EventPayload as ApiPayload, RegisterEvent as ApiRegister,
         RegisterMode,
     };
-    use aimm_backend_hat_host::{HatClientConfig, HatEventClient};
+    use aimm_backend_hat_host::{HatClientConfig, HatEventClient, ServerTarget};
     use std::sync::Arc;
 
     /// A host client subscribed to `["host", "*"]`, and its runtime.
@@ -680,7 +680,7 @@ mod host_client {
             .build()
             .unwrap();
         let config = HatClientConfig {
-            address: server.address(),
+            target: ServerTarget::Fixed(server.address()),
             client_name: "host-test".into(),
             subscriptions: vec![vec!["host".into(), "*".into()]],
             timeout: Duration::from_secs(2),

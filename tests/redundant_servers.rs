@@ -202,3 +202,104 @@ fn a_server_that_ran_alone_while_the_other_was_down_syncs_without_id_collisions(
     wait_holds(&first, &all);
     wait_holds(&second, &all);
 }
+
+/// A config that follows the active server of group `event` through
+/// `monitor` (the Python AIMM server's keys), with a short `timeout`.
+fn monitor_conf(dir: &std::path::Path, monitor: &HatMonitor) -> std::path::PathBuf {
+    write_file(
+        dir,
+        "group.yaml",
+        &format!(
+            "name: cli-host\nhat:\n  monitor_component: {{host: 127.0.0.1, port: {}, group: aimm, \
+             event_server_group: event, timeout: 2}}\nbackend:\n  module: aimm.server.backend.event\n  \
+             model_prefix: [aimm, {PREFIX}]\n",
+            monitor.port
+        ),
+    )
+}
+
+/// `put` of `file` through `conf`: the new id, or the exit code and stderr
+/// of a failure. Fails the test if it takes longer than 30 s.
+fn try_put(
+    work: &std::path::Path,
+    conf: &std::path::Path,
+    file: &std::path::Path,
+) -> Result<i64, (i32, String)> {
+    let output = output_within(
+        cli(work)
+            .arg("--conf")
+            .arg(conf)
+            .args(["put", "cli.model"])
+            .arg(file),
+        Duration::from_secs(30),
+        "put through the monitor",
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    match output.status.code() {
+        Some(0) => Ok(stdout.trim().parse().expect("put prints the new id")),
+        code => Err((
+            code.unwrap_or(-1),
+            String::from_utf8_lossy(&output.stderr).into(),
+        )),
+    }
+}
+
+/// The CLI with `hat.monitor_component`: `put` and `list` reach the active
+/// server; with no server active they fail at once as unavailable, naming
+/// the group; once the monitor blesses another server they work again; and
+/// one `watch` keeps printing across the fail-over.
+#[test]
+fn the_cli_follows_the_active_server_through_the_monitor() {
+    let (monitor, first, second) = group();
+    let work = tempfile::tempdir().unwrap();
+    let conf = monitor_conf(work.path(), &monitor);
+    let mut watcher = Watcher::start(work.path(), &conf);
+    let file = write_file(work.path(), "model.bin", "before");
+    let before = try_put(work.path(), &conf, &file).expect("put through server 1");
+    assert_eq!(watcher.next_change()["instance_id"], before);
+    wait_holds(
+        &second,
+        &[Model::new(before, "cli.model", b"before".to_vec())],
+    );
+
+    // Server 2 down for maintenance, then server 1 killed: no server.
+    second.stop();
+    first.kill();
+    let started = Instant::now();
+    let (code, stderr) = try_put(work.path(), &conf, &file).expect_err("no server is active");
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("the active event server of group event") && stderr.contains("unavailable"),
+        "{stderr}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+
+    second.start_again();
+    wait_status(&second, Status::Operational);
+    let file = write_file(work.path(), "model.bin", "after");
+    let after = try_put(work.path(), &conf, &file).expect("put through server 2");
+    assert_ne!(after, before);
+    assert_eq!(
+        watcher.next_change()["instance_id"],
+        after,
+        "the watch running since before the fail-over printed the new model"
+    );
+    let listed = run_expecting(
+        cli(work.path())
+            .arg("--conf")
+            .arg(&conf)
+            .args(["list", "--json"]),
+        0,
+    );
+    let models: Vec<serde_json::Value> = serde_json::from_slice(&listed.stdout).unwrap();
+    let ids: BTreeSet<i64> = models
+        .iter()
+        .map(|m| m["instance_id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ids, BTreeSet::from([before, after]));
+    watcher.stop();
+}

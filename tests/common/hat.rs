@@ -3,7 +3,7 @@
 //! no backend between (to store what another host would, or to ask a
 //! server's status).
 
-use aimm_backend_hat_host::{HatClientConfig, HatEventClient};
+use aimm_backend_hat_host::{HatClientConfig, HatEventClient, ServerTarget};
 use aimm_backend_test_support::HatServer;
 use hat_eventer_client::client::{connect, Client, ClientConfig};
 use hat_eventer_client::eventer_msg::{Event, MsgInitReq, RegisterEvent, Status};
@@ -36,7 +36,7 @@ pub fn connected_client(
     let (client, _events) = HatEventClient::start(
         runtime.handle().clone(),
         HatClientConfig {
-            address: server.address(),
+            target: ServerTarget::Fixed(server.address()),
             client_name: name.into(),
             subscriptions: vec![vec!["aimm".into(), "*".into()]],
             timeout,

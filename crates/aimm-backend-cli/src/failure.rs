@@ -50,7 +50,7 @@ impl Failure {
 impl From<LoadFailure> for Failure {
     fn from(err: LoadFailure) -> Self {
         match &err {
-            LoadFailure::Backend { source, .. } if source.kind != ErrorKind::InvalidConfig => {
+            LoadFailure::Backend { reason, .. } if reason.kind != ErrorKind::InvalidConfig => {
                 Failure::operation(err)
             }
             _ => Failure::usage(err),

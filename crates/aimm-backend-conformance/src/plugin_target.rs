@@ -57,14 +57,14 @@ fn scratch_error(prepared: &Prepared, source: BackendError) -> Error {
     Error::Backend {
         module: prepared.library().name().to_string(),
         path: prepared.library().path().display().to_string(),
-        source,
+        reason: source,
     }
 }
 
 impl Target for PluginTarget {
     fn open(&self) -> Result<Arc<dyn Backend>, BackendError> {
         self.prepared.create().map_err(|err| match err {
-            Error::Backend { source, .. } => source,
+            Error::Backend { reason, .. } => reason,
             other => BackendError::invalid_config(other.to_string()),
         })
     }

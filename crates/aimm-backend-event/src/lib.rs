@@ -162,7 +162,8 @@ impl BackendPlugin for EventPlugin {
         let client = host.event_client.ok_or_else(|| {
             BackendError::invalid_config(
                 "the event backend needs a Hat event server: set hat.eventer_server {host, port} \
-                 in the server config, or eventer_server {host, port} in the backend section",
+                 or hat.monitor_component {host, port, group, event_server_group} in the server \
+                 config, or eventer_server {host, port} in the backend section",
             )
         })?;
         Ok(Arc::new(EventBackend::new(

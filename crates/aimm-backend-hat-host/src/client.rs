@@ -3,8 +3,10 @@
 //!
 //! The host owns the connection: a supervisor task connects, and when the
 //! connection drops (the server restarted, the network failed) reconnects
-//! with exponential backoff. While there is no connection, calls fail at
-//! once with [`ErrorKind::Unavailable`] naming the server; a call on a live
+//! with exponential backoff. A connection to the active server of a
+//! redundant group ([`ServerTarget::Followed`]) moves when a monitor
+//! blesses another server (a fail-over). While there is no connection,
+//! calls fail at once with [`ErrorKind::Unavailable`] naming the server; a call on a live
 //! connection fails once the server has sent nothing for the configured idle
 //! time while an answer is due (a long transfer that keeps moving never
 //! does). No call hangs.
@@ -33,16 +35,83 @@ use aimm_backend_api::{
 use hat_eventer_client::client::{connect, Client, ClientConfig};
 use hat_eventer_client::connection::Activity;
 use hat_eventer_client::eventer_msg as msg;
+use hat_monitor_client::ServerData;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use tokio::runtime::Handle;
 use tokio::sync::{mpsc, watch};
 
+/// Which event server a [`HatEventClient`] talks to.
+#[derive(Debug, Clone)]
+pub enum ServerTarget {
+    /// One server: `host:port` of its eventer interface.
+    Fixed(String),
+    /// The active server of a redundant group, as a monitor follower
+    /// reports it ([`hat_monitor_client::follow_active`]): the connection
+    /// moves when it changes, and there is none while no server is active.
+    /// Only events the active server registered itself are notified, as
+    /// to a Python host's client (`hat.event.component`).
+    Followed {
+        /// The group's name, for messages.
+        group: String,
+        /// The active server, if any.
+        active: watch::Receiver<Option<ServerData>>,
+    },
+}
+
+impl ServerTarget {
+    /// The address to connect to now, and the server id to ask
+    /// notifications of (a followed server's own events only).
+    fn current(&self) -> Option<(String, Option<i64>)> {
+        match self {
+            ServerTarget::Fixed(address) => Some((address.clone(), None)),
+            ServerTarget::Followed { active, .. } => active
+                .borrow()
+                .as_ref()
+                .map(|server| (server.address.clone(), Some(server.server_id))),
+        }
+    }
+
+    /// Waits until the target may have moved (never, for a fixed one).
+    async fn moved(&mut self) {
+        match self {
+            ServerTarget::Fixed(_) => std::future::pending().await,
+            ServerTarget::Followed { active, .. } => {
+                if active.changed().await.is_err() {
+                    // The follower is gone: nothing will move any more.
+                    std::future::pending::<()>().await;
+                }
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for ServerTarget {
+    /// `Hat event server at HOST:PORT`, or `the active Hat event server of
+    /// group G (now at HOST:PORT | none)`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ServerTarget::Fixed(address) => write!(f, "Hat event server at {address}"),
+            ServerTarget::Followed { group, active } => match active.borrow().as_ref() {
+                Some(server) => write!(
+                    f,
+                    "the active Hat event server of group {group} (server {} at {})",
+                    server.server_id, server.address
+                ),
+                None => write!(
+                    f,
+                    "the active Hat event server of group {group} (none active now)"
+                ),
+            },
+        }
+    }
+}
+
 /// Settings of the host's event server connection.
 #[derive(Debug, Clone)]
 pub struct HatClientConfig {
-    /// `host:port` of the event server's eventer interface.
-    pub address: String,
+    /// The event server to talk to.
+    pub target: ServerTarget,
     /// The client name the server sees (the server config's `name`).
     pub client_name: String,
     /// Event types whose events the server should notify.
@@ -205,10 +274,10 @@ impl HatEventClient {
         BackendError::new(
             ErrorKind::Unavailable,
             format!(
-                "Hat event server at {} did not report the registered events persisted \
+                "{} did not report the registered events persisted \
                  and sent nothing for {timeout:.1?}; persisted registration needs events that \
                  match the backend's subscription and that the server's backend keeps",
-                self.config.address
+                self.config.target
             ),
         )
     }
@@ -216,10 +285,7 @@ impl HatEventClient {
     fn unavailable(&self, why: impl std::fmt::Display) -> BackendError {
         BackendError::new(
             ErrorKind::Unavailable,
-            format!(
-                "Hat event server at {} is unavailable: {why}",
-                self.config.address
-            ),
+            format!("{} is unavailable: {why}", self.config.target),
         )
     }
 
@@ -287,14 +353,23 @@ impl Supervised {
 
 async fn supervise(supervised: Supervised, events: mpsc::UnboundedSender<Vec<Event>>) {
     let config = &supervised.config;
+    let mut target = config.target.clone();
     let mut backoff = Duration::from_millis(100);
     let mut number = 0;
     while supervised.alive.strong_count() > 0 {
+        let Some((address, server_id)) = target.current() else {
+            // No server is active: wait for the monitor to bless one.
+            tokio::select! {
+                () = target.moved() => {}
+                () = tokio::time::sleep(config.max_backoff) => {}
+            }
+            continue;
+        };
         let init = msg::MsgInitReq {
             client_name: config.client_name.clone(),
             client_token: None,
             subscriptions: config.subscriptions.clone(),
-            server_id: None,
+            server_id,
             persisted: true,
         };
         let client_config = ClientConfig {
@@ -302,30 +377,54 @@ async fn supervise(supervised: Supervised, events: mpsc::UnboundedSender<Vec<Eve
             idle_timeout: config.idle_timeout,
             ..ClientConfig::default()
         };
-        match connect(&config.address, init, client_config).await {
+        match connect(&address, init, client_config).await {
             Ok((client, mut notified)) => {
-                tracing::info!(address = %config.address, "connected to the Hat event server");
+                tracing::info!(%address, "connected to the Hat event server");
                 backoff = Duration::from_millis(100);
                 number += 1;
-                supervised.set_current(Some(Connection { number, client }));
-                while let Some(batch) = notified.recv().await {
-                    supervised.note_persisted(number, &batch);
-                    supervised.router.arrived(number, &batch);
-                    // Nobody may listen (a host without a backend that wants
-                    // events); the notifications still serve `Persisted`.
-                    let _ = events.send(batch.into_iter().map(to_api_event).collect());
-                }
+                supervised.set_current(Some(Connection {
+                    number,
+                    client: client.clone(),
+                }));
+                let moved = loop {
+                    tokio::select! {
+                        batch = notified.recv() => {
+                            let Some(batch) = batch else { break false };
+                            supervised.note_persisted(number, &batch);
+                            supervised.router.arrived(number, &batch);
+                            // Nobody may listen (a host without a backend
+                            // that wants events); the notifications still
+                            // serve `Persisted`.
+                            let _ = events.send(batch.into_iter().map(to_api_event).collect());
+                        }
+                        () = target.moved() => {
+                            if target.current().map(|(a, _)| a) != Some(address.clone()) {
+                                break true;
+                            }
+                        }
+                    }
+                };
                 supervised.set_current(None);
+                if moved {
+                    tracing::warn!(%address, "the active Hat event server moved; following it");
+                    client.close().await;
+                    continue;
+                }
                 if supervised.alive.strong_count() == 0 {
                     return; // the client closed the connection on its way out
                 }
-                tracing::warn!(address = %config.address, "lost the Hat event server; reconnecting");
+                tracing::warn!(%address, "lost the Hat event server; reconnecting");
             }
             Err(err) => {
-                tracing::debug!(address = %config.address, "connecting to the Hat event server: {err}");
+                tracing::debug!(%address, "connecting to the Hat event server: {err}");
             }
         }
-        tokio::time::sleep(backoff).await;
+        // A fail-over wakes the wait at once; a fixed server is retried
+        // with backoff.
+        tokio::select! {
+            () = target.moved() => {}
+            () = tokio::time::sleep(backoff) => {}
+        }
         backoff = (backoff * 2).min(config.max_backoff);
     }
 }

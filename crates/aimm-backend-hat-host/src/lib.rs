@@ -66,7 +66,7 @@ mod convert;
 pub mod notified;
 mod router;
 
-pub use client::{HatClientConfig, HatEventClient};
+pub use client::{HatClientConfig, HatEventClient, ServerTarget};
 pub use connector::HatConnector;
 pub use router::Router;
 

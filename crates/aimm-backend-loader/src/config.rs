@@ -26,9 +26,95 @@ pub struct ServerConfig {
 pub struct HatConfig {
     /// `hat.eventer_server`: a Hat event server to connect to directly.
     pub eventer_server: Option<EventerServerConfig>,
-    /// `hat.monitor_component`: registration with a Hat monitor (kept only to
-    /// be refused clearly: this host does not support it yet).
-    pub monitor_component: Option<Value>,
+    /// `hat.monitor_component`: a Hat monitor to join, through which the
+    /// host follows the active server of a redundant group.
+    pub monitor_component: Option<MonitorComponentConfig>,
+}
+
+/// `hat.monitor_component`, the keys of the Python AIMM server (and the
+/// two timeouts of [`EventerServerConfig`]).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct MonitorComponentConfig {
+    /// Host name or address of the monitor server.
+    #[serde(default = "MonitorComponentConfig::default_host")]
+    pub host: String,
+    /// Its port.
+    #[serde(default = "MonitorComponentConfig::default_port")]
+    pub port: u16,
+    /// The component group the host joins (it never asks to be blessed
+    /// there).
+    pub group: String,
+    /// The group of the event servers whose active one the host follows;
+    /// without it the host makes no event server connection.
+    pub event_server_group: Option<String>,
+    /// Seconds to wait for the monitor and the active server.
+    #[serde(default = "EventerServerConfig::default_timeout")]
+    pub timeout: f64,
+    /// Seconds the active server may stay silent while an answer is due.
+    #[serde(default = "EventerServerConfig::default_idle_timeout")]
+    pub idle_timeout: f64,
+}
+
+impl MonitorComponentConfig {
+    fn default_host() -> String {
+        "127.0.0.1".into()
+    }
+
+    fn default_port() -> u16 {
+        23010
+    }
+
+    /// `host:port` of the monitor.
+    pub fn address(&self) -> String {
+        format!("{}:{}", self.host, self.port)
+    }
+}
+
+/// Where a host connects for a backend: the event server a config names.
+#[derive(Debug, Clone, PartialEq)]
+pub enum EventTarget {
+    /// One event server (`hat.eventer_server`, or the backend's own).
+    Server(EventerServerConfig),
+    /// The active server of a redundant group, followed through a monitor
+    /// (`hat.monitor_component` with `event_server_group`).
+    Monitor(MonitorComponentConfig),
+}
+
+impl EventTarget {
+    /// Seconds-bound on connecting, as a duration (at least 0.1 s).
+    pub fn timeout(&self) -> Duration {
+        let seconds = match self {
+            EventTarget::Server(server) => server.timeout,
+            EventTarget::Monitor(monitor) => monitor.timeout,
+        };
+        Duration::from_secs_f64(seconds.max(0.1))
+    }
+
+    /// How long the server may stay silent while an answer is due (at least
+    /// 0.1 s).
+    pub fn idle_timeout(&self) -> Duration {
+        let seconds = match self {
+            EventTarget::Server(server) => server.idle_timeout,
+            EventTarget::Monitor(monitor) => monitor.idle_timeout,
+        };
+        Duration::from_secs_f64(seconds.max(0.1))
+    }
+}
+
+impl std::fmt::Display for EventTarget {
+    /// Names the target in messages: `the event server at h:p`, or `the
+    /// active event server of group G (monitor at h:p)`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            EventTarget::Server(server) => write!(f, "the event server at {}", server.address()),
+            EventTarget::Monitor(monitor) => write!(
+                f,
+                "the active event server of group {} (monitor at {})",
+                monitor.event_server_group.as_deref().unwrap_or_default(),
+                monitor.address()
+            ),
+        }
+    }
 }
 
 /// `hat.eventer_server`, with the defaults of its schema (`schemas/server.yaml`, also `schemas_json/server/main.yaml`).
@@ -187,6 +273,20 @@ impl ServerConfig {
             .or(self.hat.eventer_server.as_ref())
     }
 
+    /// Where the host connects for the backend: [`eventer_server`](Self::eventer_server),
+    /// else the active server of `hat.monitor_component`'s
+    /// `event_server_group`; `None` if the config names neither.
+    pub fn event_target(&self) -> Option<EventTarget> {
+        if let Some(server) = self.eventer_server() {
+            return Some(EventTarget::Server(server.clone()));
+        }
+        self.hat
+            .monitor_component
+            .clone()
+            .filter(|monitor| monitor.event_server_group.is_some())
+            .map(EventTarget::Monitor)
+    }
+
     /// The whole document.
     pub fn document(&self) -> &Value {
         &self.document
@@ -291,10 +391,65 @@ mod tests {
     }
 
     #[test]
+    fn a_monitor_component_with_an_event_server_group_is_followed() {
+        let text = "hat: {monitor_component: {group: aimm, event_server_group: event}}\n\
+                    backend: {module: m}\n";
+        let config = ServerConfig::from_yaml(text, "t").unwrap();
+        let Some(EventTarget::Monitor(monitor)) = config.event_target() else {
+            panic!("{:?}", config.event_target());
+        };
+        assert_eq!(monitor.address(), "127.0.0.1:23010", "the Python defaults");
+        assert_eq!(monitor.group, "aimm");
+        assert_eq!(monitor.event_server_group.as_deref(), Some("event"));
+        let target = EventTarget::Monitor(monitor);
+        assert_eq!(target.timeout(), Duration::from_secs(3));
+        assert_eq!(target.idle_timeout(), Duration::from_secs(60));
+        assert_eq!(
+            target.to_string(),
+            "the active event server of group event (monitor at 127.0.0.1:23010)"
+        );
+    }
+
+    #[test]
+    fn a_monitor_component_without_an_event_server_group_names_no_server() {
+        let text =
+            "hat: {monitor_component: {host: m, port: 5, group: aimm}}\nbackend: {module: m}\n";
+        let config = ServerConfig::from_yaml(text, "t").unwrap();
+        assert_eq!(
+            config.hat().monitor_component.as_ref().unwrap().address(),
+            "m:5"
+        );
+        assert!(config.event_target().is_none());
+    }
+
+    #[test]
+    fn an_eventer_server_comes_before_a_monitor() {
+        let text = "hat: {monitor_component: {group: g, event_server_group: e}}\n\
+                    backend: {module: m, eventer_server: {host: own, port: 2}}\n";
+        let config = ServerConfig::from_yaml(text, "t").unwrap();
+        let target = config.event_target().unwrap();
+        assert_eq!(target.to_string(), "the event server at own:2");
+        assert!(matches!(target, EventTarget::Server(_)));
+    }
+
+    #[test]
+    fn a_monitor_component_without_a_group_is_named() {
+        let text = "hat: {monitor_component: {host: h, port: 1}}\nbackend: {module: m}\n";
+        let err = ServerConfig::from_yaml(text, "t.yaml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("monitor_component") && err.contains("group"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn no_hat_section_means_no_event_server() {
         let config = ServerConfig::from_yaml("backend: {module: m}\n", "t").unwrap();
         assert!(config.hat().eventer_server.is_none());
         assert!(config.hat().monitor_component.is_none());
+        assert!(config.event_target().is_none());
         assert!(config.eventer_server().is_none());
     }
 

@@ -34,7 +34,10 @@ mod resolve;
 pub mod safety;
 pub mod schema;
 
-pub use config::{default_store_path, EventerServerConfig, HatConfig, ServerConfig};
+pub use config::{
+    default_store_path, EventTarget, EventerServerConfig, HatConfig, MonitorComponentConfig,
+    ServerConfig,
+};
 pub use error::{ConfigError, LoadError};
 pub use handle::BackendHandle;
 pub use host_services::TracingLogSink;
@@ -60,14 +63,16 @@ pub enum Error {
     #[error(transparent)]
     Load(#[from] LoadError),
     /// The plugin refused to create the backend.
-    #[error("backend `{module}` ({path}): {source}")]
+    // Not a `source`: the message carries the reason already, and a
+    // reporter that prints the chain would print it twice.
+    #[error("backend `{module}` ({path}): {reason}")]
     Backend {
         /// `backend.module`.
         module: String,
         /// The library file.
         path: String,
         /// What the plugin said.
-        source: BackendError,
+        reason: BackendError,
     },
 }
 
@@ -78,7 +83,7 @@ impl Error {
         Error::Backend {
             module: module.to_string(),
             path: library.path().display().to_string(),
-            source,
+            reason: source,
         }
     }
 }

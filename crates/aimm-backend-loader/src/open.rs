@@ -10,14 +10,12 @@
 //! opening hands back the plain foreign backend; [`Opened::into_handle`]
 //! builds the async handle on top.
 
-use crate::config::ServerConfig;
-use crate::error::ConfigError;
+use crate::config::{EventTarget, ServerConfig};
 use crate::handle::BackendHandle;
 use crate::host_services::TracingLogSink;
 use crate::library::PluginLibrary;
 use crate::resolve::SearchPath;
 use crate::safety::LoadPolicy;
-use crate::schema::Violation;
 use crate::Error;
 use aimm_backend_api::{Backend, BackendError, ErrorKind, EventClient, EventType, Host, LogSink};
 use serde_json::Value;
@@ -34,9 +32,11 @@ pub type LogSinkFactory = Arc<dyn Fn(&PluginLibrary) -> Arc<dyn LogSink> + Send 
 /// The event server connection a host is asked to make for a backend.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ConnectRequest {
-    /// `host:port` of the event server's eventer interface.
-    pub address: String,
-    /// The client name the server sees (the server config's `name`).
+    /// Where to connect: one event server, or the active one of a group
+    /// followed through a monitor.
+    pub target: EventTarget,
+    /// The client name the server sees (the server config's `name`; also
+    /// the component name announced to a monitor).
     pub client_name: String,
     /// The event types the backend wants notified.
     pub subscriptions: Vec<Vec<String>>,
@@ -323,27 +323,14 @@ impl Opened {
 
 impl Opener {
     /// The host's own event server connection for `config`, if it names
-    /// an event server ([`ServerConfig::eventer_server`]): made by the
-    /// host's [`EventConnector`], subscribed to what `library`'s backend
-    /// asks for. `hat.monitor_component` without the backend's own server
-    /// is refused: not supported yet.
+    /// an event server ([`ServerConfig::event_target`]): made by the host's
+    /// [`EventConnector`], subscribed to what `library`'s backend asks for.
     fn connect(
         &self,
         config: &ServerConfig,
         library: &PluginLibrary,
     ) -> Result<Option<Connected>, Error> {
-        let hat = config.hat();
-        if hat.monitor_component.is_some() && config.own_eventer_server().is_none() {
-            return Err(ConfigError::Invalid {
-                path: config.origin().to_string(),
-                violations: vec![Violation {
-                    path: "hat.monitor_component".into(),
-                    rule: "not supported by this host yet; use hat.eventer_server".into(),
-                }],
-            }
-            .into());
-        }
-        let Some(server) = config.eventer_server() else {
+        let Some(target) = config.event_target() else {
             return Ok(None);
         };
         let backend_error = |source| Error::backend(config.module(), library, source);
@@ -351,9 +338,7 @@ impl Opener {
             return Err(backend_error(BackendError::new(
                 ErrorKind::Unavailable,
                 format!(
-                    "the config names the event server {}, and this host makes no event \
-                     server connections",
-                    server.address()
+                    "the config names {target}, and this host makes no event server connections"
                 ),
             )));
         };
@@ -364,11 +349,11 @@ impl Opener {
             .map(|t| t.into_iter().map(|s| s.to_string()).collect())
             .collect();
         let request = ConnectRequest {
-            address: server.address(),
+            timeout: target.timeout(),
+            idle_timeout: target.idle_timeout(),
+            target,
             client_name: config.name().unwrap_or("aimm-backend").to_string(),
             subscriptions,
-            timeout: server.timeout(),
-            idle_timeout: server.idle_timeout(),
         };
         connector.connect(&request).map(Some).map_err(backend_error)
     }

@@ -80,7 +80,7 @@ pub fn open_error(err: LoaderError) -> PyErr {
     match err {
         LoaderError::Config(_) => ConfigError::new_err(message),
         LoaderError::Load(_) => LoadError::new_err(message),
-        LoaderError::Backend { source, .. } => exception_for(source.kind, message),
+        LoaderError::Backend { reason, .. } => exception_for(reason.kind, message),
     }
 }
 
