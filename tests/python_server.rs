@@ -182,6 +182,43 @@ fn the_stock_server_runs_aimm_backend_event_across_a_restart() {
     );
 }
 
+/// The stock server with `hat.monitor_component` and `aimm_backend.event`,
+/// under a real hat-monitor with two real event servers: create, fit and
+/// predict through server 1; server 1 stops. The server closes its runner
+/// (backend, engine, controls); aimm 1.2.dev1 then serves nothing more (its
+/// `HatRunner` closes with the first runner, so hat.event.component's
+/// rebuild never comes), and the driver restarts it, as an operator would.
+/// Through server 2: predict again on the same model, and a new model gets
+/// a new id, the first one intact.
+#[test]
+fn the_stock_server_follows_a_fail_over_with_aimm_backend_event() {
+    let (monitor, first, _second) = redundant_group();
+    let work = tempfile::tempdir().unwrap();
+    let stop_first = format!(
+        "bash {} stop {}",
+        workspace_root()
+            .join("scripts/hat-event-server.sh")
+            .display(),
+        first.dir().display()
+    );
+    let report = run_driver(
+        work.path(),
+        "failover",
+        "module: aimm_backend.event\nmodel_prefix: [aimm, model]\n",
+        &[
+            "--strict-new-id",
+            "--monitor-port",
+            &monitor.port.to_string(),
+            "--fail-over-command",
+            &stop_first,
+        ],
+    );
+    assert_eq!(report["runner_rebuilt"], false, "aimm changed: {report}");
+    // Restored through server 2: the same model, predicting as before;
+    // a new model under a new id.
+    assert_restored(&report);
+}
+
 #[test]
 fn the_stock_server_runs_aimm_backend_event_on_its_own_connection_across_a_restart() {
     let server = HatServer::start();

@@ -100,27 +100,10 @@ fn assert_distinct(models: &[Model]) {
     );
 }
 
-/// A monitor and two servers of one group, server 1 operational and server
-/// 2 its standby.
-fn group() -> (HatMonitor, HatServer, HatServer) {
-    let monitor = HatMonitor::start();
-    let first = HatServer::start_in_group(&monitor, 1);
-    wait_status(&first, Status::Operational);
-    let second = HatServer::start_in_group(&monitor, 2);
-    wait_status(&second, Status::Standby);
-    (monitor, first, second)
-}
-
-/// A store an earlier version wrote on a single server, whose ids were
-/// `session * 2^16 + instance` of a claim's event id: here a model at every
-/// id that scheme could have made of the first 64 sessions. The store is
-/// read whole through the group's other server, and the models created
-/// there after a fail-over (whose sessions are among those 64) take none
-/// of its ids.
 #[test]
 fn a_store_of_single_server_ids_is_read_and_extended_without_collisions() {
     use hat_eventer_client::eventer_msg::{EventPayload, RegisterEvent};
-    let (_monitor, first, second) = group();
+    let (_monitor, first, second) = redundant_group();
     let old: Vec<Model> = (1..=64i64)
         .flat_map(|session| (1..=16i64).map(move |instance| (session << 16) | instance))
         .map(|id| Model::new(id, "old.model", vec![1, 2, 3]))
@@ -156,7 +139,7 @@ fn a_store_of_single_server_ids_is_read_and_extended_without_collisions() {
 
 #[test]
 fn models_created_across_fail_overs_are_on_every_server_under_distinct_ids() {
-    let (_monitor, first, second) = group();
+    let (_monitor, first, second) = redundant_group();
     let mut all = create_through(&first, 10, 100);
 
     first.stop();
@@ -250,7 +233,7 @@ fn try_put(
 /// one `watch` keeps printing across the fail-over.
 #[test]
 fn the_cli_follows_the_active_server_through_the_monitor() {
-    let (monitor, first, second) = group();
+    let (monitor, first, second) = redundant_group();
     let work = tempfile::tempdir().unwrap();
     let conf = monitor_conf(work.path(), &monitor);
     let mut watcher = Watcher::start(work.path(), &conf);

@@ -4,7 +4,7 @@
 //! server's status).
 
 use aimm_backend_hat_host::{HatClientConfig, HatEventClient, ServerTarget};
-use aimm_backend_test_support::HatServer;
+use aimm_backend_test_support::{HatMonitor, HatServer};
 use hat_eventer_client::client::{connect, Client, ClientConfig};
 use hat_eventer_client::eventer_msg::{Event, MsgInitReq, RegisterEvent, Status};
 use std::path::PathBuf;
@@ -114,4 +114,15 @@ pub fn wait_status(server: &HatServer, status: Status) {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// A monitor and two servers of one group (`event`), server 1 operational
+/// and server 2 its standby.
+pub fn redundant_group() -> (HatMonitor, HatServer, HatServer) {
+    let monitor = HatMonitor::start();
+    let first = HatServer::start_in_group(&monitor, 1);
+    wait_status(&first, Status::Operational);
+    let second = HatServer::start_in_group(&monitor, 2);
+    wait_status(&second, Status::Standby);
+    (monitor, first, second)
 }

@@ -7,7 +7,9 @@
 
 mod hat;
 
-pub use hat::{connected_client, event_plugin, register_raw, status_of, wait_status};
+pub use hat::{
+    connected_client, event_plugin, redundant_group, register_raw, status_of, wait_status,
+};
 
 use aimm_backend_api::{Backend, EventClient};
 use aimm_backend_loader::{Prepared, SearchPath, ServerConfig};

@@ -38,6 +38,24 @@ directory is put on the server's PYTHONPATH.
     EventRequests.wait_action): the failure is then read from the server's
     log (bounded like every wait).
 
+  aimm_server_driver.py failover --backend-yaml FILE --workdir DIR
+      --monitor-port PORT --fail-over-command CMD [--size-mib 1]
+      [--strict-new-id]
+    the server joins the hat-monitor on PORT (``hat: {monitor_component:
+    {host: 127.0.0.1, port: PORT, group: aimm, event_server_group:
+    event}}``): create + fit + predict through the active event server,
+    then CMD (a shell command: stop or kill the active event server), which
+    makes the server close its runner (backend, engine, controls); the REPL
+    port closes. hat.event.component then builds the runner again with a
+    client of the newly blessed server, but aimm 1.2.dev1's HatRunner
+    closes with its first runner and the server serves nothing more: when
+    the port has not opened again within --rebuild-timeout, the server is
+    stopped (SIGTERM, clean exit required) and started again, and
+    "runner_rebuilt" says which happened. Then predict on the same model
+    (re-adopting it as in roundtrip when the stock engine refuses), and
+    create another model, whose id must be new with --strict-new-id.
+    Reports the seconds from CMD to the REPL's return.
+
   aimm_server_driver.py predict-loop --backend-yaml FILE --workdir DIR
       [--hat-port PORT] [--size-mib 64] [--count 100] [--event-server-pid PID]
     one model of the given size, then COUNT predicts; time per predict and
@@ -179,7 +197,8 @@ def free_port() -> int:
 
 
 def server_config(backend: dict, repl_port: int, hat_port: int | None,
-                  controls_before: tuple = ()) -> dict:
+                  controls_before: tuple = (),
+                  monitor_port: int | None = None) -> dict:
     """Full aimm://server/main.yaml# config: the given backend, one REPL
     control on loopback with one user (after controls_before: the server
     creates its controls in order), the test model plugin."""
@@ -208,6 +227,10 @@ def server_config(backend: dict, repl_port: int, hat_port: int | None,
     if hat_port is not None:
         conf["hat"] = {"eventer_server": {"host": "127.0.0.1",
                                           "port": hat_port}}
+    if monitor_port is not None:
+        conf["hat"] = {"monitor_component": {
+            "host": "127.0.0.1", "port": monitor_port, "group": "aimm",
+            "event_server_group": "event"}}
     return conf
 
 
@@ -830,6 +853,70 @@ async def check_new_model(s: Session, first_id: int, size: int,
             "first_model_intact": got == expected}
 
 
+class MonitorSession(Session):
+    """A Session whose server follows the active event server of group
+    ``event`` through a hat-monitor."""
+
+    def server_config(self, backend: dict) -> dict:
+        return server_config(backend, self.repl_port, None,
+                             monitor_port=self.args.monitor_port)
+
+
+async def wait_port_closed(port: int, seconds: float, what: str):
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        if not await _port_open(port):
+            return
+        await asyncio.sleep(0.05)
+    raise DriverError(f"{what}: port {port} still open after {seconds:.1f}s")
+
+
+async def failover(s: MonitorSession) -> dict:
+    size, seed = int(s.args.size_mib * 2**20), 11
+    report = s.report
+    report["size_bytes"] = size
+    report["run1"] = {}
+    instance_id, model_type = await first_run(s, report["run1"], size,
+                                              seed)
+    await close_repl(s.client, s.deadline.step(10))
+    s.client = None
+
+    started = time.monotonic()
+    done = await asyncio.to_thread(
+        subprocess.run, s.args.fail_over_command, shell=True,
+        capture_output=True, timeout=s.deadline.step(60))
+    if done.returncode != 0:
+        raise DriverError(f"fail-over command exited {done.returncode}: "
+                          f"{done.stderr.decode(errors='replace')[-2000:]}")
+    # The runner, REPL control included, closes with the old server's
+    # client. hat.event.component would build it again with a client of
+    # the new server, but aimm 1.2.dev1's HatRunner is bound to that first
+    # runner and closes with it: the process stays up and serves nothing.
+    # Then it is restarted, as an operator would.
+    await wait_port_closed(s.repl_port, s.deadline.step(30),
+                           "runner closed after the fail-over")
+    try:
+        await s.server.wait_ready(s.repl_port, s.args.rebuild_timeout)
+        report["runner_rebuilt"] = True
+        s.client = await connect_repl(s.repl_port, s.deadline.step())
+    except DriverError:
+        report["runner_rebuilt"] = False
+        report["run1"]["stop"] = await s.stop()
+        check_clean_exit(report["run1"]["stop"],
+                         "server that stopped serving after the fail-over")
+        report["restart"] = await s.start()
+    after = report["run2"] = {
+        "failover_s": round(time.monotonic() - started, 3)}
+    await check_restored(s, after, instance_id, model_type, size, seed)
+    after["new_model"] = await check_new_model(s, instance_id, size, seed)
+    after["stop"] = await s.stop()
+    check_clean_exit(after["stop"], "server after the fail-over")
+    if after["new_model"]["collides"] and s.args.strict_new_id:
+        raise DriverError("a model created after the fail-over reused id "
+                          f"{instance_id}")
+    return report
+
+
 class EventSession(Session):
     """A Session whose requests go through the event control: the config
     gets EVENT_CONTROL before the REPL control (so the REPL port listening
@@ -1059,7 +1146,7 @@ def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     for name, size in (("roundtrip", 1.0), ("event-roundtrip", 1.0),
-                       ("predict-loop", 64.0)):
+                       ("failover", 1.0), ("predict-loop", 64.0)):
         p = sub.add_parser(name)
         p.add_argument("--backend-yaml", required=True,
                        help="YAML/JSON file with the server's backend section")
@@ -1076,7 +1163,18 @@ def parse_args(argv):
                        help="seconds from SIGTERM to SIGKILL (default 30)")
         p.add_argument("--total-timeout", type=float, default=3600,
                        help="bound of the whole run in seconds (default 3600)")
-        if name in ("roundtrip", "event-roundtrip"):
+        if name == "failover":
+            p.add_argument("--monitor-port", type=int, required=True,
+                           help="port of a running hat-monitor whose group "
+                                "'event' holds the event servers")
+            p.add_argument("--fail-over-command", required=True,
+                           help="shell command that stops or kills the "
+                                "active event server")
+            p.add_argument("--rebuild-timeout", type=float, default=10,
+                           help="seconds to wait for the server to serve "
+                                "again on its own before restarting it "
+                                "(default 10)")
+        if name in ("roundtrip", "event-roundtrip", "failover"):
             p.add_argument("--strict-new-id", action="store_true",
                            help="fail when a model created after the restart "
                                 "reuses the first model's id")
@@ -1097,6 +1195,7 @@ def parse_args(argv):
 
 
 SCENARIOS = {"roundtrip": (Session, roundtrip),
+             "failover": (MonitorSession, failover),
              "event-roundtrip": (EventSession, event_roundtrip),
              "predict-loop": (Session, predict_loop)}
 
