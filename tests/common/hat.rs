@@ -6,7 +6,7 @@
 use aimm_backend_hat_host::{HatClientConfig, HatEventClient, ServerTarget};
 use aimm_backend_test_support::{HatMonitor, HatServer};
 use hat_eventer_client::client::{connect, Client, ClientConfig};
-use hat_eventer_client::eventer_msg::{Event, MsgInitReq, RegisterEvent, Status};
+use hat_eventer_client::eventer_msg::{Event, MsgInitReq, QueryParams, RegisterEvent, Status};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -89,6 +89,13 @@ pub fn register_raw(server: &HatServer, events: Vec<RegisterEvent>) -> Vec<Event
             .await
             .unwrap()
             .expect("an answer was asked for")
+    })
+}
+
+/// The events of `params` on `server`; fails the test if the query fails.
+pub fn query_raw(server: &HatServer, params: QueryParams) -> Vec<Event> {
+    with_raw_client(server, async |client| {
+        client.query(params).await.unwrap().events
     })
 }
 

@@ -8,7 +8,8 @@
 mod hat;
 
 pub use hat::{
-    connected_client, event_plugin, redundant_group, register_raw, status_of, wait_status,
+    connected_client, event_plugin, query_raw, redundant_group, register_raw, status_of,
+    wait_status,
 };
 
 use aimm_backend_api::{Backend, EventClient};
