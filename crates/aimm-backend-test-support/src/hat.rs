@@ -50,6 +50,16 @@ impl Scripted {
         );
     }
 
+    /// [`Scripted::start_once`] with its failure as an error.
+    fn try_start(script: &'static str, env: Vec<(String, String)>) -> anyhow::Result<Self> {
+        Self::start_once(script, env).map_err(|failure| match failure {
+            StartFailure::Run(err) => err,
+            StartFailure::Script(output) => {
+                anyhow!("{script} start failed:\n{}", describe(&output))
+            }
+        })
+    }
+
     fn start_once(script: &'static str, env: Vec<(String, String)>) -> Result<Self, StartFailure> {
         let tmp = tempfile::tempdir()
             .context("making the process's directory")
@@ -167,18 +177,30 @@ impl HatServer {
         Self::from_process(Scripted::start("hat-event-server.sh", env))
     }
 
+    /// The pid of the running server process.
+    pub fn pid(&self) -> anyhow::Result<u32> {
+        let text = std::fs::read_to_string(self.dir().join("server.pid"))
+            .context("reading the server's pid file")?;
+        text.trim()
+            .parse()
+            .with_context(|| format!("the server's pid file holds {text:?}"))
+    }
+
     /// Starts a server of its own in a fresh directory, once; for a
     /// program (a benchmark) that has made the reference venv already and
     /// reports errors instead of panicking.
     pub fn try_start() -> anyhow::Result<Self> {
-        Scripted::start_once("hat-event-server.sh", Vec::new())
-            .map(Self::from_process)
-            .map_err(|failure| match failure {
-                StartFailure::Run(err) => err,
-                StartFailure::Script(output) => {
-                    anyhow!("hat-event-server.sh start failed:\n{}", describe(&output))
-                }
-            })
+        Scripted::try_start("hat-event-server.sh", Vec::new()).map(Self::from_process)
+    }
+
+    /// [`HatServer::start_in_group`], once, reporting errors instead of
+    /// panicking (for a benchmark).
+    pub fn try_start_in_group(monitor: &HatMonitor, server_id: i64) -> anyhow::Result<Self> {
+        let env = vec![
+            ("HAT_MONITOR_PORT".into(), monitor.port.to_string()),
+            ("HAT_EVENT_SERVER_ID".into(), server_id.to_string()),
+        ];
+        Scripted::try_start("hat-event-server.sh", env).map(Self::from_process)
     }
 
     fn from_process(process: Scripted) -> Self {
@@ -210,6 +232,19 @@ impl HatServer {
         self.process.kill("server.pid");
     }
 
+    /// Sends the server SIGKILL at once, reporting errors instead of
+    /// panicking (for a benchmark, which times what follows).
+    pub fn kill_now(&self) -> anyhow::Result<()> {
+        let pid = self.pid()?;
+        let status = Command::new("kill")
+            .arg("-9")
+            .arg(pid.to_string())
+            .status()
+            .context("running kill")?;
+        anyhow::ensure!(status.success(), "kill -9 {pid} failed");
+        Ok(())
+    }
+
     /// Starts it again on the same database, port and group; fails the
     /// test if it does not start.
     pub fn start_again(&self) {
@@ -235,6 +270,16 @@ impl HatMonitor {
             port: process.port,
             process,
         }
+    }
+
+    /// [`HatMonitor::start`], once, reporting errors instead of panicking
+    /// (for a benchmark).
+    pub fn try_start() -> anyhow::Result<Self> {
+        let process = Scripted::try_start("hat-monitor.sh", Vec::new())?;
+        Ok(HatMonitor {
+            port: process.port,
+            process,
+        })
     }
 
     /// The monitor's directory (config, log, pid).
