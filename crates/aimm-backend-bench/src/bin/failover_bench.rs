@@ -216,8 +216,7 @@ fn python_run(
         output
             .stdout
             .split(|b| *b == b'\n')
-            .filter(|l| !l.is_empty())
-            .next_back()
+            .rfind(|l| !l.is_empty())
             .unwrap_or_default(),
     )
     .context("bench_failover.py printed no JSON")?;
