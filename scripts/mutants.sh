@@ -16,7 +16,7 @@
 #           per acknowledged write, commits of unchanged updates) and
 #           tests/durability.rs (processes, kill -9,
 #           a failed commit through the CLI)
-#   event   crates/aimm-backend-event/src/{store,own_writes,latest,claims,codec,lib}.rs
+#   event   crates/aimm-backend-event/src/{store,ids,own_writes,latest,claims,codec,lib}.rs
 #           the event crate's unit tests and tests/event_backend.rs against
 #           a real hat-event-server (conformance, ids, own writes, kills)
 #   loader  crates/aimm-backend-loader/src/{library,resolve,safety,config}.rs
@@ -24,6 +24,10 @@
 #   hathost crates/aimm-backend-hat-host/src/{notified,router,client}.rs
 #           the Hat host's unit tests, tests/eventer_client.rs and
 #           tests/event_backend.rs against a real hat-event-server
+#   monitor crates/hat-monitor-client/src/{active,client,msg}.rs
+#           the monitor client's unit tests, tests/monitor_client.rs (a real
+#           hat-monitor and event servers) and tests/sbs_differential.rs
+#           (the HatObserver messages against hat-sbs)
 #   batcher crates/aimm-backend-batcher/src/lib.rs
 #           the batcher's unit tests
 #   hat     crates/hat-eventer-client/src/{sbs,chatter,connection}.rs
@@ -78,6 +82,7 @@ group_config() {
         ;;
     event)
         files=(crates/aimm-backend-event/src/store.rs
+            crates/aimm-backend-event/src/ids.rs
             crates/aimm-backend-event/src/own_writes.rs
             crates/aimm-backend-event/src/latest.rs
             crates/aimm-backend-event/src/claims.rs
@@ -112,6 +117,17 @@ group_config() {
         timeout=${MUTANTS_TIMEOUT:-240}
         rebuild=1
         ;;
+    monitor)
+        files=(crates/hat-monitor-client/src/active.rs
+            crates/hat-monitor-client/src/client.rs
+            crates/hat-monitor-client/src/msg.rs)
+        packages=hat-monitor-client,aimm-backend-tests
+        test_args=(--lib --test monitor_client --test sbs_differential)
+        filters=()
+        timeout=${MUTANTS_TIMEOUT:-240}
+        # These tests run no CLI or plugin library: nothing to rebuild.
+        rebuild=
+        ;;
     batcher)
         files=(crates/aimm-backend-batcher/src/lib.rs)
         packages=aimm-backend-batcher
@@ -133,7 +149,7 @@ group_config() {
         # These tests run no CLI or plugin library: nothing to rebuild.
         rebuild=
         ;;
-    *) die "unknown group $1 (expected sqlite, event, loader, hathost, batcher or hat)" ;;
+    *) die "unknown group $1 (expected sqlite, event, loader, hathost, monitor, batcher or hat)" ;;
     esac
 }
 
@@ -206,7 +222,7 @@ if [ "${1:-}" = --summary ]; then
 fi
 
 groups=("$@")
-[ ${#groups[@]} -gt 0 ] || groups=(sqlite event loader hathost batcher hat)
+[ ${#groups[@]} -gt 0 ] || groups=(sqlite event loader hathost monitor batcher hat)
 
 echo "== the release build the mutants' copies start from" >&2
 cargo build --release --workspace

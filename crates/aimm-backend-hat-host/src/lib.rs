@@ -24,7 +24,11 @@
 //! 1. **The host connection.** This crate's [`HatEventClient`]
 //!    (`client.rs`): one supervised connection per backend, reconnecting
 //!    with backoff, subscribed to what the plugin's `create_subscription`
-//!    asks for, notified of *persisted* events. Under the Python AIMM
+//!    asks for, notified of *persisted* events. With `hat.monitor_component`
+//!    ([`ServerTarget::Followed`], `connector.rs`) it is a connection to
+//!    the active server of a redundant group, which `hat-monitor-client`'s
+//!    `follow_active` names, moved when the monitor blesses another server.
+//!    Under the Python AIMM
 //!    server the connection is the server's own Python client instead,
 //!    lent through the `aimm_backend` package's bridge
 //!    (`crates/aimm-backend-py/src/event_client.rs`,

@@ -118,7 +118,9 @@ pub struct FollowConfig {
 /// current tokio runtime: the returned receiver holds its data while there
 /// is one, and `None` while there is none (no server blessed yet, a
 /// fail-over under way, the monitor unreachable). The follower reconnects
-/// to the monitor with backoff, and stops once every receiver is dropped.
+/// to the monitor with backoff (waits from 0.1 s, doubling up to
+/// `max_backoff`, back to 0.1 s once a monitor has sent its state), and
+/// stops once every receiver is dropped.
 pub fn follow_active(config: FollowConfig) -> watch::Receiver<Option<ServerData>> {
     let (active, receiver) = watch::channel(None);
     tokio::spawn(async move {
@@ -137,9 +139,14 @@ async fn follow(config: &FollowConfig, active: &watch::Sender<Option<ServerData>
         {
             Ok(mut component) => {
                 tracing::info!(monitor = %config.monitor, "connected to the Hat monitor");
-                backoff = Duration::from_millis(100);
-                let ended = track(config, &mut component, active).await;
+                let mut heard = false;
+                let ended = track(config, &mut component, active, &mut heard).await;
                 component.close().await;
+                // Only a monitor that said something is healthy: one that
+                // closes at once is waited for longer each time.
+                if heard {
+                    backoff = Duration::from_millis(100);
+                }
                 match ended {
                     Ok(()) => {
                         tracing::warn!(monitor = %config.monitor, "the Hat monitor closed the connection")
@@ -161,13 +168,15 @@ async fn follow(config: &FollowConfig, active: &watch::Sender<Option<ServerData>
 }
 
 /// Publishes the active server of every state `component` reads, until
-/// the monitor ends the connection.
+/// the monitor ends the connection; `heard` is set once a state arrived.
 async fn track(
     config: &FollowConfig,
     component: &mut Component,
     active: &watch::Sender<Option<ServerData>>,
+    heard: &mut bool,
 ) -> Result<(), MonitorError> {
     while let Some(state) = component.next_state().await? {
+        *heard = true;
         let server = active_server(
             &state.components,
             &config.server_group,
@@ -199,4 +208,51 @@ fn set_active(
         *current = server;
         true
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    /// A "monitor" that accepts connections and closes them at once,
+    /// counting them.
+    async fn closing_monitor() -> (String, Arc<AtomicUsize>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap().to_string();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let counted = accepted.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                counted.fetch_add(1, Ordering::SeqCst);
+                drop(stream);
+            }
+        });
+        (address, accepted)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_monitor_that_keeps_closing_is_retried_with_growing_waits() {
+        let (monitor, accepted) = closing_monitor().await;
+        let active = follow_active(FollowConfig {
+            monitor,
+            name: "n".into(),
+            group: "g".into(),
+            server_group: "event".into(),
+            client_token: None,
+            timeout: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(1),
+        });
+        tokio::time::sleep(Duration::from_millis(1600)).await;
+        // Waits of 0.1, 0.2, 0.4 and 0.8 s: five connections in 1.6 s, and
+        // more than 13 if the waits did not grow.
+        let count = accepted.load(Ordering::SeqCst);
+        assert!((3..=6).contains(&count), "{count} connections in 1.6 s");
+        assert_eq!(
+            *active.borrow(),
+            None,
+            "a closed connection names no server"
+        );
+    }
 }
