@@ -34,11 +34,14 @@ pins=(
     "aimm==1.2.dev1"
     "hat-event==0.9.44"
     "hat-sbs==0.7.6"
+    # The monitor of the redundant-group tests (scripts/hat-monitor.sh); the
+    # version pip resolves next to hat-event 0.9.44.
+    "hat-monitor==0.8.23"
     # The type stubs of aimm_backend._native are checked with its stubtest.
     "mypy==1.13.0"
 )
 # Modules that must import after installation.
-check_imports="import aimm.server.backend.sqlite, aimm.server.backend.event, aimm.plugins, hat.event.common, hat.event.eventer, hat.sbs, mypy.stubtest"
+check_imports="import aimm.server.backend.sqlite, aimm.server.backend.event, aimm.plugins, hat.event.common, hat.event.eventer, hat.monitor.component, hat.sbs, mypy.stubtest"
 
 stamp_name=.aimm-pins.stamp
 # shellcheck source=scripts/venv-lib.sh

@@ -53,6 +53,7 @@ step "cargo package: the crates a plugin author depends on and the backends, eac
 # name and version, so a crate changed since the last run would be verified
 # against its old sources. Start from neither.
 packaged=(aimm-backend-api aimm-backend-batcher aimm-backend-conformance aimm-backend-loader aimm-backend-hat-host hat-eventer-client
+    hat-monitor-client
     aimm-backend-sqlite aimm-backend-event)
 rm -rf "${CARGO_HOME:-$HOME/.cargo}"/registry/src/-*/
 cargo clean --profile dev "${packaged[@]/#/-p}"
