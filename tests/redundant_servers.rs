@@ -252,7 +252,8 @@ fn the_cli_follows_the_active_server_through_the_monitor() {
     let (code, stderr) = try_put(work.path(), &conf, &file).expect_err("no server is active");
     assert_eq!(code, 1, "{stderr}");
     assert!(
-        stderr.contains("the active event server of group event") && stderr.contains("unavailable"),
+        stderr.contains("the active Hat event server of group event")
+            && stderr.contains("unavailable"),
         "{stderr}"
     );
     assert!(

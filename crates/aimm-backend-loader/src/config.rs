@@ -102,14 +102,14 @@ impl EventTarget {
 }
 
 impl std::fmt::Display for EventTarget {
-    /// Names the target in messages: `the event server at h:p`, or `the
-    /// active event server of group G (monitor at h:p)`.
+    /// Names the target in messages: `Hat event server at h:p`, or `the
+    /// active Hat event server of group G (monitor at h:p)`.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            EventTarget::Server(server) => write!(f, "the event server at {}", server.address()),
+            EventTarget::Server(server) => write!(f, "Hat event server at {}", server.address()),
             EventTarget::Monitor(monitor) => write!(
                 f,
-                "the active event server of group {} (monitor at {})",
+                "the active Hat event server of group {} (monitor at {})",
                 monitor.event_server_group.as_deref().unwrap_or_default(),
                 monitor.address()
             ),
@@ -406,7 +406,7 @@ mod tests {
         assert_eq!(target.idle_timeout(), Duration::from_secs(60));
         assert_eq!(
             target.to_string(),
-            "the active event server of group event (monitor at 127.0.0.1:23010)"
+            "the active Hat event server of group event (monitor at 127.0.0.1:23010)"
         );
     }
 
@@ -428,7 +428,7 @@ mod tests {
                     backend: {module: m, eventer_server: {host: own, port: 2}}\n";
         let config = ServerConfig::from_yaml(text, "t").unwrap();
         let target = config.event_target().unwrap();
-        assert_eq!(target.to_string(), "the event server at own:2");
+        assert_eq!(target.to_string(), "Hat event server at own:2");
         assert!(matches!(target, EventTarget::Server(_)));
     }
 

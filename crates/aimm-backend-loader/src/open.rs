@@ -338,7 +338,8 @@ impl Opener {
             return Err(backend_error(BackendError::new(
                 ErrorKind::Unavailable,
                 format!(
-                    "the config names {target}, and this host makes no event server connections"
+                    "the config names an event server ({target}), and this host makes no event \
+                     server connections"
                 ),
             )));
         };
