@@ -38,11 +38,6 @@
 set -euo pipefail
 
 name=hat-event-server.sh
-usage() {
-    printf 'usage: %s start DIR | stop DIR\n' "$0" >&2
-    exit 2
-}
-
 script_dir=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=scripts/hat-lib.sh
 source "$script_dir/hat-lib.sh"
@@ -64,10 +59,8 @@ start)
         die "a server is already running for $dir (pid $(cat "$pidfile"))"
     fi
 
-    python=$(bash "$script_dir/python-venv.sh" | tail -n 1)
-    [ -x "$python" ] || die "no venv python: $python"
-    server_bin=$(dirname -- "$python")/hat-event-server
-    [ -x "$server_bin" ] || die "hat-event-server not found at $server_bin"
+    venv_program hat-event-server
+    server_bin=$program_path
 
     port=${HAT_EVENT_PORT:-$(free_port "$python")}
     if port_open "$port"; then

@@ -2,12 +2,25 @@
 # Hat process from the reference venv in the background on a loopback port,
 # wait until it listens there, and stop it again. Sourced, not run.
 #
-# The sourcing script sets `name` (for messages), `conf`, `logfile`,
-# `pidfile` before calling these.
+# The sourcing script sets `name` (for messages), `script_dir`, `conf`,
+# `logfile`, `pidfile` before calling these.
 
 die() {
     printf '%s: error: %s\n' "$name" "$*" >&2
     exit 1
+}
+usage() {
+    printf 'usage: %s start DIR | stop DIR\n' "$name" >&2
+    exit 2
+}
+
+# The reference venv's python (made if missing) in `python`, and the path
+# of its console script PROGRAM in `program_path`.
+venv_program() {
+    python=$(bash "$script_dir/python-venv.sh" | tail -n 1)
+    [ -x "$python" ] || die "no venv python: $python"
+    program_path=$(dirname -- "$python")/$1
+    [ -x "$program_path" ] || die "$1 not found at $program_path"
 }
 log() {
     printf '%s: %s\n' "$name" "$*" >&2

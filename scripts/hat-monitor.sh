@@ -28,11 +28,6 @@
 set -euo pipefail
 
 name=hat-monitor.sh
-usage() {
-    printf 'usage: %s start DIR | stop DIR\n' "$0" >&2
-    exit 2
-}
-
 script_dir=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=scripts/hat-lib.sh
 source "$script_dir/hat-lib.sh"
@@ -51,10 +46,8 @@ start)
     if [ -f "$pidfile" ] && is_ours "$(cat "$pidfile")" hat-monitor; then
         die "a monitor is already running for $dir (pid $(cat "$pidfile"))"
     fi
-    python=$(bash "$script_dir/python-venv.sh" | tail -n 1)
-    [ -x "$python" ] || die "no venv python: $python"
-    monitor_bin=$(dirname -- "$python")/hat-monitor
-    [ -x "$monitor_bin" ] || die "hat-monitor not found at $monitor_bin"
+    venv_program hat-monitor
+    monitor_bin=$program_path
 
     port=${HAT_MONITOR_PORT:-$(free_port "$python")}
     master_port=$(free_port "$python")
