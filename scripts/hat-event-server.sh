@@ -70,7 +70,7 @@ start)
     # Server configuration (hat-event://server.yaml + hat-event://backends/
     # lmdb.yaml of hat-event 0.9.44). Every event type is kept in "latest"
     # and in one timestamp-ordered timeseries, so queries find everything.
-    HAT_DIR=$dir HAT_PORT=$port HAT_LEVEL=${HAT_EVENT_LOG_LEVEL:-INFO} \
+    HAT_DIR=$dir HAT_PORT=$port HAT_LOG=$(log_conf "${HAT_EVENT_LOG_LEVEL:-INFO}") \
     HAT_FLUSH=${HAT_EVENT_FLUSH_PERIOD:-0.1} \
     HAT_SERVER_ID=${HAT_EVENT_SERVER_ID:-1} \
     HAT_MONITOR=${HAT_MONITOR_PORT:-} HAT_GROUP=${HAT_EVENT_GROUP:-event} \
@@ -80,15 +80,7 @@ import json, os, sys
 server_id = int(os.environ['HAT_SERVER_ID'])
 conf = {
     'type': 'event',
-    'log': {
-        'version': 1,
-        'formatters': {'default': {
-            'format': '%(asctime)s %(levelname)s %(name)s: %(message)s'}},
-        'handlers': {'console': {'class': 'logging.StreamHandler',
-                                 'formatter': 'default',
-                                 'level': os.environ['HAT_LEVEL']}},
-        'root': {'level': os.environ['HAT_LEVEL'], 'handlers': ['console']},
-        'disable_existing_loggers': False},
+    'log': json.loads(os.environ['HAT_LOG']),
     'name': f'aimm-test-event-server-{server_id}',
     'server_id': server_id,
     'backend': {

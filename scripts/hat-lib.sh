@@ -37,6 +37,12 @@ is_ours() {
     esac
 }
 
+# The `log` section of a Hat process's config (Python logging dictConfig,
+# JSON): everything at LEVEL and above to the console.
+log_conf() {
+    printf '{"version": 1, "formatters": {"default": {"format": "%%(asctime)s %%(levelname)s %%(name)s: %%(message)s"}}, "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "default", "level": "%s"}}, "root": {"level": "%s", "handlers": ["console"]}, "disable_existing_loggers": false}' "$1" "$1"
+}
+
 port_open() {
     # bash's /dev/tcp: succeeds when the connect succeeds
     (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null

@@ -56,19 +56,11 @@ start)
     done
 
     HAT_PORT=$port HAT_MASTER=$master_port \
-    HAT_LEVEL=${HAT_MONITOR_LOG_LEVEL:-INFO} "$python" - "$conf" <<'PYEOF'
+    HAT_LOG=$(log_conf "${HAT_MONITOR_LOG_LEVEL:-INFO}") "$python" - "$conf" <<'PYEOF'
 import json, os, sys
 conf = {
     'type': 'monitor',
-    'log': {
-        'version': 1,
-        'formatters': {'default': {
-            'format': '%(asctime)s %(levelname)s %(name)s: %(message)s'}},
-        'handlers': {'console': {'class': 'logging.StreamHandler',
-                                 'formatter': 'default',
-                                 'level': os.environ['HAT_LEVEL']}},
-        'root': {'level': os.environ['HAT_LEVEL'], 'handlers': ['console']},
-        'disable_existing_loggers': False},
+    'log': json.loads(os.environ['HAT_LOG']),
     'default_algorithm': 'BLESS_ONE',
     'group_algorithms': {},
     'server': {'host': '127.0.0.1', 'port': int(os.environ['HAT_PORT']),

@@ -124,20 +124,6 @@ impl Scripted {
             describe(&output)
         );
     }
-
-    /// Sends SIGKILL to the pid the script wrote to `pid_file`: no chance
-    /// to flush anything. Fails the test if it cannot.
-    fn kill(&self, pid_file: &str) {
-        let pid = std::fs::read_to_string(self.dir.join(pid_file)).unwrap();
-        let status = Command::new("kill")
-            .arg("-9")
-            .arg(pid.trim())
-            .status()
-            .unwrap();
-        assert!(status.success());
-        // Let the process die and release its port.
-        std::thread::sleep(std::time::Duration::from_millis(300));
-    }
 }
 
 impl Drop for Scripted {
@@ -229,7 +215,11 @@ impl HatServer {
     /// Kills the server with SIGKILL: no chance to flush anything. Fails
     /// the test if it cannot.
     pub fn kill(&self) {
-        self.process.kill("server.pid");
+        if let Err(err) = self.kill_now() {
+            panic!("{err:#}");
+        }
+        // Let the process die and release its port.
+        std::thread::sleep(std::time::Duration::from_millis(300));
     }
 
     /// Sends the server SIGKILL at once, reporting errors instead of
