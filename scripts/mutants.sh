@@ -21,16 +21,19 @@
 #           a real hat-event-server (conformance, ids, own writes, kills)
 #   loader  crates/aimm-backend-loader/src/{library,resolve,safety,config}.rs
 #           the loader's unit tests, tests/plugins.rs and tests/safe_loading.rs
-#   hathost crates/aimm-backend-hat-host/src/{notified,router,client}.rs
+#   hathost crates/aimm-backend-hat-host/src/{notified,router}.rs
 #           the Hat host's unit tests, tests/eventer_client.rs and
 #           tests/event_backend.rs against a real hat-event-server
+#   hostclient crates/aimm-backend-hat-host/src/client.rs
+#           the Hat host's unit tests and tests/hat_host_client.rs (the
+#           host's client in process, on real hat-event-servers)
 #   monitor crates/hat-monitor-client/src/{active,client,msg}.rs
 #           the monitor client's unit tests, tests/monitor_client.rs (a real
 #           hat-monitor and event servers) and tests/sbs_differential.rs
 #           (the HatObserver messages against hat-sbs)
 #   batcher crates/aimm-backend-batcher/src/lib.rs
 #           the batcher's unit tests
-#   hat     crates/hat-eventer-client/src/{sbs,chatter,connection}.rs
+#   hat     crates/hat-eventer-client/src/{sbs/*,chatter,connection/*}.rs
 #           the client's unit tests, tests/sbs_differential.rs (against
 #           hat-sbs) and tests/eventer_client.rs (real server, fake peers)
 #
@@ -109,13 +112,23 @@ group_config() {
         ;;
     hathost)
         files=(crates/aimm-backend-hat-host/src/notified.rs
-            crates/aimm-backend-hat-host/src/router.rs
-            crates/aimm-backend-hat-host/src/client.rs)
+            crates/aimm-backend-hat-host/src/router.rs)
         packages=aimm-backend-hat-host,aimm-backend-tests
         test_args=(--lib --test eventer_client --test event_backend)
         filters=(--skip python_and_ours --skip an_unreachable --skip monitor_component)
         timeout=${MUTANTS_TIMEOUT:-240}
         rebuild=1
+        ;;
+    hostclient)
+        files=(crates/aimm-backend-hat-host/src/client.rs)
+        packages=aimm-backend-hat-host,aimm-backend-tests
+        test_args=(--lib --test hat_host_client)
+        filters=()
+        # A hung call fails its test at the test's own deadline (30 s at
+        # most) first.
+        timeout=${MUTANTS_TIMEOUT:-180}
+        # In process: no CLI or plugin library to rebuild.
+        rebuild=
         ;;
     monitor)
         files=(crates/hat-monitor-client/src/active.rs
@@ -139,9 +152,9 @@ group_config() {
         rebuild=
         ;;
     hat)
-        files=(crates/hat-eventer-client/src/sbs.rs
+        files=(crates/hat-eventer-client/src/sbs/*.rs
             crates/hat-eventer-client/src/chatter.rs
-            crates/hat-eventer-client/src/connection.rs)
+            crates/hat-eventer-client/src/connection/*.rs)
         packages=hat-eventer-client,aimm-backend-tests
         test_args=(--lib --test sbs_differential --test eventer_client)
         filters=()
@@ -149,7 +162,7 @@ group_config() {
         # These tests run no CLI or plugin library: nothing to rebuild.
         rebuild=
         ;;
-    *) die "unknown group $1 (expected sqlite, event, loader, hathost, monitor, batcher or hat)" ;;
+    *) die "unknown group $1 (expected sqlite, event, loader, hathost, hostclient, monitor, batcher or hat)" ;;
     esac
 }
 
@@ -222,7 +235,7 @@ if [ "${1:-}" = --summary ]; then
 fi
 
 groups=("$@")
-[ ${#groups[@]} -gt 0 ] || groups=(sqlite event loader hathost monitor batcher hat)
+[ ${#groups[@]} -gt 0 ] || groups=(sqlite event loader hathost hostclient monitor batcher hat)
 
 echo "== the release build the mutants' copies start from" >&2
 cargo build --release --workspace

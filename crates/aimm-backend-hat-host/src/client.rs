@@ -14,13 +14,13 @@
 //! The connection asks the server for notifications of *persisted* events
 //! only. Other hosts' changes therefore reach `process_events` once they are
 //! durable, and the same notifications tell [`RegisterMode::Persisted`]
-//! callers when their own events are on disk: the server flushes events in
-//! the order it numbered them, so once it reports an event persisted, every
-//! event it numbered before on that connection's session is persisted too.
-//! A persisted registration is sent without asking for an
-//! answer and recognised in those notifications instead (see
-//! [`crate::notified`]): the server's answer would echo every event whole
-//! once more. A registered one whose events all carry payloads is sent
+//! callers when their own events are on disk: a persisted registration is
+//! sent without asking for an answer and recognised in those notifications
+//! (see [`crate::notified`]); the server's answer would echo every event
+//! whole once more. A JSON payload that does not parse cannot be recognised
+//! that way, and the server would refuse it (hat-event-server 0.9.44 drops
+//! the connection): such a persisted registration is refused before it is
+//! sent. A registered one whose events all carry payloads is sent
 //! without asking for an answer too, followed by an empty query whose
 //! answer tells it is registered (`Client::register_fenced`); it returns
 //! no events then, as [`EventClient::register`] allows.
@@ -130,7 +130,9 @@ pub struct HatEventClient {
     runtime: Handle,
     config: HatClientConfig,
     current: Arc<Mutex<Option<Connection>>>,
-    persisted: watch::Receiver<Persisted>,
+    /// The live connection's number (0: none), to notice a drop while
+    /// waiting.
+    live: watch::Receiver<u64>,
     /// Where notified batches go first: the persisted registrations sent
     /// without asking for an answer wait there.
     router: Arc<Router<msg::Event>>,
@@ -145,19 +147,6 @@ struct Connection {
     client: Client,
 }
 
-/// What the server has reported persisted on connection `connection`
-/// (0: no connection).
-#[derive(Debug, Clone, Copy, Default)]
-struct Persisted {
-    connection: u64,
-    newest: Option<(i64, i64)>,
-}
-
-/// The `(session, instance)` order of event ids of one server.
-fn order_of(id: &msg::EventId) -> (i64, i64) {
-    (id.session, id.instance)
-}
-
 impl HatEventClient {
     /// Starts connecting (in the background, on `runtime`) and returns the
     /// client and the stream of notified events, which outlives reconnects.
@@ -168,14 +157,14 @@ impl HatEventClient {
         let current = Arc::new(Mutex::new(None));
         let alive = Arc::new(());
         let (events_tx, events_rx) = mpsc::unbounded_channel();
-        let (persisted_tx, persisted) = watch::channel(Persisted::default());
+        let (live_tx, live) = watch::channel(0);
         let router = Arc::new(Router::default());
         runtime.spawn(supervise(
             Supervised {
                 config: config.clone(),
                 current: current.clone(),
                 alive: Arc::downgrade(&alive),
-                persisted: persisted_tx,
+                live: live_tx,
                 router: router.clone(),
             },
             events_tx,
@@ -184,7 +173,7 @@ impl HatEventClient {
             runtime,
             config,
             current,
-            persisted,
+            live,
             router,
             _alive: alive,
         };
@@ -207,36 +196,6 @@ impl HatEventClient {
             .ok_or_else(|| self.unavailable("not connected (reconnecting in the background)"))
     }
 
-    /// Waits until the server reports event `newest` of `connection`
-    /// persisted, or stays silent for as long as a request of
-    /// `request_len` bytes allows.
-    fn wait_persisted(
-        &self,
-        connection: &Connection,
-        newest: (i64, i64),
-        request_len: usize,
-    ) -> Result<()> {
-        let number = connection.number;
-        let timeout = connection.client.patience(request_len);
-        let mut persisted = self.persisted.clone();
-        let reported = async move {
-            persisted
-                .wait_for(|p| p.connection != number || p.newest >= Some(newest))
-                .await
-                .map(|p| *p)
-        };
-        let outcome = self.run(until_silent(
-            connection.client.activity(),
-            timeout,
-            reported,
-        ));
-        match outcome {
-            Some(Ok(p)) if p.connection == number => Ok(()),
-            Some(_) => Err(self.dropped_before_persisted()),
-            None => Err(self.not_reported_persisted(timeout)),
-        }
-    }
-
     /// Waits until every event of a registration sent without asking for
     /// an answer has been notified persisted on `connection` (see
     /// [`crate::notified`]), or the server stays silent for as long as a
@@ -249,11 +208,11 @@ impl HatEventClient {
     ) -> Result<Vec<msg::Event>> {
         let number = connection.number;
         let timeout = connection.client.patience(request_len);
-        let mut persisted = self.persisted.clone();
+        let mut live = self.live.clone();
         let found = async move {
             tokio::select! {
                 found = notified => found.ok(),
-                _ = persisted.wait_for(|p| p.connection != number) => None,
+                _ = live.wait_for(|live| *live != number) => None,
             }
         };
         match self.run(until_silent(connection.client.activity(), timeout, found)) {
@@ -323,7 +282,7 @@ struct Supervised {
     config: HatClientConfig,
     current: Arc<Mutex<Option<Connection>>>,
     alive: std::sync::Weak<()>,
-    persisted: watch::Sender<Persisted>,
+    live: watch::Sender<u64>,
     router: Arc<Router<msg::Event>>,
 }
 
@@ -331,23 +290,7 @@ impl Supervised {
     fn set_current(&self, connection: Option<Connection>) {
         let number = connection.as_ref().map_or(0, |c| c.number);
         *self.current.lock().unwrap_or_else(PoisonError::into_inner) = connection;
-        self.persisted.send_replace(Persisted {
-            connection: number,
-            newest: None,
-        });
-    }
-
-    fn note_persisted(&self, number: u64, batch: &[msg::Event]) {
-        let Some(newest) = batch.iter().map(|e| order_of(&e.id)).max() else {
-            return;
-        };
-        self.persisted.send_if_modified(|p| {
-            let newer = p.connection == number && p.newest < Some(newest);
-            if newer {
-                p.newest = Some(newest);
-            }
-            newer
-        });
+        self.live.send_replace(number);
     }
 }
 
@@ -390,11 +333,10 @@ async fn supervise(supervised: Supervised, events: mpsc::UnboundedSender<Vec<Eve
                     tokio::select! {
                         batch = notified.recv() => {
                             let Some(batch) = batch else { break false };
-                            supervised.note_persisted(number, &batch);
                             supervised.router.arrived(number, &batch);
                             // Nobody may listen (a host without a backend
-                            // that wants events); the notifications still
-                            // serve `Persisted`.
+                            // that wants events); the router has served
+                            // the persisted registrations already.
                             let _ = events.send(batch.into_iter().map(to_api_event).collect());
                         }
                         () = target.moved() => {
@@ -454,7 +396,13 @@ impl EventClient for HatEventClient {
         let connection = self.connection()?;
         let client = &connection.client;
         let expected = match mode {
-            RegisterMode::Persisted => Expected::all_of(&events),
+            RegisterMode::Persisted => Some(Expected::all_of(&events).ok_or_else(|| {
+                BackendError::new(
+                    ErrorKind::InvalidInput,
+                    "a persisted registration whose JSON payload does not parse; \
+                     the server would refuse it",
+                )
+            })?),
             _ => None,
         };
         let (answer, request_len) = {
@@ -502,15 +450,8 @@ impl EventClient for HatEventClient {
             }
             Outstanding::Answer(answer) => {
                 // The server echoes every payload; the caller has them.
-                let registered = self
-                    .run(answer.wait_without_payloads())
-                    .map_err(|err| self.unavailable(err))?;
-                if mode == RegisterMode::Persisted {
-                    if let Some(newest) = registered.iter().map(|e| order_of(&e.id)).max() {
-                        self.wait_persisted(&connection, newest, request_len)?;
-                    }
-                }
-                registered
+                self.run(answer.wait_without_payloads())
+                    .map_err(|err| self.unavailable(err))?
             }
         };
         Ok(ROption::RSome(

@@ -163,6 +163,17 @@ impl HatServer {
         Self::from_process(Scripted::start("hat-event-server.sh", env))
     }
 
+    /// Starts a server of its own whose database flushes only every
+    /// `period`, so a persisted notification comes that much after the
+    /// registration (the default is 0.1 s).
+    pub fn start_flushing_every(period: std::time::Duration) -> Self {
+        let env = vec![(
+            "HAT_EVENT_FLUSH_PERIOD".into(),
+            format!("{}", period.as_secs_f64()),
+        )];
+        Self::from_process(Scripted::start("hat-event-server.sh", env))
+    }
+
     /// The pid of the running server process.
     pub fn pid(&self) -> anyhow::Result<u32> {
         let text = std::fs::read_to_string(self.dir().join("server.pid"))
