@@ -4,11 +4,15 @@
 #
 #   scripts/build-wheel.sh        # after `cargo build --release --workspace`
 #
-# The wheel holds the extension module and the built-in plugins
+# The wheel holds the extension module, the built-in plugins
 # (target/release/libaimm_backend_{sqlite,event}.so, copied into the
-# package's plugins/ directory first). maturin comes from a pinned build venv
-# (target/py-build-venv, made here once). Incremental: cargo rebuilds only
-# what changed, so a fresh wheel costs seconds.
+# package's plugins/ directory first) and the aimm-backend program
+# (target/release/aimm-backend, copied into the wheel's scripts, which pip
+# puts on the venv's PATH). The copies leave out the debug line tables the
+# release profile keeps (strip --strip-debug): a third of the size. maturin
+# comes from a pinned build venv (target/py-build-venv, made here once).
+# Incremental: cargo rebuilds only what changed, and a copy is made again
+# only when its source is newer, so a fresh wheel costs seconds.
 set -euo pipefail
 
 die() {
@@ -39,13 +43,25 @@ if [[ "$(cat "$venv/.stamp" 2>/dev/null)" != "$maturin_pin" ]]; then
     printf '%s' "$maturin_pin" >"$venv/.stamp"
 fi
 
+command -v strip >/dev/null || die "strip (binutils) is missing: apt-get install binutils"
+
+# copy_stripped SOURCE DEST: DEST is SOURCE without debug sections, mode 755.
+copy_stripped() {
+    [[ -f $1 ]] || die "$1 is missing: run cargo build --release --workspace first"
+    if [[ ! -f $2 || $1 -nt $2 ]]; then
+        strip --strip-debug -o "$2.tmp" "$1" || die "strip $1 failed"
+        chmod 755 "$2.tmp"
+        mv -f "$2.tmp" "$2"
+    fi
+}
+
 plugins=$package/python/aimm_backend/plugins
-mkdir -p "$plugins"
+scripts=$package/wheel-data/scripts
+mkdir -p "$plugins" "$scripts"
 for name in sqlite event; do
-    lib=target/release/libaimm_backend_$name.so
-    [[ -f $lib ]] || die "$lib is missing: run cargo build --release --workspace first"
-    cp -p "$lib" "$plugins/"
+    copy_stripped "target/release/libaimm_backend_$name.so" "$plugins/libaimm_backend_$name.so"
 done
+copy_stripped target/release/aimm-backend "$scripts/aimm-backend"
 
 rm -f "$out"/aimm_backend-*.whl
 log "maturin build (release)"

@@ -17,6 +17,7 @@ fn run_conf(home: &Path, conf: &Path, args: &[&str], code: i32) -> (String, Stri
 #[test]
 fn put_list_get_update_round_trip() {
     let work = tempfile::tempdir().unwrap();
+    std::fs::create_dir(work.path().join("store")).unwrap();
     let db = work.path().join("store/models.db");
     let conf = sqlite_conf(work.path(), "c.yaml", &db, "");
     let a = work.path().join("a.bin");
@@ -410,6 +411,192 @@ fn sqlite_path_that_is_a_directory_is_refused() {
         stderr.contains("is a directory; expected a SQLite file path"),
         "{stderr}"
     );
+}
+
+/// A typo in `path` must not start an empty store where the models are
+/// expected (the Python backend refuses it too): the directory is named,
+/// and nothing is created.
+#[test]
+fn an_explicit_path_in_a_missing_directory_is_refused_and_nothing_is_created() {
+    let work = tempfile::tempdir().unwrap();
+    let typo = work.path().join("aimn");
+    let conf = sqlite_conf(work.path(), "c.yaml", &typo.join("models.db"), "");
+    for args in [&["list"][..], &["check"], &["put", "t", "-"]] {
+        let (_, stderr) = run_conf(work.path(), &conf, args, 2);
+        assert!(
+            stderr.contains(&format!("its directory {} does not exist", typo.display())),
+            "{args:?}: {stderr}"
+        );
+    }
+    assert!(!typo.exists());
+    // A file where the directory should be is named as such.
+    std::fs::write(&typo, b"").unwrap();
+    let (_, stderr) = run_conf(work.path(), &conf, &["list"], 2);
+    assert!(
+        stderr.contains(&format!(
+            "its directory {} is not a directory",
+            typo.display()
+        )),
+        "{stderr}"
+    );
+}
+
+/// The first run of a segment sequence said twice in a row in `line` (the
+/// message of an error that also hands out its cause as a source, printed
+/// with its chain), or a long segment said twice anywhere.
+fn repeated_cause(line: &str) -> Option<String> {
+    let segments: Vec<&str> = line.split(": ").collect();
+    for len in 1..=segments.len() / 2 {
+        for start in 0..=segments.len() - 2 * len {
+            if segments[start..start + len] == segments[start + len..start + 2 * len] {
+                return Some(segments[start..start + len].join(": "));
+            }
+        }
+    }
+    let mut long: Vec<&str> = segments.iter().copied().filter(|s| s.len() >= 16).collect();
+    long.sort_unstable();
+    long.windows(2)
+        .find(|pair| pair[0] == pair[1])
+        .map(|pair| pair[0].to_string())
+}
+
+#[test]
+fn repeated_causes_are_found() {
+    assert_eq!(
+        repeated_cause("cannot read x: No such file (os error 2): No such file (os error 2)"),
+        Some("No such file (os error 2)".into())
+    );
+    assert_eq!(repeated_cause("a: b: c: b: c"), Some("b: c".into()));
+    assert_eq!(
+        repeated_cause("x: the same long segment: y: the same long segment"),
+        Some("the same long segment".into())
+    );
+    assert_eq!(repeated_cause("a: b: a: c"), None);
+}
+
+/// Every error the CLI prints says each cause once: over the error paths
+/// of configs, files, stores, plugins and an unreachable event server.
+#[test]
+fn every_error_says_its_cause_once() {
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path();
+    let db = dir.join("m.db");
+    let conf = sqlite_conf(dir, "c.yaml", &db, "");
+    let file = write_file(dir, "m.bin", "bytes");
+    run_conf(dir, &conf, &["put", "t", file.to_str().unwrap()], 0);
+    let text_db = write_file(
+        dir,
+        "text.db",
+        &"not a database
+"
+        .repeat(100),
+    );
+    let not_sqlite = sqlite_conf(dir, "text.yaml", &text_db, "");
+    let in_missing_dir = sqlite_conf(dir, "typo.yaml", &dir.join("nowhere/m.db"), "");
+    let bad_yaml = write_file(dir, "bad.yaml", "backend: [unclosed\n");
+    let unknown_module = write_file(dir, "unknown.yaml", "backend:\n  module: no_such_backend\n");
+    let not_a_library = write_file(dir, "libfake.so", "text, not a library");
+    let fake_module = write_file(
+        dir,
+        "fake.yaml",
+        &format!("backend:\n  module: {}\n", not_a_library.display()),
+    );
+    let free_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let unreachable = write_file(
+        dir,
+        "event.yaml",
+        &format!(
+            "hat:\n  eventer_server: {{host: 127.0.0.1, port: {free_port}}}\n\
+             backend:\n  module: aimm.server.backend.event\n  model_prefix: [aimm, x]\n"
+        ),
+    );
+    let missing = dir.join("missing.yaml");
+    let out_dir_missing = dir.join("no/such/dir/out.bin");
+    let cases: Vec<(Vec<&std::ffi::OsStr>, i32)> = vec![
+        (vec![missing.as_os_str(), "check".as_ref()], 2),
+        (vec![bad_yaml.as_os_str(), "list".as_ref()], 2),
+        (vec![unknown_module.as_os_str(), "list".as_ref()], 2),
+        (vec![fake_module.as_os_str(), "check".as_ref()], 2),
+        (vec![in_missing_dir.as_os_str(), "list".as_ref()], 2),
+        (vec![not_sqlite.as_os_str(), "list".as_ref()], 1),
+        (vec![conf.as_os_str(), "get".as_ref(), "42".as_ref()], 1),
+        (
+            vec![
+                conf.as_os_str(),
+                "get".as_ref(),
+                "1".as_ref(),
+                "-o".as_ref(),
+                out_dir_missing.as_os_str(),
+            ],
+            1,
+        ),
+        (
+            vec![
+                conf.as_os_str(),
+                "put".as_ref(),
+                "t".as_ref(),
+                missing.as_os_str(),
+            ],
+            1,
+        ),
+        (
+            vec![
+                conf.as_os_str(),
+                "copy".as_ref(),
+                "--to".as_ref(),
+                missing.as_os_str(),
+            ],
+            2,
+        ),
+        (vec![unreachable.as_os_str(), "list".as_ref()], 1),
+    ];
+    for (args, code) in cases {
+        let output = run_expecting(cli(dir).arg("--conf").args(&args), code);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let error = stderr
+            .lines()
+            .find(|l| l.starts_with("aimm-backend: error: "))
+            .unwrap_or_else(|| panic!("{args:?}: no error line in {stderr}"));
+        assert_eq!(repeated_cause(error), None, "{args:?}: {error}");
+    }
+}
+
+/// A server config that loads its plugin through the Python package's
+/// `aimm_backend.plugin` reads as that plugin's: `plugin` is the module,
+/// `plugin_dirs` are searched first, and neither reaches the plugin.
+#[test]
+fn a_section_for_aimm_backend_plugin_loads_the_plugin_it_names() {
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path().join("plugins");
+    std::fs::create_dir(&dir).unwrap();
+    let library = dir.join("libaimm_backend_sqlite.so");
+    std::fs::copy(release_dir().join("libaimm_backend_sqlite.so"), &library).unwrap();
+    let conf = write_file(
+        work.path(),
+        "server.yaml",
+        &format!(
+            "backend:\n  module: aimm_backend.plugin\n  plugin: aimm_backend_sqlite\n  \
+             plugin_dirs: [{}]\n  path: {}\n",
+            dir.display(),
+            work.path().join("m.db").display()
+        ),
+    );
+    let (stdout, stderr) = run_conf(work.path(), &conf, &["check"], 0);
+    assert!(
+        stdout.contains(&format!("library: {}", library.display())),
+        "{stdout}"
+    );
+    assert!(stdout.contains("module:  aimm_backend_sqlite"), "{stdout}");
+    // Nothing warns of keys the plugin does not read.
+    assert!(!stderr.contains("not read by"), "{stderr}");
+    let file = write_file(work.path(), "m.bin", "bytes");
+    run_conf(work.path(), &conf, &["put", "t", file.to_str().unwrap()], 0);
+    let (listed, _) = run_conf(work.path(), &conf, &["list"], 0);
+    assert_eq!(listed, "1\tt\t5\n");
 }
 
 #[test]

@@ -242,8 +242,13 @@ fn a_text_file_named_like_a_library_is_refused() {
 
 /// A genuine shared library (built with the C compiler) that is no plugin.
 fn plain_shared_library(dir: &Path) -> PathBuf {
-    let source = write_file(dir, "plain.c", "int plain_answer(void) { return 42; }\n");
-    let library = dir.join("libplain.so");
+    c_shared_library(dir, "plain", "int plain_answer(void) { return 42; }\n")
+}
+
+/// `dir/libNAME.so`, built by the C compiler from `source`.
+fn c_shared_library(dir: &Path, name: &str, source: &str) -> PathBuf {
+    let source = write_file(dir, &format!("{name}.c"), source);
+    let library = dir.join(format!("lib{name}.so"));
     let output = output_within(
         Command::new("cc")
             .args(["-shared", "-fPIC", "-o"])
@@ -292,6 +297,25 @@ fn a_shared_library_that_is_not_a_backend_is_refused() {
     assert!(
         status.starts_with("refused: ") && status.contains("not an AIMM backend plugin"),
         "{status}"
+    );
+}
+
+/// A shared library that needs symbols only its own host process has, as
+/// a Python extension built beside the CLI needs libpython's: it is listed
+/// as not a plugin, in a few words and without the dynamic linker's
+/// complaint, since nothing of it is loaded.
+#[test]
+fn a_library_that_needs_another_host_is_listed_as_not_a_plugin_without_loading_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let library = c_shared_library(
+        dir.path(),
+        "extension",
+        "extern int HostOnlyData;\nint extension_answer(void) { return HostOnlyData; }\n",
+    );
+    let status = listed_status(&library);
+    assert_eq!(
+        status,
+        "refused: not an AIMM backend plugin: it exports no abi_stable root module"
     );
 }
 

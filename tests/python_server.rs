@@ -150,11 +150,11 @@ fn the_stock_server_runs_aimm_backend_sqlite_across_a_restart() {
     let work = tempfile::tempdir().unwrap();
     let report = roundtrip(
         work.path(),
-        "module: aimm_backend.sqlite\npath: store/models.db\n",
+        "module: aimm_backend.sqlite\npath: models.db\n",
         &["--strict-new-id"],
     );
     assert_restored(&report);
-    let db = work.path().join("server/store/models.db");
+    let db = work.path().join("server/models.db");
     assert_eq!(read_models_table(&db).len(), 2, "{report}");
     assert_eq!(integrity_check(&db), "ok");
 }

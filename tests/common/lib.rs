@@ -369,6 +369,30 @@ pub fn package_python() -> PathBuf {
         .clone()
 }
 
+/// The one `aimm_backend` wheel in `target/wheels` (`scripts/build-wheel.sh`
+/// makes it; the README's test command runs that first); fails the test when
+/// there is none, or more than one.
+pub fn built_wheel() -> PathBuf {
+    let wheels: Vec<PathBuf> = std::fs::read_dir(workspace_root().join("target/wheels"))
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| {
+                    p.file_name()
+                        .and_then(|n| n.to_str())
+                        .is_some_and(|n| n.starts_with("aimm_backend-") && n.ends_with(".whl"))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(
+        wheels.len(),
+        1,
+        "expected one aimm_backend wheel in target/wheels (scripts/build-wheel.sh makes it), found {wheels:?}"
+    );
+    wheels.into_iter().next().expect("one wheel")
+}
+
 /// The interpreter of the venv that runs the Python AIMM server and its
 /// REPL client (`scripts/python-server-venv.sh`), with the `aimm_backend`
 /// wheel of `target/wheels` installed. Fails when there is no wheel.
@@ -376,27 +400,11 @@ pub fn server_python() -> PathBuf {
     static PYTHON: OnceLock<PathBuf> = OnceLock::new();
     PYTHON
         .get_or_init(|| {
-            let wheels: Vec<PathBuf> = std::fs::read_dir(workspace_root().join("target/wheels"))
-                .map(|entries| {
-                    entries
-                        .filter_map(|e| e.ok().map(|e| e.path()))
-                        .filter(|p| {
-                            p.file_name()
-                                .and_then(|n| n.to_str())
-                                .is_some_and(|n| n.starts_with("aimm_backend-") && n.ends_with(".whl"))
-                        })
-                        .collect()
-                })
-                .unwrap_or_default();
-            assert_eq!(
-                wheels.len(),
-                1,
-                "expected one aimm_backend wheel in target/wheels (scripts/build-wheel.sh makes it), found {wheels:?}"
-            );
+            let wheel = built_wheel();
             let output = output_within(
                 Command::new("bash")
                     .arg(workspace_root().join("scripts/python-server-venv.sh"))
-                    .env("AIMM_BACKEND_WHEEL", &wheels[0]),
+                    .env("AIMM_BACKEND_WHEEL", &wheel),
                 BUILD_DEADLINE,
                 "making the Python server venv",
             );
@@ -407,7 +415,11 @@ pub fn server_python() -> PathBuf {
             );
             let stdout = String::from_utf8_lossy(&output.stdout);
             let python = PathBuf::from(stdout.lines().last().expect("a path").trim());
-            assert!(python.is_file(), "server venv python {} missing", python.display());
+            assert!(
+                python.is_file(),
+                "server venv python {} missing",
+                python.display()
+            );
             python
         })
         .clone()

@@ -27,8 +27,8 @@ DRIVER = HERE / "aimm_server_driver.py"
 HAT_SERVER = REPO / "scripts" / "hat-event-server.sh"
 
 VARIANTS = [
-    ("stock sqlite", "module: aimm.server.backend.sqlite\npath: store/models.db\n"),
-    ("aimm_backend.sqlite", "module: aimm_backend.sqlite\npath: store/models.db\n"),
+    ("stock sqlite", "module: aimm.server.backend.sqlite\npath: models.db\n"),
+    ("aimm_backend.sqlite", "module: aimm_backend.sqlite\npath: models.db\n"),
     ("stock event", "module: aimm.server.backend.event\nmodel_prefix: [aimm, model]\n"),
     ("aimm_backend.event", "module: aimm_backend.event\nmodel_prefix: [aimm, model]\n"),
     ("aimm_backend.event, acknowledge: sent",

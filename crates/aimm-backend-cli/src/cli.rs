@@ -110,7 +110,8 @@ pub enum Command {
         #[arg(long, value_name = "DIR")]
         path: Option<PathBuf>,
         /// Take aimm-backend-api and aimm-backend-conformance from this
-        /// directory (a checkout's crates/) instead of crates.io.
+        /// directory (a checkout's crates/). Default: the checkout this
+        /// program was built from, until the crates are on crates.io.
         #[arg(long, value_name = "DIR")]
         api_path: Option<PathBuf>,
     },

@@ -32,6 +32,11 @@ const FILES: &[(&str, &str)] = &[
     ),
 ];
 
+/// Whether `aimm-backend-api` and `aimm-backend-conformance` are on
+/// crates.io. Until they are, a crate that asks for them there cannot
+/// build, so `new` takes them from a checkout by default.
+const ON_CRATES_IO: bool = false;
+
 /// Where the new crate finds the API and conformance crates.
 pub enum Dependencies<'a> {
     /// From crates.io, at the versions this tool was built with.
@@ -39,6 +44,30 @@ pub enum Dependencies<'a> {
     /// From a checkout: the directory holding `aimm-backend-api/` and
     /// `aimm-backend-conformance/` (this project's `crates/`).
     Path(&'a Path),
+}
+
+/// The `crates/` directory of the checkout this program was built from,
+/// if it is still there.
+pub fn checkout_crates() -> Option<PathBuf> {
+    let crates = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()?
+        .canonicalize()
+        .ok()?;
+    crates
+        .join("aimm-backend-api/Cargo.toml")
+        .is_file()
+        .then_some(crates)
+}
+
+/// Where the crates come from when `--api-path` is not given: crates.io
+/// once they are published, until then the checkout this program was
+/// built from (`None`: it is gone, so the user must name one).
+pub fn default_crates() -> Option<Option<PathBuf>> {
+    if ON_CRATES_IO {
+        Some(None)
+    } else {
+        checkout_crates().map(Some)
+    }
 }
 
 /// Writes the plugin crate `name` into `dir` (default: `./NAME`), which

@@ -522,7 +522,7 @@ mod tests {
     }
 
     #[test]
-    fn json_that_does_not_parse_is_left_to_the_answer_and_large_payloads_are_kept_as_digests() {
+    fn json_that_does_not_parse_cannot_be_recognised_and_large_payloads_are_kept_as_digests() {
         let broken = register_event(&["a"], Some(EventPayload::Json("{".into())));
         assert_eq!(Expected::all_of(&[broken]), None);
         let trailing = register_event(&["a"], Some(EventPayload::Json("1 2".into())));

@@ -11,6 +11,12 @@ use std::time::Duration;
 const SERVER_SCHEMA: &str = include_str!("../schemas/server.yaml");
 const BACKEND_SCHEMA: &str = include_str!("../schemas/backend.yaml");
 
+/// The Python package's module that loads any plugin (`aimm_backend.plugin`):
+/// the section names the plugin in `plugin` and where to look first in
+/// `plugin_dirs`; the rest is the plugin's own config. A host reading a
+/// server config that uses it loads that plugin the same way.
+pub const PLUGIN_MODULE: &str = "aimm_backend.plugin";
+
 /// A config as the `aimm-backend` tool reads it: a whole Python AIMM server
 /// config, a file with only a `backend` section, or a bare backend section.
 #[derive(Debug, Clone)]
@@ -19,6 +25,7 @@ pub struct ServerConfig {
     document: Value,
     hat: HatConfig,
     own_eventer_server: Option<EventerServerConfig>,
+    plugin_dirs: Vec<PathBuf>,
 }
 
 /// The `hat` section: how the host reaches the Hat services.
@@ -160,9 +167,9 @@ impl EventerServerConfig {
 impl ServerConfig {
     /// Reads and validates the YAML (or JSON) file at `path`.
     pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
             path: path.to_path_buf(),
-            source,
+            error,
         })?;
         Self::from_yaml(&text, &path.display().to_string())
     }
@@ -192,6 +199,8 @@ impl ServerConfig {
         schema::validate(&server_schema, &document, "").map_err(invalid)?;
         let backend_schema = schema::parse_schema(BACKEND_SCHEMA).expect("embedded schema is YAML");
         schema::validate(&backend_schema, &document["backend"], "backend").map_err(invalid)?;
+        let mut document = document;
+        let plugin_dirs = unwrap_plugin_module(&mut document["backend"]).map_err(invalid)?;
         let hat = match document.get("hat") {
             Some(hat) => HatConfig::deserialize(hat).map_err(|err| {
                 invalid(vec![Violation {
@@ -215,6 +224,7 @@ impl ServerConfig {
             document,
             hat,
             own_eventer_server,
+            plugin_dirs,
         })
     }
 
@@ -244,6 +254,13 @@ impl ServerConfig {
     /// `backend.module`.
     pub fn module(&self) -> &str {
         self.backend()["module"].as_str().unwrap_or_default()
+    }
+
+    /// Directories to look for the plugin in before any other: the
+    /// `plugin_dirs` of a section for [`PLUGIN_MODULE`] (whose `plugin`
+    /// became [`module`](Self::module)); none otherwise.
+    pub fn plugin_dirs(&self) -> &[PathBuf] {
+        &self.plugin_dirs
     }
 
     /// The server's `name`, if the config has one.
@@ -293,6 +310,52 @@ impl ServerConfig {
     }
 }
 
+/// Turns a section for [`PLUGIN_MODULE`] into the plugin's own: `module`
+/// becomes its `plugin`, and `plugin` and `plugin_dirs` go; returns those
+/// directories (none for any other module).
+fn unwrap_plugin_module(backend: &mut Value) -> Result<Vec<PathBuf>, Vec<Violation>> {
+    if backend["module"] != PLUGIN_MODULE {
+        return Ok(Vec::new());
+    }
+    let violation = |key: &str, expected: &str, found: Option<&Value>| Violation {
+        path: format!("backend.{key}"),
+        rule: format!(
+            "expected {expected}, got {}",
+            found.map_or("nothing".to_string(), Value::to_string)
+        ),
+    };
+    let plugin = match backend.get("plugin") {
+        Some(Value::String(name)) if !name.is_empty() => name.clone(),
+        other => {
+            return Err(vec![violation(
+                "plugin",
+                "the plugin to load (a bare name, a library path or a Python alias)",
+                other,
+            )])
+        }
+    };
+    let plugin_dirs = match backend.get("plugin_dirs") {
+        None => Vec::new(),
+        Some(Value::Array(dirs)) if dirs.iter().all(Value::is_string) => dirs
+            .iter()
+            .filter_map(Value::as_str)
+            .map(PathBuf::from)
+            .collect(),
+        other => {
+            return Err(vec![violation(
+                "plugin_dirs",
+                "a list of directory paths",
+                other,
+            )])
+        }
+    };
+    let section = backend.as_object_mut().expect("a section with a module");
+    section.remove("plugin");
+    section.remove("plugin_dirs");
+    section.insert("module".into(), Value::String(plugin));
+    Ok(plugin_dirs)
+}
+
 /// The per-user store of the embedded default config:
 /// `$XDG_DATA_HOME/aimm/models.db`, else `~/.local/share/aimm/models.db`.
 pub fn default_store_path() -> PathBuf {
@@ -323,6 +386,45 @@ mod tests {
         let config = ServerConfig::from_yaml(text, "t").unwrap();
         assert_eq!(config.module(), "aimm.server.backend.sqlite");
         assert_eq!(config.name(), Some("aimm"));
+    }
+
+    #[test]
+    fn a_section_for_the_python_plugin_module_becomes_the_plugins_own() {
+        let config = ServerConfig::from_yaml(
+            "backend:\n  module: aimm_backend.plugin\n  plugin: my_store\n  \
+             plugin_dirs: [/opt/a, /opt/b]\n  path: /srv/models\n",
+            "t",
+        )
+        .unwrap();
+        assert_eq!(config.module(), "my_store");
+        assert_eq!(
+            config.backend(),
+            &serde_json::json!({"module": "my_store", "path": "/srv/models"})
+        );
+        assert_eq!(
+            config.plugin_dirs(),
+            [PathBuf::from("/opt/a"), PathBuf::from("/opt/b")]
+        );
+        let plain = ServerConfig::from_yaml("backend: {module: sqlite, path: x}\n", "t").unwrap();
+        assert!(plain.plugin_dirs().is_empty());
+    }
+
+    #[test]
+    fn a_python_plugin_module_section_without_a_usable_plugin_is_refused() {
+        for (section, expected) in [
+            (
+                "{module: aimm_backend.plugin}",
+                "backend.plugin: expected the plugin to load",
+            ),
+            ("{module: aimm_backend.plugin, plugin: ''}", "got \"\""),
+            (
+                "{module: aimm_backend.plugin, plugin: x, plugin_dirs: /opt}",
+                "backend.plugin_dirs: expected a list of directory paths, got \"/opt\"",
+            ),
+        ] {
+            let err = ServerConfig::from_yaml(&format!("backend: {section}\n"), "t").unwrap_err();
+            assert!(err.to_string().contains(expected), "{section}: {err}");
+        }
     }
 
     #[test]

@@ -7,12 +7,14 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The file could not be read.
-    #[error("cannot read config file {path}: {source}")]
+    // `error` rather than `source`: the message says it already, and a
+    // reporter that prints the chain of sources would say it twice.
+    #[error("cannot read config file {path}: {error}")]
     Read {
         /// The config file.
         path: PathBuf,
         /// Why.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The file is not valid YAML.
     #[error("config file {path} is not valid YAML: {message}")]

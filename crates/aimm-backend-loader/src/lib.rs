@@ -25,6 +25,7 @@
 #![warn(missing_docs)]
 
 mod config;
+mod elf;
 mod error;
 mod handle;
 mod host_services;
@@ -36,7 +37,7 @@ pub mod schema;
 
 pub use config::{
     default_store_path, EventTarget, EventerServerConfig, HatConfig, MonitorComponentConfig,
-    ServerConfig,
+    ServerConfig, PLUGIN_MODULE,
 };
 pub use error::{ConfigError, LoadError};
 pub use handle::BackendHandle;
@@ -47,7 +48,8 @@ pub use open::{
     Prepared,
 };
 pub use resolve::{
-    library_file_name, library_name, Candidate, CandidateState, SearchPath, PATH_ENV,
+    library_file_name, library_name, wheel_plugin_dir, Candidate, CandidateState, SearchPath,
+    PATH_ENV,
 };
 pub use safety::{LoadPolicy, ALLOW_UNSAFE_ENV};
 
@@ -65,7 +67,7 @@ pub enum Error {
     /// The plugin refused to create the backend.
     // Not a `source`: the message carries the reason already, and a
     // reporter that prints the chain would print it twice.
-    #[error("backend `{module}` ({path}): {reason}")]
+    #[error("backend {}: {reason}", backend_name(module, path))]
     Backend {
         /// `backend.module`.
         module: String,
@@ -74,6 +76,16 @@ pub enum Error {
         /// What the plugin said.
         reason: BackendError,
     },
+}
+
+/// `` `MODULE` (PATH) ``, or just `PATH` when the module is that path (a
+/// host that resolved the module itself), so the path is said once.
+fn backend_name(module: &str, path: &str) -> String {
+    if module == path {
+        path.to_string()
+    } else {
+        format!("`{module}` ({path})")
+    }
 }
 
 impl Error {
@@ -94,4 +106,30 @@ impl Error {
 /// connects to Hat event servers opens through `aimm_backend_hat_host`.
 pub fn open_backend(config: &ServerConfig, search: &SearchPath) -> Result<BackendHandle, Error> {
     Ok(Opener::new(search.clone()).open(config)?.into_handle())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(module: &str, path: &str) -> String {
+        Error::Backend {
+            module: module.into(),
+            path: path.into(),
+            reason: BackendError::invalid_config("backend.path: bad"),
+        }
+        .to_string()
+    }
+
+    #[test]
+    fn a_backend_error_names_the_module_and_its_library_each_once() {
+        assert_eq!(
+            refused("sqlite", "/p/libsqlite.so"),
+            "backend `sqlite` (/p/libsqlite.so): invalid config: backend.path: bad"
+        );
+        assert_eq!(
+            refused("/p/libsqlite.so", "/p/libsqlite.so"),
+            "backend /p/libsqlite.so: invalid config: backend.path: bad"
+        );
+    }
 }

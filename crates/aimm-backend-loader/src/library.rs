@@ -79,6 +79,7 @@ impl PluginLibrary {
 
     fn load_uncached(path: &Path) -> Result<PluginLibrary, LoadError> {
         check_binary_format(path)?;
+        check_exports_a_root_module(path)?;
         let header = lib_header_from_path(path).map_err(|err| open_error(path, err))?;
         let consts = header.root_mod_consts();
         if consts.name() != BackendModuleRef::NAME {
@@ -260,16 +261,31 @@ fn check_binary_format(path: &Path) -> Result<(), LoadError> {
     })
 }
 
+/// Refuses, without loading it, a shared library whose symbol table shows
+/// it exports no abi_stable root module: loading it would run its code and
+/// fail with the dynamic linker's complaints about what it needs (a Python
+/// extension needs symbols of a Python process).
+fn check_exports_a_root_module(path: &Path) -> Result<(), LoadError> {
+    match crate::elf::defines_dynamic_symbol(path, abi_stable::library::ROOT_MODULE_LOADER_NAME) {
+        Some(false) => Err(not_a_plugin(path)),
+        Some(true) | None => Ok(()),
+    }
+}
+
+fn not_a_plugin(path: &Path) -> LoadError {
+    LoadError::NotAPlugin {
+        path: path.to_path_buf(),
+        found: "it exports no abi_stable root module".to_string(),
+    }
+}
+
 fn open_error(path: &Path, err: LibraryError) -> LoadError {
     match err {
         LibraryError::OpenError { err, .. } => LoadError::Open {
             path: path.to_path_buf(),
             message: err.to_string(),
         },
-        LibraryError::GetSymbolError { .. } => LoadError::NotAPlugin {
-            path: path.to_path_buf(),
-            found: "it exports no abi_stable root module".to_string(),
-        },
+        LibraryError::GetSymbolError { .. } => not_a_plugin(path),
         other => init_error(path, other),
     }
 }

@@ -146,7 +146,10 @@ impl Opener {
     /// its log records to this opener's sink (unless the library already
     /// has one), and validates the `backend` section against its schema.
     pub fn load(&self, config: &ServerConfig) -> Result<Arc<PluginLibrary>, Error> {
-        let path = self.search.resolve(config.module())?;
+        let path = self
+            .search
+            .searching_first(config.plugin_dirs())
+            .resolve(config.module())?;
         let library = PluginLibrary::load_with(&path, self.policy)?;
         library.install_log_sink(|| (self.log_sink)(&library));
         library.validate_conf(config.backend(), config.origin())?;

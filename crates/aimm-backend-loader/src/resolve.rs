@@ -3,8 +3,10 @@
 //! Order: a path to a library file; else a bare name `foo` becomes
 //! `libfoo.so` (`libfoo.dylib`, `foo.dll`), looked for in each `--plugin-dir`,
 //! then each directory of `AIMM_BACKEND_PATH` (colon-separated), then the
-//! directory of the running executable. Dots and dashes in names become
-//! underscores; the Python module names of the built-in backends map to ours.
+//! directory of the running executable and, for a program the `aimm_backend`
+//! wheel installed, the wheel's plugins ([`wheel_plugin_dir`]). Dots and
+//! dashes in names become underscores; the Python module names of the
+//! built-in backends map to ours.
 
 use crate::error::LoadError;
 use std::path::{Path, PathBuf};
@@ -25,12 +27,17 @@ pub struct SearchPath {
 }
 
 impl SearchPath {
-    /// `plugin_dirs`, then `AIMM_BACKEND_PATH`, then the executable's directory.
+    /// `plugin_dirs`, then `AIMM_BACKEND_PATH`, then the executable's
+    /// directory and the plugins of the wheel that installed it, if one did
+    /// ([`wheel_plugin_dir`]).
     pub fn new(plugin_dirs: &[PathBuf]) -> Self {
         let exe_dir = std::env::current_exe()
             .ok()
             .and_then(|exe| exe.parent().map(Path::to_path_buf));
-        Self::with_builtin_dir(plugin_dirs, exe_dir)
+        let wheel_dir = exe_dir.as_deref().and_then(wheel_plugin_dir);
+        let mut search = Self::with_builtin_dir(plugin_dirs, exe_dir);
+        search.dirs.extend(wheel_dir);
+        search
     }
 
     /// `plugin_dirs`, then `AIMM_BACKEND_PATH`, then `builtin_dir` (where a
@@ -52,6 +59,14 @@ impl SearchPath {
         }
         dirs.extend(builtin_dir);
         SearchPath { dirs }
+    }
+
+    /// This search with `dirs` looked in before its own directories (a
+    /// config's own plugin directories).
+    pub fn searching_first(&self, dirs: &[PathBuf]) -> SearchPath {
+        SearchPath {
+            dirs: dirs.iter().chain(&self.dirs).cloned().collect(),
+        }
     }
 
     /// Exactly these directories, nothing from the environment.
@@ -126,6 +141,32 @@ impl SearchPath {
         }
         found
     }
+}
+
+/// The plugins of the `aimm_backend` wheel that installed a program into
+/// `bin_dir`: pip puts a wheel's programs into a prefix's `bin` (a venv's,
+/// `~/.local`'s) and its packages into that prefix's
+/// `lib/pythonX.Y/site-packages`, where the wheel keeps its plugins in
+/// `aimm_backend/plugins` (the directory its Python modules load them
+/// from). The newest Python version's, if several have one.
+pub fn wheel_plugin_dir(bin_dir: &Path) -> Option<PathBuf> {
+    let lib = bin_dir.parent()?.join("lib");
+    std::fs::read_dir(lib)
+        .ok()?
+        .filter_map(|entry| {
+            let entry = entry.ok()?;
+            let version = python_version(&entry.file_name().to_string_lossy())?;
+            let plugins = entry.path().join("site-packages/aimm_backend/plugins");
+            plugins.is_dir().then_some((version, plugins))
+        })
+        .max()
+        .map(|(_, plugins)| plugins)
+}
+
+/// `(3, 11)` of `python3.11`.
+fn python_version(name: &str) -> Option<(u32, u32)> {
+    let (major, minor) = name.strip_prefix("python")?.split_once('.')?;
+    Some((major.parse().ok()?, minor.parse().ok()?))
 }
 
 /// An entry on the search path named like a library.
@@ -244,6 +285,28 @@ mod tests {
         assert_eq!(search.dirs(), expected);
         let bare = SearchPath::from_parts(&[], None, None);
         assert!(bare.dirs().is_empty());
+    }
+
+    #[test]
+    fn a_program_installed_by_the_wheel_finds_the_wheel_plugins_of_the_newest_python() {
+        let prefix = tempfile::tempdir().unwrap();
+        let bin = prefix.path().join("bin");
+        std::fs::create_dir(&bin).unwrap();
+        assert_eq!(wheel_plugin_dir(&bin), None, "no lib/ at all");
+        let plugins = |python: &str| {
+            prefix
+                .path()
+                .join("lib")
+                .join(python)
+                .join("site-packages/aimm_backend/plugins")
+        };
+        for python in ["python3.9", "python3.11", "python3.10"] {
+            std::fs::create_dir_all(plugins(python)).unwrap();
+        }
+        // Not Python versions, or without the wheel's package.
+        std::fs::create_dir_all(plugins("python3.x")).unwrap();
+        std::fs::create_dir_all(prefix.path().join("lib/python3.12/site-packages")).unwrap();
+        assert_eq!(wheel_plugin_dir(&bin), Some(plugins("python3.11")));
     }
 
     #[test]

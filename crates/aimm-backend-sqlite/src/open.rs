@@ -11,8 +11,13 @@ use std::path::Path;
 const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS models \
     (id INTEGER PRIMARY KEY AUTOINCREMENT, type TEXT NOT NULL, instance BLOB)";
 
-/// Makes sure `path` can be a database file: not a directory, parent present.
-/// Returns whether a non-empty file is already there.
+/// Makes sure `path` can be a database file: not a directory, in a
+/// directory that exists. Returns whether a non-empty file is already there.
+///
+/// A missing directory is an error, not created: a typo in `path` would
+/// otherwise start a server on a new, empty store, which looks like data
+/// loss (the Python backend refuses it too). A host that picks a default
+/// path of its own creates that directory itself.
 pub(crate) fn prepare_path(path: &Path) -> Result<bool> {
     if path.is_dir() {
         return Err(BackendError::invalid_config(format!(
@@ -21,16 +26,27 @@ pub(crate) fn prepare_path(path: &Path) -> Result<bool> {
         )));
     }
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).map_err(|err| {
-            BackendError::storage(format!(
-                "creating the directory {} for the SQLite file: {err}",
-                parent.display()
-            ))
-        })?;
+        check_directory(path, parent)?;
     }
     Ok(std::fs::metadata(path)
         .map(|m| m.len() > 0)
         .unwrap_or(false))
+}
+
+/// `parent`, the directory of `path`, exists and is a directory.
+fn check_directory(path: &Path, parent: &Path) -> Result<()> {
+    let problem = match std::fs::metadata(parent) {
+        Ok(meta) if meta.is_dir() => return Ok(()),
+        Ok(_) => "is not a directory".to_string(),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => "does not exist".to_string(),
+        Err(err) => format!("cannot be read: {err}"),
+    };
+    Err(BackendError::invalid_config(format!(
+        "backend.path {}: its directory {} {problem}; expected an existing directory \
+         (the backend creates the file, not its directories)",
+        path.display(),
+        parent.display()
+    )))
 }
 
 /// Whether the file's permissions forbid writing. Checked by hand because a

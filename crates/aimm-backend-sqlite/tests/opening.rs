@@ -14,10 +14,28 @@ fn open_err(conf: SqliteConfig) -> aimm_backend_api::BackendError {
     }
 }
 
+/// A typo in `path` must not start an empty store where the models are
+/// expected: the missing directory is named, and nothing is created.
 #[test]
-fn a_store_in_directories_that_do_not_exist_yet_creates_them() {
+fn a_store_in_a_directory_that_does_not_exist_is_a_config_error_and_nothing_is_created() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("a/b/models.db");
+    let missing = dir.path().join("a");
+    let err = open_err(SqliteConfig::new(missing.join("b/models.db")));
+    assert_eq!(err.kind, ErrorKind::InvalidConfig);
+    assert!(
+        err.message.contains(&format!(
+            "its directory {} does not exist",
+            missing.join("b").display()
+        )),
+        "{err}"
+    );
+    assert!(!missing.exists());
+}
+
+#[test]
+fn a_store_in_an_existing_directory_is_created() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("models.db");
     let backend = SqliteBackend::open(SqliteConfig::new(&path)).unwrap();
     let model = backend.create_model("t".into(), vec![1].into()).unwrap();
     assert!(path.is_file());

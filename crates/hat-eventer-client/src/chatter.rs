@@ -156,8 +156,16 @@ pub enum FrameError {
     #[error("Chatter frame length field of {0} bytes is longer than {MAX_LENGTH_FIELD}")]
     LengthFieldTooLong(usize),
     /// The body is not a valid `HatChatter.Msg`.
+    // Not a `source`: the message says it already, and a reporter that
+    // prints the chain of sources would say it twice.
     #[error("Chatter frame body: {0}")]
-    Body(#[from] DecodeError),
+    Body(DecodeError),
+}
+
+impl From<DecodeError> for FrameError {
+    fn from(err: DecodeError) -> Self {
+        FrameError::Body(err)
+    }
 }
 
 /// Frame header helpers.

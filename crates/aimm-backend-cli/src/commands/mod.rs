@@ -63,8 +63,27 @@ pub async fn run(cli: Cli) -> Outcome {
 fn read_config(path: Option<&Path>) -> Result<ServerConfig, Failure> {
     match path {
         Some(path) => ServerConfig::from_file(path).map_err(Failure::usage),
-        None => Ok(ServerConfig::embedded_default()),
+        None => {
+            create_default_store_directory()?;
+            Ok(ServerConfig::embedded_default())
+        }
     }
+}
+
+/// The built-in default store is ours to place, so its directory is made
+/// here; a path a config names must exist (the SQLite backend refuses a
+/// missing directory, as a typo in it would otherwise start an empty store).
+fn create_default_store_directory() -> Outcome {
+    let path = aimm_backend_loader::default_store_path();
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|err| {
+            Failure::operation(anyhow::anyhow!(
+                "creating {}, the directory of the default store: {err}",
+                dir.display()
+            ))
+        })?;
+    }
+    Ok(())
 }
 
 fn open(config: &ServerConfig, opener: &Opener) -> Result<BackendHandle, Failure> {

@@ -3,7 +3,7 @@
 use super::{stdout_line, Outcome};
 use crate::failure::Failure;
 use aimm_backend_conformance::PluginTarget;
-use aimm_backend_loader::{CandidateState, Opener, PluginLibrary, ServerConfig};
+use aimm_backend_loader::{CandidateState, LoadError, Opener, PluginLibrary, ServerConfig};
 use std::io::Write;
 use std::path::Path;
 
@@ -42,7 +42,7 @@ pub(super) fn plugins(opener: &Opener) -> Outcome {
                     Ok(library) => {
                         format!("{}\t{}\t{path}\tloaded", library.name(), library.version())
                     }
-                    Err(err) => format!("-\t-\t{path}\trefused: {}", one_line(&err.to_string())),
+                    Err(err) => format!("-\t-\t{path}\trefused: {}", refusal(&err)),
                 }
             }
             CandidateState::ShadowedBy(earlier) => {
@@ -58,23 +58,60 @@ pub(super) fn plugins(opener: &Opener) -> Outcome {
     Ok(())
 }
 
+/// Why a listed library was refused, in one line; the path is a column
+/// of its own already.
+fn refusal(err: &LoadError) -> String {
+    match err {
+        LoadError::NotAPlugin { found, .. } => format!("not an AIMM backend plugin: {found}"),
+        other => one_line(&other.to_string()),
+    }
+}
+
 fn one_line(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// Writes the plugin crate and says what to do next.
 pub(super) fn new_plugin(name: &str, path: Option<&Path>, api_path: Option<&Path>) -> Outcome {
-    let dependencies = match api_path {
-        Some(crates) => crate::new_plugin::Dependencies::Path(crates),
-        None => crate::new_plugin::Dependencies::Registry,
+    use crate::new_plugin::Dependencies;
+    let (crates, from_checkout) = match api_path {
+        Some(crates) => (Some(crates.to_path_buf()), false),
+        None => match crate::new_plugin::default_crates() {
+            Some(crates) => {
+                let from_checkout = crates.is_some();
+                (crates, from_checkout)
+            }
+            None => {
+                return Err(Failure::usage(anyhow::anyhow!(
+                    "aimm-backend-api and aimm-backend-conformance are not on crates.io yet, \
+                     and the checkout this program was built from ({}) is gone; expected \
+                     --api-path DIR, the crates/ directory of a checkout",
+                    env!("CARGO_MANIFEST_DIR")
+                )))
+            }
+        },
+    };
+    let dependencies = match &crates {
+        Some(crates) => Dependencies::Path(crates),
+        None => Dependencies::Registry,
     };
     let dir = crate::new_plugin::write(name, path, dependencies)?;
     let lib = name.replace('-', "_");
     stdout_line(&format!(
-        "created the plugin crate {} (module: {lib})\n\
-         next: cd {} && cargo test && cargo build --release\n\
+        "created the plugin crate {} (module: {lib})",
+        dir.display()
+    ))?;
+    if let (true, Some(crates)) = (from_checkout, &crates) {
+        stdout_line(&format!(
+            "dependencies: aimm-backend-api and aimm-backend-conformance from the checkout \
+             this program was built from, {} (they are not on crates.io yet; --api-path DIR \
+             takes them from another)",
+            crates.display()
+        ))?;
+    }
+    stdout_line(&format!(
+        "next: cd {} && cargo test && cargo build --release\n\
          then: copy target/release/lib{lib}.so into a plugin directory; see its README.md",
-        dir.display(),
         dir.display()
     ))
 }

@@ -42,7 +42,7 @@ pub enum ClientError {
     #[error(transparent)]
     Chatter(#[from] ChatterError),
     /// A message could not be decoded.
-    #[error("{0}")]
+    #[error(transparent)]
     Decode(#[from] DecodeError),
     /// The server refused the connection (`MsgInitRes.error`).
     #[error("the event server refused the client: {0}")]
@@ -64,4 +64,50 @@ pub enum ClientError {
     /// The server sent something the protocol does not allow here.
     #[error("unexpected message from the event server: {0}")]
     Protocol(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chatter::FrameError;
+    use std::error::Error;
+
+    /// Whether some error of `err`'s chain repeats its source's text, which
+    /// a reporter printing the chain (anyhow's `{:#}`) would say twice.
+    fn repeats_a_cause(err: &dyn Error) -> Option<String> {
+        let mut current = Some(err);
+        while let Some(err) = current {
+            let source = err.source()?;
+            if err.to_string().contains(&source.to_string()) {
+                return Some(format!("{err} repeats {source}"));
+            }
+            current = Some(source);
+        }
+        None
+    }
+
+    #[test]
+    fn errors_say_each_cause_once() {
+        let decode = DecodeError {
+            offset: 7,
+            problem: "an Integer where a String is due".into(),
+        };
+        let errors: Vec<Box<dyn Error>> = vec![
+            Box::new(ClientError::from(decode.clone())),
+            Box::new(FrameError::from(decode.clone())),
+            Box::new(ClientError::from(ChatterError::from(FrameError::from(
+                decode,
+            )))),
+            Box::new(ClientError::from(ChatterError::Io("reset by peer".into()))),
+        ];
+        for err in errors {
+            assert_eq!(repeats_a_cause(err.as_ref()), None);
+            // And the cause is still said.
+            assert!(
+                err.to_string().contains("reset by peer")
+                    || err.to_string().contains("an Integer where a String is due"),
+                "{err}"
+            );
+        }
+    }
 }
