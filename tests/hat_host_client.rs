@@ -6,14 +6,14 @@
 //! hangs up at once, one that never answers) are plain TCP listeners: no
 //! real server does that on purpose.
 //!
-//! Every blocking call runs with a deadline ([`within`]).
+//! Every blocking call runs with a deadline (`within_for`).
 
 use aimm_backend_api::{
     event_type, ErrorKind, Event, EventClient, EventPayload, ROption, RVec, RegisterEvent,
     RegisterMode,
 };
 use aimm_backend_hat_host::{HatClientConfig, HatEventClient, ServerTarget};
-use aimm_backend_tests::{query_raw, register_raw, HatServer};
+use aimm_backend_tests::{query_raw, register_raw, within_for, HatServer};
 use hat_eventer_client::eventer_msg::{self as msg, QueryParams};
 use hat_monitor_client::ServerData;
 use std::net::TcpListener;
@@ -98,26 +98,10 @@ impl Host {
         deadline: Duration,
     ) -> aimm_backend_api::Result<ROption<RVec<ROption<Event>>>> {
         let client = self.client.clone();
-        within(&format!("a {mode:?} registration"), deadline, move || {
+        within_for(&format!("a {mode:?} registration"), deadline, move || {
             client.register(events.into(), mode)
         })
     }
-}
-
-/// Runs `call` on a thread and returns its outcome, failing the test if it
-/// takes longer than `deadline` (the thread is left behind).
-fn within<T: Send + 'static>(
-    what: &str,
-    deadline: Duration,
-    call: impl FnOnce() -> T + Send + 'static,
-) -> T {
-    let (done, outcome) = mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = done.send(call());
-    });
-    outcome
-        .recv_timeout(deadline)
-        .unwrap_or_else(|_| panic!("{what} did not return within {deadline:?}"))
 }
 
 /// An event `[aimm, client, last]` carrying `data` as a binary payload.
@@ -421,7 +405,7 @@ fn calls_fail_at_once_while_the_server_is_away_and_work_again_when_it_is_back() 
         assert!(err.message.contains(&server.address()), "{err}");
     }
     let client = host.client.clone();
-    let err = within("a query", Duration::from_secs(2), move || {
+    let err = within_for("a query", Duration::from_secs(2), move || {
         client.query_latest(vec![event_type(["aimm", "client", "*"])].into())
     })
     .unwrap_err();

@@ -11,12 +11,34 @@ use std::time::Duration;
 use tokio::runtime::Runtime;
 use tokio::sync::watch;
 
-fn runtime() -> Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
+/// A runtime whose drop waits at most 5 s for its tasks: a follower that
+/// spins without yielding must fail the test, not hang it in the drop.
+struct TestRuntime(Option<Runtime>);
+
+impl std::ops::Deref for TestRuntime {
+    type Target = Runtime;
+
+    fn deref(&self) -> &Runtime {
+        self.0.as_ref().expect("until dropped")
+    }
+}
+
+impl Drop for TestRuntime {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_timeout(Duration::from_secs(5));
+        }
+    }
+}
+
+fn runtime() -> TestRuntime {
+    TestRuntime(Some(
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap(),
+    ))
 }
 
 fn follow(runtime: &Runtime, monitor: &HatMonitor) -> watch::Receiver<Option<ServerData>> {
@@ -33,18 +55,25 @@ fn follow(runtime: &Runtime, monitor: &HatMonitor) -> watch::Receiver<Option<Ser
 }
 
 /// Waits (60 s at most) until the followed server is `expected` (`None`:
-/// no server).
+/// no server). The wait's deadline is a thread's, not the runtime's: a
+/// follower that spins without yielding must fail the test, not hang it.
 fn wait_for(
     runtime: &Runtime,
     active: &mut watch::Receiver<Option<ServerData>>,
     expected: Option<&HatServer>,
 ) -> Option<ServerData> {
     let address = expected.map(HatServer::address);
-    let wanted = |data: &Option<ServerData>| data.as_ref().map(|d| d.address.clone()) == address;
-    let waited = runtime.block_on(async {
-        let waiting = active.wait_for(wanted);
-        let data = tokio::time::timeout(Duration::from_secs(60), waiting).await;
-        data.map(|data| data.expect("the follower runs").clone())
+    let handle = runtime.handle().clone();
+    let mut receiver = active.clone();
+    let wanted = address.clone();
+    let waited = within_for("the follower", Duration::from_secs(65), move || {
+        handle.block_on(async {
+            let waiting = receiver.wait_for(|data: &Option<ServerData>| {
+                data.as_ref().map(|d| d.address.clone()) == wanted
+            });
+            let data = tokio::time::timeout(Duration::from_secs(60), waiting).await;
+            data.map(|data| data.expect("the follower runs").clone())
+        })
     });
     match waited {
         Ok(data) => data,

@@ -23,8 +23,8 @@ use std::time::{Duration, Instant};
 /// the workspace root, commands with deadlines, the Python reference venv,
 /// a real Hat event server and the tests' payload generator.
 pub use aimm_backend_test_support::{
-    describe, output_within, payload::test_bytes, python, wait_within, workspace_root, HatMonitor,
-    HatServer, BUILD_DEADLINE, COMMAND_DEADLINE,
+    describe, output_within, payload::test_bytes, python, wait_within, within_for, workspace_root,
+    HatMonitor, HatServer, BUILD_DEADLINE, COMMAND_DEADLINE,
 };
 
 /// `target/release`, where the CLI and the built-in plugins are.

@@ -30,5 +30,5 @@ pub use process::{
     COMMAND_DEADLINE,
 };
 pub use root::workspace_root;
-pub use threads::within;
+pub use threads::{within, within_for};
 pub use venv::{python, venv_python};
