@@ -19,7 +19,7 @@
 #   event   crates/aimm-backend-event/src/{store,ids,own_writes,latest,claims,codec,lib}.rs
 #           the event crate's unit tests and tests/event_backend.rs against
 #           a real hat-event-server (conformance, ids, own writes, kills)
-#   loader  crates/aimm-backend-loader/src/{library,resolve,safety,config}.rs
+#   loader  crates/aimm-backend-loader/src/{library,elf,resolve,safety,config,lib}.rs
 #           the loader's unit tests, tests/plugins.rs and tests/safe_loading.rs
 #   hathost crates/aimm-backend-hat-host/src/{notified,router}.rs
 #           the Hat host's unit tests, tests/eventer_client.rs and
@@ -101,9 +101,11 @@ group_config() {
         ;;
     loader)
         files=(crates/aimm-backend-loader/src/library.rs
+            crates/aimm-backend-loader/src/elf.rs
             crates/aimm-backend-loader/src/resolve.rs
             crates/aimm-backend-loader/src/safety.rs
-            crates/aimm-backend-loader/src/config.rs)
+            crates/aimm-backend-loader/src/config.rs
+            crates/aimm-backend-loader/src/lib.rs)
         packages=aimm-backend-loader,aimm-backend-tests
         test_args=(--lib --test plugins --test safe_loading)
         filters=()
