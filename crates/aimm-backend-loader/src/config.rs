@@ -421,6 +421,10 @@ mod tests {
                 "{module: aimm_backend.plugin, plugin: x, plugin_dirs: /opt}",
                 "backend.plugin_dirs: expected a list of directory paths, got \"/opt\"",
             ),
+            (
+                "{module: aimm_backend.plugin, plugin: x, plugin_dirs: [/opt, 5]}",
+                "backend.plugin_dirs: expected a list of directory paths, got [\"/opt\",5]",
+            ),
         ] {
             let err = ServerConfig::from_yaml(&format!("backend: {section}\n"), "t").unwrap_err();
             assert!(err.to_string().contains(expected), "{section}: {err}");

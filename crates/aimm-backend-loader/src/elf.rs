@@ -17,8 +17,8 @@ const SHT_DYNSYM: u32 = 11;
 /// The size of one section header and of one symbol, in ELF64.
 const SECTION_HEADER_LEN: usize = 64;
 const SYMBOL_LEN: usize = 24;
-/// Bounds on what is read, so a damaged header cannot ask for gigabytes.
-const MAX_SECTIONS: usize = 1 << 16;
+/// A bound on a table read, so a damaged header cannot ask for gigabytes
+/// (the section count is a 16-bit field: bounded already).
 const MAX_TABLE_LEN: u64 = 256 << 20;
 
 /// Whether the ELF file at `path` defines the dynamic symbol `name`;
@@ -55,7 +55,7 @@ fn section_headers(file: &mut File) -> Option<Vec<Section>> {
     let offset = u64_at(&header, 0x28);
     let entry_len = usize::from(u16_at(&header, 0x3A));
     let count = usize::from(u16_at(&header, 0x3C));
-    if entry_len != SECTION_HEADER_LEN || count > MAX_SECTIONS {
+    if entry_len != SECTION_HEADER_LEN {
         return None;
     }
     let table = read_at(file, offset, (count * SECTION_HEADER_LEN) as u64)?;
@@ -155,6 +155,52 @@ mod tests {
             std::fs::write(&path, padded).unwrap();
             assert_eq!(defines_dynamic_symbol(&path, "x"), None, "{name}");
         }
+    }
+
+    #[test]
+    fn only_a_symbol_of_the_name_asked_for_counts() {
+        assert_eq!(
+            defines_dynamic_symbol(&libc(), "no_such_symbol_anywhere"),
+            Some(false)
+        );
+    }
+
+    /// This binary with `damage` done to its bytes: read as it is, its
+    /// table imports `malloc`.
+    fn damaged(damage: impl FnOnce(&mut Vec<u8>)) -> Option<bool> {
+        let mut bytes = std::fs::read(this_binary()).unwrap();
+        damage(&mut bytes);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("damaged");
+        std::fs::write(&path, bytes).unwrap();
+        defines_dynamic_symbol(&path, "malloc")
+    }
+
+    #[test]
+    fn a_whole_binary_with_another_magic_class_or_byte_order_is_left_to_the_loader() {
+        assert_eq!(damaged(|_| {}), Some(false), "the undamaged binary reads");
+        assert_eq!(damaged(|b| b[0] = b'X'), None, "magic");
+        assert_eq!(damaged(|b| b[4] = 1), None, "32-bit class");
+        assert_eq!(damaged(|b| b[5] = 2), None, "big-endian");
+        // A section header size other than ELF64's.
+        assert_eq!(damaged(|b| b[0x3A] = 40), None, "section header size");
+    }
+
+    #[test]
+    fn a_table_longer_than_the_bound_is_not_read() {
+        let mut file = File::open(this_binary()).unwrap();
+        // Allocating this much would abort the test.
+        assert_eq!(read_at(&mut file, 0, u64::MAX), None);
+        assert_eq!(read_at(&mut file, 0, MAX_TABLE_LEN + 1), None);
+        assert_eq!(read_at(&mut file, 0, 4).as_deref(), Some(&b"\x7fELF"[..]));
+    }
+
+    #[test]
+    fn fields_are_read_little_endian() {
+        let bytes = [0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08];
+        assert_eq!(u16_at(&bytes, 0), 0x0201);
+        assert_eq!(u32_at(&bytes, 0), 0x0403_0201);
+        assert_eq!(u64_at(&bytes, 0), 0x0807_0605_0403_0201);
     }
 
     #[test]
