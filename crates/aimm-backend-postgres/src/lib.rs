@@ -1,9 +1,8 @@
 //! An AIMM model store in PostgreSQL, as a backend plugin: several AIMM
 //! servers on several machines share one store.
 //!
-//! **Work in progress (issue 23)**: the config and the tables are written;
-//! the store, the listener and the connection code are not yet. What
-//! follows is the design they implement.
+//! **Work in progress (issue 23)**: the config, tables, connections and
+//! calls are written; the listener (changes across hosts) is not yet.
 //!
 //! # Tables
 //!
@@ -50,7 +49,42 @@
 #![warn(missing_docs)]
 
 mod config;
+mod connect;
+mod pool;
 mod sql;
+mod store;
+mod tls;
 
 pub use config::{PostgresConfig, TlsMode, PASSWORD_ENV};
 pub use sql::Tables;
+pub use store::PostgresBackend;
+
+use aimm_backend_api::{Backend, BackendPlugin, Host, Result};
+use std::sync::Arc;
+
+/// The plugin: builds [`PostgresBackend`]s from `backend` config sections.
+pub struct PostgresPlugin;
+
+impl BackendPlugin for PostgresPlugin {
+    const NAME: &'static str = "postgres";
+    const CONF_SCHEMA: &'static str = include_str!("../schemas/postgres.yaml");
+
+    fn create_backend(conf: &serde_json::Value, _host: Host) -> Result<Arc<dyn Backend>> {
+        Ok(Arc::new(PostgresBackend::open(PostgresConfig::from_json(
+            conf,
+        )?)?))
+    }
+
+    /// The configured server, with tables in a schema of their own for the
+    /// scratch directory (named from it, so runs never share a store).
+    fn scratch_conf(conf: &serde_json::Value, scratch_dir: &str) -> Result<serde_json::Value> {
+        use sha2::Digest;
+        let mut scratch = conf.clone();
+        let hash = sha2::Sha256::digest(scratch_dir.as_bytes());
+        let name: String = hash[..12].iter().map(|b| format!("{b:02x}")).collect();
+        scratch["schema"] = serde_json::Value::String(format!("aimm_scratch_{name}"));
+        Ok(scratch)
+    }
+}
+
+aimm_backend_api::export_backend!(PostgresPlugin);

@@ -49,9 +49,15 @@ impl Tables {
         format!("\"{}\".\"{}_chunks\"", self.schema, self.table)
     }
 
-    /// The NOTIFY channel of the store: its table's name.
-    pub(crate) fn channel(&self) -> String {
-        format!("\"{}.{}\"", self.schema, self.table)
+    /// The NOTIFY channel of the store, `schema.table`, as `pg_notify`
+    /// takes it.
+    pub(crate) fn channel_name(&self) -> String {
+        format!("{}.{}", self.schema, self.table)
+    }
+
+    /// `LISTEN` on the store's channel (quoted: the name has a dot).
+    pub(crate) fn listen(&self) -> String {
+        format!("LISTEN \"{}\"", self.channel_name())
     }
 
     /// Creates what is missing. Run in a transaction that first takes
