@@ -1,8 +1,8 @@
 //! An AIMM model store in PostgreSQL, as a backend plugin: several AIMM
 //! servers on several machines share one store.
 //!
-//! **Work in progress (issue 23)**: the config, tables, connections and
-//! calls are written; the listener (changes across hosts) is not yet.
+//! **Work in progress (issue 23)**: written, not yet built or tested
+//! against a server.
 //!
 //! # Tables
 //!
@@ -54,6 +54,7 @@ mod pool;
 mod sql;
 mod store;
 mod tls;
+mod watch;
 
 pub use config::{PostgresConfig, TlsMode, PASSWORD_ENV};
 pub use sql::Tables;

@@ -4,6 +4,7 @@ use crate::config::PostgresConfig;
 use crate::connect::{Connector, SharedConnector};
 use crate::pool::Pool;
 use crate::sql::{check_shape, Tables, CHUNK_COLUMNS, CHUNK_LEN, MODEL_COLUMNS};
+use crate::watch::{Seen, Watch, Watched};
 use aimm_backend_api::{
     Backend, BackendError, ErrorKind, Event, InstanceId, ListenerRegistry, Model,
     ModelChangeListener, ModelInfo, RString, RVec, Result,
@@ -19,6 +20,8 @@ pub struct PostgresBackend {
     tables: Tables,
     pool: Pool,
     listeners: Arc<ListenerRegistry>,
+    seen: Seen,
+    watch: Watch,
 }
 
 impl PostgresBackend {
@@ -36,6 +39,8 @@ impl PostgresBackend {
             tables,
             pool,
             listeners: Arc::default(),
+            seen: Seen::default(),
+            watch: Watch::default(),
         })
     }
 
@@ -75,6 +80,16 @@ impl PostgresBackend {
                 .map_err(|err| self.storage(err))?;
         }
         Ok(())
+    }
+
+    /// Records that transaction `by` wrote model `id` (before it commits:
+    /// the watcher must not report this backend's own write).
+    fn record(&self, id: i64, by: &str) {
+        let by = by.parse().unwrap_or(0);
+        self.seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(id, by);
     }
 
     fn notify(&self, tx: &mut Transaction<'_>, id: i64) -> Result<()> {
@@ -226,17 +241,18 @@ impl Backend for PostgresBackend {
         let digest = digest(&instance);
         let id = self.pool.with(|client| {
             let mut tx = client.transaction().map_err(|err| self.storage(err))?;
-            let id: i64 = tx
+            let row = tx
                 .query_one(
                     &format!(
                         "INSERT INTO {} (model_type, size, digest, version) \
-                         VALUES ($1, $2, $3, 1) RETURNING id",
+                         VALUES ($1, $2, $3, 1) RETURNING id, changed_by::text",
                         self.tables.models()
                     ),
                     &[&model_type.as_str(), &(instance.len() as i64), &digest],
                 )
-                .map_err(|err| self.storage(err))?
-                .get(0);
+                .map_err(|err| self.storage(err))?;
+            let id: i64 = row.get(0);
+            self.record(id, row.get(1));
             self.insert_chunks(&mut tx, id, &instance)?;
             self.notify(&mut tx, id)?;
             self.commit(tx)?;
@@ -272,20 +288,23 @@ impl Backend for PostgresBackend {
                 // Nothing to write: rolled back, no WAL, nobody told.
                 return Ok(false);
             }
-            tx.execute(
-                &format!(
-                    "UPDATE {} SET model_type = $2, size = $3, digest = $4, \
-                     version = version + 1, changed_by = pg_current_xact_id() WHERE id = $1",
-                    self.tables.models()
-                ),
-                &[
-                    &model.instance_id,
-                    &model.model_type.as_str(),
-                    &(model.instance.len() as i64),
-                    &digest,
-                ],
-            )
-            .map_err(|err| self.storage(err))?;
+            let by = tx
+                .query_one(
+                    &format!(
+                        "UPDATE {} SET model_type = $2, size = $3, digest = $4, \
+                         version = version + 1, changed_by = pg_current_xact_id() \
+                         WHERE id = $1 RETURNING changed_by::text",
+                        self.tables.models()
+                    ),
+                    &[
+                        &model.instance_id,
+                        &model.model_type.as_str(),
+                        &(model.instance.len() as i64),
+                        &digest,
+                    ],
+                )
+                .map_err(|err| self.storage(err))?;
+            self.record(model.instance_id, by.get(0));
             tx.execute(
                 &format!("DELETE FROM {} WHERE id = $1", self.tables.chunks()),
                 &[&model.instance_id],
@@ -310,7 +329,8 @@ impl Backend for PostgresBackend {
                 .query_opt(
                     &format!(
                         "INSERT INTO {} (id, model_type, size, digest, version) \
-                         VALUES ($1, $2, $3, $4, 1) ON CONFLICT (id) DO NOTHING RETURNING id",
+                         VALUES ($1, $2, $3, $4, 1) ON CONFLICT (id) DO NOTHING \
+                         RETURNING changed_by::text",
                         self.tables.models()
                     ),
                     &[
@@ -321,9 +341,10 @@ impl Backend for PostgresBackend {
                     ],
                 )
                 .map_err(|err| self.storage(err))?;
-            if inserted.is_none() {
+            let Some(inserted) = inserted else {
                 return Err(BackendError::conflict(model.instance_id));
-            }
+            };
+            self.record(model.instance_id, inserted.get(0));
             // Ids handed out later must pass the imported one.
             tx.execute(
                 &format!(
@@ -343,11 +364,21 @@ impl Backend for PostgresBackend {
     }
 
     fn register_model_change_cb(&self, listener: Arc<dyn ModelChangeListener>) -> Result<u64> {
-        Ok(self.listeners.register(listener))
+        let registration = self.listeners.register(listener);
+        self.watch.ensure_running(|| Watched {
+            connector: self.connector.clone(),
+            tables: self.tables.clone(),
+            listeners: self.listeners.clone(),
+            seen: self.seen.clone(),
+        });
+        Ok(registration)
     }
 
     fn unregister_model_change_cb(&self, registration: u64) -> Result<()> {
         self.listeners.unregister(registration);
+        if self.listeners.is_empty() {
+            self.watch.stop();
+        }
         Ok(())
     }
 
@@ -356,7 +387,14 @@ impl Backend for PostgresBackend {
     }
 
     fn close(&self) -> Result<()> {
+        self.watch.stop();
         self.pool.close();
         Ok(())
+    }
+}
+
+impl Drop for PostgresBackend {
+    fn drop(&mut self) {
+        self.watch.stop();
     }
 }
