@@ -28,7 +28,8 @@ pub(crate) const MODEL_COLUMNS: [Column; 6] = [
 ];
 
 /// The chunks table's columns, in order.
-pub(crate) const CHUNK_COLUMNS: [Column; 3] = [("id", "bigint"), ("seq", "integer"), ("data", "bytea")];
+pub(crate) const CHUNK_COLUMNS: [Column; 3] =
+    [("id", "bigint"), ("seq", "integer"), ("data", "bytea")];
 
 impl Tables {
     /// The tables named `table` and `table_chunks` in `schema`.
@@ -140,7 +141,9 @@ mod tests {
         let tables = Tables::new("store", "user");
         assert_eq!(tables.models(), "\"store\".\"user\"");
         assert_eq!(tables.chunks(), "\"store\".\"user_chunks\"");
-        assert!(tables.create_statements().contains("CREATE TABLE IF NOT EXISTS \"store\".\"user\" ("));
+        assert!(tables
+            .create_statements()
+            .contains("CREATE TABLE IF NOT EXISTS \"store\".\"user\" ("));
     }
 
     #[test]
@@ -148,7 +151,10 @@ mod tests {
         let found = vec![("id".to_string(), "integer".to_string())];
         let err = check_shape("public.aimm_models", &found, &MODEL_COLUMNS).unwrap_err();
         assert!(err.contains("has the columns (id integer)"), "{err}");
-        assert!(err.contains("expected (id bigint, model_type text"), "{err}");
+        assert!(
+            err.contains("expected (id bigint, model_type text"),
+            "{err}"
+        );
         let right: Vec<(String, String)> = MODEL_COLUMNS
             .iter()
             .map(|(n, t)| (n.to_string(), t.to_string()))

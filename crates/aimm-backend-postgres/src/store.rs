@@ -107,7 +107,10 @@ impl PostgresBackend {
         let mut bytes = Vec::with_capacity(size);
         let mut rows = client
             .query_raw(
-                &format!("SELECT data FROM {} WHERE id = $1 ORDER BY seq", self.tables.chunks()),
+                &format!(
+                    "SELECT data FROM {} WHERE id = $1 ORDER BY seq",
+                    self.tables.chunks()
+                ),
                 [&id],
             )
             .map_err(|err| self.storage(err))?;
@@ -126,7 +129,10 @@ impl PostgresBackend {
     fn read_model(&self, client: &mut postgres::Client, id: InstanceId) -> Result<Model> {
         let row = client
             .query_opt(
-                &format!("SELECT model_type, size FROM {} WHERE id = $1", self.tables.models()),
+                &format!(
+                    "SELECT model_type, size FROM {} WHERE id = $1",
+                    self.tables.models()
+                ),
                 &[&id],
             )
             .map_err(|err| self.storage(err))?
@@ -163,7 +169,11 @@ fn check_durable(client: &mut postgres::Client, connector: &Connector) -> Result
     Ok(())
 }
 
-fn set_up_tables(client: &mut postgres::Client, tables: &Tables, connector: &Connector) -> Result<()> {
+fn set_up_tables(
+    client: &mut postgres::Client,
+    tables: &Tables,
+    connector: &Connector,
+) -> Result<()> {
     let error = |err: postgres::Error| connector.error(&err);
     let mut tx = client.transaction().map_err(error)?;
     tx.batch_execute(&tables.setup_lock()).map_err(error)?;
@@ -187,7 +197,8 @@ fn set_up_tables(client: &mut postgres::Client, tables: &Tables, connector: &Con
         })?;
     }
     if missing {
-        tx.batch_execute(&tables.create_statements()).map_err(error)?;
+        tx.batch_execute(&tables.create_statements())
+            .map_err(error)?;
     }
     tx.commit().map_err(error)
 }
@@ -196,7 +207,10 @@ impl Backend for PostgresBackend {
     fn get_models(&self) -> Result<RVec<Model>> {
         self.pool.with(|client| {
             let ids: Vec<i64> = client
-                .query(&format!("SELECT id FROM {} ORDER BY id", self.tables.models()), &[])
+                .query(
+                    &format!("SELECT id FROM {} ORDER BY id", self.tables.models()),
+                    &[],
+                )
                 .map_err(|err| self.storage(err))?
                 .iter()
                 .map(|row| row.get(0))
@@ -219,7 +233,10 @@ impl Backend for PostgresBackend {
         self.pool.with(|client| {
             Ok(client
                 .query(
-                    &format!("SELECT id, model_type, size FROM {} ORDER BY id", self.tables.models()),
+                    &format!(
+                        "SELECT id, model_type, size FROM {} ORDER BY id",
+                        self.tables.models()
+                    ),
                     &[],
                 )
                 .map_err(|err| self.storage(err))?
@@ -234,7 +251,8 @@ impl Backend for PostgresBackend {
     }
 
     fn get_model(&self, instance_id: InstanceId) -> Result<Model> {
-        self.pool.with(|client| self.read_model(client, instance_id))
+        self.pool
+            .with(|client| self.read_model(client, instance_id))
     }
 
     fn create_model(&self, model_type: RString, instance: RVec<u8>) -> Result<Model> {

@@ -199,7 +199,10 @@ fn read_in(
     id: i64,
 ) -> Result<Option<Model>, postgres::Error> {
     let Some(row) = tx.query_opt(
-        &format!("SELECT model_type, size FROM {} WHERE id = $1", tables.models()),
+        &format!(
+            "SELECT model_type, size FROM {} WHERE id = $1",
+            tables.models()
+        ),
         &[&id],
     )?
     else {
@@ -209,7 +212,10 @@ fn read_in(
     let size: i64 = row.get(1);
     let mut bytes = Vec::with_capacity(size as usize);
     let mut chunks = tx.query_raw(
-        &format!("SELECT data FROM {} WHERE id = $1 ORDER BY seq", tables.chunks()),
+        &format!(
+            "SELECT data FROM {} WHERE id = $1 ORDER BY seq",
+            tables.chunks()
+        ),
         [&id],
     )?;
     while let Some(chunk) = chunks.next()? {
