@@ -19,12 +19,14 @@
 
 pub mod hat;
 pub mod payload;
+pub mod postgres;
 pub mod process;
 pub mod root;
 pub mod threads;
 pub mod venv;
 
 pub use hat::{HatMonitor, HatServer};
+pub use postgres::PostgresServer;
 pub use process::{
     describe, output_within, try_output_within, try_wait_within, wait_within, BUILD_DEADLINE,
     COMMAND_DEADLINE,

@@ -1,0 +1,153 @@
+//! Opening a connection: the connection string, the password, TLS, and
+//! errors that name the server without its password.
+
+use crate::config::{PostgresConfig, TlsMode};
+use aimm_backend_api::{BackendError, ErrorKind, Result};
+use postgres::config::{Host, SslMode};
+use postgres::{Client, NoTls};
+use std::str::FromStr;
+use std::sync::Arc;
+
+/// Everything needed to open connections to one server.
+pub(crate) struct Connector {
+    config: postgres::Config,
+    tls: Option<tokio_postgres_rustls::MakeRustlsConnect>,
+    /// `user@host:port/dbname`, for messages.
+    server: String,
+}
+
+impl Connector {
+    /// Reads the connection string, the password and the TLS settings.
+    pub(crate) fn new(conf: &PostgresConfig) -> Result<Connector> {
+        let mut config = postgres::Config::from_str(&conf.url).map_err(|_| {
+            BackendError::invalid_config(
+                "postgres backend config: url: expected a libpq connection string \
+                 (host=... dbname=...) or a postgresql:// URL; it does not parse as either \
+                 (not shown: it may hold a password)",
+            )
+        })?;
+        if let Some(password) = conf.password()? {
+            config.password(password);
+        }
+        config.connect_timeout(conf.connect_timeout());
+        config.application_name("aimm-backend-postgres");
+        let tls = match conf.tls {
+            TlsMode::Off => {
+                config.ssl_mode(SslMode::Disable);
+                None
+            }
+            TlsMode::Prefer => {
+                config.ssl_mode(SslMode::Prefer);
+                Some(crate::tls::unverified()?)
+            }
+            TlsMode::Require => {
+                config.ssl_mode(SslMode::Require);
+                Some(crate::tls::unverified()?)
+            }
+            TlsMode::VerifyFull => {
+                config.ssl_mode(SslMode::Require);
+                let ca_file = conf.ca_file.as_deref().expect("checked by the config");
+                Some(crate::tls::verifying(ca_file)?)
+            }
+        };
+        let server = describe(&config);
+        Ok(Connector {
+            config,
+            tls,
+            server,
+        })
+    }
+
+    /// `user@host:port/dbname`: the server, never the password.
+    pub(crate) fn server(&self) -> &str {
+        &self.server
+    }
+
+    /// A new connection with `synchronous_commit = on`, whatever the
+    /// server's default.
+    pub(crate) fn connect(&self) -> Result<Client> {
+        let connected = match &self.tls {
+            None => self.config.connect(NoTls),
+            Some(tls) => self.config.connect(tls.clone()),
+        };
+        let mut client = connected.map_err(|err| self.error(&err))?;
+        client
+            .batch_execute("SET synchronous_commit = on")
+            .map_err(|err| self.error(&err))?;
+        Ok(client)
+    }
+
+    /// A database error as a backend error: unavailable when the server
+    /// could not be reached or went away, else a storage error; the
+    /// message names the server (never the password) and PostgreSQL's own
+    /// words.
+    pub(crate) fn error(&self, err: &postgres::Error) -> BackendError {
+        let kind = if err.is_closed() || err.as_db_error().is_none() {
+            ErrorKind::Unavailable
+        } else {
+            ErrorKind::Storage
+        };
+        BackendError::new(kind, format!("PostgreSQL {}: {}", self.server, words(err)))
+    }
+}
+
+/// PostgreSQL's message with its detail and hint, or the client's.
+fn words(err: &postgres::Error) -> String {
+    match err.as_db_error() {
+        Some(db) => {
+            let mut text = db.message().to_string();
+            if let Some(detail) = db.detail() {
+                text.push_str(&format!(" ({detail})"));
+            }
+            if let Some(hint) = db.hint() {
+                text.push_str(&format!("; hint: {hint}"));
+            }
+            text
+        }
+        None => {
+            let mut text = err.to_string();
+            let mut source = std::error::Error::source(err);
+            while let Some(cause) = source {
+                let cause_text = cause.to_string();
+                if !text.contains(&cause_text) {
+                    text.push_str(&format!(": {cause_text}"));
+                }
+                source = cause.source();
+            }
+            text
+        }
+    }
+}
+
+/// `user@host:port/dbname` of a parsed config.
+fn describe(config: &postgres::Config) -> String {
+    let user = config.get_user().unwrap_or("(no user)");
+    let host = match config.get_hosts().first() {
+        Some(Host::Tcp(host)) => host.clone(),
+        Some(Host::Unix(path)) => path.display().to_string(),
+        None => "localhost".to_string(),
+    };
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    let dbname = config.get_dbname().unwrap_or(user);
+    format!("{user}@{host}:{port}/{dbname}")
+}
+
+/// Shared by the connections of one backend.
+pub(crate) type SharedConnector = Arc<Connector>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(url: &str) -> postgres::Config {
+        postgres::Config::from_str(url).unwrap()
+    }
+
+    #[test]
+    fn a_server_is_named_by_user_host_port_and_database_never_its_password() {
+        let url = config("postgresql://aimm:s3cret@db.example:6543/models");
+        assert_eq!(describe(&url), "aimm@db.example:6543/models");
+        let keywords = config("host=10.0.0.5 user=svc password=s3cret dbname=aimm");
+        assert_eq!(describe(&keywords), "svc@10.0.0.5:5432/aimm");
+    }
+}

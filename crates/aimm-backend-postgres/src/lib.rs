@@ -1,0 +1,91 @@
+//! An AIMM model store in PostgreSQL, as a backend plugin: several AIMM
+//! servers on several machines share one store.
+//!
+//! **Work in progress (issue 23)**: written, not yet built or tested
+//! against a server.
+//!
+//! # Tables
+//!
+//! Two tables in `schema` (default `public`), named by `table` (default
+//! `aimm_models`), created if missing and checked if present (a table of
+//! another shape is an error naming both shapes; nothing is touched):
+//!
+//! - `aimm_models(id, model_type, size, digest, version, changed_by)`: one
+//!   row per model, never a byte of it, so `list` reads no model. `id` is an
+//!   identity column: ids come from the database's sequence, never reused
+//!   on any host (a rolled-back create burns its id). `digest` is the
+//!   SHA-256 of the bytes, `version` counts the model's writes, and
+//!   `changed_by` is the `xid8` of the transaction that wrote it last.
+//! - `aimm_models_chunks(id, seq, data)`: the bytes, in chunks of 8 MiB,
+//!   so no value comes near PostgreSQL's 1 GB limit and reading or writing
+//!   a model holds one copy of it plus a chunk (a row arrives as one
+//!   protocol message).
+//!
+//! # Durability
+//!
+//! A write is acknowledged after its `COMMIT` returned. Each connection
+//! sets `synchronous_commit = on` for itself, so COMMIT returns after the
+//! WAL is flushed whatever the server's default, and the store refuses to
+//! open when the server runs with `fsync = off` (which no setting of ours
+//! can undo). A connection lost while COMMIT is in flight leaves the outcome
+//! unknown: the call fails as unavailable and says so, never acknowledges.
+//! An unchanged update compares the digest and type under `SELECT ... FOR
+//! UPDATE` and rolls back: nothing is written.
+//!
+//! # Changes across hosts
+//!
+//! Every write sends `NOTIFY` on the table's channel, delivered at commit.
+//! It is only a wake-up: the truth is the table. While a listener is
+//! registered, one more connection `LISTEN`s and, at every wake-up, every
+//! (re)connect and every few seconds, catches up in a `REPEATABLE READ`
+//! transaction: the rows whose `changed_by` is at least the previous
+//! catch-up's snapshot `xmin`. A transaction below that `xmin` had ended
+//! before that snapshot was taken, so its rows were read then; nothing
+//! committed between two catch-ups is missed, whatever order transactions
+//! commit in, and across a restart of the database (notifications sent
+//! while the listener was away are lost; the catch-up is not). Rows read
+//! twice are reported once (`version` tells).
+
+#![warn(missing_docs)]
+
+mod config;
+mod connect;
+mod pool;
+mod sql;
+mod store;
+mod tls;
+mod watch;
+
+pub use config::{PostgresConfig, TlsMode, PASSWORD_ENV};
+pub use sql::Tables;
+pub use store::PostgresBackend;
+
+use aimm_backend_api::{Backend, BackendPlugin, Host, Result};
+use std::sync::Arc;
+
+/// The plugin: builds [`PostgresBackend`]s from `backend` config sections.
+pub struct PostgresPlugin;
+
+impl BackendPlugin for PostgresPlugin {
+    const NAME: &'static str = "postgres";
+    const CONF_SCHEMA: &'static str = include_str!("../schemas/postgres.yaml");
+
+    fn create_backend(conf: &serde_json::Value, _host: Host) -> Result<Arc<dyn Backend>> {
+        Ok(Arc::new(PostgresBackend::open(PostgresConfig::from_json(
+            conf,
+        )?)?))
+    }
+
+    /// The configured server, with tables in a schema of their own for the
+    /// scratch directory (named from it, so runs never share a store).
+    fn scratch_conf(conf: &serde_json::Value, scratch_dir: &str) -> Result<serde_json::Value> {
+        use sha2::Digest;
+        let mut scratch = conf.clone();
+        let hash = sha2::Sha256::digest(scratch_dir.as_bytes());
+        let name: String = hash[..12].iter().map(|b| format!("{b:02x}")).collect();
+        scratch["schema"] = serde_json::Value::String(format!("aimm_scratch_{name}"));
+        Ok(scratch)
+    }
+}
+
+aimm_backend_api::export_backend!(PostgresPlugin);

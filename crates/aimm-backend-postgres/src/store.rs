@@ -1,0 +1,418 @@
+//! The store: opening (durability checks, tables), and the backend calls.
+
+use crate::config::PostgresConfig;
+use crate::connect::{Connector, SharedConnector};
+use crate::pool::Pool;
+use crate::sql::{check_shape, Tables, CHUNK_COLUMNS, CHUNK_LEN, MODEL_COLUMNS};
+use crate::watch::{Seen, Watch, Watched};
+use aimm_backend_api::{
+    Backend, BackendError, ErrorKind, Event, InstanceId, ListenerRegistry, Model,
+    ModelChangeListener, ModelInfo, RString, RVec, Result,
+};
+use postgres::fallible_iterator::FallibleIterator;
+use postgres::Transaction;
+use sha2::{Digest, Sha256};
+use std::sync::Arc;
+
+/// An AIMM model store in PostgreSQL.
+pub struct PostgresBackend {
+    connector: SharedConnector,
+    tables: Tables,
+    pool: Pool,
+    listeners: Arc<ListenerRegistry>,
+    seen: Seen,
+    watch: Watch,
+}
+
+impl PostgresBackend {
+    /// Connects, checks that commits are durable, and creates the tables
+    /// if missing (checking them if present).
+    pub fn open(conf: PostgresConfig) -> Result<PostgresBackend> {
+        let connector = Arc::new(Connector::new(&conf)?);
+        let tables = Tables::new(&conf.schema, &conf.table);
+        let mut client = connector.connect()?;
+        check_durable(&mut client, &connector)?;
+        set_up_tables(&mut client, &tables, &connector)?;
+        let pool = Pool::new(connector.clone(), conf.connections as usize, client);
+        Ok(PostgresBackend {
+            connector,
+            tables,
+            pool,
+            listeners: Arc::default(),
+            seen: Seen::default(),
+            watch: Watch::default(),
+        })
+    }
+
+    fn storage(&self, err: postgres::Error) -> BackendError {
+        self.connector.error(&err)
+    }
+
+    /// Commits `tx`. A connection lost during COMMIT leaves its outcome
+    /// unknown: said so, never acknowledged.
+    fn commit(&self, tx: Transaction<'_>) -> Result<()> {
+        tx.commit().map_err(|err| {
+            if err.as_db_error().is_some() {
+                self.storage(err)
+            } else {
+                BackendError::new(
+                    ErrorKind::Unavailable,
+                    format!(
+                        "PostgreSQL {}: the connection failed while COMMIT was in flight, so \
+                         whether the write is stored is unknown (it was not acknowledged): {err}",
+                        self.connector.server()
+                    ),
+                )
+            }
+        })
+    }
+
+    fn insert_chunks(&self, tx: &mut Transaction<'_>, id: i64, bytes: &[u8]) -> Result<()> {
+        let insert = tx
+            .prepare(&format!(
+                "INSERT INTO {} (id, seq, data) VALUES ($1, $2, $3)",
+                self.tables.chunks()
+            ))
+            .map_err(|err| self.storage(err))?;
+        for (seq, chunk) in bytes.chunks(CHUNK_LEN).enumerate() {
+            let seq = i32::try_from(seq).expect("2 GiB models have 256 chunks");
+            tx.execute(&insert, &[&id, &seq, &chunk])
+                .map_err(|err| self.storage(err))?;
+        }
+        Ok(())
+    }
+
+    /// Records that transaction `by` wrote model `id` (before it commits:
+    /// the watcher must not report this backend's own write).
+    fn record(&self, id: i64, by: &str) {
+        let by = by.parse().unwrap_or(0);
+        self.seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(id, by);
+    }
+
+    fn notify(&self, tx: &mut Transaction<'_>, id: i64) -> Result<()> {
+        tx.execute(
+            "SELECT pg_notify($1, $2)",
+            &[&self.tables.channel_name(), &id.to_string()],
+        )
+        .map_err(|err| self.storage(err))?;
+        Ok(())
+    }
+
+    /// The bytes of model `id`, `size` long, read chunk by chunk into one
+    /// buffer of that size.
+    fn read_bytes(&self, client: &mut postgres::Client, id: i64, size: usize) -> Result<Vec<u8>> {
+        let mut bytes = Vec::with_capacity(size);
+        let mut rows = client
+            .query_raw(
+                &format!(
+                    "SELECT data FROM {} WHERE id = $1 ORDER BY seq",
+                    self.tables.chunks()
+                ),
+                [&id],
+            )
+            .map_err(|err| self.storage(err))?;
+        while let Some(row) = rows.next().map_err(|err| self.storage(err))? {
+            bytes.extend_from_slice(row.get::<_, &[u8]>(0));
+        }
+        if bytes.len() != size {
+            return Err(BackendError::storage(format!(
+                "model {id}: its chunks hold {} bytes, its row says {size}",
+                bytes.len()
+            )));
+        }
+        Ok(bytes)
+    }
+
+    fn read_model(&self, client: &mut postgres::Client, id: InstanceId) -> Result<Model> {
+        let row = client
+            .query_opt(
+                &format!(
+                    "SELECT model_type, size FROM {} WHERE id = $1",
+                    self.tables.models()
+                ),
+                &[&id],
+            )
+            .map_err(|err| self.storage(err))?
+            .ok_or_else(|| BackendError::not_found(id))?;
+        let model_type: String = row.get(0);
+        let size: i64 = row.get(1);
+        let bytes = self.read_bytes(client, id, size as usize)?;
+        Ok(Model::new(id, model_type, bytes))
+    }
+}
+
+fn digest(bytes: &[u8]) -> Vec<u8> {
+    Sha256::digest(bytes).to_vec()
+}
+
+/// Refuses a server whose commits are not durable: `fsync = off` (which no
+/// session setting undoes) or `full_page_writes = off` (a crash can tear
+/// pages the WAL cannot repair).
+fn check_durable(client: &mut postgres::Client, connector: &Connector) -> Result<()> {
+    for setting in ["fsync", "full_page_writes", "synchronous_commit"] {
+        let row = client
+            .query_one(&format!("SHOW {setting}"), &[])
+            .map_err(|err| connector.error(&err))?;
+        let value: String = row.get(0);
+        if value == "off" {
+            return Err(BackendError::invalid_config(format!(
+                "PostgreSQL {}: {setting} is off, so a committed write may be lost in a \
+                 crash; this backend acknowledges only durable writes, and refuses to open \
+                 (set {setting} = on in the server's configuration)",
+                connector.server()
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn set_up_tables(
+    client: &mut postgres::Client,
+    tables: &Tables,
+    connector: &Connector,
+) -> Result<()> {
+    let error = |err: postgres::Error| connector.error(&err);
+    let mut tx = client.transaction().map_err(error)?;
+    tx.batch_execute(&tables.setup_lock()).map_err(error)?;
+    let mut missing = false;
+    for ((schema, name), expected) in [
+        (tables.models_name(), &MODEL_COLUMNS[..]),
+        (tables.chunks_name(), &CHUNK_COLUMNS[..]),
+    ] {
+        let found: Vec<(String, String)> = tx
+            .query(Tables::COLUMNS_QUERY, &[&schema, &name])
+            .map_err(error)?
+            .into_iter()
+            .map(|row| (row.get(0), row.get(1)))
+            .collect();
+        if found.is_empty() {
+            missing = true;
+            continue;
+        }
+        check_shape(&format!("{schema}.{name}"), &found, expected).map_err(|message| {
+            BackendError::invalid_config(format!("PostgreSQL {}: {message}", connector.server()))
+        })?;
+    }
+    if missing {
+        tx.batch_execute(&tables.create_statements())
+            .map_err(error)?;
+    }
+    tx.commit().map_err(error)
+}
+
+impl Backend for PostgresBackend {
+    fn get_models(&self) -> Result<RVec<Model>> {
+        self.pool.with(|client| {
+            let ids: Vec<i64> = client
+                .query(
+                    &format!("SELECT id FROM {} ORDER BY id", self.tables.models()),
+                    &[],
+                )
+                .map_err(|err| self.storage(err))?
+                .iter()
+                .map(|row| row.get(0))
+                .collect();
+            let mut models = RVec::with_capacity(ids.len());
+            for id in ids {
+                match self.read_model(client, id) {
+                    Ok(model) => models.push(model),
+                    // Another host cannot delete models: not found here is
+                    // a concurrent import's rollback, nothing to return.
+                    Err(err) if err.kind == ErrorKind::NotFound => {}
+                    Err(err) => return Err(err),
+                }
+            }
+            Ok(models)
+        })
+    }
+
+    fn list_models(&self) -> Result<RVec<ModelInfo>> {
+        self.pool.with(|client| {
+            Ok(client
+                .query(
+                    &format!(
+                        "SELECT id, model_type, size FROM {} ORDER BY id",
+                        self.tables.models()
+                    ),
+                    &[],
+                )
+                .map_err(|err| self.storage(err))?
+                .iter()
+                .map(|row| ModelInfo {
+                    instance_id: row.get(0),
+                    model_type: RString::from(row.get::<_, String>(1)),
+                    size: row.get::<_, i64>(2) as u64,
+                })
+                .collect())
+        })
+    }
+
+    fn get_model(&self, instance_id: InstanceId) -> Result<Model> {
+        self.pool
+            .with(|client| self.read_model(client, instance_id))
+    }
+
+    fn create_model(&self, model_type: RString, instance: RVec<u8>) -> Result<Model> {
+        let digest = digest(&instance);
+        let id = self.pool.with(|client| {
+            let mut tx = client.transaction().map_err(|err| self.storage(err))?;
+            let row = tx
+                .query_one(
+                    &format!(
+                        "INSERT INTO {} (model_type, size, digest, version) \
+                         VALUES ($1, $2, $3, 1) RETURNING id, changed_by::text",
+                        self.tables.models()
+                    ),
+                    &[&model_type.as_str(), &(instance.len() as i64), &digest],
+                )
+                .map_err(|err| self.storage(err))?;
+            let id: i64 = row.get(0);
+            self.record(id, row.get(1));
+            self.insert_chunks(&mut tx, id, &instance)?;
+            self.notify(&mut tx, id)?;
+            self.commit(tx)?;
+            Ok(id)
+        })?;
+        let model = Model {
+            instance_id: id,
+            model_type,
+            instance,
+        };
+        self.listeners.notify(&model);
+        Ok(model)
+    }
+
+    fn update_model(&self, model: Model) -> Result<Model> {
+        let digest = digest(&model.instance);
+        let changed = self.pool.with(|client| {
+            let mut tx = client.transaction().map_err(|err| self.storage(err))?;
+            let row = tx
+                .query_opt(
+                    &format!(
+                        "SELECT model_type, digest, size FROM {} WHERE id = $1 FOR UPDATE",
+                        self.tables.models()
+                    ),
+                    &[&model.instance_id],
+                )
+                .map_err(|err| self.storage(err))?
+                .ok_or_else(|| BackendError::not_found(model.instance_id))?;
+            let same = row.get::<_, &str>(0) == model.model_type.as_str()
+                && row.get::<_, &[u8]>(1) == digest.as_slice()
+                && row.get::<_, i64>(2) == model.instance.len() as i64;
+            if same {
+                // Nothing to write: rolled back, no WAL, nobody told.
+                return Ok(false);
+            }
+            let by = tx
+                .query_one(
+                    &format!(
+                        "UPDATE {} SET model_type = $2, size = $3, digest = $4, \
+                         version = version + 1, changed_by = pg_current_xact_id() \
+                         WHERE id = $1 RETURNING changed_by::text",
+                        self.tables.models()
+                    ),
+                    &[
+                        &model.instance_id,
+                        &model.model_type.as_str(),
+                        &(model.instance.len() as i64),
+                        &digest,
+                    ],
+                )
+                .map_err(|err| self.storage(err))?;
+            self.record(model.instance_id, by.get(0));
+            tx.execute(
+                &format!("DELETE FROM {} WHERE id = $1", self.tables.chunks()),
+                &[&model.instance_id],
+            )
+            .map_err(|err| self.storage(err))?;
+            self.insert_chunks(&mut tx, model.instance_id, &model.instance)?;
+            self.notify(&mut tx, model.instance_id)?;
+            self.commit(tx)?;
+            Ok(true)
+        })?;
+        if changed {
+            self.listeners.notify(&model);
+        }
+        Ok(model)
+    }
+
+    fn import_model(&self, model: Model) -> Result<Model> {
+        let digest = digest(&model.instance);
+        self.pool.with(|client| {
+            let mut tx = client.transaction().map_err(|err| self.storage(err))?;
+            let inserted = tx
+                .query_opt(
+                    &format!(
+                        "INSERT INTO {} (id, model_type, size, digest, version) \
+                         VALUES ($1, $2, $3, $4, 1) ON CONFLICT (id) DO NOTHING \
+                         RETURNING changed_by::text",
+                        self.tables.models()
+                    ),
+                    &[
+                        &model.instance_id,
+                        &model.model_type.as_str(),
+                        &(model.instance.len() as i64),
+                        &digest,
+                    ],
+                )
+                .map_err(|err| self.storage(err))?;
+            let Some(inserted) = inserted else {
+                return Err(BackendError::conflict(model.instance_id));
+            };
+            self.record(model.instance_id, inserted.get(0));
+            // Ids handed out later must pass the imported one.
+            tx.execute(
+                &format!(
+                    "SELECT setval(pg_get_serial_sequence($1, 'id'), \
+                     GREATEST($2, (SELECT max(id) FROM {})))",
+                    self.tables.models()
+                ),
+                &[&self.tables.models(), &model.instance_id],
+            )
+            .map_err(|err| self.storage(err))?;
+            self.insert_chunks(&mut tx, model.instance_id, &model.instance)?;
+            self.notify(&mut tx, model.instance_id)?;
+            self.commit(tx)
+        })?;
+        self.listeners.notify(&model);
+        Ok(model)
+    }
+
+    fn register_model_change_cb(&self, listener: Arc<dyn ModelChangeListener>) -> Result<u64> {
+        let registration = self.listeners.register(listener);
+        self.watch.ensure_running(|| Watched {
+            connector: self.connector.clone(),
+            tables: self.tables.clone(),
+            listeners: self.listeners.clone(),
+            seen: self.seen.clone(),
+        });
+        Ok(registration)
+    }
+
+    fn unregister_model_change_cb(&self, registration: u64) -> Result<()> {
+        self.listeners.unregister(registration);
+        if self.listeners.is_empty() {
+            self.watch.stop();
+        }
+        Ok(())
+    }
+
+    fn process_events(&self, _events: RVec<Event>) -> Result<()> {
+        Ok(())
+    }
+
+    fn close(&self) -> Result<()> {
+        self.watch.stop();
+        self.pool.close();
+        Ok(())
+    }
+}
+
+impl Drop for PostgresBackend {
+    fn drop(&mut self) {
+        self.watch.stop();
+    }
+}

@@ -1,0 +1,232 @@
+//! Reporting changes other hosts commit.
+//!
+//! While a listener is registered, a thread holds a connection of its own
+//! that `LISTEN`s on the store's channel. A notification only wakes it: it
+//! then catches up from the table (see the crate docs for why nothing is
+//! missed), and it also catches up after every (re)connect and every
+//! [`CATCH_UP_EVERY`] without one. Each row's `changed_by` (the writing
+//! transaction's id) tells a change from one already reported: this
+//! backend's own writes record theirs before they commit, so they are
+//! reported once, by the write.
+
+use crate::connect::SharedConnector;
+use crate::sql::Tables;
+use aimm_backend_api::{ListenerRegistry, Model};
+use postgres::fallible_iterator::FallibleIterator;
+use postgres::Client;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// Longest time between two catch-ups (a notification may be lost with
+/// the connection it was sent to).
+const CATCH_UP_EVERY: Duration = Duration::from_secs(5);
+/// How long a wait for notifications lasts before the stop flag is read.
+const TICK: Duration = Duration::from_millis(200);
+/// Longest wait between reconnection attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
+
+/// The transaction id that last wrote each model, as far as this backend
+/// knows: its own writes and what the watcher has reported.
+pub(crate) type Seen = Arc<Mutex<HashMap<i64, u64>>>;
+
+/// The watcher thread, if one runs.
+#[derive(Default)]
+pub(crate) struct Watch {
+    running: Mutex<Option<Running>>,
+}
+
+struct Running {
+    stop: Arc<AtomicBool>,
+    thread: JoinHandle<()>,
+}
+
+/// What the thread needs.
+pub(crate) struct Watched {
+    pub(crate) connector: SharedConnector,
+    pub(crate) tables: Tables,
+    pub(crate) listeners: Arc<ListenerRegistry>,
+    pub(crate) seen: Seen,
+}
+
+impl Watch {
+    /// Starts the thread unless it runs.
+    pub(crate) fn ensure_running(&self, watched: impl FnOnce() -> Watched) {
+        let mut running = self.lock();
+        if running.is_some() {
+            return;
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let watched = watched();
+        let thread = std::thread::Builder::new()
+            .name("aimm-postgres-watch".into())
+            .spawn(move || watch(watched, &flag))
+            .expect("spawning the watcher thread");
+        *running = Some(Running { stop, thread });
+    }
+
+    /// Stops the thread and waits for it: no listener call comes after.
+    pub(crate) fn stop(&self) {
+        let running = self.lock().take();
+        if let Some(running) = running {
+            running.stop.store(true, Ordering::SeqCst);
+            let _ = running.thread.join();
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Option<Running>> {
+        self.running.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Where the last catch-up left off: the `xmin` of its snapshot.
+struct Watermark(Option<u64>);
+
+fn watch(watched: Watched, stop: &AtomicBool) {
+    let mut watermark = Watermark(None);
+    let mut backoff = Duration::from_millis(100);
+    while !stop.load(Ordering::SeqCst) {
+        let mut client = match watched.connector.connect() {
+            Ok(client) => client,
+            Err(err) => {
+                log::debug!("watching for changes: {err}");
+                sleep_unless_stopped(backoff, stop);
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+                continue;
+            }
+        };
+        backoff = Duration::from_millis(100);
+        if let Err(err) = listen_and_follow(&watched, &mut client, &mut watermark, stop) {
+            log::warn!(
+                "watching for changes on PostgreSQL {}: {err}; reconnecting",
+                watched.connector.server()
+            );
+        }
+    }
+}
+
+/// LISTENs on `client`, then catches up at every wake-up, until stopped
+/// or the connection fails.
+fn listen_and_follow(
+    watched: &Watched,
+    client: &mut Client,
+    watermark: &mut Watermark,
+    stop: &AtomicBool,
+) -> Result<(), postgres::Error> {
+    client.batch_execute(&watched.tables.listen())?;
+    let mut last = Instant::now();
+    catch_up(watched, client, watermark)?;
+    while !stop.load(Ordering::SeqCst) {
+        let woken = {
+            let mut notifications = client.notifications();
+            let mut iter = notifications.timeout_iter(TICK);
+            let mut woken = false;
+            while iter.next()?.is_some() {
+                woken = true;
+            }
+            woken
+        };
+        if client.is_closed() {
+            return Err(client
+                .batch_execute("SELECT 1")
+                .expect_err("a closed connection fails"));
+        }
+        if woken || last.elapsed() >= CATCH_UP_EVERY {
+            catch_up(watched, client, watermark)?;
+            last = Instant::now();
+        }
+    }
+    Ok(())
+}
+
+/// Reports the rows changed by transactions at or after the watermark that
+/// were not reported yet, then moves the watermark to this snapshot's
+/// `xmin`. The first catch-up only learns what is there.
+fn catch_up(
+    watched: &Watched,
+    client: &mut Client,
+    watermark: &mut Watermark,
+) -> Result<(), postgres::Error> {
+    let mut tx = client
+        .build_transaction()
+        .isolation_level(postgres::IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()?;
+    let xmin: String = tx
+        .query_one("SELECT pg_snapshot_xmin(pg_current_snapshot())::text", &[])?
+        .get(0);
+    let since = watermark.0.unwrap_or(0).to_string();
+    let rows = tx.query(
+        &format!(
+            "SELECT id, changed_by::text, model_type FROM {} WHERE changed_by >= $1::text::xid8",
+            watched.tables.models()
+        ),
+        &[&since],
+    )?;
+    let first = watermark.0.is_none();
+    let mut changed = Vec::new();
+    {
+        let mut seen = watched.seen.lock().unwrap_or_else(PoisonError::into_inner);
+        for row in &rows {
+            let id: i64 = row.get(0);
+            let by: u64 = row.get::<_, &str>(1).parse().unwrap_or(0);
+            if seen.insert(id, by) != Some(by) && !first {
+                changed.push(id);
+            }
+        }
+    }
+    let mut models = Vec::new();
+    for id in changed {
+        if let Some(model) = read_in(&mut tx, &watched.tables, id)? {
+            models.push(model);
+        }
+    }
+    tx.commit()?;
+    watermark.0 = xmin.parse().ok();
+    for model in &models {
+        watched.listeners.notify(model);
+    }
+    Ok(())
+}
+
+/// Model `id` as the transaction sees it.
+fn read_in(
+    tx: &mut postgres::Transaction<'_>,
+    tables: &Tables,
+    id: i64,
+) -> Result<Option<Model>, postgres::Error> {
+    let Some(row) = tx.query_opt(
+        &format!(
+            "SELECT model_type, size FROM {} WHERE id = $1",
+            tables.models()
+        ),
+        &[&id],
+    )?
+    else {
+        return Ok(None);
+    };
+    let model_type: String = row.get(0);
+    let size: i64 = row.get(1);
+    let mut bytes = Vec::with_capacity(size as usize);
+    let mut chunks = tx.query_raw(
+        &format!(
+            "SELECT data FROM {} WHERE id = $1 ORDER BY seq",
+            tables.chunks()
+        ),
+        [&id],
+    )?;
+    while let Some(chunk) = chunks.next()? {
+        bytes.extend_from_slice(chunk.get::<_, &[u8]>(0));
+    }
+    Ok(Some(Model::new(id, model_type, bytes)))
+}
+
+fn sleep_unless_stopped(duration: Duration, stop: &AtomicBool) {
+    let until = Instant::now() + duration;
+    while !stop.load(Ordering::SeqCst) && Instant::now() < until {
+        std::thread::sleep(TICK.min(until - Instant::now()));
+    }
+}

@@ -1,0 +1,110 @@
+//! A real PostgreSQL 15 server on loopback, in a fresh temporary directory
+//! (`scripts/postgres.sh`), with a role and database `aimm` whose password
+//! is in a file.
+
+use crate::process::{describe, output_within, COMMAND_DEADLINE};
+use crate::root::workspace_root;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// A running server, stopped on drop (its directory is then removed).
+pub struct PostgresServer {
+    _tmp: tempfile::TempDir,
+    dir: PathBuf,
+    /// The port it listens on, on 127.0.0.1 (kept across restarts).
+    pub port: u16,
+}
+
+impl PostgresServer {
+    /// Makes a cluster in a fresh directory and starts it, failing the test
+    /// if it cannot (PostgreSQL 15 is a test requirement: `.ci/run` installs
+    /// Debian's `postgresql`).
+    pub fn start() -> Self {
+        let tmp = tempfile::tempdir().expect("a directory for the server");
+        let dir = tmp.path().join("pg");
+        let mut server = PostgresServer {
+            _tmp: tmp,
+            dir,
+            port: 0,
+        };
+        let stdout = server.run("start");
+        server.port = stdout
+            .split_whitespace()
+            .next()
+            .and_then(|port| port.parse().ok())
+            .unwrap_or_else(|| panic!("scripts/postgres.sh start printed {stdout:?}, not a port"));
+        server
+    }
+
+    /// Stops the server cleanly (`pg_ctl stop -m fast`), keeping its data.
+    pub fn stop(&self) {
+        self.run("stop");
+    }
+
+    /// Crashes the server (`pg_ctl stop -m immediate`: no checkpoint, as a
+    /// power loss leaves the data files), keeping its data.
+    pub fn crash(&self) {
+        self.run("crash");
+    }
+
+    /// Starts it again on the same data and port.
+    pub fn start_again(&self) {
+        self.run("start");
+    }
+
+    /// The server's directory (data, log, password files).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The file holding the `aimm` role's password.
+    pub fn password_file(&self) -> PathBuf {
+        self.dir.join("aimm.password")
+    }
+
+    /// The URL of the `aimm` database as the `aimm` role, without the
+    /// password.
+    pub fn url(&self) -> String {
+        format!("postgresql://aimm@127.0.0.1:{}/aimm", self.port)
+    }
+
+    /// A PostgreSQL backend section for this server, its tables in
+    /// `schema`, TLS off (the server offers none).
+    pub fn backend_section(&self, schema: &str) -> serde_json::Value {
+        serde_json::json!({
+            "module": "postgres",
+            "url": self.url(),
+            "password_file": self.password_file(),
+            "tls": "off",
+            "schema": schema,
+        })
+    }
+
+    fn run(&self, action: &str) -> String {
+        let output = output_within(
+            Command::new("bash")
+                .arg(workspace_root().join("scripts/postgres.sh"))
+                .arg(action)
+                .arg(&self.dir),
+            COMMAND_DEADLINE,
+            &format!("scripts/postgres.sh {action}"),
+        );
+        assert!(
+            output.status.success(),
+            "scripts/postgres.sh {action} failed:\n{}",
+            describe(&output)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+}
+
+impl Drop for PostgresServer {
+    fn drop(&mut self) {
+        // Not `run`: a failure while the test unwinds would abort it.
+        let _ = Command::new("bash")
+            .arg(workspace_root().join("scripts/postgres.sh"))
+            .arg("stop")
+            .arg(&self.dir)
+            .output();
+    }
+}
