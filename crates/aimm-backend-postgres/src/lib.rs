@@ -51,6 +51,7 @@
 mod config;
 mod connect;
 mod pool;
+mod read;
 mod sql;
 mod store;
 mod tls;

@@ -3,13 +3,13 @@
 use crate::config::PostgresConfig;
 use crate::connect::{Connector, SharedConnector};
 use crate::pool::Pool;
+use crate::read::{self, ReadError};
 use crate::sql::{check_shape, Tables, CHUNK_COLUMNS, CHUNK_LEN, MODEL_COLUMNS};
 use crate::watch::{Seen, Watch, Watched};
 use aimm_backend_api::{
     Backend, BackendError, ErrorKind, Event, InstanceId, ListenerRegistry, Model,
     ModelChangeListener, ModelInfo, RString, RVec, Result,
 };
-use postgres::fallible_iterator::FallibleIterator;
 use postgres::Transaction;
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
@@ -101,46 +101,13 @@ impl PostgresBackend {
         Ok(())
     }
 
-    /// The bytes of model `id`, `size` long, read chunk by chunk into one
-    /// buffer of that size.
-    fn read_bytes(&self, client: &mut postgres::Client, id: i64, size: usize) -> Result<Vec<u8>> {
-        let mut bytes = Vec::with_capacity(size);
-        let mut rows = client
-            .query_raw(
-                &format!(
-                    "SELECT data FROM {} WHERE id = $1 ORDER BY seq",
-                    self.tables.chunks()
-                ),
-                [&id],
-            )
-            .map_err(|err| self.storage(err))?;
-        while let Some(row) = rows.next().map_err(|err| self.storage(err))? {
-            bytes.extend_from_slice(row.get::<_, &[u8]>(0));
-        }
-        if bytes.len() != size {
-            return Err(BackendError::storage(format!(
-                "model {id}: its chunks hold {} bytes, its row says {size}",
-                bytes.len()
-            )));
-        }
-        Ok(bytes)
-    }
-
     fn read_model(&self, client: &mut postgres::Client, id: InstanceId) -> Result<Model> {
-        let row = client
-            .query_opt(
-                &format!(
-                    "SELECT model_type, size FROM {} WHERE id = $1",
-                    self.tables.models()
-                ),
-                &[&id],
-            )
-            .map_err(|err| self.storage(err))?
-            .ok_or_else(|| BackendError::not_found(id))?;
-        let model_type: String = row.get(0);
-        let size: i64 = row.get(1);
-        let bytes = self.read_bytes(client, id, size as usize)?;
-        Ok(Model::new(id, model_type, bytes))
+        match read::read_model(client, &self.tables, id) {
+            Ok(Some(model)) => Ok(model),
+            Ok(None) => Err(BackendError::not_found(id)),
+            Err(ReadError::Database(err)) => Err(self.storage(err)),
+            Err(torn) => Err(BackendError::storage(torn.to_string())),
+        }
     }
 }
 

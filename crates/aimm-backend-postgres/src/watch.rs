@@ -10,8 +10,9 @@
 //! reported once, by the write.
 
 use crate::connect::SharedConnector;
+use crate::read::{read_model, ReadError};
 use crate::sql::Tables;
-use aimm_backend_api::{ListenerRegistry, Model};
+use aimm_backend_api::ListenerRegistry;
 use postgres::fallible_iterator::FallibleIterator;
 use postgres::Client;
 use std::collections::HashMap;
@@ -180,8 +181,11 @@ fn catch_up(
     }
     let mut models = Vec::new();
     for id in changed {
-        if let Some(model) = read_in(&mut tx, &watched.tables, id)? {
-            models.push(model);
+        match read_model(&mut tx, &watched.tables, id) {
+            Ok(Some(model)) => models.push(model),
+            Ok(None) => {}
+            Err(ReadError::Database(err)) => return Err(err),
+            Err(torn) => log::warn!("not reporting a change: {torn}"),
         }
     }
     tx.commit()?;
@@ -190,38 +194,6 @@ fn catch_up(
         watched.listeners.notify(model);
     }
     Ok(())
-}
-
-/// Model `id` as the transaction sees it.
-fn read_in(
-    tx: &mut postgres::Transaction<'_>,
-    tables: &Tables,
-    id: i64,
-) -> Result<Option<Model>, postgres::Error> {
-    let Some(row) = tx.query_opt(
-        &format!(
-            "SELECT model_type, size FROM {} WHERE id = $1",
-            tables.models()
-        ),
-        &[&id],
-    )?
-    else {
-        return Ok(None);
-    };
-    let model_type: String = row.get(0);
-    let size: i64 = row.get(1);
-    let mut bytes = Vec::with_capacity(size as usize);
-    let mut chunks = tx.query_raw(
-        &format!(
-            "SELECT data FROM {} WHERE id = $1 ORDER BY seq",
-            tables.chunks()
-        ),
-        [&id],
-    )?;
-    while let Some(chunk) = chunks.next()? {
-        bytes.extend_from_slice(chunk.get::<_, &[u8]>(0));
-    }
-    Ok(Some(Model::new(id, model_type, bytes)))
 }
 
 fn sleep_unless_stopped(duration: Duration, stop: &AtomicBool) {
