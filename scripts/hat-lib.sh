@@ -1,6 +1,8 @@
 # Shared by scripts/hat-event-server.sh and scripts/hat-monitor.sh: start a
 # Hat process from the reference venv in the background on a loopback port,
 # wait until it listens there, and stop it again. Sourced, not run.
+# scripts/postgres.sh uses its generic helpers (die, log, log_tail,
+# free_port).
 #
 # The sourcing script sets `name` (for messages), `script_dir`, `conf`,
 # `logfile`, `pidfile` before calling these.

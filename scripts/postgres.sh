@@ -30,16 +30,13 @@
 set -euo pipefail
 
 name=postgres.sh
-die() {
-    printf '%s: error: %s\n' "$name" "$*" >&2
-    exit 1
-}
+script_dir=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
+# die, log, log_tail (of $logfile) and free_port.
+# shellcheck source=scripts/hat-lib.sh
+source "$script_dir/hat-lib.sh"
 usage() {
     printf 'usage: %s start DIR | stop DIR | crash DIR\n' "$name" >&2
     exit 2
-}
-log() {
-    printf '%s: %s\n' "$name" "$*" >&2
 }
 
 [ $# -eq 2 ] || usage
@@ -71,22 +68,6 @@ hand_over() {
     done
 }
 
-log_tail() {
-    if [ -f "$dir/server.log" ]; then
-        printf -- '--- last lines of %s ---\n' "$dir/server.log" >&2
-        tail -n 40 "$dir/server.log" >&2
-        printf -- '--- end of log ---\n' >&2
-    fi
-}
-
-free_port() {
-    python3 -c 'import socket
-s = socket.socket()
-s.bind(("127.0.0.1", 0))
-print(s.getsockname()[1])
-s.close()'
-}
-
 # The cluster, its role and database, made once.
 init_cluster() {
     local superuser_password
@@ -114,12 +95,13 @@ case $cmd in
 start)
     mkdir -p -- "$dir"
     dir=$(cd -- "$dir" && pwd)
+    logfile=$dir/server.log
     fresh=
     if [ ! -f "$dir/data/PG_VERSION" ]; then
         init_cluster
         fresh=1
     fi
-    port=${PG_PORT:-$(cat "$dir/server.port" 2>/dev/null || free_port)}
+    port=${PG_PORT:-$(cat "$dir/server.port" 2>/dev/null || free_port python3)}
     mkdir -p -- "$dir/socket"
     hand_over
     if as_server "$bin/pg_ctl" status -D "$dir/data" >/dev/null 2>&1; then
