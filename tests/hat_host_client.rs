@@ -104,6 +104,22 @@ impl Host {
     }
 }
 
+impl Host {
+    /// A persisted registration of `events` started on a thread of its
+    /// own; its outcome arrives on the receiver.
+    fn persisted_in_background(
+        &self,
+        events: Vec<RegisterEvent>,
+    ) -> mpsc::Receiver<aimm_backend_api::Result<ROption<RVec<ROption<Event>>>>> {
+        let client = self.client.clone();
+        let (done, outcome) = mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = done.send(client.register(events.into(), RegisterMode::Persisted));
+        });
+        outcome
+    }
+}
+
 /// An event `[aimm, client, last]` carrying `data` as a binary payload.
 fn event(last: &str, data: &[u8]) -> RegisterEvent {
     RegisterEvent {
@@ -308,12 +324,7 @@ fn a_persisted_wait_ends_as_unavailable_when_the_connection_drops() {
     // the wait within the deadline.
     let server = HatServer::start_flushing_every(Duration::from_secs(10));
     let host = Host::connected(&server, Duration::from_secs(60));
-    let client = host.client.clone();
-    let (done, outcome) = mpsc::channel();
-    std::thread::spawn(move || {
-        let _ =
-            done.send(client.register(vec![event("lost", b"l")].into(), RegisterMode::Persisted));
-    });
+    let outcome = host.persisted_in_background(vec![event("lost", b"l")]);
     std::thread::sleep(Duration::from_millis(500));
     server.kill();
     let err = outcome
@@ -348,12 +359,7 @@ fn a_persisted_registration_never_notified_fails_after_the_idle_time() {
 fn notifications_of_other_events_keep_a_persisted_wait_alive() {
     let server = HatServer::start();
     let mut host = Host::connected(&server, Duration::from_secs(2));
-    let client = host.client.clone();
-    let (done, outcome) = mpsc::channel();
-    std::thread::spawn(move || {
-        let _ =
-            done.send(client.register(vec![unnotified("awaited")].into(), RegisterMode::Persisted));
-    });
+    let outcome = host.persisted_in_background(vec![unnotified("awaited")]);
     // Another host writes events the client is notified of for twice the
     // idle time: the connection is busy, so the wait goes on.
     let noise_until = Instant::now() + Duration::from_secs(4);
