@@ -5,7 +5,7 @@
 #   scripts/build-wheel.sh        # after `cargo build --release --workspace`
 #
 # The wheel holds the extension module, the built-in plugins
-# (target/release/libaimm_backend_{sqlite,event}.so, copied into the
+# (target/release/libaimm_backend_{sqlite,event,postgres}.so, copied into the
 # package's plugins/ directory first) and the aimm-backend program
 # (target/release/aimm-backend, copied into the wheel's scripts, which pip
 # puts on the venv's PATH). The copies leave out the debug line tables the
@@ -58,7 +58,7 @@ copy_stripped() {
 plugins=$package/python/aimm_backend/plugins
 scripts=$package/wheel-data/scripts
 mkdir -p "$plugins" "$scripts"
-for name in sqlite event; do
+for name in sqlite event postgres; do
     copy_stripped "target/release/libaimm_backend_$name.so" "$plugins/libaimm_backend_$name.so"
 done
 copy_stripped target/release/aimm-backend "$scripts/aimm-backend"

@@ -349,7 +349,7 @@ fn schema_violations_name_the_json_path_and_rule() {
         "{stderr}"
     );
 
-    let conf = write_file(work.path(), "d.yaml", "backend:\n  module: sqlite\n");
+    let conf = write_file(work.path(), "d.yaml", "backend:\n  module: no_such_store\n");
     let conf2 = write_file(
         work.path(),
         "e.yaml",
@@ -362,7 +362,7 @@ fn schema_violations_name_the_json_path_and_rule() {
     );
     let (_, stderr) = run_conf(work.path(), &conf, &["list"], 2);
     assert!(
-        stderr.contains("backend module `sqlite` not found"),
+        stderr.contains("backend module `no_such_store` not found"),
         "{stderr}"
     );
 }

@@ -10,10 +10,12 @@
 //! one model at most 2.5x its size (its base64 alone is 1.33x), a `list` at
 //! most 1.5x the bytes it lists.
 
-use aimm_backend_tests::{cli, describe, output_within, python, test_bytes, HatServer};
+use aimm_backend_tests::{
+    assert_peak_within, cli, describe, output_within, run_measured, test_bytes, HatServer,
+};
 use std::io::{BufReader, Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::Duration;
 
 const MIB: u64 = 1 << 20;
@@ -24,65 +26,6 @@ const SIZE: u64 = 512 * MIB;
 /// A step on a 512 MiB model takes about a minute on a 2-core machine
 /// (the server decodes and re-encodes every payload in Python).
 const STEP_DEADLINE: Duration = Duration::from_secs(900);
-
-/// Runs `command` and returns its output and its peak resident set in bytes.
-///
-/// The command runs under a Python parent that reaps it with `os.wait4`
-/// and appends the child's `ru_maxrss` (KiB) to stderr as the last line.
-fn run_measured(command: Command, what: &str) -> (Output, u64) {
-    let mut wrapper = Command::new(python());
-    wrapper
-        .arg("-c")
-        .arg(
-            "import os, subprocess, sys\n\
-             child = subprocess.Popen(sys.argv[1:])\n\
-             _, status, usage = os.wait4(child.pid, 0)\n\
-             sys.stderr.write(f'\\npeak-rss-kib {usage.ru_maxrss}\\n')\n\
-             code = os.waitstatus_to_exitcode(status)\n\
-             sys.exit(code if code >= 0 else 128 - code)\n",
-        )
-        .arg(command.get_program())
-        .args(command.get_args());
-    for (key, value) in command.get_envs() {
-        match value {
-            Some(value) => wrapper.env(key, value),
-            None => wrapper.env_remove(key),
-        };
-    }
-    if let Some(dir) = command.get_current_dir() {
-        wrapper.current_dir(dir);
-    }
-    let mut output = output_within(&mut wrapper, STEP_DEADLINE, what);
-    let stderr = String::from_utf8_lossy(&output.stderr).to_string();
-    let (rest, last) = stderr
-        .trim_end()
-        .rsplit_once('\n')
-        .unwrap_or_else(|| panic!("{what}: no peak line in\n{}", describe(&output)));
-    let kib: u64 = last
-        .strip_prefix("peak-rss-kib ")
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("{what}: no peak line in\n{}", describe(&output)));
-    output.stderr = rest.as_bytes().to_vec();
-    assert!(
-        output.status.success(),
-        "{what} failed:\n{}",
-        describe(&output)
-    );
-    (output, kib * 1024)
-}
-
-/// Fails unless `peak` is at most `factor` times `bytes`.
-fn assert_peak_within(what: &str, peak: u64, factor: f64, bytes: u64) {
-    let bound = (factor * bytes as f64) as u64;
-    let ratio = peak as f64 / bytes as f64;
-    eprintln!("{what}: peak RSS {} MiB, {ratio:.2}x", peak / MIB);
-    assert!(
-        peak <= bound,
-        "{what}: peak RSS {} MiB is {ratio:.2}x of {} MiB, more than {factor}x",
-        peak / MIB,
-        bytes / MIB
-    );
-}
 
 struct Store<'a> {
     home: &'a Path,
@@ -98,6 +41,7 @@ impl Store<'_> {
 
     fn put(&self, file: &Path) -> i64 {
         let (output, peak) = run_measured(
+            STEP_DEADLINE,
             self.cli(&["put", "big.Model", file.to_str().unwrap()]),
             "put",
         );
@@ -111,7 +55,7 @@ impl Store<'_> {
 
     /// `list`, as (id, type, size) lines, its peak held to 1.5x of `count` models.
     fn list(&self, count: u64) -> Vec<(i64, String, u64)> {
-        let (output, peak) = run_measured(self.cli(&["list"]), "list");
+        let (output, peak) = run_measured(STEP_DEADLINE, self.cli(&["list"]), "list");
         assert_peak_within(&format!("list of {count}"), peak, 1.5, count * SIZE);
         String::from_utf8_lossy(&output.stdout)
             .lines()
@@ -130,6 +74,7 @@ impl Store<'_> {
     /// `get ID -o FILE`, then a byte-for-byte comparison with `expected`.
     fn get_and_compare(&self, id: i64, out: &Path, expected: &Path) {
         let (_, peak) = run_measured(
+            STEP_DEADLINE,
             self.cli(&["get", &id.to_string(), "-o", out.to_str().unwrap()]),
             "get",
         );
@@ -140,6 +85,7 @@ impl Store<'_> {
 
     fn copy_to(&self, target: &Store<'_>) {
         let (output, peak) = run_measured(
+            STEP_DEADLINE,
             self.cli(&["copy", "--to", target.conf.to_str().unwrap()]),
             "copy",
         );
@@ -284,7 +230,7 @@ fn a_thousand_models_of_64_kib_list_within_1_5x_of_their_bytes() {
         1000
     );
 
-    let (output, peak) = run_measured(store.cli(&["list"]), "list of 1000");
+    let (output, peak) = run_measured(STEP_DEADLINE, store.cli(&["list"]), "list of 1000");
     assert_peak_within("list of 1000", peak, 1.5, 1000 * SMALL);
     let lines: Vec<String> = String::from_utf8_lossy(&output.stdout)
         .lines()

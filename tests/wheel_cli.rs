@@ -105,6 +105,7 @@ fn it_finds_the_wheels_plugins_without_a_plugin_dir() {
     let site_packages = only_python_lib(fresh_venv()).join("site-packages/aimm_backend/plugins");
     for (name, file) in [
         ("event", "libaimm_backend_event.so"),
+        ("postgres", "libaimm_backend_postgres.so"),
         ("sqlite", "libaimm_backend_sqlite.so"),
     ] {
         let expected = format!(
@@ -117,7 +118,7 @@ fn it_finds_the_wheels_plugins_without_a_plugin_dir() {
             "no line {expected:?} in:\n{listing}"
         );
     }
-    assert_eq!(listing.lines().count(), 2, "{listing}");
+    assert_eq!(listing.lines().count(), 3, "{listing}");
 }
 
 /// A whole Python AIMM server config, as an operator has it.

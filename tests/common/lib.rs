@@ -6,11 +6,13 @@
 //! README's test command does it); a missing artifact fails the test.
 
 mod hat;
+mod measure;
 
 pub use hat::{
     connected_client, event_plugin, query_raw, redundant_group, register_raw, status_of,
     wait_status,
 };
+pub use measure::{assert_peak_within, run_measured};
 
 use aimm_backend_api::{Backend, EventClient};
 use aimm_backend_loader::{Prepared, SearchPath, ServerConfig};
@@ -24,7 +26,7 @@ use std::time::{Duration, Instant};
 /// a real Hat event server and the tests' payload generator.
 pub use aimm_backend_test_support::{
     describe, output_within, payload::test_bytes, python, wait_within, within_for, workspace_root,
-    HatMonitor, HatServer, BUILD_DEADLINE, COMMAND_DEADLINE,
+    HatMonitor, HatServer, PostgresServer, BUILD_DEADLINE, COMMAND_DEADLINE,
 };
 
 /// `target/release`, where the CLI and the built-in plugins are.
@@ -64,7 +66,8 @@ fn rebuild_release_artifacts() {
             .args(["build", "--release", "--quiet"])
             .args(["-p", "aimm-backend-cli"])
             .args(["-p", "aimm-backend-sqlite"])
-            .args(["-p", "aimm-backend-event"]),
+            .args(["-p", "aimm-backend-event"])
+            .args(["-p", "aimm-backend-postgres"]),
         BUILD_DEADLINE,
         "rebuilding the CLI and the built-in plugins",
     );

@@ -6,7 +6,8 @@
 //! directory of the running executable and, for a program the `aimm_backend`
 //! wheel installed, the wheel's plugins ([`wheel_plugin_dir`]). Dots and
 //! dashes in names become underscores; the Python module names of the
-//! built-in backends map to ours.
+//! built-in backends and their short names (`sqlite`, `event`, `postgres`)
+//! map to ours.
 
 use crate::error::LoadError;
 use std::path::{Path, PathBuf};
@@ -14,10 +15,14 @@ use std::path::{Path, PathBuf};
 /// The environment variable holding extra plugin directories.
 pub const PATH_ENV: &str = "AIMM_BACKEND_PATH";
 
-/// Python module names that stand for our built-in plugins.
+/// Names that stand for our built-in plugins: the stock Python modules
+/// they replace, and the plugins' own short names.
 const PYTHON_ALIASES: &[(&str, &str)] = &[
     ("aimm.server.backend.sqlite", "aimm_backend_sqlite"),
     ("aimm.server.backend.event", "aimm_backend_event"),
+    ("sqlite", "aimm_backend_sqlite"),
+    ("event", "aimm_backend_event"),
+    ("postgres", "aimm_backend_postgres"),
 ];
 
 /// Where plugin libraries are looked for, in order.
@@ -259,6 +264,9 @@ mod tests {
             library_name("aimm.server.backend.sqlite"),
             "aimm_backend_sqlite"
         );
+        assert_eq!(library_name("postgres"), "aimm_backend_postgres");
+        assert_eq!(library_name("sqlite"), "aimm_backend_sqlite");
+        assert_eq!(library_name("event"), "aimm_backend_event");
         assert_eq!(library_name("memory-backend"), "memory_backend");
         assert_eq!(library_name("my.store"), "my_store");
     }

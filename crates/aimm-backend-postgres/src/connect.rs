@@ -77,17 +77,30 @@ impl Connector {
         Ok(client)
     }
 
-    /// A database error as a backend error: unavailable when the server
-    /// could not be reached or went away, else a storage error; the
-    /// message names the server (never the password) and PostgreSQL's own
-    /// words.
+    /// A database error as a backend error (see [`kind_of`]); the message
+    /// names the server (never the password) and PostgreSQL's own words.
     pub(crate) fn error(&self, err: &postgres::Error) -> BackendError {
-        let kind = if err.is_closed() || err.as_db_error().is_none() {
-            ErrorKind::Unavailable
-        } else {
-            ErrorKind::Storage
-        };
-        BackendError::new(kind, format!("PostgreSQL {}: {}", self.server, words(err)))
+        BackendError::new(
+            kind_of(err),
+            format!("PostgreSQL {}: {}", self.server, words(err)),
+        )
+    }
+}
+
+/// Unavailable when the server could not be reached, went away or is
+/// shutting down or starting up (a later call may succeed); a config error
+/// when the server refused the login or has no such database (the config
+/// must change); else a storage error.
+fn kind_of(err: &postgres::Error) -> ErrorKind {
+    let Some(code) = err.code().map(|code| code.code()) else {
+        return ErrorKind::Unavailable;
+    };
+    if err.is_closed() || code.starts_with("57P") || code.starts_with("08") {
+        ErrorKind::Unavailable
+    } else if code.starts_with("28") || code == "3D000" {
+        ErrorKind::InvalidConfig
+    } else {
+        ErrorKind::Storage
     }
 }
 

@@ -80,6 +80,32 @@ impl PostgresServer {
         })
     }
 
+    /// Runs `sql` (one or more statements) in database `aimm` as the
+    /// superuser (`psql`, over TCP), failing the test if it fails; returns
+    /// the rows, one per line, columns split by `|`.
+    pub fn psql(&self, sql: &str) -> String {
+        let bin = std::env::var("PG_BIN").unwrap_or_else(|_| "/usr/lib/postgresql/15/bin".into());
+        let password = std::fs::read_to_string(self.dir.join("superuser.password"))
+            .expect("the superuser's password file scripts/postgres.sh wrote");
+        let output = output_within(
+            Command::new(format!("{bin}/psql"))
+                .args(["-X", "-A", "-t", "-q", "-v", "ON_ERROR_STOP=1"])
+                .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
+                .args(["-U", "postgres", "-d", "aimm", "-c", sql])
+                .env("PGPASSWORD", password.trim()),
+            COMMAND_DEADLINE,
+            "psql",
+        );
+        assert!(
+            output.status.success(),
+            "psql -c {sql:?} failed:\n{}",
+            describe(&output)
+        );
+        String::from_utf8_lossy(&output.stdout)
+            .trim_end()
+            .to_string()
+    }
+
     fn run(&self, action: &str) -> String {
         let output = output_within(
             Command::new("bash")

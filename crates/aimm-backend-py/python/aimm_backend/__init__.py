@@ -13,6 +13,8 @@ Modules the server can name as ``backend.module``:
   ``aimm.server.backend.sqlite``, with real locking and durable commits;
 * :mod:`aimm_backend.event`: models as Hat events, payload-compatible with
   ``aimm.server.backend.event``, ids never reused;
+* :mod:`aimm_backend.postgres`: a store in PostgreSQL that AIMM servers on
+  several machines share;
 * :mod:`aimm_backend.plugin`: any backend plugin library, named by the
   section's ``plugin`` key.
 
