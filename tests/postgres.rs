@@ -463,11 +463,23 @@ fn an_unchanged_update_writes_no_wal_and_a_changed_one_about_one_copy() {
     );
 }
 
-/// Opening `section` fails in this process and through the CLI (exit 2 for
-/// a config error, 1 otherwise); each message holds every one of `names`
-/// and not `secret`; after it, the host opens a good store and works.
+/// [`assert_refused`], then [`assert_host_works`].
 fn refused(
     server: &PostgresServer,
+    work: &Path,
+    section: serde_json::Value,
+    kind: ErrorKind,
+    names: &[&str],
+    secret: &str,
+) {
+    assert_refused(work, section, kind, names, secret);
+    assert_host_works(server);
+}
+
+/// Opening `section` fails in this process and through the CLI (exit 2 for
+/// a config error, 1 otherwise); each message holds every one of `names`
+/// and not `secret`.
+fn assert_refused(
     work: &Path,
     section: serde_json::Value,
     kind: ErrorKind,
@@ -503,6 +515,10 @@ fn refused(
         }
         assert!(!message.contains(secret), "the secret is in {message}");
     }
+}
+
+/// This process still opens a good store and works.
+fn assert_host_works(server: &PostgresServer) {
     let good = open(server.backend_section("public"));
     let model = good
         .create_model("ok".into(), b"ok".to_vec().into())
@@ -593,6 +609,21 @@ fn bad_configs_are_refused_clearly_and_the_host_still_works() {
         "id,blob",
         "the table of the wrong shape was touched"
     );
+
+    // A server that may lose committed writes.
+    // ALTER SYSTEM runs outside a transaction: one statement per psql.
+    server.psql("ALTER SYSTEM SET fsync = off");
+    server.psql("SELECT pg_reload_conf()");
+    assert_refused(
+        work.path(),
+        good.clone(),
+        ErrorKind::InvalidConfig,
+        &[&server_name, "fsync is off", "refuses to open"],
+        secret,
+    );
+    server.psql("ALTER SYSTEM RESET fsync");
+    server.psql("SELECT pg_reload_conf()");
+    assert_host_works(&server);
 
     let mut section = good.clone();
     let file = section

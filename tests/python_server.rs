@@ -160,6 +160,24 @@ fn the_stock_server_runs_aimm_backend_sqlite_across_a_restart() {
 }
 
 #[test]
+fn the_stock_server_runs_aimm_backend_postgres_across_a_restart() {
+    let server = PostgresServer::start();
+    let work = tempfile::tempdir().unwrap();
+    let backend = format!(
+        "module: aimm_backend.postgres\nurl: {}\npassword_file: {}\ntls: 'off'\nschema: served\n",
+        server.url(),
+        server.password_file().display()
+    );
+    let report = roundtrip(work.path(), &backend, &["--strict-new-id"]);
+    assert_restored(&report);
+    assert_eq!(
+        server.psql("SELECT count(*) FROM served.aimm_models"),
+        "2",
+        "{report}"
+    );
+}
+
+#[test]
 fn the_stock_server_runs_aimm_backend_event_across_a_restart() {
     let server = HatServer::start();
     let work = tempfile::tempdir().unwrap();

@@ -50,6 +50,7 @@
 
 mod config;
 mod connect;
+mod engine;
 mod pool;
 mod read;
 mod sql;

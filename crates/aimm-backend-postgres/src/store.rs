@@ -2,6 +2,7 @@
 
 use crate::config::PostgresConfig;
 use crate::connect::{Connector, SharedConnector};
+use crate::engine;
 use crate::pool::Pool;
 use crate::read::{self, ReadError};
 use crate::sql::{check_shape, Tables, CHUNK_COLUMNS, CHUNK_LEN, MODEL_COLUMNS};
@@ -31,7 +32,7 @@ impl PostgresBackend {
         let connector = Arc::new(Connector::new(&conf)?);
         let tables = Tables::new(&conf.schema, &conf.table);
         let mut client = connector.connect()?;
-        check_durable(&mut client, &connector)?;
+        engine::check(&mut client, &connector, &tables)?;
         set_up_tables(&mut client, &tables, &connector)?;
         let pool = Pool::new(connector.clone(), conf.connections as usize, client);
         Ok(PostgresBackend {
@@ -113,27 +114,6 @@ impl PostgresBackend {
 
 fn digest(bytes: &[u8]) -> Vec<u8> {
     Sha256::digest(bytes).to_vec()
-}
-
-/// Refuses a server whose commits are not durable: `fsync = off` (which no
-/// session setting undoes) or `full_page_writes = off` (a crash can tear
-/// pages the WAL cannot repair).
-fn check_durable(client: &mut postgres::Client, connector: &Connector) -> Result<()> {
-    for setting in ["fsync", "full_page_writes", "synchronous_commit"] {
-        let row = client
-            .query_one(&format!("SHOW {setting}"), &[])
-            .map_err(|err| connector.error(&err))?;
-        let value: String = row.get(0);
-        if value == "off" {
-            return Err(BackendError::invalid_config(format!(
-                "PostgreSQL {}: {setting} is off, so a committed write may be lost in a \
-                 crash; this backend acknowledges only durable writes, and refuses to open \
-                 (set {setting} = on in the server's configuration)",
-                connector.server()
-            )));
-        }
-    }
-    Ok(())
 }
 
 fn set_up_tables(
