@@ -430,6 +430,7 @@ fn host_and_log_sink_round_trip() {
     })
     .into_foreign();
     assert!(host.event_client.is_none());
+    assert_eq!(host.log.max_level(), Some(LogLevel::Trace), "the default");
     host.log.log(LogLevel::Warn, "plugin::mod", "careful");
     assert_eq!(
         *lines.0.lock().unwrap(),
@@ -438,6 +439,39 @@ fn host_and_log_sink_round_trip() {
             "plugin::mod".to_string(),
             "careful".to_string()
         )]
+    );
+}
+
+#[test]
+fn a_log_sinks_max_level_round_trips() {
+    struct Keeps(Option<LogLevel>);
+    impl LogSink for Keeps {
+        fn log(&self, _: LogLevel, _: &str, _: &str) {}
+        fn max_level(&self) -> Option<LogLevel> {
+            self.0
+        }
+    }
+    struct Panics;
+    impl LogSink for Panics {
+        fn log(&self, _: LogLevel, _: &str, _: &str) {}
+        fn max_level(&self) -> Option<LogLevel> {
+            panic!("no level here")
+        }
+    }
+    for level in [
+        None,
+        Some(LogLevel::Error),
+        Some(LogLevel::Info),
+        Some(LogLevel::Debug),
+    ] {
+        let sink = FFI_LogSink::new(Arc::new(Keeps(level))).into_foreign();
+        assert_eq!(sink.max_level(), level);
+    }
+    let sink = FFI_LogSink::new(Arc::new(Panics)).into_foreign();
+    assert_eq!(
+        sink.max_level(),
+        Some(LogLevel::Trace),
+        "a panic keeps everything"
     );
 }
 

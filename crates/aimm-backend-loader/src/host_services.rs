@@ -27,4 +27,18 @@ impl LogSink for TracingLogSink {
             LogLevel::Trace => tracing::trace!(plugin, target, "{message}"),
         }
     }
+
+    /// The most detailed level any `tracing` subscriber of this process
+    /// keeps.
+    fn max_level(&self) -> Option<LogLevel> {
+        use tracing::level_filters::LevelFilter;
+        match LevelFilter::current() {
+            LevelFilter::OFF => None,
+            LevelFilter::ERROR => Some(LogLevel::Error),
+            LevelFilter::WARN => Some(LogLevel::Warn),
+            LevelFilter::INFO => Some(LogLevel::Info),
+            LevelFilter::DEBUG => Some(LogLevel::Debug),
+            _ => Some(LogLevel::Trace),
+        }
+    }
 }

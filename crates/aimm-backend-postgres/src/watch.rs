@@ -89,16 +89,26 @@ struct Watermark(Option<u64>);
 fn watch(watched: Watched, stop: &AtomicBool) {
     let mut watermark = Watermark(None);
     let mut backoff = Duration::from_millis(100);
+    let mut unreachable = false;
     while !stop.load(Ordering::SeqCst) {
         let mut client = match watched.connector.connect() {
             Ok(client) => client,
             Err(err) => {
-                log::debug!("watching for changes: {err}");
+                // Once per outage, not at every retry.
+                if !std::mem::replace(&mut unreachable, true) {
+                    log::warn!("watching for changes: {err}; retrying until it is back");
+                }
                 sleep_unless_stopped(backoff, stop);
                 backoff = (backoff * 2).min(MAX_BACKOFF);
                 continue;
             }
         };
+        if std::mem::replace(&mut unreachable, false) {
+            log::info!(
+                "watching for changes on PostgreSQL {} again",
+                watched.connector.server()
+            );
+        }
         backoff = Duration::from_millis(100);
         if let Err(err) = listen_and_follow(&watched, &mut client, &mut watermark, stop) {
             log::warn!(

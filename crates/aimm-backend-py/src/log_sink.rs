@@ -67,4 +67,27 @@ impl LogSink for PythonLogSink {
             }
         });
     }
+
+    /// The most detailed level the logger is enabled for now (the server
+    /// has configured logging by the time it creates its backend).
+    fn max_level(&self) -> Option<LogLevel> {
+        let logger = self.logger.as_ref()?;
+        Python::attach(|py| {
+            let logger = logger.bind(py);
+            [
+                LogLevel::Trace,
+                LogLevel::Debug,
+                LogLevel::Info,
+                LogLevel::Warn,
+                LogLevel::Error,
+            ]
+            .into_iter()
+            .find(|level| {
+                logger
+                    .call_method1("isEnabledFor", (python_level(*level),))
+                    .and_then(|enabled| enabled.extract::<bool>())
+                    .unwrap_or(false)
+            })
+        })
+    }
 }
