@@ -106,8 +106,14 @@ impl PostgresBackend {
         match read::read_model(client, &self.tables, id) {
             Ok(Some(model)) => Ok(model),
             Ok(None) => Err(BackendError::not_found(id)),
-            Err(ReadError::Database(err)) => Err(self.storage(err)),
-            Err(torn) => Err(BackendError::storage(torn.to_string())),
+            Err(err) => Err(self.read_error(err)),
+        }
+    }
+
+    fn read_error(&self, err: ReadError) -> BackendError {
+        match err {
+            ReadError::Database(err) => self.storage(err),
+            torn => BackendError::storage(torn.to_string()),
         }
     }
 }
@@ -152,28 +158,11 @@ fn set_up_tables(
 
 impl Backend for PostgresBackend {
     fn get_models(&self) -> Result<RVec<Model>> {
-        self.pool.with(|client| {
-            let ids: Vec<i64> = client
-                .query(
-                    &format!("SELECT id FROM {} ORDER BY id", self.tables.models()),
-                    &[],
-                )
-                .map_err(|err| self.storage(err))?
-                .iter()
-                .map(|row| row.get(0))
-                .collect();
-            let mut models = RVec::with_capacity(ids.len());
-            for id in ids {
-                match self.read_model(client, id) {
-                    Ok(model) => models.push(model),
-                    // Another host cannot delete models: not found here is
-                    // a concurrent import's rollback, nothing to return.
-                    Err(err) if err.kind == ErrorKind::NotFound => {}
-                    Err(err) => return Err(err),
-                }
-            }
-            Ok(models)
-        })
+        self.pool
+            .with(|client| match read::read_all(client, &self.tables) {
+                Ok(models) => Ok(models.into()),
+                Err(err) => Err(self.read_error(err)),
+            })
     }
 
     fn list_models(&self) -> Result<RVec<ModelInfo>> {

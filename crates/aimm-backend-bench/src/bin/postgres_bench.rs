@@ -266,31 +266,34 @@ impl Target for Floor {
 
     fn get_models(&self) -> Result<Vec<(i64, RVec<u8>)>> {
         self.with(|client| {
-            let ids: Vec<i64> = client
-                .query(&format!("SELECT id FROM {} ORDER BY id", self.models), &[])?
-                .iter()
-                .map(|row| row.get(0))
-                .collect();
-            let mut models = Vec::with_capacity(ids.len());
-            for id in ids {
-                let row = client.query_one(
-                    &format!("SELECT model_type, size FROM {} WHERE id = $1", self.models),
-                    &[&id],
-                )?;
-                let mut bytes = Vec::with_capacity(row.get::<_, i64>(1) as usize);
-                let mut chunks = client.query_raw(
-                    &format!(
-                        "SELECT data FROM {} WHERE id = $1 ORDER BY seq",
-                        self.chunks
-                    ),
-                    [&id],
-                )?;
-                while let Some(chunk) = chunks.next()? {
-                    bytes.extend_from_slice(chunk.get::<_, &[u8]>(0));
+            let none: [&i64; 0] = [];
+            let mut rows = client.query_raw(
+                &format!(
+                    "SELECT m.id, m.model_type, m.size, c.data FROM {} m \
+                     LEFT JOIN {} c ON c.id = m.id ORDER BY m.id, c.seq",
+                    self.models, self.chunks
+                ),
+                none,
+            )?;
+            let mut models: Vec<(i64, Vec<u8>)> = Vec::new();
+            while let Some(row) = rows.next()? {
+                let id: i64 = row.get(0);
+                if models.last().is_none_or(|(last, _)| *last != id) {
+                    let _model_type: &str = row.get(1);
+                    models.push((id, Vec::with_capacity(row.get::<_, i64>(2) as usize)));
                 }
-                models.push((id, bytes.into()));
+                if let Some(chunk) = row.get::<_, Option<&[u8]>>(3) {
+                    models
+                        .last_mut()
+                        .expect("pushed above")
+                        .1
+                        .extend_from_slice(chunk);
+                }
             }
-            Ok(models)
+            Ok(models
+                .into_iter()
+                .map(|(id, bytes)| (id, bytes.into()))
+                .collect())
         })
     }
 
