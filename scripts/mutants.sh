@@ -36,6 +36,11 @@
 #   hat     crates/hat-eventer-client/src/{sbs/*,chatter,connection/*}.rs
 #           the client's unit tests, tests/sbs_differential.rs (against
 #           hat-sbs) and tests/eventer_client.rs (real server, fake peers)
+#   postgres crates/aimm-backend-postgres/src/*.rs
+#           the crate's own tests (unit, in-process conformance, reads under
+#           updates) and tests/postgres.rs (the CLI, three processes, crash,
+#           restart, WAL, bad configs; all but the 1.5 GiB model), each
+#           against a real PostgreSQL 15
 #
 # Bounded for a 2-core machine: one mutant at a time (-j 1), in a copy of
 # the tree that starts from this tree's release build (--copy-target), with
@@ -64,6 +69,9 @@ command -v cargo-mutants >/dev/null ||
 
 # The group's files, test packages, cargo test arguments and test filters.
 group_config() {
+    # MUTANTS_QUICK's tests: the mutated crate's own (unit tests unless a
+    # group says more).
+    quick_args=(--lib)
     case $1 in
     sqlite)
         files=(crates/aimm-backend-sqlite/src/store.rs
@@ -164,7 +172,18 @@ group_config() {
         # These tests run no CLI or plugin library: nothing to rebuild.
         rebuild=
         ;;
-    *) die "unknown group $1 (expected sqlite, event, loader, hathost, hostclient, monitor, batcher or hat)" ;;
+    postgres)
+        files=(crates/aimm-backend-postgres/src/*.rs)
+        packages=aimm-backend-postgres,aimm-backend-tests
+        test_args=(--lib --test conformance --test reads --test postgres)
+        # The 1.5 GiB round trip takes two minutes and guards memory
+        # bounds the smaller tests do not reach.
+        filters=(--skip 1_5_gib)
+        quick_args=(--lib --test conformance --test reads)
+        timeout=${MUTANTS_TIMEOUT:-300}
+        rebuild=1
+        ;;
+    *) die "unknown group $1 (expected sqlite, event, loader, hathost, hostclient, monitor, batcher, hat or postgres)" ;;
     esac
 }
 
@@ -244,7 +263,8 @@ cargo build --release --workspace
 # What a group's tests build with its package selection (another feature
 # unification than --workspace) and what AIMM_TESTS_REBUILD builds: built
 # here once, so that each copy's baseline build is incremental.
-cargo build --release -p aimm-backend-cli -p aimm-backend-sqlite -p aimm-backend-event
+cargo build --release -p aimm-backend-cli -p aimm-backend-sqlite -p aimm-backend-event \
+    -p aimm-backend-postgres
 python=$(bash scripts/python-venv.sh | tail -n 1)
 [ -x "$python" ] || die "the Python reference venv could not be made"
 
@@ -257,7 +277,7 @@ for spec in "${groups[@]}"; do
     fi
     if [ -n "${MUTANTS_QUICK:-}" ]; then
         packages=${packages%%,*},${packages%%,*}
-        test_args=(--lib)
+        test_args=("${quick_args[@]}")
         filters=()
         rebuild=
     fi

@@ -23,7 +23,8 @@
 //!   Python interface (`tests/python/bench_aimm_sqlite.py`; it has no
 //!   `list`).
 //!
-//! Beside each PostgreSQL figure: the WAL the phase wrote (the server's
+//! Each run starts after a `CHECKPOINT`. Beside each PostgreSQL figure: the
+//! WAL the phase wrote (the server's
 //! `pg_current_wal_lsn()` before and after) and, per variant, the WAL syncs
 //! (`pg_stat_wal.wal_sync`, read once its connections have closed).
 //!
@@ -279,6 +280,7 @@ impl Target for Floor {
             while let Some(row) = rows.next()? {
                 let id: i64 = row.get(0);
                 if models.last().is_none_or(|(last, _)| *last != id) {
+                    // Ours reads the type too.
                     let _model_type: &str = row.get(1);
                     models.push((id, Vec::with_capacity(row.get::<_, i64>(2) as usize)));
                 }
@@ -367,6 +369,13 @@ impl Bench {
         Ok(row.get::<_, i64>(0) as u64)
     }
 
+    /// A checkpoint, so that no variant pays for another's dirty pages or
+    /// starts a checkpoint cycle the others did not (a full page image
+    /// follows the first change of each page after one).
+    fn checkpoint(&self) {
+        self.server.psql("CHECKPOINT");
+    }
+
     fn fresh_schema(&self, what: &str) -> String {
         let n = self
             .schemas
@@ -435,6 +444,7 @@ fn run_workload(
     round: usize,
 ) -> Result<(Phases, Wal)> {
     let target = bench.open(variant, 1)?;
+    bench.checkpoint();
     let originals: Vec<Vec<u8>> = (0..count).map(|i| payload(round, i, size)).collect();
     let changed: Vec<Vec<u8>> = (0..count).map(|i| payload(round + 1000, i, size)).collect();
     let mut times = Phases::default();
@@ -501,6 +511,7 @@ fn run_writers(
                 .collect()
         })
         .collect();
+    bench.checkpoint();
     let lsn = bench.wal_lsn()?;
     let start = Instant::now();
     std::thread::scope(|scope| -> Result<()> {
