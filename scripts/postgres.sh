@@ -20,8 +20,14 @@
 # DIR's parent directories (a test's private temporary directory gets the
 # search bit, o+x, nothing more).
 #
+# With PG_TLS=1 the server also offers TLS (ssl = on): on first use, a
+# test CA (DIR/tls/ca.crt) and a server certificate it signs for
+# 127.0.0.1 and localhost are made with openssl. Plain connections are
+# still accepted.
+#
 # Environment:
 #   PG_BIN              the server programs (default /usr/lib/postgresql/15/bin)
+#   PG_TLS              1: offer TLS
 #   PG_PORT             port to use instead of a free one
 #   PG_START_TIMEOUT    seconds to wait for the server (default 60)
 #
@@ -91,6 +97,25 @@ SQL
     (umask 077 && printf '%s\n' "$password" >"$dir/aimm.password")
 }
 
+# A test CA and a server certificate it signs, in DIR/tls, made once.
+make_certificates() {
+    local tls=$dir/tls
+    [ -f "$tls/server.crt" ] && return 0
+    command -v openssl >/dev/null || die "PG_TLS=1 needs openssl (apt-get install openssl)"
+    mkdir -p -- "$tls"
+    {
+        openssl req -x509 -newkey rsa:2048 -nodes -days 7 -subj "/CN=aimm test CA" \
+            -keyout "$tls/ca.key" -out "$tls/ca.crt" &&
+            openssl req -newkey rsa:2048 -nodes -subj "/CN=127.0.0.1" \
+                -keyout "$tls/server.key" -out "$tls/server.csr" &&
+            printf '%s\n' "subjectAltName=IP:127.0.0.1,DNS:localhost" "basicConstraints=CA:FALSE" \
+                "extendedKeyUsage=serverAuth" >"$tls/server.ext" &&
+            openssl x509 -req -days 7 -in "$tls/server.csr" -CA "$tls/ca.crt" -CAkey "$tls/ca.key" \
+                -CAcreateserial -extfile "$tls/server.ext" -out "$tls/server.crt"
+    } >>"$dir/server.log" 2>&1 || { log_tail; die "making the test certificates failed"; }
+    chmod 600 "$tls/server.key"
+}
+
 case $cmd in
 start)
     mkdir -p -- "$dir"
@@ -103,13 +128,18 @@ start)
     fi
     port=${PG_PORT:-$(cat "$dir/server.port" 2>/dev/null || free_port python3)}
     mkdir -p -- "$dir/socket"
+    tls_options=
+    if [ "${PG_TLS:-}" = 1 ]; then
+        make_certificates
+        tls_options="-c ssl=on -c ssl_cert_file=$dir/tls/server.crt -c ssl_key_file=$dir/tls/server.key"
+    fi
     hand_over
     if as_server "$bin/pg_ctl" status -D "$dir/data" >/dev/null 2>&1; then
         die "a server is already running for $dir"
     fi
     as_server "$bin/pg_ctl" start -D "$dir/data" -l "$dir/server.log" -w \
         -t "${PG_START_TIMEOUT:-60}" \
-        -o "-c listen_addresses=127.0.0.1 -c port=$port -c unix_socket_directories=$dir/socket" \
+        -o "-c listen_addresses=127.0.0.1 -c port=$port -c unix_socket_directories=$dir/socket $tls_options" \
         >&2 || { log_tail; die "the server did not start on port $port"; }
     printf '%s\n' "$port" >"$dir/server.port"
     [ -z "$fresh" ] || make_role

@@ -679,3 +679,96 @@ fn copy_moves_models_from_sqlite_to_postgres_to_the_event_server_and_back_exactl
     assert_eq!(original.len(), 4);
     assert_eq!(original, read_models_table(&work.path().join("back.db")));
 }
+
+/// Connections of our backend the server sees encrypted.
+fn encrypted_connections(server: &PostgresServer) -> u32 {
+    server
+        .psql(
+            "SELECT count(*) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) \
+             WHERE a.application_name = 'aimm-backend-postgres' AND s.ssl",
+        )
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn tls_encrypts_in_every_mode_and_verify_full_authenticates_the_server() {
+    let server = PostgresServer::start_with_tls();
+    let work = tempfile::tempdir().unwrap();
+    let section = |tls: &str, url: String| {
+        let mut section = server.backend_section("tls");
+        section["tls"] = json!(tls);
+        section["url"] = json!(url);
+        if tls == "verify-full" {
+            section["ca_file"] = json!(server.ca_file());
+        }
+        section
+    };
+    for (tls, host) in [
+        ("verify-full", "127.0.0.1"),
+        ("verify-full", "localhost"),
+        ("require", "127.0.0.1"),
+        ("prefer", "127.0.0.1"),
+    ] {
+        let url = format!("postgresql://aimm@{host}:{}/aimm", server.port);
+        let backend = open(section(tls, url));
+        let model = backend
+            .create_model(tls.into(), b"over TLS".to_vec().into())
+            .unwrap();
+        assert_eq!(
+            backend
+                .get_model(model.instance_id)
+                .unwrap()
+                .instance
+                .as_slice(),
+            b"over TLS"
+        );
+        assert!(
+            encrypted_connections(&server) >= 1,
+            "{tls} to {host}: not encrypted"
+        );
+        backend.close().unwrap();
+    }
+
+    // The right server under a name its certificate does not hold.
+    let misnamed = format!(
+        "host=aimm.invalid hostaddr=127.0.0.1 port={} user=aimm dbname=aimm",
+        server.port
+    );
+    assert_refused(
+        work.path(),
+        section("verify-full", misnamed),
+        ErrorKind::Unavailable,
+        &["aimm@aimm.invalid", "certificate"],
+        "no secret here",
+    );
+
+    // A CA that did not sign the server's certificate.
+    let other_ca = work.path().join("other-ca.crt");
+    let made = output_within(
+        Command::new("openssl")
+            .args([
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+            ])
+            .args(["-subj", "/CN=another CA", "-keyout"])
+            .arg(work.path().join("other-ca.key"))
+            .arg("-out")
+            .arg(&other_ca),
+        COMMAND_DEADLINE,
+        "openssl req",
+    );
+    assert!(made.status.success(), "{}", describe(&made));
+    let mut wrong_ca = section(
+        "verify-full",
+        format!("postgresql://aimm@127.0.0.1:{}/aimm", server.port),
+    );
+    wrong_ca["ca_file"] = json!(other_ca);
+    assert_refused(
+        work.path(),
+        wrong_ca,
+        ErrorKind::Unavailable,
+        &["aimm@127.0.0.1", "certificate", "signed by a CA in ca_file"],
+        "no secret here",
+    );
+    assert_host_works(&server);
+}

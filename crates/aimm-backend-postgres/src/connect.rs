@@ -82,10 +82,14 @@ impl Connector {
     /// A database error as a backend error (see [`kind_of`]); the message
     /// names the server (never the password) and PostgreSQL's own words.
     pub(crate) fn error(&self, err: &postgres::Error) -> BackendError {
-        BackendError::new(
-            kind_of(err),
-            format!("PostgreSQL {}: {}", self.server, words(err)),
-        )
+        let mut words = words(err);
+        if words.contains("invalid peer certificate") {
+            words.push_str(
+                " (tls verify-full: the server's certificate must be signed by a CA in \
+                 ca_file and name the host url connects to)",
+            );
+        }
+        BackendError::new(kind_of(err), format!("PostgreSQL {}: {words}", self.server))
     }
 }
 

@@ -9,7 +9,7 @@ use crate::sql::{check_shape, Tables, CHUNK_COLUMNS, CHUNK_LEN, MODEL_COLUMNS};
 use crate::watch::{Seen, Watch, Watched};
 use aimm_backend_api::{
     Backend, BackendError, ErrorKind, Event, InstanceId, ListenerRegistry, Model,
-    ModelChangeListener, ModelInfo, RString, RVec, Result,
+    ModelChangeListener, ModelInfo, ModelSink, RString, RVec, Result,
 };
 use postgres::Transaction;
 use sha2::{Digest, Sha256};
@@ -113,7 +113,8 @@ impl PostgresBackend {
     fn read_error(&self, err: ReadError) -> BackendError {
         match err {
             ReadError::Database(err) => self.storage(err),
-            torn => BackendError::storage(torn.to_string()),
+            ReadError::Sink(err) => err,
+            torn @ ReadError::Torn { .. } => BackendError::storage(torn.to_string()),
         }
     }
 }
@@ -163,6 +164,12 @@ impl Backend for PostgresBackend {
                 Ok(models) => Ok(models.into()),
                 Err(err) => Err(self.read_error(err)),
             })
+    }
+
+    fn read_models(&self, sink: &mut dyn ModelSink) -> Result<()> {
+        self.pool.with(|client| {
+            read::read_into(client, &self.tables, sink).map_err(|err| self.read_error(err))
+        })
     }
 
     fn list_models(&self) -> Result<RVec<ModelInfo>> {

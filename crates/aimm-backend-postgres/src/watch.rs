@@ -195,7 +195,7 @@ fn catch_up(
             Ok(Some(model)) => models.push(model),
             Ok(None) => {}
             Err(ReadError::Database(err)) => return Err(err),
-            Err(torn) => log::warn!("not reporting a change: {torn}"),
+            Err(unreadable) => log::warn!("not reporting a change: {unreadable}"),
         }
     }
     tx.commit()?;

@@ -13,6 +13,7 @@ pub struct PostgresServer {
     dir: PathBuf,
     /// The port it listens on, on 127.0.0.1 (kept across restarts).
     pub port: u16,
+    tls: bool,
 }
 
 impl PostgresServer {
@@ -20,12 +21,24 @@ impl PostgresServer {
     /// if it cannot (PostgreSQL 15 is a test requirement: `.ci/run` installs
     /// Debian's `postgresql`).
     pub fn start() -> Self {
+        Self::start_offering_tls(false)
+    }
+
+    /// [`start`](Self::start), the server also offering TLS with a
+    /// certificate for 127.0.0.1 and localhost signed by a test CA
+    /// ([`ca_file`](Self::ca_file)).
+    pub fn start_with_tls() -> Self {
+        Self::start_offering_tls(true)
+    }
+
+    fn start_offering_tls(tls: bool) -> Self {
         let tmp = tempfile::tempdir().expect("a directory for the server");
         let dir = tmp.path().join("pg");
         let mut server = PostgresServer {
             _tmp: tmp,
             dir,
             port: 0,
+            tls,
         };
         let stdout = server.run("start");
         server.port = stdout
@@ -55,6 +68,12 @@ impl PostgresServer {
     /// The server's directory (data, log, password files).
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// The test CA's certificate (PEM), which signs the server's when it
+    /// offers TLS.
+    pub fn ca_file(&self) -> PathBuf {
+        self.dir.join("tls/ca.crt")
     }
 
     /// The file holding the `aimm` role's password.
@@ -111,7 +130,8 @@ impl PostgresServer {
             Command::new("bash")
                 .arg(workspace_root().join("scripts/postgres.sh"))
                 .arg(action)
-                .arg(&self.dir),
+                .arg(&self.dir)
+                .env("PG_TLS", if self.tls { "1" } else { "" }),
             COMMAND_DEADLINE,
             &format!("scripts/postgres.sh {action}"),
         );
