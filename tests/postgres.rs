@@ -55,6 +55,46 @@ fn postgres_backend_passes_conformance_through_the_cli() {
     );
 }
 
+/// Nothing prints the password, and no log line carries a statement's
+/// parameters (tokio-postgres logs them at debug: a model's bytes as
+/// text), even with every level asked for.
+#[test]
+fn neither_the_password_nor_model_bytes_reach_the_output_even_at_trace_level() {
+    let server = PostgresServer::start();
+    let work = tempfile::tempdir().unwrap();
+    let password = std::fs::read_to_string(server.password_file()).unwrap();
+    let password = password.trim();
+    let mut section = server.backend_section("public");
+    section["url"] = json!(format!(
+        "postgresql://aimm:{password}@127.0.0.1:{}/aimm",
+        server.port
+    ));
+    section.as_object_mut().unwrap().remove("password_file");
+    let conf = conf_file(work.path(), "pg.yaml", section);
+    let file = write_file(work.path(), "m.bin", "model");
+    for args in [
+        &["check"][..],
+        &["put", "t", file.to_str().unwrap()],
+        &["list"],
+    ] {
+        let output = run_expecting(
+            cli_on(work.path(), &conf, args).env("AIMM_BACKEND_LOG", "trace"),
+            0,
+        );
+        for stream in [&output.stdout, &output.stderr] {
+            let text = String::from_utf8_lossy(stream);
+            assert!(
+                !text.contains(password),
+                "{args:?} printed the password:\n{text}"
+            );
+            assert!(
+                !text.contains("parameters"),
+                "{args:?} logged parameters:\n{text}"
+            );
+        }
+    }
+}
+
 /// One `aimm-test-host` process and what it printed.
 struct TestHost {
     child: std::process::Child,
@@ -264,6 +304,66 @@ fn acknowledged_writes_survive_a_crash_and_the_host_works_again_without_a_restar
             .instance
             .as_slice(),
         b"after the crash"
+    );
+}
+
+#[test]
+fn a_host_idle_across_a_database_restart_works_at_its_next_call() {
+    let server = PostgresServer::start();
+    let backend = open(server.backend_section("idle"));
+    let before = backend
+        .create_model("idle".into(), b"before".to_vec().into())
+        .unwrap();
+    let idle_since = Instant::now();
+    server.stop();
+    server.start_again();
+    // Idle longer than the pool trusts a connection unchecked (1 s).
+    std::thread::sleep(Duration::from_millis(1200).saturating_sub(idle_since.elapsed()));
+    let after = backend
+        .create_model("idle".into(), b"after".to_vec().into())
+        .expect("the first call after the restart");
+    assert_eq!(backend.list_models().unwrap().len(), 2);
+    assert_eq!(
+        backend
+            .get_model(before.instance_id)
+            .unwrap()
+            .instance
+            .as_slice(),
+        b"before"
+    );
+    assert_eq!(
+        backend
+            .get_model(after.instance_id)
+            .unwrap()
+            .instance
+            .as_slice(),
+        b"after"
+    );
+}
+
+#[test]
+fn a_connection_the_server_terminates_fails_one_call_as_unavailable_and_is_replaced() {
+    let server = PostgresServer::start();
+    let backend = open(server.backend_section("terminated"));
+    backend.list_models().unwrap();
+    // The administrator ends our connections.
+    server.psql(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE application_name = 'aimm-backend-postgres'",
+    );
+    let err = backend.list_models().unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Unavailable, "{err}");
+    assert!(err.message.contains("aimm@127.0.0.1"), "{err}");
+    let model = backend
+        .create_model("after".into(), b"replaced".to_vec().into())
+        .unwrap();
+    assert_eq!(
+        backend
+            .get_model(model.instance_id)
+            .unwrap()
+            .instance
+            .as_slice(),
+        b"replaced"
     );
 }
 
@@ -478,14 +578,14 @@ fn refused(
 
 /// Opening `section` fails in this process and through the CLI (exit 2 for
 /// a config error, 1 otherwise); each message holds every one of `names`
-/// and not `secret`.
+/// and not `secret`. Returns both messages.
 fn assert_refused(
     work: &Path,
     section: serde_json::Value,
     kind: ErrorKind,
     names: &[&str],
     secret: &str,
-) {
+) -> [String; 2] {
     let mut with_module = section.clone();
     with_module["module"] = json!(postgres_plugin());
     let config = aimm_backend_loader::ServerConfig::from_value(
@@ -515,6 +615,7 @@ fn assert_refused(
         }
         assert!(!message.contains(secret), "the secret is in {message}");
     }
+    [err, cli_err]
 }
 
 /// This process still opens a good store and works.
@@ -575,14 +676,20 @@ fn bad_configs_are_refused_clearly_and_the_host_still_works() {
     drop(closed);
     let mut section = good.clone();
     section["url"] = json!(format!("postgresql://aimm@127.0.0.1:{port}/aimm"));
-    refused(
-        &server,
+    for message in assert_refused(
         work.path(),
         section,
         ErrorKind::Unavailable,
         &[&format!("127.0.0.1:{port}")],
         secret,
-    );
+    ) {
+        assert_eq!(
+            message.matches("Connection refused").count(),
+            1,
+            "{message}"
+        );
+    }
+    assert_host_works(&server);
 
     let mut section = good.clone();
     section["tls"] = json!("require");

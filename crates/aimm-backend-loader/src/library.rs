@@ -134,6 +134,12 @@ impl PluginLibrary {
         &self.schema
     }
 
+    /// `backend` as it may be shown (printed, logged): the values the
+    /// plugin's schema marks `writeOnly` replaced by `"<not shown>"`.
+    pub fn shown_conf(&self, backend: &Value) -> Value {
+        schema::shown(&self.schema, backend)
+    }
+
     /// Validates a `backend` section against the plugin's schema; `origin`
     /// names the config in messages.
     pub fn validate_conf(&self, backend: &Value, origin: &str) -> Result<(), ConfigError> {

@@ -86,6 +86,31 @@ pub fn unlisted_keys(schema: &Value, instance: &Value) -> Vec<String> {
         .collect()
 }
 
+/// What a config's section is shown as: `instance` with the value of each
+/// key whose property `schema` marks `writeOnly: true` (JSON Schema's word
+/// for a value that is given, never given back: a connection string with a
+/// password) replaced by `"<not shown>"`.
+pub fn shown(schema: &Value, instance: &Value) -> Value {
+    let mut shown = instance.clone();
+    let (Some(properties), Some(keys)) = (
+        schema.get("properties").and_then(Value::as_object),
+        shown.as_object_mut(),
+    ) else {
+        return shown;
+    };
+    for (key, value) in keys.iter_mut() {
+        let write_only = properties
+            .get(key)
+            .and_then(|property| property.get("writeOnly"))
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        if write_only {
+            *value = Value::String("<not shown>".into());
+        }
+    }
+    shown
+}
+
 /// `/model_prefix/1` under `backend` becomes `backend.model_prefix[1]`.
 fn dotted_path(root: &str, pointer: &str) -> String {
     let mut path = root.to_string();
@@ -312,6 +337,27 @@ mod tests {
         let cut = show(&json!("a".repeat(59)));
         assert_eq!(cut.chars().count(), 60, "{cut}");
         assert!(cut.ends_with("..."), "{cut}");
+    }
+
+    #[test]
+    fn write_only_values_are_not_shown_and_the_rest_is() {
+        let schema = json!({"properties": {
+            "url": {"type": "string", "writeOnly": true},
+            "schema": {"type": "string", "writeOnly": false},
+            "table": {"type": "string"},
+        }});
+        let section =
+            json!({"url": "postgresql://u:s3cret@h/d", "schema": "s", "table": "t", "other": 1});
+        assert_eq!(
+            shown(&schema, &section),
+            json!({"url": "<not shown>", "schema": "s", "table": "t", "other": 1})
+        );
+        assert_eq!(
+            shown(&json!({}), &section),
+            section,
+            "no properties: as it is"
+        );
+        assert_eq!(shown(&schema, &json!(5)), json!(5));
     }
 
     #[test]

@@ -152,10 +152,16 @@ impl PostgresConfig {
     /// The password to connect with: `password_file`'s first line, else
     /// [`PASSWORD_ENV`], else none (the connection string's, if it has one).
     pub fn password(&self) -> Result<Option<String>> {
+        self.password_or(std::env::var(PASSWORD_ENV).ok())
+    }
+
+    /// [`password`](Self::password) with `env` as [`PASSWORD_ENV`]'s value;
+    /// an empty one is none, as libpq reads it.
+    fn password_or(&self, env: Option<String>) -> Result<Option<String>> {
         if let Some(path) = &self.password_file {
             return read_password_file(path).map(Some);
         }
-        Ok(std::env::var(PASSWORD_ENV).ok().filter(|p| !p.is_empty()))
+        Ok(env.filter(|p| !p.is_empty()))
     }
 }
 
@@ -238,7 +244,11 @@ mod tests {
     #[test]
     fn the_password_never_shows() {
         let conf = conf(json!({})).unwrap();
-        assert!(!format!("{conf:?}").contains("s3cret"));
+        let debug = format!("{conf:?}");
+        assert!(!debug.contains("s3cret"), "{debug}");
+        // Everything else is there.
+        assert!(debug.contains(r#"url: "<not shown>""#), "{debug}");
+        assert!(debug.contains(r#"schema: "public""#), "{debug}");
         for bad in [json!({"url": 5}), json!({"nope": 1})] {
             let mut section = json!({"url": "postgresql://aimm:s3cret@db/aimm"});
             section
@@ -305,5 +315,25 @@ mod tests {
         };
         let err = missing.password().unwrap_err();
         assert!(err.message.contains("cannot be read"), "{err}");
+    }
+
+    #[test]
+    fn without_a_file_the_password_is_pgpasswords_and_an_empty_one_is_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("pw");
+        std::fs::write(&file, "from-file\n").unwrap();
+        let with_file = conf(json!({"password_file": file})).unwrap();
+        let env = || Some("from-env".to_string());
+        assert_eq!(
+            with_file.password_or(env()).unwrap().as_deref(),
+            Some("from-file")
+        );
+        let without = conf(json!({})).unwrap();
+        assert_eq!(
+            without.password_or(env()).unwrap().as_deref(),
+            Some("from-env")
+        );
+        assert_eq!(without.password_or(Some(String::new())).unwrap(), None);
+        assert_eq!(without.password_or(None).unwrap(), None);
     }
 }

@@ -1,6 +1,11 @@
 //! The connections calls run on: at most `connections` open at once, made
 //! when needed, kept while they work, dropped when they fail.
 //!
+//! A connection that sat idle for a while is checked (an empty query)
+//! before it is lent: the server may have restarted meanwhile, and a call
+//! must not fail on a connection that died with the old server when a new
+//! one would work.
+//!
 //! Concurrent writers each commit on their own connection; the server
 //! flushes the WAL once for the commits that arrive together (its own group
 //! commit), so no batching is needed here.
@@ -9,6 +14,14 @@ use crate::connect::SharedConnector;
 use aimm_backend_api::{BackendError, ErrorKind, Result};
 use postgres::Client;
 use std::sync::{Condvar, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+/// Idle longer than this, a connection is checked before it is lent; one
+/// used more recently is trusted (the check costs a round trip).
+const CHECK_AFTER: Duration = Duration::from_secs(1);
+
+/// How long the check waits for the server's answer.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A bounded set of connections to one server.
 pub(crate) struct Pool {
@@ -19,7 +32,8 @@ pub(crate) struct Pool {
 }
 
 struct State {
-    idle: Vec<Client>,
+    /// Each with when it was given back.
+    idle: Vec<(Client, Instant)>,
     /// Connections open, idle or lent.
     open: usize,
     closed: bool,
@@ -32,7 +46,7 @@ impl Pool {
             connector,
             capacity,
             state: Mutex::new(State {
-                idle: vec![first],
+                idle: vec![(first, Instant::now())],
                 open: 1,
                 closed: false,
             }),
@@ -59,8 +73,18 @@ impl Pool {
                     "the PostgreSQL backend is closed",
                 ));
             }
-            if let Some(client) = state.idle.pop() {
-                return Ok(client);
+            if let Some((mut client, since)) = state.idle.pop() {
+                if since.elapsed() < CHECK_AFTER {
+                    return Ok(client);
+                }
+                drop(state);
+                if client.is_valid(CHECK_TIMEOUT).is_ok() {
+                    return Ok(client);
+                }
+                drop(client);
+                state = self.lock();
+                state.open -= 1;
+                continue;
             }
             if state.open < self.capacity {
                 state.open += 1;
@@ -82,7 +106,7 @@ impl Pool {
         if client.is_closed() || state.closed {
             state.open -= 1;
         } else {
-            state.idle.push(client);
+            state.idle.push((client, Instant::now()));
         }
         drop(state);
         self.returned.notify_one();
@@ -93,8 +117,8 @@ impl Pool {
     pub(crate) fn close(&self) {
         let idle = {
             let mut state = self.lock();
+            // `open` is not read again: every later call is refused.
             state.closed = true;
-            state.open -= state.idle.len();
             std::mem::take(&mut state.idle)
         };
         drop(idle);

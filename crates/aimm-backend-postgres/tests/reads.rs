@@ -72,3 +72,36 @@ fn a_read_sees_a_model_whole_while_another_host_updates_it() {
     let updated = updates.join().unwrap();
     assert!(updated > 2, "only {updated} updates ran during the reads");
 }
+
+#[test]
+fn a_model_whose_chunks_were_damaged_is_an_error_naming_it_never_wrong_bytes() {
+    let server = PostgresServer::start();
+    let conf = PostgresConfig::from_json(&server.backend_section("damaged")).unwrap();
+    let backend = PostgresBackend::open(conf).unwrap();
+    let size = 20 << 20; // chunks of 8, 8 and 4 MiB
+    let id = backend
+        .create_model("damaged".into(), vec![7u8; size].into())
+        .unwrap()
+        .instance_id;
+    let calls = |expected: &str| {
+        let errors = [
+            backend.get_model(id).unwrap_err(),
+            backend.get_models().unwrap_err(),
+        ];
+        for err in errors {
+            assert_eq!(err.kind, aimm_backend_api::ErrorKind::Storage, "{err}");
+            assert!(err.message.contains(expected), "{err}");
+        }
+    };
+    server
+        .psql("UPDATE damaged.aimm_models_chunks SET data = data || '\\x00'::bytea WHERE seq = 2");
+    calls(&format!(
+        "model {id}: its chunks hold {} bytes, its row says {size}",
+        size + 1
+    ));
+    server.psql("DELETE FROM damaged.aimm_models_chunks WHERE seq = 1");
+    calls(&format!(
+        "model {id}: its chunks hold {} bytes, its row says {size}",
+        size - (8 << 20) + 1
+    ));
+}

@@ -19,7 +19,10 @@ pub(super) fn check(config: &ServerConfig, opener: &Opener) -> Outcome {
         library.name(),
         library.version()
     ))?;
-    stdout_line(&format!("backend: {}", config.backend()))
+    stdout_line(&format!(
+        "backend: {}",
+        library.shown_conf(config.backend())
+    ))
 }
 
 pub(super) fn plugins(opener: &Opener) -> Outcome {
