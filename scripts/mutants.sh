@@ -175,11 +175,11 @@ group_config() {
     postgres)
         files=(crates/aimm-backend-postgres/src/*.rs)
         packages=aimm-backend-postgres,aimm-backend-tests
-        test_args=(--lib --test conformance --test reads --test pool --test postgres)
+        test_args=(--lib --test conformance --test reads --test pool --test changes --test postgres)
         # The 1.5 GiB round trip takes two minutes and guards memory
         # bounds the smaller tests do not reach.
         filters=(--skip 1_5_gib)
-        quick_args=(--lib --test conformance --test reads --test pool)
+        quick_args=(--lib --test conformance --test reads --test pool --test changes)
         timeout=${MUTANTS_TIMEOUT:-300}
         rebuild=1
         ;;
