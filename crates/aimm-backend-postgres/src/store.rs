@@ -6,7 +6,7 @@ use crate::engine;
 use crate::pool::Pool;
 use crate::read::{self, ReadError};
 use crate::sql::{check_shape, Tables, CHUNK_COLUMNS, CHUNK_LEN, MODEL_COLUMNS};
-use crate::watch::{Seen, Watch, Watched};
+use crate::watch::{Seen, Stamp, Watch, Watched};
 use aimm_backend_api::{
     Backend, BackendError, ErrorKind, Event, InstanceId, ListenerRegistry, Model,
     ModelChangeListener, ModelInfo, ModelSink, RString, RVec, Result,
@@ -83,14 +83,17 @@ impl PostgresBackend {
         Ok(())
     }
 
-    /// Records that transaction `by` wrote model `id` (before it commits:
-    /// the watcher must not report this backend's own write).
-    fn record(&self, id: i64, by: &str) {
-        let by = by.parse().unwrap_or(0);
+    /// Records that transaction `by` wrote `version` of model `id` (before
+    /// it commits: the watcher must not report this backend's own write).
+    fn record(&self, id: i64, by: &str, version: i64) {
+        let stamp = Stamp {
+            version,
+            by: by.parse().unwrap_or(0),
+        };
         self.seen
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(id, by);
+            .insert(id, stamp);
     }
 
     fn notify(&self, tx: &mut Transaction<'_>, id: i64) -> Result<()> {
@@ -213,7 +216,7 @@ impl Backend for PostgresBackend {
                 )
                 .map_err(|err| self.storage(err))?;
             let id: i64 = row.get(0);
-            self.record(id, row.get(1));
+            self.record(id, row.get(1), 1);
             self.insert_chunks(&mut tx, id, &instance)?;
             self.notify(&mut tx, id)?;
             self.commit(tx)?;
@@ -254,7 +257,7 @@ impl Backend for PostgresBackend {
                     &format!(
                         "UPDATE {} SET model_type = $2, size = $3, digest = $4, \
                          version = version + 1, changed_by = pg_current_xact_id() \
-                         WHERE id = $1 RETURNING changed_by::text",
+                         WHERE id = $1 RETURNING changed_by::text, version",
                         self.tables.models()
                     ),
                     &[
@@ -265,7 +268,7 @@ impl Backend for PostgresBackend {
                     ],
                 )
                 .map_err(|err| self.storage(err))?;
-            self.record(model.instance_id, by.get(0));
+            self.record(model.instance_id, by.get(0), by.get(1));
             tx.execute(
                 &format!("DELETE FROM {} WHERE id = $1", self.tables.chunks()),
                 &[&model.instance_id],
@@ -305,7 +308,7 @@ impl Backend for PostgresBackend {
             let Some(inserted) = inserted else {
                 return Err(BackendError::conflict(model.instance_id));
             };
-            self.record(model.instance_id, inserted.get(0));
+            self.record(model.instance_id, inserted.get(0), 1);
             // Ids handed out later must pass the imported one.
             tx.execute(
                 &format!(

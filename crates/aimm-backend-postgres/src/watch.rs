@@ -17,6 +17,7 @@ use postgres::fallible_iterator::FallibleIterator;
 use postgres::Client;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::SyncSender;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -28,10 +29,38 @@ const CATCH_UP_EVERY: Duration = Duration::from_secs(5);
 const TICK: Duration = Duration::from_millis(200);
 /// Longest wait between reconnection attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
+/// How long registering the first listener waits for the watcher to learn
+/// what the store holds.
+const READY_WAIT: Duration = Duration::from_secs(10);
 
 /// The transaction id that last wrote each model, as far as this backend
 /// knows: its own writes and what the watcher has reported.
-pub(crate) type Seen = Arc<Mutex<HashMap<i64, u64>>>;
+pub(crate) type Seen = Arc<Mutex<HashMap<i64, Stamp>>>;
+
+/// Which write of a model a row holds: its `version` and the transaction
+/// (`changed_by`) that wrote it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Stamp {
+    /// The model's `version` column.
+    pub(crate) version: i64,
+    /// Its `changed_by` transaction id.
+    pub(crate) by: u64,
+}
+
+/// Whether a row stamped `row` is a write not known yet. A row older than
+/// the known write is not: a catch-up whose snapshot predates this
+/// backend's own commit still reads the row before it, and must neither
+/// report it nor forget the newer write. A row of the same version by
+/// another transaction is: a write of ours recorded before a COMMIT that
+/// failed, then another host's write of that version.
+fn is_news(known: Option<&Stamp>, row: Stamp) -> bool {
+    match known {
+        None => true,
+        Some(known) => {
+            row.version > known.version || (row.version == known.version && row.by != known.by)
+        }
+    }
+}
 
 /// The watcher thread, if one runs.
 #[derive(Default)]
@@ -53,7 +82,11 @@ pub(crate) struct Watched {
 }
 
 impl Watch {
-    /// Starts the thread unless it runs.
+    /// Starts the thread unless it runs, and waits (up to [`READY_WAIT`])
+    /// until it has learnt what the store holds: a change committed after
+    /// this returns is reported. While the server cannot be reached it
+    /// returns after the wait; changes committed before the thread first
+    /// connects are then taken as already there.
     pub(crate) fn ensure_running(&self, watched: impl FnOnce() -> Watched) {
         let mut running = self.lock();
         if running.is_some() {
@@ -62,11 +95,14 @@ impl Watch {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let watched = watched();
+        let (ready, learnt) = std::sync::mpsc::sync_channel(1);
         let thread = std::thread::Builder::new()
             .name("aimm-postgres-watch".into())
-            .spawn(move || watch(watched, &flag))
+            .spawn(move || watch(watched, &flag, &ready))
             .expect("spawning the watcher thread");
         *running = Some(Running { stop, thread });
+        drop(running);
+        let _ = learnt.recv_timeout(READY_WAIT);
     }
 
     /// Stops the thread and waits for it: no listener call comes after.
@@ -86,7 +122,7 @@ impl Watch {
 /// Where the last catch-up left off: the `xmin` of its snapshot.
 struct Watermark(Option<u64>);
 
-fn watch(watched: Watched, stop: &AtomicBool) {
+fn watch(watched: Watched, stop: &AtomicBool, ready: &SyncSender<()>) {
     let mut watermark = Watermark(None);
     let mut backoff = Duration::from_millis(100);
     let mut unreachable = false;
@@ -110,7 +146,7 @@ fn watch(watched: Watched, stop: &AtomicBool) {
             );
         }
         backoff = Duration::from_millis(100);
-        if let Err(err) = listen_and_follow(&watched, &mut client, &mut watermark, stop) {
+        if let Err(err) = listen_and_follow(&watched, &mut client, &mut watermark, stop, ready) {
             log::warn!(
                 "watching for changes on PostgreSQL {}: {err}; reconnecting",
                 watched.connector.server()
@@ -126,10 +162,13 @@ fn listen_and_follow(
     client: &mut Client,
     watermark: &mut Watermark,
     stop: &AtomicBool,
+    ready: &SyncSender<()>,
 ) -> Result<(), postgres::Error> {
     client.batch_execute(&watched.tables.listen())?;
     let mut last = Instant::now();
     catch_up(watched, client, watermark)?;
+    // Only the first one is waited for; later ones find the channel full.
+    let _ = ready.try_send(());
     while !stop.load(Ordering::SeqCst) {
         let woken = {
             let mut notifications = client.notifications();
@@ -172,7 +211,7 @@ fn catch_up(
     let since = watermark.0.unwrap_or(0).to_string();
     let rows = tx.query(
         &format!(
-            "SELECT id, changed_by::text, model_type FROM {} WHERE changed_by >= $1::text::xid8",
+            "SELECT id, changed_by::text, version FROM {} WHERE changed_by >= $1::text::xid8",
             watched.tables.models()
         ),
         &[&since],
@@ -183,9 +222,15 @@ fn catch_up(
         let mut seen = watched.seen.lock().unwrap_or_else(PoisonError::into_inner);
         for row in &rows {
             let id: i64 = row.get(0);
-            let by: u64 = row.get::<_, &str>(1).parse().unwrap_or(0);
-            if seen.insert(id, by) != Some(by) && !first {
-                changed.push(id);
+            let stamp = Stamp {
+                version: row.get(2),
+                by: row.get::<_, &str>(1).parse().unwrap_or(0),
+            };
+            if is_news(seen.get(&id), stamp) {
+                seen.insert(id, stamp);
+                if !first {
+                    changed.push(id);
+                }
             }
         }
     }
@@ -210,5 +255,32 @@ fn sleep_unless_stopped(duration: Duration, stop: &AtomicBool) {
     let until = Instant::now() + duration;
     while !stop.load(Ordering::SeqCst) && Instant::now() < until {
         std::thread::sleep(TICK.min(until - Instant::now()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stamp(version: i64, by: u64) -> Stamp {
+        Stamp { version, by }
+    }
+
+    #[test]
+    fn only_a_newer_write_or_another_write_of_the_same_version_is_news() {
+        assert!(is_news(None, stamp(1, 10)));
+        assert!(is_news(Some(&stamp(1, 10)), stamp(2, 12)));
+        assert!(
+            !is_news(Some(&stamp(2, 12)), stamp(2, 12)),
+            "the same write"
+        );
+        assert!(
+            !is_news(Some(&stamp(2, 12)), stamp(1, 10)),
+            "an older write"
+        );
+        assert!(
+            is_news(Some(&stamp(2, 12)), stamp(2, 13)),
+            "another write of version 2"
+        );
     }
 }

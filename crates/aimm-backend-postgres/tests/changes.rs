@@ -14,9 +14,12 @@ fn open(server: &PostgresServer, schema: &str) -> PostgresBackend {
         .unwrap()
 }
 
-/// How often a listener heard of each model, and its last bytes.
+/// Per model: how often a listener heard of it, and its last bytes.
+type Counts = BTreeMap<i64, (usize, Vec<u8>)>;
+
+/// What a listener heard.
 #[derive(Clone, Default)]
-struct Heard(Arc<(Mutex<BTreeMap<i64, (usize, Vec<u8>)>>, Condvar)>);
+struct Heard(Arc<(Mutex<Counts>, Condvar)>);
 
 impl Heard {
     fn listen(&self, backend: &PostgresBackend) {
