@@ -307,66 +307,6 @@ fn acknowledged_writes_survive_a_crash_and_the_host_works_again_without_a_restar
     );
 }
 
-#[test]
-fn a_host_idle_across_a_database_restart_works_at_its_next_call() {
-    let server = PostgresServer::start();
-    let backend = open(server.backend_section("idle"));
-    let before = backend
-        .create_model("idle".into(), b"before".to_vec().into())
-        .unwrap();
-    let idle_since = Instant::now();
-    server.stop();
-    server.start_again();
-    // Idle longer than the pool trusts a connection unchecked (1 s).
-    std::thread::sleep(Duration::from_millis(1200).saturating_sub(idle_since.elapsed()));
-    let after = backend
-        .create_model("idle".into(), b"after".to_vec().into())
-        .expect("the first call after the restart");
-    assert_eq!(backend.list_models().unwrap().len(), 2);
-    assert_eq!(
-        backend
-            .get_model(before.instance_id)
-            .unwrap()
-            .instance
-            .as_slice(),
-        b"before"
-    );
-    assert_eq!(
-        backend
-            .get_model(after.instance_id)
-            .unwrap()
-            .instance
-            .as_slice(),
-        b"after"
-    );
-}
-
-#[test]
-fn a_connection_the_server_terminates_fails_one_call_as_unavailable_and_is_replaced() {
-    let server = PostgresServer::start();
-    let backend = open(server.backend_section("terminated"));
-    backend.list_models().unwrap();
-    // The administrator ends our connections.
-    server.psql(
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-         WHERE application_name = 'aimm-backend-postgres'",
-    );
-    let err = backend.list_models().unwrap_err();
-    assert_eq!(err.kind, ErrorKind::Unavailable, "{err}");
-    assert!(err.message.contains("aimm@127.0.0.1"), "{err}");
-    let model = backend
-        .create_model("after".into(), b"replaced".to_vec().into())
-        .unwrap();
-    assert_eq!(
-        backend
-            .get_model(model.instance_id)
-            .unwrap()
-            .instance
-            .as_slice(),
-        b"replaced"
-    );
-}
-
 /// A listener's reports: the newest bytes seen per model.
 #[derive(Clone, Default)]
 struct Reports(Arc<(Mutex<Models>, Condvar)>);

@@ -98,10 +98,16 @@ impl Connector {
 /// when the server refused the login or has no such database (the config
 /// must change); else a storage error.
 fn kind_of(err: &postgres::Error) -> ErrorKind {
-    let Some(code) = err.code().map(|code| code.code()) else {
+    kind_of_state(err.code().map(|code| code.code()), err.is_closed())
+}
+
+/// [`kind_of`] by the error's SQLSTATE (`None` for the client's own errors:
+/// no connection, a lost one, TLS) and whether the connection is closed.
+fn kind_of_state(sqlstate: Option<&str>, closed: bool) -> ErrorKind {
+    let Some(code) = sqlstate else {
         return ErrorKind::Unavailable;
     };
-    if err.is_closed() || code.starts_with("57P") || code.starts_with("08") {
+    if closed || code.starts_with("57P") || code.starts_with("08") {
         ErrorKind::Unavailable
     } else if code.starts_with("28") || code == "3D000" {
         ErrorKind::InvalidConfig
@@ -133,29 +139,36 @@ fn notice_a_vanished_server(config: &mut postgres::Config) {
 /// PostgreSQL's message with its detail and hint, or the client's.
 fn words(err: &postgres::Error) -> String {
     match err.as_db_error() {
-        Some(db) => {
-            let mut text = db.message().to_string();
-            if let Some(detail) = db.detail() {
-                text.push_str(&format!(" ({detail})"));
-            }
-            if let Some(hint) = db.hint() {
-                text.push_str(&format!("; hint: {hint}"));
-            }
-            text
-        }
-        None => {
-            let mut text = err.to_string();
-            let mut source = std::error::Error::source(err);
-            while let Some(cause) = source {
-                let cause_text = cause.to_string();
-                if !text.contains(&cause_text) {
-                    text.push_str(&format!(": {cause_text}"));
-                }
-                source = cause.source();
-            }
-            text
-        }
+        Some(db) => server_words(db.message(), db.detail(), db.hint()),
+        None => with_causes(err),
     }
+}
+
+/// `message (detail); hint: hint`, each part when the server sent it.
+fn server_words(message: &str, detail: Option<&str>, hint: Option<&str>) -> String {
+    let mut text = message.to_string();
+    if let Some(detail) = detail {
+        text.push_str(&format!(" ({detail})"));
+    }
+    if let Some(hint) = hint {
+        text.push_str(&format!("; hint: {hint}"));
+    }
+    text
+}
+
+/// `err: cause: cause...`, leaving out a cause `err` already says (the
+/// client's errors often repeat their source).
+fn with_causes(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(&format!(": {cause_text}"));
+        }
+        source = cause.source();
+    }
+    text
 }
 
 /// `user@host:port/dbname` of a parsed config.
@@ -204,10 +217,91 @@ mod tests {
     }
 
     #[test]
+    fn errors_are_unavailable_config_or_storage_by_their_sqlstate() {
+        let unavailable = [
+            (None, false),
+            (Some("57P01"), false),
+            (Some("57P03"), false),
+            (Some("08006"), false),
+            (Some("23505"), true),
+        ];
+        for (code, closed) in unavailable {
+            assert_eq!(
+                kind_of_state(code, closed),
+                ErrorKind::Unavailable,
+                "{code:?}"
+            );
+        }
+        for code in ["28P01", "28000", "3D000"] {
+            assert_eq!(
+                kind_of_state(Some(code), false),
+                ErrorKind::InvalidConfig,
+                "{code}"
+            );
+        }
+        for code in ["3D001", "42P01", "23505", "57014", "53100"] {
+            assert_eq!(
+                kind_of_state(Some(code), false),
+                ErrorKind::Storage,
+                "{code}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_servers_words_carry_its_detail_and_hint() {
+        assert_eq!(server_words("m", None, None), "m");
+        assert_eq!(server_words("m", Some("d"), None), "m (d)");
+        assert_eq!(server_words("m", None, Some("h")), "m; hint: h");
+        assert_eq!(server_words("m", Some("d"), Some("h")), "m (d); hint: h");
+    }
+
+    /// An error saying `text`, caused by `source`.
+    #[derive(Debug)]
+    struct Caused(&'static str, Option<Box<Caused>>);
+
+    impl std::fmt::Display for Caused {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(self.0)
+        }
+    }
+
+    impl std::error::Error for Caused {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            self.1.as_deref().map(|cause| cause as _)
+        }
+    }
+
+    #[test]
+    fn the_clients_words_name_each_cause_once() {
+        let refused = Caused("Connection refused", None);
+        let io = Caused(
+            "error connecting: Connection refused",
+            Some(Box::new(refused)),
+        );
+        let top = Caused("error connecting to server", Some(Box::new(io)));
+        assert_eq!(
+            with_causes(&top),
+            "error connecting to server: error connecting: Connection refused"
+        );
+        let deep = Caused(
+            "a",
+            Some(Box::new(Caused("b", Some(Box::new(Caused("c", None)))))),
+        );
+        assert_eq!(with_causes(&deep), "a: b: c");
+    }
+
+    #[test]
     fn a_server_is_named_by_user_host_port_and_database_never_its_password() {
         let url = config("postgresql://aimm:s3cret@db.example:6543/models");
         assert_eq!(describe(&url), "aimm@db.example:6543/models");
         let keywords = config("host=10.0.0.5 user=svc password=s3cret dbname=aimm");
         assert_eq!(describe(&keywords), "svc@10.0.0.5:5432/aimm");
+        let socket = config("host=/run/postgresql user=svc");
+        assert_eq!(describe(&socket), "svc@/run/postgresql:5432/svc");
+        assert_eq!(
+            describe(&config("port=7")),
+            "(no user)@localhost:7/(no user)"
+        );
     }
 }

@@ -99,3 +99,36 @@ fn quiet_statement_logs() {
 }
 
 aimm_backend_api::export_backend!(PostgresPlugin);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn each_scratch_directory_gets_a_schema_of_its_own_on_the_same_server() {
+        let conf =
+            json!({"url": "postgresql://aimm@db/aimm", "schema": "public", "connections": 2});
+        let a = PostgresPlugin::scratch_conf(&conf, "/tmp/a").unwrap();
+        let again = PostgresPlugin::scratch_conf(&conf, "/tmp/a").unwrap();
+        let b = PostgresPlugin::scratch_conf(&conf, "/tmp/b").unwrap();
+        let schema = a["schema"].as_str().unwrap();
+        assert_eq!(schema.len(), "aimm_scratch_".len() + 24, "{schema}");
+        assert!(schema.starts_with("aimm_scratch_"), "{schema}");
+        assert_eq!(a, again);
+        assert_ne!(a["schema"], b["schema"]);
+        assert_eq!(a["url"], conf["url"]);
+        assert_eq!(a["connections"], conf["connections"]);
+        PostgresConfig::from_json(&a).expect("a schema name the config accepts");
+    }
+
+    #[test]
+    fn statement_logs_are_capped_at_info_and_a_stricter_level_is_kept() {
+        log::set_max_level(log::LevelFilter::Trace);
+        quiet_statement_logs();
+        assert_eq!(log::max_level(), log::LevelFilter::Info);
+        log::set_max_level(log::LevelFilter::Warn);
+        quiet_statement_logs();
+        assert_eq!(log::max_level(), log::LevelFilter::Warn);
+    }
+}

@@ -58,10 +58,11 @@ impl Pool {
     /// (the server went away) is dropped, not kept; the next call connects
     /// anew, and fails at once as unavailable while the server is down.
     pub(crate) fn with<T>(&self, call: impl FnOnce(&mut Client) -> Result<T>) -> Result<T> {
-        let mut client = self.take()?;
-        let outcome = call(&mut client);
-        self.give_back(client);
-        outcome
+        let mut lent = Lent {
+            pool: self,
+            client: Some(self.take()?),
+        };
+        call(lent.client.as_mut().expect("lent until dropped"))
     }
 
     fn take(&self) -> Result<Client> {
@@ -101,9 +102,11 @@ impl Pool {
         }
     }
 
-    fn give_back(&self, client: Client) {
+    /// Keeps `client` for the next call, unless it is closed, the pool is,
+    /// or `discard` says the call broke off.
+    fn give_back(&self, client: Client, discard: bool) {
         let mut state = self.lock();
-        if client.is_closed() || state.closed {
+        if discard || client.is_closed() || state.closed {
             state.open -= 1;
         } else {
             state.idle.push((client, Instant::now()));
@@ -127,5 +130,72 @@ impl Pool {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// A connection lent to a call, given back when the call ends, also when
+/// it panics: a slot lost to a panic would leave later calls waiting for a
+/// connection that never comes back.
+struct Lent<'a> {
+    pool: &'a Pool,
+    client: Option<Client>,
+}
+
+impl Drop for Lent<'_> {
+    fn drop(&mut self) {
+        if let Some(client) = self.client.take() {
+            // A call that panicked may have left a transaction half done on
+            // it: that connection is closed, not reused.
+            self.pool.give_back(client, std::thread::panicking());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::PostgresConfig;
+    use crate::connect::Connector;
+    use aimm_backend_test_support::{within_for, PostgresServer};
+    use std::sync::Arc;
+
+    #[test]
+    fn a_call_that_panics_gives_its_connection_up_and_later_calls_get_another() {
+        let server = PostgresServer::start();
+        let conf = PostgresConfig::from_json(&server.backend_section("panics")).unwrap();
+        let connector = Arc::new(Connector::new(&conf).unwrap());
+        let first = connector.connect().unwrap();
+        let pool = Arc::new(Pool::new(connector, 1, first));
+        for _ in 0..3 {
+            let pool = pool.clone();
+            let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+                pool.with(|client| -> Result<()> {
+                    client
+                        .batch_execute("BEGIN; SET LOCAL application_name = 'broken off'")
+                        .unwrap();
+                    panic!("a call broke off");
+                })
+            }));
+            assert!(panicked.is_err());
+        }
+        let calls = pool.clone();
+        let name = within_for(
+            "a call after the panics",
+            Duration::from_secs(20),
+            move || {
+                calls.with(|client| {
+                    let row = client
+                        .query_one("SELECT current_setting('application_name')", &[])
+                        .unwrap();
+                    Ok(row.get::<_, String>(0))
+                })
+            },
+        );
+        assert_eq!(
+            name.unwrap(),
+            "aimm-backend-postgres",
+            "a fresh connection, not one inside the broken-off transaction"
+        );
+        assert_eq!(pool.lock().open, 1);
     }
 }

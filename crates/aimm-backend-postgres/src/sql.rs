@@ -147,18 +147,69 @@ mod tests {
     }
 
     #[test]
+    fn the_channel_is_schema_dot_table_and_listen_quotes_it() {
+        let tables = Tables::new("store", "user");
+        assert_eq!(tables.channel_name(), "store.user");
+        assert_eq!(tables.listen(), "LISTEN \"store.user\"");
+    }
+
+    #[test]
+    fn each_store_has_its_own_setup_lock_and_column_lookups() {
+        let tables = Tables::new("store", "user");
+        assert!(tables
+            .setup_lock()
+            .ends_with("hashtext('aimm-backend-postgres store.user'))"));
+        assert_ne!(
+            tables.setup_lock(),
+            Tables::new("store", "other").setup_lock()
+        );
+        assert_eq!(tables.models_name(), ("store", "user".to_string()));
+        assert_eq!(tables.chunks_name(), ("store", "user_chunks".to_string()));
+    }
+
+    fn owned(columns: &[Column]) -> Vec<(String, String)> {
+        columns
+            .iter()
+            .map(|(n, t)| (n.to_string(), t.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn a_shape_matches_only_with_every_name_and_type_in_order() {
+        assert_eq!(
+            check_shape("t", &owned(&CHUNK_COLUMNS), &CHUNK_COLUMNS),
+            Ok(())
+        );
+        let mut other_type = owned(&CHUNK_COLUMNS);
+        other_type[2].1 = "text".into();
+        let mut other_name = owned(&CHUNK_COLUMNS);
+        other_name[1].0 = "part".into();
+        let mut one_more = owned(&CHUNK_COLUMNS);
+        one_more.push(("extra".into(), "bigint".into()));
+        let reordered = owned(&[CHUNK_COLUMNS[1], CHUNK_COLUMNS[0], CHUNK_COLUMNS[2]]);
+        for found in [other_type, other_name, one_more, reordered, Vec::new()] {
+            assert!(
+                check_shape("t", &found, &CHUNK_COLUMNS).is_err(),
+                "{found:?}"
+            );
+        }
+    }
+
+    #[test]
     fn a_table_of_another_shape_is_named_with_both_shapes() {
         let found = vec![("id".to_string(), "integer".to_string())];
         let err = check_shape("public.aimm_models", &found, &MODEL_COLUMNS).unwrap_err();
-        assert!(err.contains("has the columns (id integer)"), "{err}");
+        assert!(
+            err.starts_with("table public.aimm_models has the columns (id integer)"),
+            "{err}"
+        );
         assert!(
             err.contains("expected (id bigint, model_type text"),
             "{err}"
         );
-        let right: Vec<(String, String)> = MODEL_COLUMNS
-            .iter()
-            .map(|(n, t)| (n.to_string(), t.to_string()))
-            .collect();
-        assert_eq!(check_shape("t", &right, &MODEL_COLUMNS), Ok(()));
+        assert_eq!(
+            check_shape("t", &owned(&MODEL_COLUMNS), &MODEL_COLUMNS),
+            Ok(())
+        );
     }
 }

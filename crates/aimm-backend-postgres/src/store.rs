@@ -68,6 +68,14 @@ impl PostgresBackend {
         })
     }
 
+    /// The rest of every write once its row is written: the bytes, the
+    /// wake-up for other hosts, the COMMIT.
+    fn finish_write(&self, mut tx: Transaction<'_>, id: i64, bytes: &[u8]) -> Result<()> {
+        self.insert_chunks(&mut tx, id, bytes)?;
+        self.notify(&mut tx, id)?;
+        self.commit(tx)
+    }
+
     fn insert_chunks(&self, tx: &mut Transaction<'_>, id: i64, bytes: &[u8]) -> Result<()> {
         let insert = tx
             .prepare(&format!(
@@ -217,9 +225,7 @@ impl Backend for PostgresBackend {
                 .map_err(|err| self.storage(err))?;
             let id: i64 = row.get(0);
             self.record(id, row.get(1), 1);
-            self.insert_chunks(&mut tx, id, &instance)?;
-            self.notify(&mut tx, id)?;
-            self.commit(tx)?;
+            self.finish_write(tx, id, &instance)?;
             Ok(id)
         })?;
         let model = Model {
@@ -274,9 +280,7 @@ impl Backend for PostgresBackend {
                 &[&model.instance_id],
             )
             .map_err(|err| self.storage(err))?;
-            self.insert_chunks(&mut tx, model.instance_id, &model.instance)?;
-            self.notify(&mut tx, model.instance_id)?;
-            self.commit(tx)?;
+            self.finish_write(tx, model.instance_id, &model.instance)?;
             Ok(true)
         })?;
         if changed {
@@ -319,9 +323,7 @@ impl Backend for PostgresBackend {
                 &[&self.tables.models(), &model.instance_id],
             )
             .map_err(|err| self.storage(err))?;
-            self.insert_chunks(&mut tx, model.instance_id, &model.instance)?;
-            self.notify(&mut tx, model.instance_id)?;
-            self.commit(tx)
+            self.finish_write(tx, model.instance_id, &model.instance)
         })?;
         self.listeners.notify(&model);
         Ok(model)

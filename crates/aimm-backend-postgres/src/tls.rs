@@ -31,15 +31,13 @@ pub(crate) fn verifying(ca_file: &Path) -> Result<MakeRustlsConnect> {
     };
     let pem = std::fs::read(ca_file).map_err(|err| invalid(format!("cannot be read: {err}")))?;
     let mut roots = RootCertStore::empty();
-    let mut found = 0;
     for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
         let cert = cert.map_err(|err| invalid(format!("is not PEM: {err}")))?;
         roots
             .add(cert)
             .map_err(|err| invalid(format!("holds a certificate rustls refuses: {err}")))?;
-        found += 1;
     }
-    if found == 0 {
+    if roots.is_empty() {
         return Err(invalid(
             "holds no certificate; expected PEM CA certificates".into(),
         ));
@@ -111,5 +109,80 @@ impl ServerCertVerifier for AnyCertificate {
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A self-signed CA certificate (made once with openssl, valid for a
+    /// century).
+    const CA: &str = include_str!("../tests/data/test-ca.pem");
+
+    fn verifying_pem(pem: &str) -> Result<MakeRustlsConnect> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ca.pem");
+        std::fs::write(&path, pem).unwrap();
+        verifying(&path)
+    }
+
+    fn refusal(pem: &str) -> String {
+        match verifying_pem(pem) {
+            Ok(_) => panic!("{pem:?} was taken as CA certificates"),
+            Err(err) => {
+                assert_eq!(
+                    err.kind,
+                    aimm_backend_api::ErrorKind::InvalidConfig,
+                    "{err}"
+                );
+                err.message.to_string()
+            }
+        }
+    }
+
+    #[test]
+    fn a_ca_file_of_pem_certificates_is_taken() {
+        verifying_pem(CA).unwrap();
+        verifying_pem(&format!("{CA}{CA}")).unwrap();
+    }
+
+    #[test]
+    fn a_ca_file_without_certificates_is_refused_naming_the_file_and_why() {
+        let none = refusal("");
+        assert!(
+            none.starts_with("postgres backend config: ca_file /"),
+            "{none}"
+        );
+        assert!(
+            none.ends_with("ca.pem: holds no certificate; expected PEM CA certificates"),
+            "{none}"
+        );
+        let key_only = "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n";
+        assert!(refusal(key_only).contains("holds no certificate"));
+        let not_base64 = "-----BEGIN CERTIFICATE-----\n!!\n-----END CERTIFICATE-----\n";
+        assert!(refusal(not_base64).contains("is not PEM"));
+        let not_a_certificate = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
+        assert!(refusal(not_a_certificate).contains("holds a certificate rustls refuses"));
+        let missing = verifying(Path::new("/nonexistent/ca.pem")).err().unwrap();
+        assert!(
+            missing
+                .message
+                .contains("ca_file /nonexistent/ca.pem: cannot be read"),
+            "{missing}"
+        );
+    }
+
+    #[test]
+    fn a_connection_taking_any_certificate_offers_the_providers_signature_schemes() {
+        let provider = provider();
+        let any = AnyCertificate(provider.clone());
+        assert_eq!(
+            any.supported_verify_schemes(),
+            provider
+                .signature_verification_algorithms
+                .supported_schemes()
+        );
+        assert!(!any.supported_verify_schemes().is_empty());
     }
 }

@@ -125,44 +125,21 @@ fn an_update_of_the_type_alone_is_stored_and_an_unchanged_one_tells_no_one() {
     assert_eq!(heard.times(id), 2, "an unchanged update is heard of");
 }
 
-fn our_connections(server: &PostgresServer) -> u32 {
-    server
-        .psql(
-            "SELECT count(*) FROM pg_stat_activity \
-             WHERE application_name = 'aimm-backend-postgres'",
-        )
-        .parse()
-        .unwrap()
-}
-
-/// Waits up to 10 s until the server sees `count` of our connections.
-fn wait_for_connections(server: &PostgresServer, count: u32) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while our_connections(server) != count {
-        assert!(
-            Instant::now() < deadline,
-            "{} connections, not {count}",
-            our_connections(server)
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 #[test]
 fn a_listener_has_a_connection_of_its_own_until_it_goes_or_the_backend_is_dropped() {
     let server = PostgresServer::start();
     let backend = open(&server, "watcher");
-    wait_for_connections(&server, 1);
+    server.wait_for_backend_connections(1);
     let registration = backend
         .register_model_change_cb(Arc::new(|_: &Model| {}))
         .unwrap();
-    wait_for_connections(&server, 2);
+    server.wait_for_backend_connections(2);
     backend.unregister_model_change_cb(registration).unwrap();
-    wait_for_connections(&server, 1);
+    server.wait_for_backend_connections(1);
     backend
         .register_model_change_cb(Arc::new(|_: &Model| {}))
         .unwrap();
-    wait_for_connections(&server, 2);
+    server.wait_for_backend_connections(2);
     drop(backend);
-    wait_for_connections(&server, 0);
+    server.wait_for_backend_connections(0);
 }

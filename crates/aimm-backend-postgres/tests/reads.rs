@@ -93,6 +93,14 @@ fn a_model_whose_chunks_were_damaged_is_an_error_naming_it_never_wrong_bytes() {
             assert!(err.message.contains(expected), "{err}");
         }
     };
+    assert_eq!(
+        server.psql(
+            "SELECT string_agg(seq || ':' || length(data), ' ' ORDER BY seq) \
+             FROM damaged.aimm_models_chunks"
+        ),
+        "0:8388608 1:8388608 2:4194304",
+        "stored in chunks of 8 MiB"
+    );
     server
         .psql("UPDATE damaged.aimm_models_chunks SET data = data || '\\x00'::bytea WHERE seq = 2");
     calls(&format!(

@@ -125,6 +125,36 @@ impl PostgresServer {
             .to_string()
     }
 
+    /// How many connections the PostgreSQL backend holds to this server
+    /// (counted by the `application_name` it sets).
+    pub fn backend_connections(&self) -> u32 {
+        let count = self.psql(
+            "SELECT count(*) FROM pg_stat_activity \
+             WHERE application_name = 'aimm-backend-postgres'",
+        );
+        count
+            .parse()
+            .unwrap_or_else(|_| panic!("psql counted {count:?}, not a number"))
+    }
+
+    /// Waits up to 10 s until the backend holds `count` connections (a
+    /// server process ends a moment after its socket closes), failing the
+    /// test if it does not.
+    pub fn wait_for_backend_connections(&self, count: u32) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let now = self.backend_connections();
+            if now == count {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the backend holds {now} connections after 10 s, not {count}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
     fn run(&self, action: &str) -> String {
         let output = output_within(
             Command::new("bash")
