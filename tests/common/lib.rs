@@ -37,7 +37,7 @@ pub use aimm_backend_test_support::{
 /// unmutated library or binary of an earlier build.
 pub fn release_dir() -> PathBuf {
     static REBUILT: OnceLock<()> = OnceLock::new();
-    if std::env::var_os("AIMM_TESTS_REBUILD").is_some_and(|v| !v.is_empty()) {
+    if rebuild_asked() {
         REBUILT.get_or_init(rebuild_release_artifacts);
     }
     let dir = target_dir().join("release");
@@ -47,6 +47,34 @@ pub fn release_dir() -> PathBuf {
         dir.display()
     );
     dir
+}
+
+fn rebuild_asked() -> bool {
+    std::env::var_os("AIMM_TESTS_REBUILD").is_some_and(|v| !v.is_empty())
+}
+
+/// With `AIMM_TESTS_REBUILD` (see [`release_dir`]), the wheel is rebuilt
+/// from this tree first, once per test process, with the CLI and plugins it
+/// carries: a mutated extension must not be tested through an earlier
+/// wheel.
+fn rebuild_wheel_if_asked() {
+    static REBUILT: OnceLock<()> = OnceLock::new();
+    if !rebuild_asked() {
+        return;
+    }
+    REBUILT.get_or_init(|| {
+        release_dir();
+        let output = output_within(
+            Command::new("bash").arg(workspace_root().join("scripts/build-wheel.sh")),
+            BUILD_DEADLINE,
+            "rebuilding the aimm_backend wheel",
+        );
+        assert!(
+            output.status.success(),
+            "rebuilding the aimm_backend wheel:\n{}",
+            describe(&output)
+        );
+    });
 }
 
 fn target_dir() -> PathBuf {
@@ -354,6 +382,7 @@ pub fn package_python() -> PathBuf {
     static INSTALLED: OnceLock<PathBuf> = OnceLock::new();
     INSTALLED
         .get_or_init(|| {
+            rebuild_wheel_if_asked();
             let python = python();
             let output = output_within(
                 Command::new("bash")
@@ -376,6 +405,7 @@ pub fn package_python() -> PathBuf {
 /// makes it; the README's test command runs that first); fails the test when
 /// there is none, or more than one.
 pub fn built_wheel() -> PathBuf {
+    rebuild_wheel_if_asked();
     let wheels: Vec<PathBuf> = std::fs::read_dir(workspace_root().join("target/wheels"))
         .map(|entries| {
             entries

@@ -93,9 +93,7 @@ impl BackendPlugin for PostgresPlugin {
 /// text per byte, formatted whether or not the host keeps the line). This
 /// plugin logs nothing below info, so it never formats them.
 fn quiet_statement_logs() {
-    if log::max_level() > log::LevelFilter::Info {
-        log::set_max_level(log::LevelFilter::Info);
-    }
+    log::set_max_level(log::max_level().min(log::LevelFilter::Info));
 }
 
 aimm_backend_api::export_backend!(PostgresPlugin);
