@@ -1,7 +1,8 @@
-//! A listener's connection while the database is down, against a real
-//! PostgreSQL 15: the watcher waits between attempts to reconnect (it does
-//! not spin), says once that the server is gone, and reports changes again
-//! once it is back. Alone in its test binary: it finds the watcher thread by
+//! A listener's connection while nothing changes and while the database is
+//! down, against a real PostgreSQL 15: the watcher waits (for a
+//! notification, or between attempts to reconnect: it does not spin), says
+//! once that the server is gone, and reports changes again once it is
+//! back. Alone in its test binary: it finds the watcher thread by
 //! name, and takes the process's log records.
 
 use aimm_backend_api::{Backend, Model};
@@ -53,7 +54,7 @@ fn thread_cpu_ticks(name: &str) -> u64 {
 }
 
 #[test]
-fn a_listener_waits_between_reconnects_while_the_database_is_down_and_says_so_once() {
+fn a_listener_waits_while_idle_and_between_reconnects_while_the_database_is_down() {
     log::set_logger(&WARNINGS).unwrap();
     log::set_max_level(log::LevelFilter::Warn);
     let server = PostgresServer::start();
@@ -66,6 +67,15 @@ fn a_listener_waits_between_reconnects_while_the_database_is_down_and_says_so_on
             let _ = heard.lock().unwrap().send(model.instance.to_vec());
         }))
         .unwrap();
+
+    // Nothing changes: the watcher waits for a notification.
+    let before = thread_cpu_ticks("aimm-postgres-watch");
+    std::thread::sleep(Duration::from_secs(2));
+    let used = thread_cpu_ticks("aimm-postgres-watch") - before;
+    assert!(
+        used < 30,
+        "the watcher used {used} ticks of CPU in 2 s with nothing to report"
+    );
 
     server.stop();
     let before = thread_cpu_ticks("aimm-postgres-watch");
