@@ -266,13 +266,17 @@ fi
 groups=("$@")
 [ ${#groups[@]} -gt 0 ] || groups=(sqlite event loader hathost hostclient monitor batcher hat)
 
-echo "== the release build the mutants' copies start from" >&2
-cargo build --release --workspace
-# What a group's tests build with its package selection (another feature
-# unification than --workspace) and what AIMM_TESTS_REBUILD builds: built
-# here once, so that each copy's baseline build is incremental.
-cargo build --release -p aimm-backend-cli -p aimm-backend-sqlite -p aimm-backend-event \
-    -p aimm-backend-postgres
+# MUTANTS_QUICK tests one crate in process: its baseline below builds all
+# that needs. Otherwise the CLI and the plugins are built here first.
+if [ -z "${MUTANTS_QUICK:-}" ]; then
+    echo "== the release build the mutants' copies start from" >&2
+    cargo build --release --workspace
+    # What a group's tests build with its package selection (another feature
+    # unification than --workspace) and what AIMM_TESTS_REBUILD builds: built
+    # here once, so that each copy's baseline build is incremental.
+    cargo build --release -p aimm-backend-cli -p aimm-backend-sqlite -p aimm-backend-event \
+        -p aimm-backend-postgres
+fi
 python=$(bash scripts/python-venv.sh | tail -n 1)
 [ -x "$python" ] || die "the Python reference venv could not be made"
 
@@ -283,6 +287,12 @@ for spec in "${groups[@]}"; do
     if [ "$spec" != "$group" ]; then
         files=("${spec#*=}")
     fi
+    if [ -n "${MUTANTS_QUICK:-}" ]; then
+        packages=${packages%%,*},${packages%%,*}
+        test_args=("${quick_args[@]}")
+        filters=()
+        rebuild=
+    fi
     # MUTANTS_TESTS / MUTANTS_FILTERS: other cargo test arguments and test
     # filters than the group's, to test a few survivors with the tests that
     # guard them (a mutant they catch, the whole set catches too).
@@ -291,12 +301,6 @@ for spec in "${groups[@]}"; do
     fi
     if [ -n "${MUTANTS_FILTERS:-}" ]; then
         read -r -a filters <<<"$MUTANTS_FILTERS"
-    fi
-    if [ -n "${MUTANTS_QUICK:-}" ]; then
-        packages=${packages%%,*},${packages%%,*}
-        test_args=("${quick_args[@]}")
-        filters=()
-        rebuild=
     fi
     out=target/mutants/$group
     iterate_args=()
