@@ -4,7 +4,7 @@
 # mutant at a time and runs the tests that guard them; a mutant the tests
 # do not catch is a promise nothing checks. MUTANTS.md records the outcome.
 #
-#   scripts/mutants.sh [GROUP[=FILE_GLOB]]...   # default: every group
+#   scripts/mutants.sh [GROUP[=FILE_GLOB[,FILE_GLOB]...]]...   # default: every group
 #   scripts/mutants.sh sqlite event=crates/aimm-backend-event/src/codec.rs
 #   scripts/mutants.sh --summary sqlite          # the table of the last runs
 #
@@ -285,7 +285,7 @@ for spec in "${groups[@]}"; do
     group=${spec%%=*}
     group_config "$group"
     if [ "$spec" != "$group" ]; then
-        files=("${spec#*=}")
+        IFS=, read -r -a files <<<"${spec#*=}"
     fi
     if [ -n "${MUTANTS_QUICK:-}" ]; then
         packages=${packages%%,*},${packages%%,*}

@@ -412,9 +412,22 @@ fn large_events(name: &str, count: usize) -> Vec<Event> {
 /// written in `pieces` pieces with `pause` after each, of which
 /// `stop_after` are written before the peer falls silent for good.
 async fn slow_peer(events: usize, pieces: usize, pause: Duration, stop_after: usize) -> String {
+    late_slow_peer(Duration::ZERO, events, pieces, pause, stop_after).await
+}
+
+/// [`slow_peer`], silent for `build` before it starts the answer, as a
+/// server building a large answer is.
+async fn late_slow_peer(
+    build: Duration,
+    events: usize,
+    pieces: usize,
+    pause: Duration,
+    stop_after: usize,
+) -> String {
     fake_peer(move |mut stream| async move {
         answer_init(&mut stream).await;
         let request = read_msg(&mut stream).await;
+        tokio::time::sleep(build).await;
         let result = QueryResult {
             events: large_events("slow", events),
             more_follows: false,
@@ -426,10 +439,19 @@ async fn slow_peer(events: usize, pieces: usize, pause: Duration, stop_after: us
     .await
 }
 
+/// A client that gives the server `timeout` of silence, before a query's
+/// answer starts too.
 fn idle(timeout: Duration) -> ClientConfig {
+    idle_and_query(timeout, timeout)
+}
+
+/// A client that gives the server `idle` of silence, and `query` before a
+/// query's answer starts.
+fn idle_and_query(idle: Duration, query: Duration) -> ClientConfig {
     ClientConfig {
         connect_timeout: Duration::from_secs(5),
-        idle_timeout: timeout,
+        idle_timeout: idle,
+        query_timeout: query,
         ..ClientConfig::default()
     }
 }
@@ -523,9 +545,9 @@ async fn a_streamed_query_hands_out_events_while_the_answer_still_arrives() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_streamed_query_whose_answer_stops_midway_fails_after_the_idle_timeout() {
     let address = slow_peer(48, 30, Duration::from_millis(100), 10).await;
-    let (client, _) = connect(&address, init(vec![]), idle(Duration::from_secs(1)))
-        .await
-        .unwrap();
+    // The query's longer patience is for the answer's start only.
+    let config = idle_and_query(Duration::from_secs(1), Duration::from_secs(20));
+    let (client, _) = connect(&address, init(vec![]), config).await.unwrap();
     let started = Instant::now();
     let stream = within(
         client.query_streamed(QueryParams::Latest { event_types: None }),
@@ -543,6 +565,68 @@ async fn a_streamed_query_whose_answer_stops_midway_fails_after_the_idle_timeout
         at > Duration::from_millis(1900) && at < Duration::from_secs(5),
         "{at:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_query_answer_may_start_after_the_idle_timeout_within_the_query_timeout() {
+    // Silent for 2.5 s while "building", then 3 MiB in 10 pieces.
+    let build = Duration::from_millis(2500);
+    let config = idle_and_query(Duration::from_secs(1), Duration::from_secs(20));
+    for streamed in [true, false] {
+        let address = late_slow_peer(build, 48, 10, Duration::from_millis(50), usize::MAX).await;
+        let (client, _) = connect(&address, init(vec![]), config.clone())
+            .await
+            .unwrap();
+        let started = Instant::now();
+        let params = QueryParams::Latest { event_types: None };
+        let events = if streamed {
+            let stream = within(client.query_streamed(params), "the late answer's start")
+                .await
+                .unwrap();
+            let events = within(stream_events(stream, started), "the events").await;
+            events.into_iter().map(|(e, _)| e.unwrap()).collect()
+        } else {
+            within(client.query(params), "the late answer")
+                .await
+                .unwrap()
+                .events
+        };
+        assert_eq!(events, large_events("slow", 48), "streamed: {streamed}");
+        assert!(started.elapsed() >= build, "{:?}", started.elapsed());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_query_answer_that_never_starts_times_out_after_the_query_timeout() {
+    let config = idle_and_query(Duration::from_secs(1), Duration::from_secs(2));
+    for streamed in [true, false] {
+        let address = late_slow_peer(Duration::from_secs(60), 1, 1, Duration::ZERO, 1).await;
+        let (client, _) = connect(&address, init(vec![]), config.clone())
+            .await
+            .unwrap();
+        let started = Instant::now();
+        let params = QueryParams::Latest { event_types: None };
+        let err = if streamed {
+            within(client.query_streamed(params), "the missing answer")
+                .await
+                .err()
+                .expect("no answer came")
+        } else {
+            within(client.query(params), "the missing answer")
+                .await
+                .unwrap_err()
+        };
+        assert!(matches!(err, ClientError::Timeout(..)), "{err}");
+        assert!(
+            err.to_string().contains("nothing came for 2.0s (query)"),
+            "{err}"
+        );
+        let elapsed = started.elapsed();
+        assert!(
+            elapsed > Duration::from_millis(1900) && elapsed < Duration::from_secs(5),
+            "streamed: {streamed}: {elapsed:?}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -685,6 +769,7 @@ mod host_client {
             subscriptions: vec![vec!["host".into(), "*".into()]],
             timeout: Duration::from_secs(2),
             idle_timeout: Duration::from_secs(2),
+            query_timeout: Duration::from_secs(2),
             max_backoff: Duration::from_millis(500),
         };
         let (client, _events) = HatEventClient::start(runtime.handle().clone(), config);

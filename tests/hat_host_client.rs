@@ -53,6 +53,7 @@ impl Host {
                     .collect()],
                 timeout,
                 idle_timeout,
+                query_timeout: idle_timeout,
                 max_backoff: Duration::from_millis(300),
             },
         );

@@ -41,6 +41,7 @@ pub fn connected_client(
             subscriptions: vec![vec!["aimm".into(), "*".into()]],
             timeout,
             idle_timeout: timeout,
+            query_timeout: timeout,
             max_backoff: Duration::from_millis(300),
         },
     );

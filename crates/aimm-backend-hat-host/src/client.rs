@@ -121,6 +121,9 @@ pub struct HatClientConfig {
     /// How long the server may stay silent while an answer is due (see
     /// [`ClientConfig::idle_timeout`]; more for large registrations).
     pub idle_timeout: Duration,
+    /// How long the server may take to start answering a query (see
+    /// [`ClientConfig::query_timeout`]).
+    pub query_timeout: Duration,
     /// Longest wait between reconnection attempts.
     pub max_backoff: Duration,
 }
@@ -318,6 +321,7 @@ async fn supervise(supervised: Supervised, events: mpsc::UnboundedSender<Vec<Eve
         let client_config = ClientConfig {
             connect_timeout: config.timeout,
             idle_timeout: config.idle_timeout,
+            query_timeout: config.query_timeout,
             ..ClientConfig::default()
         };
         match connect(&address, init, client_config).await {

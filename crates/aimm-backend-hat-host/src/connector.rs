@@ -50,6 +50,7 @@ impl EventConnector for HatConnector {
                 subscriptions: request.subscriptions.clone(),
                 timeout: request.timeout,
                 idle_timeout: request.idle_timeout,
+                query_timeout: request.query_timeout,
                 max_backoff: MAX_BACKOFF,
             },
         );

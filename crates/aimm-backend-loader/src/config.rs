@@ -60,6 +60,9 @@ pub struct MonitorComponentConfig {
     /// Seconds the active server may stay silent while an answer is due.
     #[serde(default = "EventerServerConfig::default_idle_timeout")]
     pub idle_timeout: f64,
+    /// Seconds the active server may take to start answering a query.
+    #[serde(default = "EventerServerConfig::default_query_timeout")]
+    pub query_timeout: f64,
 }
 
 impl MonitorComponentConfig {
@@ -106,6 +109,16 @@ impl EventTarget {
         };
         Duration::from_secs_f64(seconds.max(0.1))
     }
+
+    /// How long the server may take to start answering a query (at least
+    /// 0.1 s).
+    pub fn query_timeout(&self) -> Duration {
+        let seconds = match self {
+            EventTarget::Server(server) => server.query_timeout,
+            EventTarget::Monitor(monitor) => monitor.query_timeout,
+        };
+        Duration::from_secs_f64(seconds.max(0.1))
+    }
 }
 
 impl std::fmt::Display for EventTarget {
@@ -137,6 +150,12 @@ pub struct EventerServerConfig {
     /// Seconds the server may stay silent while an answer is due.
     #[serde(default = "EventerServerConfig::default_idle_timeout")]
     pub idle_timeout: f64,
+    /// Seconds the server may take to start answering a query: it builds
+    /// the whole answer first, and the answer holds every model a `list`
+    /// or `get_models` asks for (hat-event 0.9.44 took 67 s for three of
+    /// 512 MiB).
+    #[serde(default = "EventerServerConfig::default_query_timeout")]
+    pub query_timeout: f64,
 }
 
 impl EventerServerConfig {
@@ -146,6 +165,10 @@ impl EventerServerConfig {
 
     fn default_idle_timeout() -> f64 {
         60.0
+    }
+
+    fn default_query_timeout() -> f64 {
+        600.0
     }
 
     /// `host:port`.
@@ -464,12 +487,17 @@ mod tests {
         assert_eq!(server.address(), "h:23012");
         assert_eq!(server.timeout(), Duration::from_secs(3));
         assert_eq!(server.idle_timeout(), Duration::from_secs(60));
-        let text = "hat: {eventer_server: {host: h, port: 1, timeout: 0.5, idle_timeout: 7}}\n\
-                    backend: {module: m}\n";
+        let target = EventTarget::Server(server);
+        assert_eq!(target.query_timeout(), Duration::from_secs(600));
+        let text = "hat: {eventer_server: {host: h, port: 1, timeout: 0.5, idle_timeout: 7, \
+                    query_timeout: 90}}\nbackend: {module: m}\n";
         let config = ServerConfig::from_yaml(text, "t").unwrap();
         let server = config.hat().eventer_server.clone().unwrap();
         assert_eq!(server.timeout(), Duration::from_millis(500));
         assert_eq!(server.idle_timeout(), Duration::from_secs(7));
+        let target = EventTarget::Server(server);
+        assert_eq!(target.idle_timeout(), Duration::from_secs(7));
+        assert_eq!(target.query_timeout(), Duration::from_secs(90));
     }
 
     #[test]
@@ -510,6 +538,7 @@ mod tests {
         let target = EventTarget::Monitor(monitor);
         assert_eq!(target.timeout(), Duration::from_secs(3));
         assert_eq!(target.idle_timeout(), Duration::from_secs(60));
+        assert_eq!(target.query_timeout(), Duration::from_secs(600));
         assert_eq!(
             target.to_string(),
             "the active Hat event server of group event (monitor at 127.0.0.1:23010)"

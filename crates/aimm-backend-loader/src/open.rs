@@ -44,6 +44,8 @@ pub struct ConnectRequest {
     pub timeout: Duration,
     /// How long the server may stay silent while an answer is due.
     pub idle_timeout: Duration,
+    /// How long the server may take to start answering a query.
+    pub query_timeout: Duration,
 }
 
 /// A connection made for a backend: the client lent to it, and the stream
@@ -355,6 +357,7 @@ impl Opener {
         let request = ConnectRequest {
             timeout: target.timeout(),
             idle_timeout: target.idle_timeout(),
+            query_timeout: target.query_timeout(),
             target,
             client_name: config.name().unwrap_or("aimm-backend").to_string(),
             subscriptions,

@@ -22,6 +22,14 @@ pub struct ClientConfig {
     /// sends a byte. (hat-event-server 0.9.44 stayed silent for 45 s after
     /// a registration of 680 MB: 66 ms per MiB.)
     pub idle_per_mib: Duration,
+    /// How long the server may take to start answering a query: it builds
+    /// the whole answer before it sends a byte, and the answer's size
+    /// depends on what the server holds, not on the request. (hat-event
+    /// 0.9.44 stayed silent for 67 s before answering a latest-query over
+    /// three models of 512 MiB: 44 ms per MiB of model.) Once the answer
+    /// has started, [`ClientConfig::idle_timeout`] applies again. Never
+    /// shorter than the request's own patience.
+    pub query_timeout: Duration,
 }
 
 impl Default for ClientConfig {
@@ -31,6 +39,7 @@ impl Default for ClientConfig {
             connect_timeout: Duration::from_secs(5),
             idle_timeout: Duration::from_secs(60),
             idle_per_mib: Duration::from_millis(100),
+            query_timeout: Duration::from_secs(600),
         }
     }
 }

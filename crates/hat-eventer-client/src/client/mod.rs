@@ -48,6 +48,7 @@ pub struct Client {
     status_reports: Arc<AtomicU64>,
     idle_timeout: Duration,
     idle_per_mib: Duration,
+    query_timeout: Duration,
 }
 
 /// Connects, sends `init` and waits for the server's answer. Returns the
@@ -84,6 +85,7 @@ pub async fn connect(
         status_reports: Arc::default(),
         idle_timeout: config.idle_timeout,
         idle_per_mib: config.idle_per_mib,
+        query_timeout: config.query_timeout,
     };
     let (events_tx, events_rx) = mpsc::unbounded_channel();
     tokio::spawn(dispatch(client.clone(), incoming, events_tx));
@@ -180,13 +182,16 @@ impl Client {
         Ok(())
     }
 
-    /// Runs a query.
+    /// Runs a query. The whole answer is awaited with the patience of a
+    /// query's start ([`ClientConfig::query_timeout`]), as it cannot tell
+    /// when the answer starts; [`Client::query_streamed`] can.
     pub async fn query(&self, params: QueryParams) -> Result<QueryResult, ClientError> {
         let mut parts = Parts::new();
         parts.write(|w| params.write(w));
-        let answer = self
+        let mut answer = self
             .send_request(QueryParams::TYPE, &parts, "query")
             .await?;
+        answer.patience = self.query_patience(answer.patience);
         answer.wait().await
     }
 
@@ -197,12 +202,15 @@ impl Client {
     pub async fn query_streamed(&self, params: QueryParams) -> Result<QueryStream, ClientError> {
         let mut parts = Parts::new();
         parts.write(|w| params.write(w));
-        let answer = self
+        let mut answer = self
             .send_request_as::<QueryResult>(QueryParams::TYPE, &parts, "query", true)
             .await?;
         // Due until the last piece is read, past the answer's own guard.
         let awaiting = self.activity().awaiting();
         let patience = answer.patience;
+        // The server builds the whole answer before its start; then the
+        // rest keeps moving or times out as any answer does.
+        answer.patience = self.query_patience(patience);
         let (data, rest) = answer.wait_answered().await?;
         check_type::<QueryResult>(&data)?;
         Ok(QueryStream {
@@ -224,6 +232,12 @@ impl Client {
     pub fn patience(&self, request_len: usize) -> Duration {
         let mib = request_len as f64 / f64::from(1 << 20);
         self.idle_timeout + self.idle_per_mib.mul_f64(mib)
+    }
+
+    /// How long the server may stay silent before a query's answer starts,
+    /// for a query whose own patience is `patience`.
+    fn query_patience(&self, patience: Duration) -> Duration {
+        patience.max(self.query_timeout)
     }
 
     /// Closes the connection.
