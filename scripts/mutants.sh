@@ -36,6 +36,10 @@
 #   hat     crates/hat-eventer-client/src/{sbs/*,chatter,connection/*}.rs
 #           the client's unit tests, tests/sbs_differential.rs (against
 #           hat-sbs) and tests/eventer_client.rs (real server, fake peers)
+#   py      crates/aimm-backend-py/src/*.rs
+#           the package's unit tests (an embedded interpreter; MUTANTS_QUICK
+#           runs only these) and tests/python_package.rs (the wheel, rebuilt
+#           from the mutant, in the reference venv's Python)
 #   postgres crates/aimm-backend-postgres/src/*.rs
 #           the crate's own tests (unit, in-process conformance, reads under
 #           updates, the pool, the watcher, an outage) and tests/postgres.rs (the CLI, three processes, crash,
@@ -191,7 +195,17 @@ group_config() {
         timeout=${MUTANTS_TIMEOUT:-300}
         rebuild=1
         ;;
-    *) die "unknown group $1 (expected sqlite, event, loader, hathost, hostclient, monitor, batcher, hat or postgres)" ;;
+    py)
+        files=(crates/aimm-backend-py/src/*.rs)
+        packages=aimm-backend-py,aimm-backend-tests
+        test_args=(--lib --test python_package)
+        filters=()
+        timeout=${MUTANTS_TIMEOUT:-600}
+        # The Python tests run the wheel, rebuilt from the mutated source
+        # (tests/common: AIMM_TESTS_REBUILD rebuilds the wheel too).
+        rebuild=1
+        ;;
+    *) die "unknown group $1 (expected sqlite, event, loader, hathost, hostclient, monitor, batcher, hat, postgres or py)" ;;
     esac
 }
 

@@ -205,3 +205,185 @@ impl NativeBackend {
         py.detach(move || drop(backend));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::embedded::{sqlite_section, with_python};
+    use std::time::{Duration, Instant};
+
+    /// A SQLite backend on a fresh file, as the Python half opens it.
+    fn open(dir: &tempfile::TempDir) -> NativeBackend {
+        let section = sqlite_section(&dir.path().join("models.db"));
+        with_python(|py| crate::open_backend(py, &section, vec![], None, None)).unwrap()
+    }
+
+    fn plain(models: Vec<PyModel<'_>>) -> Vec<(InstanceId, String, Vec<u8>)> {
+        models
+            .into_iter()
+            .map(|(id, model_type, bytes)| (id, model_type, bytes.as_bytes().to_vec()))
+            .collect()
+    }
+
+    fn class_of(py: Python<'_>, err: &PyErr) -> String {
+        err.get_type(py).name().unwrap().to_string()
+    }
+
+    #[test]
+    fn models_go_in_and_come_out_as_the_python_half_expects() {
+        let dir = tempfile::tempdir().unwrap();
+        let backend = open(&dir);
+        with_python(|py| {
+            assert_eq!(backend.plugin_name(), "sqlite");
+            assert!(!backend.plugin_version().is_empty());
+            assert!(backend
+                .library_path()
+                .ends_with("libaimm_backend_sqlite.so"));
+
+            let a = backend
+                .create_model(py, "m.A".into(), &PyBytes::new(py, b"first"))
+                .unwrap();
+            let b = backend
+                .create_model(py, "m.B".into(), &PyBytes::new(py, &[7u8; 100_000]))
+                .unwrap();
+            assert_ne!(a, b);
+            let got = plain(vec![backend.get_model(py, b).unwrap()]);
+            assert_eq!(got, [(b, "m.B".to_string(), vec![7u8; 100_000])]);
+            backend
+                .update_model(py, a, "m.C".into(), &PyBytes::new(py, b"second"))
+                .unwrap();
+            let mut models = plain(backend.get_models(py).unwrap());
+            models.sort();
+            let mut expected = vec![
+                (a, "m.C".to_string(), b"second".to_vec()),
+                (b, "m.B".to_string(), vec![7u8; 100_000]),
+            ];
+            expected.sort();
+            assert_eq!(models, expected);
+            let mut listed = backend.list_models(py).unwrap();
+            listed.sort();
+            let mut sizes = vec![(a, "m.C".to_string(), 6), (b, "m.B".to_string(), 100_000)];
+            sizes.sort();
+            assert_eq!(listed, sizes);
+        });
+    }
+
+    #[test]
+    fn backend_errors_become_their_exception_classes() {
+        let dir = tempfile::tempdir().unwrap();
+        let backend = open(&dir);
+        with_python(|py| {
+            let err = backend.get_model(py, 404).err().unwrap();
+            assert_eq!(class_of(py, &err), "NotFoundError");
+            let err = backend
+                .update_model(py, 404, "m.A".into(), &PyBytes::new(py, b"x"))
+                .unwrap_err();
+            assert_eq!(class_of(py, &err), "NotFoundError");
+        });
+    }
+
+    /// Waits up to 20 s, with the GIL released, until `calls` has `n` items.
+    fn wait_for_calls(py: Python<'_>, calls: &Bound<'_, PyList>, n: usize) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while calls.len() < n {
+            assert!(
+                Instant::now() < deadline,
+                "{} calls of {n} after 20 s",
+                calls.len()
+            );
+            py.detach(|| std::thread::sleep(Duration::from_millis(20)));
+        }
+    }
+
+    /// A Python callback that appends its arguments to `calls`.
+    fn recorder<'py>(calls: &Bound<'py, PyList>) -> Py<PyAny> {
+        let py = calls.py();
+        let globals = pyo3::types::PyDict::new(py);
+        globals.set_item("calls", calls).unwrap();
+        py.eval(c"lambda *args: calls.append(args)", Some(&globals), None)
+            .unwrap()
+            .unbind()
+    }
+
+    #[test]
+    fn a_listener_is_called_with_each_change_until_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let backend = open(&dir);
+        with_python(|py| {
+            let calls = PyList::empty(py);
+            let registration = backend.add_listener(py, recorder(&calls)).unwrap();
+            let id = backend
+                .create_model(py, "m.A".into(), &PyBytes::new(py, b"seen"))
+                .unwrap();
+            wait_for_calls(py, &calls, 1);
+            let (got_id, got_type, got_bytes): (InstanceId, String, Vec<u8>) =
+                calls.get_item(0).unwrap().extract().unwrap();
+            assert_eq!(
+                (got_id, got_type.as_str(), got_bytes.as_slice()),
+                (id, "m.A", &b"seen"[..])
+            );
+
+            backend.remove_listener(py, registration).unwrap();
+            // A listener added after the removal sees the next change; the
+            // removed one must not.
+            let marker = PyList::empty(py);
+            backend.add_listener(py, recorder(&marker)).unwrap();
+            backend
+                .update_model(py, id, "m.A".into(), &PyBytes::new(py, b"unseen"))
+                .unwrap();
+            wait_for_calls(py, &marker, 1);
+            assert_eq!(calls.len(), 1, "a removed listener was called");
+        });
+    }
+
+    #[test]
+    fn events_are_handed_to_the_plugin_and_bad_ones_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let backend = open(&dir);
+        with_python(|py| {
+            let event = py
+                .eval(
+                    c"(1, 2, 3, ('a', 'b'), (1, 0), None, ('json', '1'))",
+                    None,
+                    None,
+                )
+                .unwrap();
+            let events = PyList::new(py, [event]).unwrap();
+            backend.process_events(py, &events).unwrap();
+            let bad = PyList::new(py, [py.eval(c"(1, 2)", None, None).unwrap()]).unwrap();
+            assert!(backend.process_events(py, &bad).is_err());
+        });
+    }
+
+    #[test]
+    fn after_release_every_call_fails_as_unavailable() {
+        let dir = tempfile::tempdir().unwrap();
+        let backend = open(&dir);
+        with_python(|py| {
+            backend.close(py).unwrap();
+            backend.release(py);
+            let failures = [
+                backend.get_models(py).err().unwrap(),
+                backend.get_model(py, 1).err().unwrap(),
+                backend.list_models(py).unwrap_err(),
+                backend
+                    .create_model(py, "m.A".into(), &PyBytes::new(py, b"x"))
+                    .unwrap_err(),
+                backend
+                    .update_model(py, 1, "m.A".into(), &PyBytes::new(py, b"x"))
+                    .unwrap_err(),
+                backend.add_listener(py, py.None()).unwrap_err(),
+                backend.remove_listener(py, 1).unwrap_err(),
+                backend.process_events(py, &PyList::empty(py)).unwrap_err(),
+                backend.close(py).unwrap_err(),
+            ];
+            for err in failures {
+                assert_eq!(class_of(py, &err), "UnavailableError");
+                assert!(
+                    err.value(py).to_string().contains("closed and released"),
+                    "{err}"
+                );
+            }
+        });
+    }
+}

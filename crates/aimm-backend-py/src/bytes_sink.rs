@@ -98,3 +98,65 @@ unsafe fn zeroed_contents<'b>(start: *mut u8, len: usize) -> &'b mut [u8] {
         std::slice::from_raw_parts_mut(start, len)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::embedded::with_python;
+
+    fn info(instance_id: InstanceId, size: u64) -> ModelInfo {
+        ModelInfo {
+            instance_id,
+            model_type: "m.T".into(),
+            size,
+        }
+    }
+
+    #[test]
+    fn each_model_is_filled_into_a_bytes_object_of_its_size() {
+        crate::embedded::start();
+        let mut sink = BytesSink::default();
+        let mut lens = Vec::new();
+        for (id, size) in [(4, 3u64), (9, 0), (2, 70_000)] {
+            sink.accept(info(id, size), &mut |buffer: &mut [u8]| {
+                lens.push(buffer.len());
+                assert!(buffer.iter().all(|&b| b == 0), "handed out zeroed");
+                buffer.fill(id as u8);
+                Ok(())
+            })
+            .unwrap();
+        }
+        assert_eq!(lens, [3, 0, 70_000]);
+        with_python(|py| {
+            let models = sink.into_models(py);
+            let got: Vec<(InstanceId, String, Vec<u8>)> = models
+                .into_iter()
+                .map(|(id, model_type, bytes)| (id, model_type, bytes.as_bytes().to_vec()))
+                .collect();
+            assert_eq!(
+                got,
+                [
+                    (4, "m.T".to_string(), vec![4u8; 3]),
+                    (9, "m.T".to_string(), vec![]),
+                    (2, "m.T".to_string(), vec![2u8; 70_000]),
+                ]
+            );
+        });
+    }
+
+    #[test]
+    fn a_fill_that_fails_keeps_nothing_and_its_error_is_returned() {
+        crate::embedded::start();
+        let mut sink = BytesSink::default();
+        let err = sink
+            .accept(info(1, 8), &mut |_: &mut [u8]| {
+                Err(BackendError::storage("the disk said no"))
+            })
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            BackendError::storage("the disk said no").to_string()
+        );
+        assert!(sink.models.is_empty());
+    }
+}

@@ -240,3 +240,220 @@ fn write_repr(number: &Bound<'_, PyAny>, out: &mut Vec<u8>) -> Result<(), Unsupp
     out.extend_from_slice(repr.to_str().map_err(|_| Unsupported)?.as_bytes());
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::embedded::with_python;
+    use std::ffi::CString;
+
+    fn eval<'py>(py: Python<'py>, code: &str) -> Bound<'py, PyAny> {
+        let code = CString::new(code).unwrap();
+        py.eval(&code, None, None)
+            .unwrap_or_else(|err| panic!("{err}"))
+    }
+
+    /// `json.dumps(data, **args)`.
+    fn dumps(data: &Bound<'_, PyAny>, args: &str) -> String {
+        let py = data.py();
+        let dumps = eval(
+            py,
+            &format!("lambda data: __import__('json').dumps(data{args})"),
+        );
+        dumps.call1((data,)).unwrap().extract().unwrap()
+    }
+
+    fn loads<'py>(py: Python<'py>, text: &str) -> Bound<'py, PyAny> {
+        eval(py, "__import__('json').loads").call1((text,)).unwrap()
+    }
+
+    /// Values written here: what `json.dumps` writes without spaces.
+    #[test]
+    fn plain_values_are_written_as_json_dumps_writes_them_compact() {
+        with_python(|py| {
+            for code in [
+                "None",
+                "True",
+                "False",
+                "0",
+                "-7",
+                "2**70",
+                "2.5",
+                "1e16",
+                "-0.0",
+                "''",
+                "'plain'",
+                "{}",
+                "[]",
+                "()",
+                "{'a': [1, 2.5, None, True, 'x'], 'b': {'c': ()}}",
+                "('t', ['u', {'v': False}])",
+                // Escapes inside and right after 64-byte blocks.
+                "'A' * 63 + '\"' + 'B' * 70",
+                "'A' * 64 + '\\\\' + 'B'",
+                "'A' * 128",
+                "'A' * 127 + '\\n'",
+                "'A' * 64 + '\\x1f' + 'A' * 64",
+            ] {
+                let data = eval(py, code);
+                let compact = dumps(&data, ", separators=(',', ':')");
+                assert_eq!(json_text(&data).unwrap(), compact, "{code}");
+            }
+        });
+    }
+
+    /// Non-ASCII and DEL are written raw (JSON escapes neither; Python's
+    /// default `ensure_ascii` does).
+    #[test]
+    fn non_ascii_is_written_raw_and_never_split() {
+        with_python(|py| {
+            for code in [
+                "'é'",
+                "'A' * 200 + '\\x7f'",
+                "'A' * 63 + 'é' + 'A' * 70",
+                "'A' * 64 + '€' * 40",
+                "'😀' * 20 + 'A' * 64",
+            ] {
+                let data = eval(py, code);
+                let text = json_text(&data).unwrap();
+                let raw = dumps(&data, ", separators=(',', ':'), ensure_ascii=False");
+                assert_eq!(text, raw, "{code}");
+                assert!(loads(py, &text).eq(&data).unwrap(), "{code}");
+            }
+        });
+    }
+
+    /// What the writer leaves to `json.dumps`, which writes it as it would
+    /// for the Python backend.
+    #[test]
+    fn values_the_writer_does_not_take_go_to_json_dumps() {
+        with_python(|py| {
+            for code in [
+                "float('nan')",
+                "[1, float('inf')]",
+                "{1: 'a'}",
+                "__import__('collections').OrderedDict(a=1)",
+                "[__import__('enum').IntEnum('E', 'A').A]",
+                "'\\ud800'",
+                "{'\\ud800': 1}",
+            ] {
+                let data = eval(py, code);
+                assert_eq!(json_text(&data).unwrap(), dumps(&data, ""), "{code}");
+            }
+            let err = json_text(&eval(py, "object()")).unwrap_err();
+            assert!(err.to_string().contains("not JSON serializable"), "{err}");
+        });
+    }
+
+    #[test]
+    fn a_run_ends_at_what_json_escapes_and_at_non_ascii() {
+        for b in 0..=u8::MAX {
+            let escaped = b < 0x20 || b == b'"' || b == b'\\';
+            assert_eq!(ends_run(b), escaped || !b.is_ascii(), "{b:#x}");
+        }
+    }
+
+    /// An event tuple as `_events.py` makes it.
+    fn event_tuple<'py>(py: Python<'py>, payload: &str) -> Bound<'py, PyAny> {
+        eval(
+            py,
+            &format!("(1, 2, 3, ('a', 'model', '7'), (10, 20), {payload})"),
+        )
+    }
+
+    #[test]
+    fn events_come_from_tuples_with_each_kind_of_payload() {
+        with_python(|py| {
+            let event = event_from_py(&event_tuple(py, "(30, 40), None")).unwrap();
+            assert_eq!(
+                event.id,
+                EventId {
+                    server: 1,
+                    session: 2,
+                    instance: 3
+                }
+            );
+            let segments: Vec<&str> = event.event_type.iter().map(RString::as_str).collect();
+            assert_eq!(segments, ["a", "model", "7"]);
+            assert_eq!(event.timestamp, Timestamp { s: 10, us: 20 });
+            assert_eq!(
+                event.source_timestamp,
+                ROption::RSome(Timestamp { s: 30, us: 40 })
+            );
+            assert_eq!(event.payload, ROption::RNone);
+
+            let event = event_from_py(&event_tuple(py, "None, ('json', '[1]')")).unwrap();
+            assert_eq!(event.source_timestamp, ROption::RNone);
+            assert_eq!(
+                event.payload,
+                ROption::RSome(EventPayload::Json("[1]".into()))
+            );
+
+            let event =
+                event_from_py(&event_tuple(py, "None, ('json_data', {'k': [True]})")).unwrap();
+            assert_eq!(
+                event.payload,
+                ROption::RSome(EventPayload::Json(r#"{"k":[true]}"#.into()))
+            );
+
+            let event =
+                event_from_py(&event_tuple(py, "None, ('binary', 't', b'\\x00\\x01')")).unwrap();
+            assert_eq!(
+                event.payload,
+                ROption::RSome(EventPayload::Binary {
+                    payload_type: "t".into(),
+                    data: vec![0u8, 1].into(),
+                })
+            );
+        });
+    }
+
+    #[test]
+    fn a_bad_event_tuple_is_an_error_that_says_what_was_expected() {
+        with_python(|py| {
+            let err = event_from_py(&event_tuple(py, "None, ('yaml', 'a: 1')")).unwrap_err();
+            assert!(
+                err.to_string().contains(
+                    r#"event payload kind "yaml": expected "json", "json_data" or "binary""#
+                ),
+                "{err}"
+            );
+            assert!(event_from_py(&event_tuple(py, "None, ('binary', 't', 'text')")).is_err());
+            assert!(event_from_py(&eval(py, "(1, 2, 3)")).is_err());
+        });
+    }
+
+    #[test]
+    fn register_events_become_the_tuples_the_bridge_takes() {
+        with_python(|py| {
+            let cases = [
+                (None, None, "(('a', 'b'), None, None)"),
+                (
+                    Some(Timestamp { s: 5, us: 6 }),
+                    Some(EventPayload::Json("{}".into())),
+                    "(('a', 'b'), (5, 6), ('json', '{}'))",
+                ),
+                (
+                    None,
+                    Some(EventPayload::Binary {
+                        payload_type: "t".into(),
+                        data: vec![9u8].into(),
+                    }),
+                    "(('a', 'b'), None, ('binary', 't', b'\\x09'))",
+                ),
+            ];
+            for (source, payload, expected) in cases {
+                let event = RegisterEvent {
+                    event_type: vec![RString::from("a"), RString::from("b")].into(),
+                    source_timestamp: source.into(),
+                    payload: payload.into(),
+                };
+                let tuple = register_event_to_py(py, &event).unwrap();
+                assert!(
+                    tuple.eq(eval(py, expected)).unwrap(),
+                    "{tuple} != {expected}"
+                );
+            }
+        });
+    }
+}

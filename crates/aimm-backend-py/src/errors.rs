@@ -112,3 +112,89 @@ pub fn register(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add("PluginPanicError", py.get_type::<PluginPanicError>())?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::embedded::with_python;
+    use aimm_backend_loader::{ConfigError as LoaderConfigError, LoadError as LoaderLoadError};
+
+    /// The class name of `err` and whether it is a `BackendError`.
+    fn class_of(err: PyErr) -> (String, bool) {
+        with_python(|py| {
+            let class = err.get_type(py);
+            let base = class.is_subclass_of::<BackendError>().unwrap();
+            (class.name().unwrap().to_string(), base)
+        })
+    }
+
+    #[test]
+    fn each_kind_of_backend_error_has_its_class_under_backend_error() {
+        let kinds = [
+            (ErrorKind::NotFound, "NotFoundError"),
+            (ErrorKind::Conflict, "ConflictError"),
+            (ErrorKind::InvalidConfig, "ConfigError"),
+            (ErrorKind::InvalidInput, "InvalidInputError"),
+            (ErrorKind::Storage, "StorageError"),
+            (ErrorKind::Unavailable, "UnavailableError"),
+            (ErrorKind::Unsupported, "UnsupportedError"),
+            (ErrorKind::Panic, "PluginPanicError"),
+        ];
+        for (kind, class) in kinds {
+            let err = backend_error(ApiError::new(kind, "what happened"));
+            with_python(|py| assert!(err.value(py).to_string().contains("what happened")));
+            assert_eq!(class_of(err), (class.to_string(), true));
+        }
+    }
+
+    #[test]
+    fn errors_of_opening_have_the_class_of_their_cause() {
+        let config = LoaderError::Config(LoaderConfigError::Syntax {
+            path: "c.yaml".into(),
+            message: "a tab".into(),
+        });
+        assert_eq!(class_of(open_error(config)), ("ConfigError".into(), true));
+        let load = LoaderError::Load(LoaderLoadError::NotFound {
+            module: "m".into(),
+            searched: vec![],
+        });
+        assert_eq!(class_of(open_error(load)), ("LoadError".into(), true));
+        let backend = LoaderError::Backend {
+            module: "m".into(),
+            path: "/p.so".into(),
+            reason: ApiError::new(ErrorKind::Unavailable, "server away"),
+        };
+        let err = open_error(backend);
+        with_python(|py| {
+            let text = err.value(py).to_string();
+            assert!(
+                text.contains("`m` (/p.so)") && text.contains("server away"),
+                "{text}"
+            );
+        });
+        assert_eq!(class_of(err), ("UnavailableError".into(), true));
+    }
+
+    #[test]
+    fn the_module_gets_every_class() {
+        with_python(|py| {
+            let module = PyModule::new(py, "errors_test").unwrap();
+            register(&module).unwrap();
+            for name in [
+                "BackendError",
+                "ConfigError",
+                "LoadError",
+                "NotFoundError",
+                "ConflictError",
+                "InvalidInputError",
+                "StorageError",
+                "UnavailableError",
+                "UnsupportedError",
+                "PluginPanicError",
+            ] {
+                let class = module.getattr(name).unwrap();
+                assert_eq!(class.getattr("__name__").unwrap().to_string(), name);
+            }
+        });
+    }
+}

@@ -25,6 +25,49 @@ mod host_log;
 mod log_sink;
 mod runtime;
 
+/// The interpreter the unit tests embed: a test binary is a program of its
+/// own, so it links libpython (of the Python 3.11 the project pins; the
+/// search path comes from `build.rs`), and each test starts the interpreter
+/// before it takes the GIL.
+#[cfg(test)]
+mod embedded {
+    #[link(name = "python3.11")]
+    unsafe extern "C" {}
+
+    /// Starts the embedded interpreter, if no test has yet: for code under
+    /// test that takes the GIL itself.
+    pub(crate) fn start() {
+        pyo3::Python::initialize();
+    }
+
+    /// Runs `f` with the GIL of the embedded interpreter.
+    pub(crate) fn with_python<R>(f: impl for<'py> FnOnce(pyo3::Python<'py>) -> R) -> R {
+        start();
+        pyo3::Python::attach(f)
+    }
+
+    /// The built-in plugin `name` of the workspace's release build, which
+    /// these tests load as the Python server would.
+    pub(crate) fn plugin(name: &str) -> std::path::PathBuf {
+        let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(
+            || std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"),
+            std::path::PathBuf::from,
+        );
+        let path = target.join(format!("release/libaimm_backend_{name}.so"));
+        assert!(
+            path.is_file(),
+            "{} is missing: run `cargo build --release --workspace` first",
+            path.display()
+        );
+        path
+    }
+
+    /// A `backend` section (JSON text) for the SQLite plugin on `db`.
+    pub(crate) fn sqlite_section(db: &std::path::Path) -> String {
+        serde_json::json!({ "module": plugin("sqlite"), "path": db }).to_string()
+    }
+}
+
 use aimm_backend_loader::{Opener, SearchPath, ServerConfig};
 use backend::NativeBackend;
 use event_client::{Notifications, PythonEventClient};
@@ -148,4 +191,132 @@ fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     errors::register(module)?;
     host_log::HostWarnings::install();
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::embedded::{plugin, sqlite_section, with_python};
+    use super::*;
+
+    fn error_text(py: Python<'_>, err: &PyErr) -> (String, String) {
+        let class = err.get_type(py).name().unwrap().to_string();
+        (class, err.value(py).to_string())
+    }
+
+    #[test]
+    fn a_section_that_is_not_json_or_not_valid_is_a_config_error_naming_it() {
+        with_python(|py| {
+            let err = open_backend(py, "{module:", vec![], None, None)
+                .err()
+                .unwrap();
+            let (class, text) = error_text(py, &err);
+            assert_eq!(class, "ConfigError");
+            assert!(text.starts_with("backend section: "), "{text}");
+            let err = open_backend(py, r#"{"path": "x.db"}"#, vec![], None, None)
+                .err()
+                .unwrap();
+            let (class, text) = error_text(py, &err);
+            assert_eq!(class, "ConfigError");
+            assert!(text.contains("module"), "{text}");
+            assert!(text.contains(ORIGIN), "{text}");
+        });
+    }
+
+    #[test]
+    fn an_unknown_plugin_is_a_load_error() {
+        with_python(|py| {
+            let dir = tempfile::tempdir().unwrap();
+            let section = r#"{"module": "no_such_backend"}"#;
+            let err = open_backend(py, section, vec![dir.path().into()], None, None)
+                .err()
+                .unwrap();
+            let (class, text) = error_text(py, &err);
+            assert_eq!(class, "LoadError");
+            assert!(text.contains(&dir.path().display().to_string()), "{text}");
+        });
+    }
+
+    #[test]
+    fn a_plugin_found_in_a_plugin_dir_opens() {
+        with_python(|py| {
+            let dir = tempfile::tempdir().unwrap();
+            let library = plugin("sqlite");
+            let section = serde_json::json!({
+                "module": "aimm_backend_sqlite",
+                "path": dir.path().join("m.db"),
+            });
+            let backend = open_backend(
+                py,
+                &section.to_string(),
+                vec![library.parent().unwrap().into()],
+                None,
+                None,
+            )
+            .unwrap();
+            let backend = Bound::new(py, backend).unwrap();
+            let path: String = backend.getattr("library_path").unwrap().extract().unwrap();
+            assert_eq!(path, library.canonicalize().unwrap().display().to_string());
+        });
+    }
+
+    #[test]
+    fn subscriptions_are_the_plugins_unless_the_section_names_its_own_server() {
+        with_python(|py| {
+            let event = plugin("event");
+            let section = serde_json::json!({"module": event, "model_prefix": ["aimm", "m"]});
+            let types = create_subscription(py, &section.to_string(), vec![], None).unwrap();
+            let types: Vec<Vec<String>> = types.iter().map(|t| t.extract().unwrap()).collect();
+            assert_eq!(types, [["aimm", "m", "*"]]);
+            let own = serde_json::json!({
+                "module": event,
+                "model_prefix": ["aimm", "m"],
+                "eventer_server": {"host": "127.0.0.1", "port": 1},
+            });
+            let types = create_subscription(py, &own.to_string(), vec![], None).unwrap();
+            assert!(types.is_empty());
+            let dir = tempfile::tempdir().unwrap();
+            let sqlite = sqlite_section(&dir.path().join("m.db"));
+            assert!(create_subscription(py, &sqlite, vec![], None)
+                .unwrap()
+                .is_empty());
+            let err = create_subscription(py, "[", vec![], None).unwrap_err();
+            assert_eq!(error_text(py, &err).0, "ConfigError");
+        });
+    }
+
+    #[test]
+    fn the_module_offers_its_functions_classes_and_version() {
+        with_python(|py| {
+            let module = pyo3::wrap_pymodule!(_native)(py).into_bound(py);
+            for name in [
+                "open_backend",
+                "create_subscription",
+                "api_version",
+                "json_text",
+                "NativeBackend",
+                "BackendError",
+                "PluginPanicError",
+            ] {
+                assert!(module.hasattr(name).unwrap(), "{name}");
+            }
+            let version: String = module
+                .getattr("api_version")
+                .unwrap()
+                .call0()
+                .unwrap()
+                .extract()
+                .unwrap();
+            assert_eq!(version, aimm_backend_api::API_VERSION);
+            let data = pyo3::types::PyDict::new(py);
+            data.set_item("k", 1).unwrap();
+            let text: String = module
+                .getattr("json_text")
+                .unwrap()
+                .call1((data,))
+                .unwrap()
+                .extract()
+                .unwrap();
+            assert_eq!(text, r#"{"k":1}"#);
+        });
+    }
 }

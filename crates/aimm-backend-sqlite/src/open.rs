@@ -266,6 +266,32 @@ mod tests {
     }
 
     #[test]
+    fn a_path_whose_directory_is_missing_or_no_directory_is_refused_saying_which() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("plain");
+        std::fs::write(&file, b"x").unwrap();
+        let cases = [
+            (file.join("m.db"), "is not a directory"),
+            (dir.path().join("missing/m.db"), "does not exist"),
+            (file.join("sub/m.db"), "cannot be read: "),
+        ];
+        for (path, problem) in cases {
+            let err = prepare_path(&path).unwrap_err();
+            assert_eq!(err.kind, ErrorKind::InvalidConfig, "{err}");
+            let parent = path.parent().unwrap().display().to_string();
+            assert!(
+                err.to_string()
+                    .contains(&format!("its directory {parent} {problem}")),
+                "{err}"
+            );
+        }
+        assert!(!prepare_path(&dir.path().join("new.db")).unwrap());
+        assert!(prepare_path(&file).unwrap(), "a non-empty file is there");
+        let err = prepare_path(dir.path()).unwrap_err();
+        assert!(err.to_string().contains("is a directory"), "{err}");
+    }
+
+    #[test]
     fn sqlite_errors_say_what_to_check() {
         let mut conf = SqliteConfig::new("/data/m.db");
         conf.busy_timeout = 7.0;
