@@ -229,3 +229,309 @@ impl EventClient for PythonEventClient {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::embedded::with_python;
+    use aimm_backend_api::{EventId, EventPayload, Timestamp};
+    use pyo3::types::PyDict;
+    use std::time::Instant;
+
+    /// A stand-in for `aimm_backend._events.EventBridge` (the real one runs
+    /// under the real server in tests/python_package.rs): it records each
+    /// call and answers what the test set.
+    const FAKE_BRIDGE: &std::ffi::CStr = cr#"
+class Bridge:
+    def __init__(self):
+        self.calls = []
+        self.answer = None
+        self.error = None
+    def register(self, events, with_response):
+        self.calls.append(('register', events, with_response))
+        if self.error is not None:
+            raise self.error
+        return self.answer
+    def query_latest(self, types):
+        self.calls.append(('query_latest', types))
+        if self.error is not None:
+            raise self.error
+        return self.answer
+"#;
+
+    fn bridge(py: Python<'_>) -> Bound<'_, PyAny> {
+        let globals = PyDict::new(py);
+        py.run(FAKE_BRIDGE, Some(&globals), None).unwrap();
+        globals
+            .get_item("Bridge")
+            .unwrap()
+            .unwrap()
+            .call0()
+            .unwrap()
+    }
+
+    fn client(bridge: &Bound<'_, PyAny>) -> (PythonEventClient, Arc<Notifications>) {
+        let notifications = Arc::new(Notifications::default());
+        let client = PythonEventClient::new(bridge.clone().unbind(), notifications.clone());
+        (client, notifications)
+    }
+
+    fn set(bridge: &Bound<'_, PyAny>, name: &str, code: &std::ffi::CStr) {
+        let value = bridge.py().eval(code, None, None).unwrap();
+        bridge.setattr(name, value).unwrap();
+    }
+
+    fn model_event(payload: &str) -> RegisterEvent {
+        RegisterEvent {
+            event_type: vec![
+                RString::from("aimm"),
+                RString::from("model"),
+                RString::from("1"),
+            ]
+            .into(),
+            source_timestamp: ROption::RNone,
+            payload: ROption::RSome(EventPayload::Json(payload.into())),
+        }
+    }
+
+    /// The message of the unavailable error `result` must be.
+    fn error_of<T: std::fmt::Debug>(result: Result<T>) -> String {
+        let err = result.unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Unavailable, "{err}");
+        err.message.into_string()
+    }
+
+    #[test]
+    fn a_sent_registration_asks_for_no_answer_and_returns_none() {
+        with_python(|py| {
+            let bridge = bridge(py);
+            let (client, _) = client(&bridge);
+            let answer =
+                py.detach(|| client.register(vec![model_event("1")].into(), RegisterMode::Sent));
+            assert_eq!(answer.unwrap(), ROption::RNone);
+            let expected = py
+                .eval(
+                    c"[('register', [(('aimm', 'model', '1'), None, ('json', '1'))], False)]",
+                    None,
+                    None,
+                )
+                .unwrap();
+            assert!(bridge.getattr("calls").unwrap().eq(expected).unwrap());
+        });
+    }
+
+    #[test]
+    fn before_notifications_flow_a_registration_takes_the_servers_answer() {
+        with_python(|py| {
+            let bridge = bridge(py);
+            set(
+                &bridge,
+                "answer",
+                c"[(1, 2, 3, ('aimm', 'model', '1'), (4, 5), None, ('json', '1')), None]",
+            );
+            let (client, _) = client(&bridge);
+            for mode in [RegisterMode::Registered, RegisterMode::Persisted] {
+                let answer = py
+                    .detach(|| client.register(vec![model_event("1")].into(), mode))
+                    .unwrap();
+                let ROption::RSome(events) = answer else {
+                    panic!("{mode:?}: no answer")
+                };
+                assert_eq!(events.len(), 2);
+                let ROption::RSome(first) = &events[0] else {
+                    panic!("{events:?}")
+                };
+                assert_eq!(
+                    first.id,
+                    EventId {
+                        server: 1,
+                        session: 2,
+                        instance: 3
+                    }
+                );
+                assert_eq!(first.timestamp, Timestamp { s: 4, us: 5 });
+                assert_eq!(events[1], ROption::RNone);
+            }
+            let with_response: Vec<bool> = bridge
+                .getattr("calls")
+                .unwrap()
+                .try_iter()
+                .unwrap()
+                .map(|call| call.unwrap().get_item(2).unwrap().extract().unwrap())
+                .collect();
+            assert_eq!(with_response, [true, true]);
+        });
+    }
+
+    #[test]
+    fn the_bridges_failures_and_odd_answers_are_unavailable_and_say_what_happened() {
+        with_python(|py| {
+            let bridge = bridge(py);
+            let (client, _) = client(&bridge);
+            let register =
+                || client.register(vec![model_event("1")].into(), RegisterMode::Registered);
+
+            set(&bridge, "error", c"RuntimeError('the loop is closed')");
+            let text = error_of(py.detach(register));
+            assert_eq!(
+                text,
+                "the AIMM server's event client: RuntimeError: the loop is closed"
+            );
+            let text = error_of(py.detach(|| client.query_latest(RVec::new())));
+            assert!(text.ends_with("RuntimeError: the loop is closed"), "{text}");
+            set(&bridge, "error", c"TimeoutError()");
+            assert_eq!(
+                error_of(py.detach(register)),
+                "the AIMM server's event client: TimeoutError"
+            );
+
+            set(&bridge, "error", c"None");
+            set(&bridge, "answer", c"7");
+            let text = error_of(py.detach(register));
+            assert!(
+                text.starts_with(
+                    "the AIMM server's event client answered something unexpected: TypeError"
+                ),
+                "{text}"
+            );
+            assert!(error_of(py.detach(|| client.query_latest(RVec::new()))).contains("unexpected"));
+            set(&bridge, "answer", c"[(1, 2)]");
+            assert!(error_of(py.detach(register)).contains("unexpected"));
+            assert!(error_of(py.detach(|| client.query_latest(RVec::new()))).contains("unexpected"));
+        });
+    }
+
+    #[test]
+    fn a_query_hands_the_types_as_tuples_and_returns_the_events() {
+        with_python(|py| {
+            let bridge = bridge(py);
+            set(
+                &bridge,
+                "answer",
+                c"[(1, 2, 3, ('aimm', 'model', '9'), (4, 5), None, ('json', '{}'))]",
+            );
+            let (client, _) = client(&bridge);
+            let types: RVec<EventType> = vec![
+                vec![RString::from("aimm"), RString::from("*")].into(),
+                vec![RString::from("x")].into(),
+            ]
+            .into();
+            let events = py.detach(|| client.query_latest(types)).unwrap();
+            assert_eq!(events.len(), 1);
+            assert_eq!(
+                events[0].payload,
+                ROption::RSome(EventPayload::Json("{}".into()))
+            );
+            let expected = py
+                .eval(c"[('query_latest', [('aimm', '*'), ('x',)])]", None, None)
+                .unwrap();
+            assert!(bridge.getattr("calls").unwrap().eq(expected).unwrap());
+        });
+    }
+
+    #[test]
+    fn the_bridges_timeout_is_used_and_a_missing_or_bad_one_is_30_s() {
+        with_python(|py| {
+            let bridge = bridge(py);
+            let (client, _) = client(&bridge);
+            assert_eq!(client.timeout(py), Duration::from_secs(30));
+            set(&bridge, "timeout", c"2.5");
+            assert_eq!(client.timeout(py), Duration::from_millis(2500));
+            set(&bridge, "timeout", c"-1.0");
+            assert_eq!(client.timeout(py), Duration::from_secs(30));
+            set(&bridge, "timeout", c"'soon'");
+            assert_eq!(client.timeout(py), Duration::from_secs(30));
+        });
+    }
+
+    /// The event the server would notify for `registered`.
+    fn notified(registered: &RegisterEvent) -> Event {
+        Event {
+            id: EventId {
+                server: 1,
+                session: 1,
+                instance: 1,
+            },
+            event_type: registered.event_type.clone(),
+            timestamp: Timestamp { s: 1, us: 0 },
+            source_timestamp: ROption::RNone,
+            payload: registered.payload.clone(),
+        }
+    }
+
+    #[test]
+    fn once_notifications_flow_a_write_is_acknowledged_by_its_notification_not_an_answer() {
+        with_python(|py| {
+            let bridge = bridge(py);
+            let (client, notifications) = client(&bridge);
+            // Another event starts the flow.
+            notifications.arrived(CONNECTION, &[notified(&model_event("0"))]);
+            assert!(notifications.is_flowing());
+            let event = model_event("[1, 2]");
+            let notifier = {
+                let notifications = notifications.clone();
+                let note = notified(&event);
+                let bridge = bridge.clone().unbind();
+                std::thread::spawn(move || {
+                    // Not before the registration waits for it: a
+                    // notification before that is not its own.
+                    let deadline = Instant::now() + Duration::from_secs(20);
+                    while Python::attach(|py| calls_of(bridge.bind(py))) == 0 {
+                        assert!(Instant::now() < deadline, "the bridge was never called");
+                        std::thread::sleep(Duration::from_millis(10));
+                    }
+                    notifications.arrived(CONNECTION, &[note]);
+                })
+            };
+            let answer = py
+                .detach(|| client.register(vec![event.clone()].into(), RegisterMode::Persisted))
+                .unwrap();
+            notifier.join().unwrap();
+            let ROption::RSome(events) = answer else {
+                panic!("no events")
+            };
+            assert_eq!(events.len(), 1);
+            let ROption::RSome(got) = &events[0] else {
+                panic!("{events:?}")
+            };
+            // The notification's own event: the server's id and type.
+            assert_eq!(got.id, notified(&event).id);
+            assert_eq!(got.event_type, event.event_type);
+            let call = bridge.getattr("calls").unwrap().get_item(0).unwrap();
+            assert!(
+                !call.get_item(2).unwrap().extract::<bool>().unwrap(),
+                "no answer asked for"
+            );
+
+            // With no notification in time: unavailable, and said so.
+            set(&bridge, "timeout", c"0.2");
+            let started = Instant::now();
+            let text = error_of(py.detach(|| {
+                client.register(vec![model_event("3")].into(), RegisterMode::Persisted)
+            }));
+            assert!(
+                text.contains("did not report the registered events within 0.2 s"),
+                "{text}"
+            );
+            assert!(started.elapsed() < Duration::from_secs(5));
+            // Events without a payload still take the answer.
+            let claim = RegisterEvent {
+                payload: ROption::RNone,
+                ..model_event("")
+            };
+            set(&bridge, "answer", c"[None]");
+            let answer = py
+                .detach(|| client.register(vec![claim].into(), RegisterMode::Persisted))
+                .unwrap();
+            assert_eq!(answer, ROption::RSome(vec![ROption::RNone].into()));
+        });
+    }
+
+    /// How many calls `bridge` has had.
+    fn calls_of(bridge: &Bound<'_, PyAny>) -> usize {
+        bridge
+            .getattr("calls")
+            .and_then(|calls| calls.len())
+            .unwrap()
+    }
+}

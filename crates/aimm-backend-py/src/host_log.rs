@@ -71,3 +71,65 @@ impl Subscriber for HostWarnings {
     fn enter(&self, _: &Id) {}
     fn exit(&self, _: &Id) {}
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::embedded::{recorded_logger, with_python};
+    use pyo3::prelude::*;
+
+    #[test]
+    fn warnings_and_errors_reach_python_as_one_line_and_the_rest_nothing() {
+        with_python(|py| {
+            let handler = recorded_logger(py, "aimm_backend.host_test", 1);
+            let subscriber = HostWarnings {
+                sink: PythonLogSink::named("aimm_backend.host_test"),
+            };
+            py.detach(|| {
+                tracing::subscriber::with_default(subscriber, || {
+                    tracing::warn!(target: "loader", key = "backend.x", "a key no one reads");
+                    tracing::info!(target: "loader", "not even formatted");
+                    tracing::debug!(target: "loader", "nor this");
+                    tracing::error!(target: "loader", "went wrong");
+                    let span = tracing::warn_span!("opening", n = 1);
+                    let _entered = span.enter();
+                    tracing::warn!(target: "loader", "inside a span");
+                })
+            });
+            let records: Vec<(u32, String, Option<String>)> =
+                handler.getattr("records").unwrap().extract().unwrap();
+            let loader = Some("loader".to_string());
+            assert_eq!(
+                records,
+                [
+                    (
+                        30,
+                        "a key no one reads key=\"backend.x\"".to_string(),
+                        loader.clone()
+                    ),
+                    (40, "went wrong".to_string(), loader.clone()),
+                    (30, "inside a span".to_string(), loader),
+                ]
+            );
+        });
+    }
+
+    #[test]
+    fn it_takes_warn_and_above_only() {
+        crate::embedded::start();
+        let subscriber = HostWarnings {
+            sink: PythonLogSink::named("aimm_backend.levels_test"),
+        };
+        assert_eq!(subscriber.max_level_hint(), Some(LevelFilter::WARN));
+        let enabled = tracing::subscriber::with_default(subscriber, || {
+            [
+                tracing::enabled!(Level::ERROR),
+                tracing::enabled!(Level::WARN),
+                tracing::enabled!(Level::INFO),
+                tracing::enabled!(Level::DEBUG),
+                tracing::enabled!(Level::TRACE),
+            ]
+        });
+        assert_eq!(enabled, [true, true, false, false, false]);
+    }
+}

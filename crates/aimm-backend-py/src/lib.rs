@@ -62,6 +62,41 @@ mod embedded {
         path
     }
 
+    /// Records of the Python logger `name`, from now on, at `level` and
+    /// above: `handler.records` holds `(levelno, message, plugin_target)`.
+    pub(crate) fn recorded_logger<'py>(
+        py: pyo3::Python<'py>,
+        name: &str,
+        level: u32,
+    ) -> pyo3::Bound<'py, pyo3::PyAny> {
+        use pyo3::types::PyAnyMethods;
+        let globals = pyo3::types::PyDict::new(py);
+        py.run(
+            c"
+import logging
+class Recorder(logging.Handler):
+    def __init__(self):
+        super().__init__()
+        self.records = []
+    def emit(self, record):
+        self.records.append(
+            (record.levelno, record.getMessage(), getattr(record, 'plugin_target', None)))
+def attach(name, level):
+    logger = logging.getLogger(name)
+    logger.setLevel(level)
+    logger.propagate = False
+    handler = Recorder()
+    logger.handlers[:] = [handler]
+    return handler
+",
+            Some(&globals),
+            None,
+        )
+        .unwrap();
+        let attach = globals.get_item("attach").unwrap();
+        attach.call1((name, level)).unwrap()
+    }
+
     /// A `backend` section (JSON text) for the SQLite plugin on `db`.
     pub(crate) fn sqlite_section(db: &std::path::Path) -> String {
         serde_json::json!({ "module": plugin("sqlite"), "path": db }).to_string()

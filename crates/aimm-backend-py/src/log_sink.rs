@@ -91,3 +91,68 @@ impl LogSink for PythonLogSink {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::embedded::{recorded_logger, with_python};
+
+    type Records = Vec<(u32, String, Option<String>)>;
+
+    fn records(handler: &Bound<'_, PyAny>) -> Records {
+        handler.getattr("records").unwrap().extract().unwrap()
+    }
+
+    #[test]
+    fn records_go_to_the_plugins_logger_at_python_levels_with_their_target() {
+        with_python(|py| {
+            let handler = recorded_logger(py, "aimm_backend.sink_test", 1);
+            let sink = PythonLogSink::for_plugin("sink_test");
+            py.detach(|| {
+                for (level, text) in [
+                    (LogLevel::Error, "e"),
+                    (LogLevel::Warn, "w"),
+                    (LogLevel::Info, "i"),
+                    (LogLevel::Debug, "d"),
+                    (LogLevel::Trace, "t %s"),
+                ] {
+                    sink.log(level, "plugin::module", text);
+                }
+            });
+            let target = Some("plugin::module".to_string());
+            let expected: Records = [(40, "e"), (30, "w"), (20, "i"), (10, "d"), (5, "t %s")]
+                .into_iter()
+                .map(|(level, text)| (level, text.to_string(), target.clone()))
+                .collect();
+            assert_eq!(records(&handler), expected);
+        });
+    }
+
+    #[test]
+    fn levels_the_logger_is_not_enabled_for_are_dropped_and_max_level_says_so() {
+        with_python(|py| {
+            let handler = recorded_logger(py, "aimm_backend.quiet_test", 30);
+            let sink = PythonLogSink::for_plugin("quiet_test");
+            assert_eq!(py.detach(|| sink.max_level()), Some(LogLevel::Warn));
+            py.detach(|| {
+                sink.log(LogLevel::Info, "t", "dropped");
+                sink.log(LogLevel::Warn, "t", "kept");
+            });
+            assert_eq!(
+                records(&handler),
+                [(30, "kept".to_string(), Some("t".to_string()))]
+            );
+            for (level, max) in [
+                (5, LogLevel::Trace),
+                (10, LogLevel::Debug),
+                (20, LogLevel::Info),
+                (40, LogLevel::Error),
+            ] {
+                recorded_logger(py, "aimm_backend.quiet_test", level);
+                assert_eq!(py.detach(|| sink.max_level()), Some(max), "level {level}");
+            }
+            recorded_logger(py, "aimm_backend.quiet_test", 50);
+            assert_eq!(py.detach(|| sink.max_level()), None);
+        });
+    }
+}
