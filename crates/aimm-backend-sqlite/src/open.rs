@@ -292,6 +292,23 @@ mod tests {
     }
 
     #[test]
+    fn every_connection_cuts_its_journal_back_to_64_mib_and_syncs_extra() {
+        let dir = tempfile::tempdir().unwrap();
+        let conf = SqliteConfig::new(dir.path().join("m.db"));
+        for read_only in [false, true] {
+            let conn = open_connection(&conf, read_only).unwrap();
+            let limit: i64 = conn
+                .query_row("PRAGMA journal_size_limit", [], |row| row.get(0))
+                .unwrap();
+            assert_eq!(limit, 64 << 20, "read_only: {read_only}");
+            let synchronous: i64 = conn
+                .query_row("PRAGMA synchronous", [], |row| row.get(0))
+                .unwrap();
+            assert_eq!(synchronous, 3, "EXTRA");
+        }
+    }
+
+    #[test]
     fn sqlite_errors_say_what_to_check() {
         let mut conf = SqliteConfig::new("/data/m.db");
         conf.busy_timeout = 7.0;
