@@ -53,6 +53,13 @@ fn thread_cpu_ticks(name: &str) -> u64 {
     panic!("no thread named {name} in this process");
 }
 
+/// The CPU ticks the watcher thread uses over the next `period`.
+fn watcher_ticks_over(period: Duration) -> u64 {
+    let before = thread_cpu_ticks("aimm-postgres-watch");
+    std::thread::sleep(period);
+    thread_cpu_ticks("aimm-postgres-watch") - before
+}
+
 #[test]
 fn a_listener_waits_while_idle_and_between_reconnects_while_the_database_is_down() {
     log::set_logger(&WARNINGS).unwrap();
@@ -69,18 +76,14 @@ fn a_listener_waits_while_idle_and_between_reconnects_while_the_database_is_down
         .unwrap();
 
     // Nothing changes: the watcher waits for a notification.
-    let before = thread_cpu_ticks("aimm-postgres-watch");
-    std::thread::sleep(Duration::from_secs(2));
-    let used = thread_cpu_ticks("aimm-postgres-watch") - before;
+    let used = watcher_ticks_over(Duration::from_secs(2));
     assert!(
         used < 30,
         "the watcher used {used} ticks of CPU in 2 s with nothing to report"
     );
 
     server.stop();
-    let before = thread_cpu_ticks("aimm-postgres-watch");
-    std::thread::sleep(Duration::from_secs(3));
-    let used = thread_cpu_ticks("aimm-postgres-watch") - before;
+    let used = watcher_ticks_over(Duration::from_secs(3));
     assert!(
         used < 50,
         "the watcher used {used} ticks of CPU in 3 s of the server being down: it spins"

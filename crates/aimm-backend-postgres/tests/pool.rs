@@ -2,7 +2,7 @@
 //! configured, no more, each used when calls run at once; and what becomes
 //! of them when the server goes away and comes back.
 
-use aimm_backend_api::{Backend, ErrorKind};
+use aimm_backend_api::{Backend, ErrorKind, InstanceId};
 use aimm_backend_postgres::{PostgresBackend, PostgresConfig};
 use aimm_backend_test_support::{within, within_for, PostgresServer};
 use std::sync::Arc;
@@ -91,14 +91,7 @@ fn while_the_server_is_down_calls_fail_at_once_and_the_same_backend_works_when_i
     // threads that need both at once get them.
     create_on_threads(&backend, 4, 25);
     assert_eq!(backend.list_models().unwrap().len(), 1 + 4 * 25);
-    assert_eq!(
-        backend
-            .get_model(before.instance_id)
-            .unwrap()
-            .instance
-            .as_slice(),
-        b"before"
-    );
+    assert_eq!(stored(&backend, before.instance_id), b"before");
     assert_eq!(server.backend_connections(), 2, "both opened again");
 }
 
@@ -118,11 +111,13 @@ fn a_backend_idle_across_a_database_restart_works_at_its_next_call() {
         .expect("the first call after the restart");
     assert_eq!(backend.list_models().unwrap().len(), 2);
     for (id, bytes) in [(before.instance_id, "before"), (after.instance_id, "after")] {
-        assert_eq!(
-            backend.get_model(id).unwrap().instance.as_slice(),
-            bytes.as_bytes()
-        );
+        assert_eq!(stored(&backend, id), bytes.as_bytes());
     }
+}
+
+/// The bytes stored as model `id`.
+fn stored(backend: &PostgresBackend, id: InstanceId) -> Vec<u8> {
+    backend.get_model(id).unwrap().instance.to_vec()
 }
 
 #[test]
