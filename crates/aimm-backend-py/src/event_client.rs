@@ -233,42 +233,9 @@ impl EventClient for PythonEventClient {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::embedded::with_python;
+    use crate::embedded::{fake_bridge as bridge, with_python};
     use aimm_backend_api::{EventId, EventPayload, Timestamp};
-    use pyo3::types::PyDict;
     use std::time::Instant;
-
-    /// A stand-in for `aimm_backend._events.EventBridge` (the real one runs
-    /// under the real server in tests/python_package.rs): it records each
-    /// call and answers what the test set.
-    const FAKE_BRIDGE: &std::ffi::CStr = cr#"
-class Bridge:
-    def __init__(self):
-        self.calls = []
-        self.answer = None
-        self.error = None
-    def register(self, events, with_response):
-        self.calls.append(('register', events, with_response))
-        if self.error is not None:
-            raise self.error
-        return self.answer
-    def query_latest(self, types):
-        self.calls.append(('query_latest', types))
-        if self.error is not None:
-            raise self.error
-        return self.answer
-"#;
-
-    fn bridge(py: Python<'_>) -> Bound<'_, PyAny> {
-        let globals = PyDict::new(py);
-        py.run(FAKE_BRIDGE, Some(&globals), None).unwrap();
-        globals
-            .get_item("Bridge")
-            .unwrap()
-            .unwrap()
-            .call0()
-            .unwrap()
-    }
 
     fn client(bridge: &Bound<'_, PyAny>) -> (PythonEventClient, Arc<Notifications>) {
         let notifications = Arc::new(Notifications::default());

@@ -97,6 +97,36 @@ def attach(name, level):
         attach.call1((name, level)).unwrap()
     }
 
+    /// A stand-in for `aimm_backend._events.EventBridge` (the real one runs
+    /// under the real server in tests/python_package.rs): it records each
+    /// call in `calls` and answers `answer`, or raises `error`.
+    const FAKE_BRIDGE: &std::ffi::CStr = cr#"
+class Bridge:
+    def __init__(self):
+        self.calls = []
+        self.answer = None
+        self.error = None
+    def register(self, events, with_response):
+        self.calls.append(('register', events, with_response))
+        if self.error is not None:
+            raise self.error
+        return self.answer
+    def query_latest(self, types):
+        self.calls.append(('query_latest', types))
+        if self.error is not None:
+            raise self.error
+        return self.answer
+"#;
+
+    /// A new fake bridge (see [`FAKE_BRIDGE`]).
+    pub(crate) fn fake_bridge(py: pyo3::Python<'_>) -> pyo3::Bound<'_, pyo3::PyAny> {
+        use pyo3::types::{PyAnyMethods, PyDictMethods};
+        let globals = pyo3::types::PyDict::new(py);
+        py.run(FAKE_BRIDGE, Some(&globals), None).unwrap();
+        let class = globals.get_item("Bridge").unwrap().unwrap();
+        class.call0().unwrap()
+    }
+
     /// A `backend` section (JSON text) for the SQLite plugin on `db`.
     pub(crate) fn sqlite_section(db: &std::path::Path) -> String {
         serde_json::json!({ "module": plugin("sqlite"), "path": db }).to_string()
@@ -230,7 +260,7 @@ fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::embedded::{plugin, sqlite_section, with_python};
+    use super::embedded::{self, plugin, sqlite_section, with_python};
     use super::*;
 
     fn error_text(py: Python<'_>, err: &PyErr) -> (String, String) {
@@ -316,6 +346,52 @@ mod tests {
                 .is_empty());
             let err = create_subscription(py, "[", vec![], None).unwrap_err();
             assert_eq!(error_text(py, &err).0, "ConfigError");
+        });
+    }
+
+    #[test]
+    fn the_servers_client_is_lent_unless_the_section_names_its_own_server() {
+        with_python(|py| {
+            let bridge = embedded::fake_bridge(py);
+            bridge
+                .setattr("answer", pyo3::types::PyList::empty(py))
+                .unwrap();
+            let section = serde_json::json!({"module": plugin("event"), "model_prefix": ["t"]});
+            let backend = open_backend(
+                py,
+                &section.to_string(),
+                vec![],
+                None,
+                Some(bridge.clone().unbind()),
+            )
+            .unwrap();
+            let backend = Bound::new(py, backend).unwrap();
+            let listed = backend.call_method0("list_models").unwrap();
+            assert_eq!(listed.len().unwrap(), 0);
+            let calls = bridge.getattr("calls").unwrap();
+            assert!(calls.len().unwrap() > 0, "the plugin asked the bridge");
+
+            // Its own server (where nothing listens): the bridge is not
+            // used, the connection is tried and fails.
+            let own = serde_json::json!({
+                "module": plugin("event"),
+                "model_prefix": ["t"],
+                "eventer_server": {"host": "127.0.0.1", "port": 1, "timeout": 0.5},
+            });
+            let before = calls.len().unwrap();
+            let err = open_backend(
+                py,
+                &own.to_string(),
+                vec![],
+                None,
+                Some(bridge.clone().unbind()),
+            )
+            .err()
+            .unwrap();
+            let (class, text) = error_text(py, &err);
+            assert_eq!(class, "UnavailableError", "{text}");
+            assert!(text.contains("127.0.0.1:1"), "{text}");
+            assert_eq!(calls.len().unwrap(), before, "the bridge was not used");
         });
     }
 
