@@ -243,6 +243,13 @@ mod tests {
         (client, notifications)
     }
 
+    /// Asserts that the bridge's calls so far are `code` (a Python list).
+    fn assert_calls(bridge: &Bound<'_, PyAny>, code: &std::ffi::CStr) {
+        let expected = bridge.py().eval(code, None, None).unwrap();
+        let calls = bridge.getattr("calls").unwrap();
+        assert!(calls.eq(&expected).unwrap(), "{calls} != {expected}");
+    }
+
     fn set(bridge: &Bound<'_, PyAny>, name: &str, code: &std::ffi::CStr) {
         let value = bridge.py().eval(code, None, None).unwrap();
         bridge.setattr(name, value).unwrap();
@@ -276,14 +283,10 @@ mod tests {
             let answer =
                 py.detach(|| client.register(vec![model_event("1")].into(), RegisterMode::Sent));
             assert_eq!(answer.unwrap(), ROption::RNone);
-            let expected = py
-                .eval(
-                    c"[('register', [(('aimm', 'model', '1'), None, ('json', '1'))], False)]",
-                    None,
-                    None,
-                )
-                .unwrap();
-            assert!(bridge.getattr("calls").unwrap().eq(expected).unwrap());
+            assert_calls(
+                &bridge,
+                c"[('register', [(('aimm', 'model', '1'), None, ('json', '1'))], False)]",
+            );
         });
     }
 
@@ -389,10 +392,7 @@ mod tests {
                 events[0].payload,
                 ROption::RSome(EventPayload::Json("{}".into()))
             );
-            let expected = py
-                .eval(c"[('query_latest', [('aimm', '*'), ('x',)])]", None, None)
-                .unwrap();
-            assert!(bridge.getattr("calls").unwrap().eq(expected).unwrap());
+            assert_calls(&bridge, c"[('query_latest', [('aimm', '*'), ('x',)])]");
         });
     }
 

@@ -349,6 +349,16 @@ mod tests {
         });
     }
 
+    /// Opens `section` with `bridge` as the server's event client.
+    fn open_bridged(
+        section: &serde_json::Value,
+        bridge: &Bound<'_, PyAny>,
+    ) -> PyResult<NativeBackend> {
+        let py = bridge.py();
+        let bridge = Some(bridge.clone().unbind());
+        open_backend(py, &section.to_string(), vec![], None, bridge)
+    }
+
     #[test]
     fn the_servers_client_is_lent_unless_the_section_names_its_own_server() {
         with_python(|py| {
@@ -357,14 +367,7 @@ mod tests {
                 .setattr("answer", pyo3::types::PyList::empty(py))
                 .unwrap();
             let section = serde_json::json!({"module": plugin("event"), "model_prefix": ["t"]});
-            let backend = open_backend(
-                py,
-                &section.to_string(),
-                vec![],
-                None,
-                Some(bridge.clone().unbind()),
-            )
-            .unwrap();
+            let backend = open_bridged(&section, &bridge).unwrap();
             let backend = Bound::new(py, backend).unwrap();
             let listed = backend.call_method0("list_models").unwrap();
             assert_eq!(listed.len().unwrap(), 0);
@@ -379,15 +382,7 @@ mod tests {
                 "eventer_server": {"host": "127.0.0.1", "port": 1, "timeout": 0.5},
             });
             let before = calls.len().unwrap();
-            let err = open_backend(
-                py,
-                &own.to_string(),
-                vec![],
-                None,
-                Some(bridge.clone().unbind()),
-            )
-            .err()
-            .unwrap();
+            let err = open_bridged(&own, &bridge).err().unwrap();
             let (class, text) = error_text(py, &err);
             assert_eq!(class, "UnavailableError", "{text}");
             assert!(text.contains("127.0.0.1:1"), "{text}");
