@@ -453,7 +453,8 @@ mod tests {
             let answer = py
                 .detach(|| client.register(vec![event.clone()].into(), RegisterMode::Persisted))
                 .unwrap();
-            notifier.join().unwrap();
+            // The notifier takes the GIL: join it with the GIL released.
+            py.detach(|| notifier.join()).unwrap();
             let ROption::RSome(events) = answer else {
                 panic!("no events")
             };
