@@ -115,6 +115,25 @@ mod tests {
     }
 
     #[test]
+    fn installed_it_sends_warnings_of_every_thread_to_the_aimm_backend_logger() {
+        with_python(|py| {
+            let handler = recorded_logger(py, "aimm_backend", 30);
+            HostWarnings::install();
+            py.detach(|| {
+                std::thread::spawn(|| tracing::warn!(target: "loader", "from any thread"))
+                    .join()
+                    .unwrap()
+            });
+            let records: Vec<(u32, String, Option<String>)> =
+                handler.getattr("records").unwrap().extract().unwrap();
+            assert!(
+                records.contains(&(30, "from any thread".into(), Some("loader".into()))),
+                "{records:?}"
+            );
+        });
+    }
+
+    #[test]
     fn it_takes_warn_and_above_only() {
         crate::embedded::start();
         let subscriber = HostWarnings {
