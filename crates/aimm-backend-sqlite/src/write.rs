@@ -22,6 +22,12 @@ const LARGE_BLOB: usize = 1 << 20;
 /// only SQLite's page cache.
 const UNSPILLED_BATCH_BYTES: usize = 256 << 20;
 
+/// Whether a batch of `bytes` of models lets SQLite spill its pages before
+/// the commit (see [`UNSPILLED_BATCH_BYTES`]).
+fn spills(bytes: usize) -> bool {
+    bytes > UNSPILLED_BATCH_BYTES
+}
+
 /// Applies every write of `batch` in one `IMMEDIATE` transaction and commits.
 /// With several writes, each runs in its own savepoint so that one failing
 /// (an unknown id, a taken id) fails alone. A batch in which no write
@@ -33,7 +39,7 @@ pub(crate) fn apply_batch(
     error: impl Fn(&str, rusqlite::Error) -> BackendError,
 ) -> Result<Vec<Result<Applied>>> {
     let bytes: usize = batch.iter().map(|p| p.model.instance.len()).sum();
-    conn.pragma_update(None, "cache_spill", bytes > UNSPILLED_BATCH_BYTES)
+    conn.pragma_update(None, "cache_spill", spills(bytes))
         .map_err(|err| error("setting cache_spill in", err))?;
     let mut tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -290,6 +296,15 @@ mod tests {
         )
         .unwrap();
         (dir, conn)
+    }
+
+    #[test]
+    fn batches_above_256_mib_spill_their_pages_and_smaller_ones_do_not() {
+        assert!(!spills(0));
+        assert!(!spills(64 << 20));
+        assert!(!spills(256 << 20));
+        assert!(spills((256 << 20) + 1));
+        assert!(spills(2 << 30));
     }
 
     #[test]
