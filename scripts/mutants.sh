@@ -33,7 +33,7 @@
 #           (the HatObserver messages against hat-sbs)
 #   batcher crates/aimm-backend-batcher/src/lib.rs
 #           the batcher's unit tests
-#   hat     crates/hat-eventer-client/src/{sbs/*,chatter,connection/*}.rs
+#   hat     crates/hat-eventer-client/src/{sbs/*,chatter,connection/*,client/*}.rs
 #           the client's unit tests, tests/sbs_differential.rs (against
 #           hat-sbs) and tests/eventer_client.rs (real server, fake peers)
 #   py      crates/aimm-backend-py/src/*.rs
@@ -176,7 +176,8 @@ group_config() {
     hat)
         files=(crates/hat-eventer-client/src/sbs/*.rs
             crates/hat-eventer-client/src/chatter.rs
-            crates/hat-eventer-client/src/connection/*.rs)
+            crates/hat-eventer-client/src/connection/*.rs
+            crates/hat-eventer-client/src/client/*.rs)
         packages=hat-eventer-client,aimm-backend-tests
         test_args=(--lib --test sbs_differential --test eventer_client)
         filters=()

@@ -149,7 +149,7 @@ mod tests {
     async fn the_peer_s_messages_arrive_and_its_pings_are_answered() {
         let (_sender, mut incoming, mut peer) = pair().await;
         let ping = msg(1);
-        peer.write_all(&ping.to_frame()).await.unwrap();
+        within(peer.write_all(&ping.to_frame())).await.unwrap();
         let pong = within(read_frame(&mut peer, 1 << 20)).await.unwrap();
         assert_eq!(pong.data.data_type, PONG);
         assert_eq!((pong.first, pong.owner, pong.last), (1, false, true));
@@ -161,7 +161,7 @@ mod tests {
             last: true,
             data: data("x"),
         };
-        peer.write_all(&msg.to_frame()).await.unwrap();
+        within(peer.write_all(&msg.to_frame())).await.unwrap();
         let received = within(incoming.recv()).await.unwrap().unwrap();
         assert_eq!(
             received.conversation,
@@ -382,13 +382,13 @@ mod tests {
         let frame = answer_frame(request.first, len);
         // Half the frame: the rest is held back until the start is here.
         let half = frame.len() / 2;
-        peer.write_all(&frame[..half]).await.unwrap();
+        within(peer.write_all(&frame[..half])).await.unwrap();
         let mut received = within(incoming.recv()).await.unwrap().unwrap();
         assert_eq!(received.conversation, request);
         let rest = received.rest.as_mut().expect("a rest to come");
         assert_eq!(received.data.data.len() + rest.len, len);
         assert!(received.data.data.len() <= STREAM_START);
-        peer.write_all(&frame[half..]).await.unwrap();
+        within(peer.write_all(&frame[half..])).await.unwrap();
         assert_eq!(whole_data(received).await, counting(len));
     }
 
@@ -416,7 +416,7 @@ mod tests {
             answer_frame(streamed.first, len),
             answer_frame(small.first, STREAM_START - 100),
         ] {
-            peer.write_all(&frame).await.unwrap();
+            within(peer.write_all(&frame)).await.unwrap();
         }
         let mut seen = Vec::new();
         for _ in 0..4 {
@@ -445,10 +445,11 @@ mod tests {
             .await
             .unwrap();
         let len = (STREAM_QUEUE + 3) * STREAM_PIECE;
-        peer.write_all(&answer_frame(request.first, len))
+        // Bounded: a reader that stops reading would block this write.
+        within(peer.write_all(&answer_frame(request.first, len)))
             .await
             .unwrap();
-        peer.write_all(&answer_frame(77, 10)).await.unwrap();
+        within(peer.write_all(&answer_frame(77, 10))).await.unwrap();
         let received = within(incoming.recv()).await.unwrap().unwrap();
         assert!(received.rest.is_some());
         drop(received);
@@ -464,7 +465,9 @@ mod tests {
             .await
             .unwrap();
         let frame = answer_frame(request.first, 2 * STREAM_PIECE);
-        peer.write_all(&frame[..STREAM_PIECE]).await.unwrap();
+        within(peer.write_all(&frame[..STREAM_PIECE]))
+            .await
+            .unwrap();
         let mut received = within(incoming.recv()).await.unwrap().unwrap();
         drop(peer);
         let rest = received.rest.as_mut().unwrap();
@@ -487,7 +490,7 @@ mod tests {
             .unwrap();
         sender.forget_streamed(request);
         let len = STREAM_START + 1;
-        peer.write_all(&answer_frame(request.first, len))
+        within(peer.write_all(&answer_frame(request.first, len)))
             .await
             .unwrap();
         let received = within(incoming.recv()).await.unwrap().unwrap();
