@@ -364,11 +364,31 @@ mod tests {
     async fn whole_data(mut received: Received) -> Vec<u8> {
         let mut all = received.data.data.to_vec();
         if let Some(rest) = received.rest.as_mut() {
-            while let Some(piece) = within(rest.next()).await {
+            for piece in pieces(rest).await {
                 all.extend(piece.unwrap());
             }
         }
         all
+    }
+
+    /// Every piece of `rest` until it ends. Bounded: a rest that yields
+    /// empty pieces, or more bytes than it announced, would be read for
+    /// ever, each piece in time.
+    async fn pieces(rest: &mut Rest) -> Vec<Result<Vec<u8>, ChatterError>> {
+        let announced = rest.len;
+        let (mut pieces, mut bytes) = (Vec::new(), 0);
+        while let Some(piece) = within(rest.next()).await {
+            if let Ok(data) = &piece {
+                assert!(!data.is_empty(), "an empty piece");
+                bytes += data.len();
+                assert!(
+                    bytes <= announced,
+                    "more than the {announced} bytes announced"
+                );
+            }
+            pieces.push(piece);
+        }
+        pieces
     }
 
     #[tokio::test]
@@ -472,7 +492,7 @@ mod tests {
         drop(peer);
         let rest = received.rest.as_mut().unwrap();
         let mut failed = false;
-        while let Some(piece) = within(rest.next()).await {
+        for piece in pieces(rest).await {
             if let Err(err) = piece {
                 assert!(matches!(err, ChatterError::Io(_)), "{err:?}");
                 failed = true;
