@@ -251,6 +251,9 @@ fn created_twice_forked_and_closed_with_writes_in_flight() {
     assert_eq!(result["child_exit"], 0, "{result}");
     assert_eq!(result["child_said"], 499500, "{result}");
     assert!(result["after_fork_id"].as_i64().unwrap() > 2, "{result}");
+    // A model the caller dropped is not kept alive by the thread that
+    // wrote it.
+    assert_eq!(result["freed_after_calls"], true, "{result}");
     // Closing waits for the 16 writes in flight; each is stored. A write
     // started after closing fails clearly.
     assert_eq!(result["in_flight_acknowledged"], 16, "{result}");

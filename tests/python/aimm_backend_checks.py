@@ -21,6 +21,7 @@ stderr when it could not. Every wait has a deadline.
 import argparse
 import asyncio
 import concurrent.futures
+import gc
 import hashlib
 import json
 import logging
@@ -31,6 +32,7 @@ import subprocess
 import sys
 import threading
 import time
+import weakref
 
 from aimm import plugins
 from hat import aio
@@ -52,6 +54,9 @@ BAD_TYPE = "checks.Raises"
 STR_TYPE = "checks.ReturnsStr"
 """A model type whose serializer returns a str."""
 
+HELD_TYPE = "checks.Held"
+"""Instances are :class:`Held`; serialized, their bytes."""
+
 DEADLINE = 60.0
 """Seconds any one awaited call may take before the scenario fails."""
 
@@ -61,9 +66,21 @@ def _serialize(instance):
     return instance
 
 
-@plugins.deserialize([MODEL_TYPE, BAD_TYPE, STR_TYPE])
+@plugins.deserialize([MODEL_TYPE, BAD_TYPE, STR_TYPE, HELD_TYPE])
 def _deserialize(blob):
     return blob
+
+
+class Held:
+    """A model instance whose lifetime a check can watch (``weakref``)."""
+
+    def __init__(self, data):
+        self.data = data
+
+
+@plugins.serialize([HELD_TYPE])
+def _serialize_held(instance):
+    return instance.data
 
 
 @plugins.serialize([BAD_TYPE])
@@ -395,6 +412,17 @@ def cmd_lifecycle(args):
         child_said = results.get(timeout=5) if child_exit == 0 else None
         after_fork = await first.create_model(MODEL_TYPE, b"after fork")
 
+        # The backend's threads keep nothing of a call once it is done: a
+        # model its caller has dropped is freed (a model of 256 MiB must
+        # not outlive its write until the thread's next call).
+        held = Held(payload("held", 1000))
+        held_ref = weakref.ref(held)
+        model = await first.create_model(HELD_TYPE, held)
+        await first.update_model(model)
+        del held, model
+        gc.collect()
+        freed_after_calls = held_ref() is None
+
         # Close with writes in flight: they finish and are stored; a
         # write started after close fails.
         in_flight = [asyncio.ensure_future(
@@ -424,6 +452,7 @@ def cmd_lifecycle(args):
             "seen_by_first": seen_by_first,
             "child_exit": child_exit, "child_said": child_said,
             "after_fork_id": after_fork.instance_id,
+            "freed_after_calls": freed_after_calls,
             "in_flight_acknowledged": len(acknowledged),
             "after_close": after_close,
             "in_flight_failed": failed[:3],

@@ -11,10 +11,11 @@ after fails), then closes the plugin's store.
 """
 
 import asyncio
-import concurrent.futures
 import contextlib
 import json
 import logging
+import queue
+import threading
 from pathlib import Path
 
 from hat import aio
@@ -61,13 +62,10 @@ async def open_backend(section, client, plugin_dirs=()):
     the plugin library) and wraps it for the server. ``client`` is the
     server's Hat eventer client or ``None``."""
     loop = asyncio.get_running_loop()
-    executor = concurrent.futures.ThreadPoolExecutor(
-        max_workers=MAX_WORKERS, thread_name_prefix="aimm_backend"
-    )
+    workers = Workers(loop, MAX_WORKERS, "aimm_backend")
     bridge = None if client is None else _events.EventBridge(client, loop)
     try:
-        native = await loop.run_in_executor(
-            executor,
+        native = await workers.run(
             _native.open_backend,
             json.dumps(section),
             [str(d) for d in plugin_dirs],
@@ -75,7 +73,7 @@ async def open_backend(section, client, plugin_dirs=()):
             bridge,
         )
     except BaseException:
-        executor.shutdown(wait=False)
+        workers.shutdown()
         raise
     mlog.debug(
         "opened backend plugin %s %s (%s)",
@@ -83,7 +81,93 @@ async def open_backend(section, client, plugin_dirs=()):
         native.plugin_version,
         native.library_path,
     )
-    return Backend(native, executor, loop, bridge)
+    return Backend(native, workers, loop, bridge)
+
+
+class Workers:
+    """Threads that run blocking calls for an event loop and hand each
+    result back to it.
+
+    A call costs one queue put, and one ``call_soon_threadsafe`` when it is
+    done. ``loop.run_in_executor`` also chains a ``concurrent.futures``
+    future to an asyncio one, under locks: awaiting a call that does
+    nothing took 120-135 us that way and 66-91 us this way (5,000 calls,
+    2 vCPUs). For a model of 4 KiB that hop is most of a backend call.
+
+    The threads are daemons: a backend nobody closes must not keep the
+    interpreter from exiting. A call still running at exit is one whose
+    caller was never told it had finished.
+    """
+
+    def __init__(self, loop, threads, name):
+        self._loop = loop
+        self._jobs = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)
+        self._pending = 0
+        self._shut_down = False
+        self._threads = [
+            threading.Thread(
+                target=self._work, name=f"{name}_{i}", daemon=True
+            )
+            for i in range(threads)
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def run(self, fn, *args) -> asyncio.Future:
+        """Runs ``fn(*args)`` on a thread; the future (of the loop) gets its
+        result or exception. Called on the loop's thread."""
+        future = self._loop.create_future()
+        with self._lock:
+            if self._shut_down:
+                # Queued behind the threads' stop, it would never run.
+                raise ConnectionError("the backend is closed")
+            self._pending += 1
+            self._jobs.put((future, fn, args))
+        return future
+
+    def wait_idle(self):
+        """Blocks until no call is queued or running (not on the loop's
+        thread: the calls may need it)."""
+        with self._lock:
+            self._idle.wait_for(lambda: self._pending == 0)
+
+    def shutdown(self):
+        """Lets the threads end once the calls queued before are done;
+        later calls fail."""
+        with self._lock:
+            self._shut_down = True
+            for _ in self._threads:
+                self._jobs.put(None)
+
+    def _work(self):
+        while (job := self._jobs.get()) is not None:
+            future, fn, args = job
+            try:
+                outcome = (fn(*args), None)
+            except BaseException as e:
+                outcome = (None, e)
+            try:
+                self._loop.call_soon_threadsafe(_settle, future, *outcome)
+            except RuntimeError:
+                pass  # the loop is closed: nobody waits for the result
+            finally:
+                del future, fn, args, job, outcome
+                with self._lock:
+                    self._pending -= 1
+                    if not self._pending:
+                        self._idle.notify_all()
+
+
+def _settle(future, result, error):
+    # A caller that was cancelled has gone; its call ran to its end anyway.
+    if future.done():
+        return
+    if error is None:
+        future.set_result(result)
+    else:
+        future.set_exception(error)
 
 
 class Backend(aio.Resource):
@@ -92,19 +176,16 @@ class Backend(aio.Resource):
     Create it with :func:`open_backend` (the ``create`` of the modules
     ``aimm_backend.sqlite``, ``.event`` and ``.plugin``)."""
 
-    def __init__(self, native, executor, loop, bridge=None):
+    def __init__(self, native, workers, loop, bridge=None):
         self._native = native
-        self._executor = executor
-        self._delivery = concurrent.futures.ThreadPoolExecutor(
-            max_workers=1, thread_name_prefix="aimm_backend_events"
-        )
+        self._workers = workers
+        self._delivery = Workers(loop, 1, "aimm_backend_events")
         self._loop = loop
         self._bridge = bridge
         self._events = asyncio.Queue()
         self._group = aio.Group()
         self._cbs = util.CallbackRegistry()
         self._listening = False
-        self._in_flight = set()
         self._active = 0
         self._idle = asyncio.Event()
         self._idle.set()
@@ -179,12 +260,12 @@ class Backend(aio.Resource):
             if not self._delivering():
                 return
             try:
-                await self._run_on(self._delivery, self._process_events, events)
+                await self._delivery.run(self._process_events, events)
             except Exception as e:
                 mlog.warning("process_events: %s", e)
 
     def _process_events(self, events):
-        # On an executor thread: converting large payloads costs time.
+        # On the delivery thread: converting large payloads costs time.
         self._native.process_events([_events.event_to_tuple(e) for e in events])
 
     @contextlib.asynccontextmanager
@@ -202,13 +283,7 @@ class Backend(aio.Resource):
                 self._idle.set()
 
     async def _run(self, fn, *args):
-        return await self._run_on(self._executor, fn, *args)
-
-    async def _run_on(self, executor, fn, *args):
-        future = executor.submit(fn, *args)
-        self._in_flight.add(future)
-        future.add_done_callback(self._in_flight.discard)
-        return await asyncio.wrap_future(future)
+        return await self._workers.run(fn, *args)
 
     # The jobs below run on the backend's threads: one hop from the loop
     # per call, with the model plugins' (de)serializers and the plugin call
@@ -243,8 +318,8 @@ class Backend(aio.Resource):
 
     async def _notify_change(self, instance_id, model_type, blob):
         try:
-            model = await self._loop.run_in_executor(
-                self._executor, _to_model, instance_id, model_type, blob
+            model = await self._workers.run(
+                _to_model, instance_id, model_type, blob
             )
         except Exception as e:
             mlog.warning(
@@ -259,21 +334,17 @@ class Backend(aio.Resource):
         self._closing = True
         await self._idle.wait()
         # Calls whose callers were cancelled still run on their threads.
-        in_flight = list(self._in_flight)
-        if in_flight:
-            await self._loop.run_in_executor(
-                None, concurrent.futures.wait, in_flight
-            )
+        await self._loop.run_in_executor(None, self._workers.wait_idle)
         try:
-            await self._loop.run_in_executor(self._executor, self._native.close)
+            await self._workers.run(self._native.close)
         except Exception as e:
             mlog.warning("closing the backend: %s", e)
         finally:
             # The plugin's store goes now, not when Python frees this
             # object: the file is closed (a WAL checkpointed) on return.
-            await self._loop.run_in_executor(self._executor, self._native.release)
-            self._executor.shutdown(wait=False)
-            self._delivery.shutdown(wait=False)
+            await self._workers.run(self._native.release)
+            self._workers.shutdown()
+            self._delivery.shutdown()
 
 
 
