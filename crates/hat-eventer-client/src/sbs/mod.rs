@@ -113,6 +113,37 @@ mod tests {
     }
 
     #[test]
+    fn the_widest_integers_take_19_groups_and_encoded_bytes_go_in_as_they_are() {
+        // 128 bits of two's complement in 7-bit groups.
+        for value in [i128::MAX, i128::MIN] {
+            let mut w = Writer::new();
+            w.integer(value);
+            assert_eq!(w.as_bytes().len(), 19, "{value}");
+        }
+        let mut w = Writer::new();
+        w.integer(1);
+        w.encoded(&[0x81, 0x82]);
+        assert_eq!(hex(w.as_bytes()), "818182");
+    }
+
+    #[test]
+    fn booleans_floats_and_none_match_hat_sbs_and_round_trip() {
+        // DESIGN.md section 5: one byte; 8 bytes IEEE 754 big-endian; nothing.
+        assert_eq!(hex(&encode(&true)), "01");
+        assert_eq!(hex(&encode(&false)), "00");
+        assert_eq!(hex(&encode(&1.5f64)), "3ff8000000000000");
+        assert_eq!(encode(&()), Vec::<u8>::new());
+        assert!(decode::<bool>(&[1]).unwrap());
+        assert!(!decode::<bool>(&[0]).unwrap());
+        assert_eq!(decode::<f64>(&encode(&-2.25f64)).unwrap(), -2.25);
+        decode::<()>(&[]).unwrap();
+        // None reads nothing: what follows it is left to the next value.
+        let mut r = Reader::new(&[0x81]);
+        <() as Sbs>::read(&mut r).unwrap();
+        assert_eq!(r.offset(), 0);
+    }
+
+    #[test]
     fn optional_matches_hat_sbs() {
         let mut w = Writer::new();
         w.optional(None::<&i128>, |w, v| w.integer(*v));
