@@ -226,6 +226,18 @@ mod tests {
     }
 
     #[test]
+    fn a_start_is_decoded_only_when_it_holds_every_field_before_the_data() {
+        let body = msg().encode();
+        let data_at = body.len() - 3; // the 3 data bytes come last
+        let (start, owed) = Msg::decode_start(body[..data_at].to_vec(), body.len()).unwrap();
+        assert_eq!(owed, 3);
+        assert_eq!(start.data.data_type, msg().data.data_type);
+        // Cut inside the data type: the bytes not read yet are not guessed.
+        let cut = data_at - 5;
+        assert_eq!(Msg::decode_start(body[..cut].to_vec(), body.len()), None);
+    }
+
+    #[test]
     fn a_frame_of_exactly_the_limit_is_accepted_and_one_byte_more_refused() {
         assert_eq!(FrameHeader::parse(&[0x01, 0x00], 256).unwrap(), 256);
         assert_eq!(

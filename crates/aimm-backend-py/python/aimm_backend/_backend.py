@@ -90,9 +90,11 @@ class Workers:
 
     A call costs one queue put, and one ``call_soon_threadsafe`` when it is
     done. ``loop.run_in_executor`` also chains a ``concurrent.futures``
-    future to an asyncio one, under locks: awaiting a call that does
-    nothing took 120-135 us that way and 66-91 us this way (5,000 calls,
-    2 vCPUs). For a model of 4 KiB that hop is most of a backend call.
+    future to an asyncio one, under locks. Awaiting a call that does
+    nothing took 0.57-0.84 of the time this way, in each of 9 rounds of
+    5,000 calls (52-103 us against 66-144 us, 2 vCPUs;
+    ``tests/python/bench_thread_hop.py``). For a model of 4 KiB that hop
+    is a large part of a backend call.
 
     The threads are daemons: a backend nobody closes must not keep the
     interpreter from exiting. A call still running at exit is one whose

@@ -442,4 +442,22 @@ mod tests {
         let err = r.integer().unwrap_err();
         assert!(err.problem.contains("10 bytes with 4 bytes owed"), "{err}");
     }
+
+    /// Hands out its chunks in order.
+    struct Chunks(Vec<Vec<u8>>);
+
+    impl ChunkSource for Chunks {
+        fn next_chunk(&mut self) -> Result<Vec<u8>, String> {
+            Ok(self.0.remove(0))
+        }
+    }
+
+    #[test]
+    fn a_source_that_overruns_over_several_chunks_is_an_error() {
+        // "abc" is 4 bytes; the second chunk brings 3 where 1 is owed.
+        let source = Chunks(vec![vec![0x83, b'a', b'b'], vec![b'c', b'd', b'e']]);
+        let mut r = Reader::streaming(Body::new(), 4, source);
+        let err = r.string().unwrap_err();
+        assert!(err.problem.contains("3 bytes with 1 bytes owed"), "{err}");
+    }
 }
