@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use crate::readpaths::{self, ReadPath};
 use crate::stores::{Plugin, StoreKind, MODEL_TYPE};
-use aimm_backend_bench::sysinfo;
+use aimm_backend_bench::{report, sysinfo};
 use aimm_backend_test_support::payload;
 
 /// The seed of the big model's bytes.
@@ -337,19 +337,9 @@ fn big_read(plugin: &Path, db: &Path, id: i64, size: usize) -> Result<Value> {
 pub fn spawn(args: &[String]) -> Result<Value> {
     let exe = std::env::current_exe().context("finding this program's path")?;
     let mut command = Command::new(&exe);
-    sysinfo::default_allocator(&mut command);
-    let output = command
-        .args(args)
-        .output()
-        .with_context(|| format!("running {}", exe.display()))?;
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    ensure!(
-        output.status.success(),
-        "child `{}` failed ({}): {}",
-        args.join(" "),
-        output.status,
-        String::from_utf8_lossy(&output.stderr).trim()
-    );
-    let line = stdout.lines().last().unwrap_or_default();
-    serde_json::from_str(line).with_context(|| format!("child printed {line:?}"))
+    command.args(args);
+    Ok(report::run(
+        &mut command,
+        &format!("child `{}`", args.join(" ")),
+    )?)
 }

@@ -51,10 +51,11 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use aimm_backend_bench::report::StockBench;
 use aimm_backend_bench::sysinfo;
 use aimm_backend_test_support::{venv_python, workspace_root};
 use figures::{Bench, Params};
-use stores::{Plugin, Python};
+use stores::Plugin;
 
 /// The command line.
 #[derive(Debug, Parser)]
@@ -180,10 +181,7 @@ fn run(cli: Cli) -> Result<()> {
             None => venv_python(&repo, sysinfo::default_allocator)
                 .context("use --python or --skip-python")?,
         };
-        Some(Python {
-            interpreter,
-            script: repo.join("tests/python/bench_aimm_sqlite.py"),
-        })
+        Some(StockBench::new(interpreter, &repo))
     } else {
         None
     };

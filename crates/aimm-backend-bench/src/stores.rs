@@ -1,16 +1,15 @@
 //! The stores under test and the create / get_models / update workload run
 //! against each: our backend loaded as a plugin, the same backend linked
-//! directly, a bare `rusqlite` loop, and the Python aimm backend (a
-//! subprocess).
+//! directly and a bare `rusqlite` loop. The Python aimm backend runs in a
+//! subprocess ([`aimm_backend_bench::report::StockBench`]).
 
 use aimm_backend_api::{Backend, Model, RString, RVec};
 use aimm_backend_loader::{PluginLibrary, SearchPath, ServerConfig};
 use aimm_backend_sqlite::{SqliteBackend, SqliteConfig};
 use aimm_backend_test_support::payload;
-use anyhow::{bail, ensure, Context, Result};
+use anyhow::{ensure, Context, Result};
 use rusqlite::{params, Connection, TransactionBehavior};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -361,66 +360,4 @@ pub fn open_bare(db: &Path) -> Result<Connection> {
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.execute(CREATE_TABLE, [])?;
     Ok(conn)
-}
-
-/// How to run the Python reference benchmark.
-pub struct Python {
-    /// The venv's interpreter.
-    pub interpreter: PathBuf,
-    /// `tests/python/bench_aimm_sqlite.py`.
-    pub script: PathBuf,
-}
-
-/// One run of the Python benchmark: its phase times and its whole report.
-pub struct PythonRun {
-    /// Seconds per phase, as the script measured them.
-    pub times: PhaseTimes,
-    /// The JSON object the script printed.
-    pub report: serde_json::Value,
-}
-
-impl Python {
-    /// Runs the script for `count` models of `size` bytes, its temporary
-    /// directory under `dir`.
-    pub fn run(&self, count: usize, size: usize, dir: &Path) -> Result<PythonRun> {
-        let mut command = Command::new(&self.interpreter);
-        aimm_backend_bench::sysinfo::default_allocator(&mut command);
-        let output = command
-            .arg(&self.script)
-            .args(["--count", &count.to_string(), "--size", &size.to_string()])
-            .arg("--dir")
-            .arg(dir)
-            .output()
-            .with_context(|| format!("running {}", self.interpreter.display()))?;
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        if !output.status.success() {
-            bail!(
-                "the Python benchmark failed ({}): {}{}",
-                output.status,
-                stdout.trim(),
-                String::from_utf8_lossy(&output.stderr).trim()
-            );
-        }
-        let line = stdout.lines().last().unwrap_or_default();
-        let report: serde_json::Value = serde_json::from_str(line)
-            .with_context(|| format!("the Python benchmark printed {line:?}"))?;
-        let secs = |key: &str| -> Result<f64> {
-            report[key]
-                .as_f64()
-                .with_context(|| format!("the Python report has no number `{key}`"))
-        };
-        ensure!(
-            report["verified"] == serde_json::Value::Bool(true),
-            "the Python run did not verify"
-        );
-        Ok(PythonRun {
-            times: PhaseTimes {
-                create: secs("create_s")?,
-                get: secs("get_models_s")?,
-                get_warm: f64::NAN,
-                update: secs("update_s")?,
-            },
-            report,
-        })
-    }
 }

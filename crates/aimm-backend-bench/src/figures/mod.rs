@@ -11,7 +11,8 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use crate::stores::{self, Plugin, Python};
+use crate::stores::{self, Plugin};
+use aimm_backend_bench::report::StockBench;
 
 /// Progress, on stderr so stdout stays the report.
 macro_rules! progress {
@@ -82,7 +83,7 @@ pub(crate) struct Bench {
     pub(crate) base: PathBuf,
     pub(crate) plugin_path: PathBuf,
     pub(crate) plugin: Plugin,
-    pub(crate) python: Option<Python>,
+    pub(crate) python: Option<StockBench>,
     pub(crate) repo: PathBuf,
     pub(crate) json: BTreeMap<String, Value>,
 }

@@ -376,7 +376,12 @@ impl Bench {
         let py = self.python.as_ref().context("no Python interpreter")?;
         let dir = self.fresh_dir("workload-py-")?;
         let run = py.run(p.count, p.size, dir.path())?;
-        series.push(run.times);
+        series.push(PhaseTimes {
+            create: run.create,
+            get: run.get_models,
+            get_warm: f64::NAN,
+            update: run.update,
+        });
         Ok(run.report)
     }
 }

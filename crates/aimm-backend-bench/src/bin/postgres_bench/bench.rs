@@ -3,10 +3,9 @@
 
 use crate::target::{open_plugin, Floor, Target};
 use aimm_backend_api::RVec;
-use aimm_backend_bench::sysinfo;
 use aimm_backend_test_support::payload::test_bytes;
 use aimm_backend_test_support::{workspace_root, PostgresServer};
-use anyhow::{bail, ensure, Context, Result};
+use anyhow::{bail, ensure, Result};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -32,6 +31,12 @@ pub(crate) struct Wal {
     pub(crate) get: u64,
     pub(crate) update: u64,
     pub(crate) list: u64,
+}
+
+/// What one phase took: seconds, and WAL bytes.
+struct Spent {
+    secs: f64,
+    wal: u64,
 }
 
 /// The server, an admin connection for its counters, and where things are.
@@ -77,6 +82,21 @@ impl Bench {
             .unwrap()
             .query_one("SELECT (pg_current_wal_lsn() - '0/0')::bigint", &[])?;
         Ok(row.get::<_, i64>(0) as u64)
+    }
+
+    /// Runs `phase`: what it returned, its time and the WAL written meanwhile.
+    fn measure<T>(&self, phase: impl FnOnce() -> Result<T>) -> Result<(T, Spent)> {
+        let lsn = self.wal_lsn()?;
+        let start = Instant::now();
+        let out = phase()?;
+        let secs = start.elapsed().as_secs_f64();
+        Ok((
+            out,
+            Spent {
+                secs,
+                wal: self.wal_lsn()? - lsn,
+            },
+        ))
     }
 
     /// WAL syncs so far (flushed by backends as they exit or go idle).
@@ -167,24 +187,16 @@ pub(crate) fn run_workload(
     bench.checkpoint();
     let originals: Vec<Vec<u8>> = (0..count).map(|i| payload(round, i, size)).collect();
     let changed: Vec<Vec<u8>> = (0..count).map(|i| payload(round + 1000, i, size)).collect();
-    let mut times = Phases::default();
-    let mut wal = Wal::default();
 
     let handed = originals.clone();
-    let lsn = bench.wal_lsn()?;
-    let start = Instant::now();
-    let ids: Vec<i64> = handed
-        .into_iter()
-        .map(|bytes| target.create("bench", bytes))
-        .collect::<Result<_>>()?;
-    times.create = start.elapsed().as_secs_f64();
-    wal.create = bench.wal_lsn()? - lsn;
+    let (ids, create) = bench.measure(|| {
+        handed
+            .into_iter()
+            .map(|bytes| target.create("bench", bytes))
+            .collect::<Result<Vec<i64>>>()
+    })?;
 
-    let lsn = bench.wal_lsn()?;
-    let start = Instant::now();
-    let models = target.get_models()?;
-    times.get = start.elapsed().as_secs_f64();
-    wal.get = bench.wal_lsn()? - lsn;
+    let (models, get) = bench.measure(|| target.get_models())?;
     let got: BTreeMap<i64, RVec<u8>> = models.into_iter().collect();
     for (id, bytes) in ids.iter().zip(&originals) {
         ensure!(
@@ -194,23 +206,29 @@ pub(crate) fn run_workload(
     }
     drop(got);
 
-    let lsn = bench.wal_lsn()?;
-    let start = Instant::now();
-    for (id, bytes) in ids.iter().zip(changed) {
-        target.update(*id, "bench", bytes)?;
-    }
-    times.update = start.elapsed().as_secs_f64();
-    wal.update = bench.wal_lsn()? - lsn;
+    let ((), update) = bench.measure(|| {
+        ids.iter()
+            .zip(changed)
+            .try_for_each(|(id, bytes)| target.update(*id, "bench", bytes))
+    })?;
 
-    let lsn = bench.wal_lsn()?;
-    let start = Instant::now();
-    let listed = target.list()?;
-    times.list = start.elapsed().as_secs_f64();
-    wal.list = bench.wal_lsn()? - lsn;
+    let (listed, list) = bench.measure(|| target.list())?;
     ensure!(
         listed == count,
         "{variant:?}: list gave {listed} models, not {count}"
     );
+    let times = Phases {
+        create: create.secs,
+        get: get.secs,
+        update: update.secs,
+        list: list.secs,
+    };
+    let wal = Wal {
+        create: create.wal,
+        get: get.wal,
+        update: update.wal,
+        list: list.wal,
+    };
     Ok((times, wal))
 }
 
@@ -232,79 +250,31 @@ pub(crate) fn run_writers(
         })
         .collect();
     bench.checkpoint();
-    let lsn = bench.wal_lsn()?;
-    let start = Instant::now();
-    std::thread::scope(|scope| -> Result<()> {
-        let handles: Vec<_> = payloads
-            .into_iter()
-            .map(|mine| {
-                let target = target.clone();
-                scope.spawn(move || -> Result<()> {
-                    for bytes in mine {
-                        target.create("bench", bytes)?;
-                    }
-                    Ok(())
+    let ((), spent) = bench.measure(|| {
+        std::thread::scope(|scope| -> Result<()> {
+            let handles: Vec<_> = payloads
+                .into_iter()
+                .map(|mine| {
+                    let target = target.clone();
+                    scope.spawn(move || -> Result<()> {
+                        for bytes in mine {
+                            target.create("bench", bytes)?;
+                        }
+                        Ok(())
+                    })
                 })
-            })
-            .collect();
-        for handle in handles {
-            handle.join().expect("a writer panicked")?;
-        }
-        Ok(())
+                .collect();
+            for handle in handles {
+                handle.join().expect("a writer panicked")?;
+            }
+            Ok(())
+        })
     })?;
-    let secs = start.elapsed().as_secs_f64();
-    let wal = bench.wal_lsn()? - lsn;
     ensure!(
         target.list()? == per_writer * writers,
         "{variant:?}: writes missing"
     );
-    Ok((secs, wal))
-}
-
-/// `aimm.server.backend.sqlite` through its Python interface
-/// (`tests/python/bench_aimm_sqlite.py`): creates, one `get_models`,
-/// updates, each timed by the script, on a fresh file under `dir`.
-pub(crate) fn run_stock(
-    python: &std::path::Path,
-    count: usize,
-    size: usize,
-    dir: &std::path::Path,
-) -> Result<Phases> {
-    let mut command = std::process::Command::new(python);
-    sysinfo::default_allocator(&mut command);
-    let output = command
-        .arg(workspace_root().join("tests/python/bench_aimm_sqlite.py"))
-        .args(["--count", &count.to_string(), "--size", &size.to_string()])
-        .arg("--dir")
-        .arg(dir)
-        .output()
-        .with_context(|| format!("running {}", python.display()))?;
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    ensure!(
-        output.status.success(),
-        "the stock benchmark failed ({}): {}{}",
-        output.status,
-        stdout.trim(),
-        String::from_utf8_lossy(&output.stderr).trim()
-    );
-    let line = stdout.lines().last().unwrap_or_default();
-    let report: serde_json::Value = serde_json::from_str(line)
-        .with_context(|| format!("the stock benchmark printed {line:?}"))?;
-    ensure!(
-        report["verified"] == true,
-        "the stock run did not verify: {line}"
-    );
-    let secs = |key: &str| {
-        report[key]
-            .as_f64()
-            .with_context(|| format!("the stock report has no number `{key}`"))
-    };
-    Ok(Phases {
-        create: secs("create_s")?,
-        get: secs("get_models_s")?,
-        update: secs("update_s")?,
-        list: f64::NAN,
-    })
+    Ok((spent.secs, spent.wal))
 }
 
 /// Model `index` of `round`: pseudo-random bytes, which no compression

@@ -2,8 +2,9 @@
 //! writer threads.
 
 use crate::bench::{
-    run_stock, run_workload, run_writers, Bench, Phases, Variant, Wal, KIB, MIB, WRITER_CREATES,
+    run_workload, run_writers, Bench, Phases, Variant, Wal, KIB, MIB, WRITER_CREATES,
 };
+use aimm_backend_bench::report::StockBench;
 use aimm_backend_bench::stats::{median, range};
 use aimm_backend_bench::sysinfo;
 use aimm_backend_test_support::{venv_python, workspace_root};
@@ -30,11 +31,20 @@ pub(crate) fn workload(bench: &Bench, rounds: usize, count: usize, size: usize) 
     let mut times: BTreeMap<Variant, Vec<Phases>> = BTreeMap::new();
     let mut wal: BTreeMap<Variant, Wal> = BTreeMap::new();
     let mut syncs: BTreeMap<Variant, u64> = BTreeMap::new();
-    let python = venv_python(&workspace_root(), sysinfo::default_allocator)?;
+    let stock = StockBench::new(
+        venv_python(&workspace_root(), sysinfo::default_allocator)?,
+        &workspace_root(),
+    );
     for round in 0..rounds {
         for variant in variants {
             let phases = if variant == Variant::Stock {
-                run_stock(&python, count, size, bench.scratch.path())?
+                let run = stock.run(count, size, bench.scratch.path())?;
+                Phases {
+                    create: run.create,
+                    get: run.get_models,
+                    update: run.update,
+                    list: f64::NAN,
+                }
             } else {
                 let before = bench.wal_syncs()?;
                 let (phases, phase_wal) = run_workload(bench, variant, count, size, round)?;

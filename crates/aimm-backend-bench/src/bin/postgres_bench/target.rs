@@ -98,12 +98,9 @@ impl Floor {
         outcome
     }
 
-    fn insert_chunks(
-        &self,
-        tx: &mut postgres::Transaction<'_>,
-        id: i64,
-        bytes: &[u8],
-    ) -> Result<()> {
+    /// How every write ends: the bytes in chunks, the notification, the
+    /// commit.
+    fn finish_write(&self, mut tx: postgres::Transaction<'_>, id: i64, bytes: &[u8]) -> Result<()> {
         let insert = tx.prepare(&format!(
             "INSERT INTO {} (id, seq, data) VALUES ($1, $2, $3)",
             self.chunks
@@ -111,6 +108,11 @@ impl Floor {
         for (seq, chunk) in bytes.chunks(CHUNK).enumerate() {
             tx.execute(&insert, &[&id, &(seq as i32), &chunk])?;
         }
+        tx.execute(
+            "SELECT pg_notify($1, $2)",
+            &[&self.channel, &id.to_string()],
+        )?;
+        tx.commit()?;
         Ok(())
     }
 }
@@ -129,12 +131,7 @@ impl Target for Floor {
                 &[&model_type, &(bytes.len() as i64), &digest],
             )?;
             let id: i64 = row.get(0);
-            self.insert_chunks(&mut tx, id, &bytes)?;
-            tx.execute(
-                "SELECT pg_notify($1, $2)",
-                &[&self.channel, &id.to_string()],
-            )?;
-            tx.commit()?;
+            self.finish_write(tx, id, &bytes)?;
             Ok(id)
         })
     }
@@ -167,13 +164,7 @@ impl Target for Floor {
                 &format!("DELETE FROM {} WHERE id = $1", self.chunks),
                 &[&id],
             )?;
-            self.insert_chunks(&mut tx, id, &bytes)?;
-            tx.execute(
-                "SELECT pg_notify($1, $2)",
-                &[&self.channel, &id.to_string()],
-            )?;
-            tx.commit()?;
-            Ok(())
+            self.finish_write(tx, id, &bytes)
         })
     }
 
