@@ -42,7 +42,7 @@
 #           from the mutant, in the reference venv's Python)
 #   postgres crates/aimm-backend-postgres/src/*.rs
 #           the crate's own tests (unit, in-process conformance, reads under
-#           updates, the pool, the watcher, an outage) and tests/postgres.rs (the CLI, three processes, crash,
+#           updates, the pool, the watcher, an outage, a hung server) and tests/postgres.rs (the CLI, three processes, crash,
 #           restart, WAL, bad configs; all but the 1.5 GiB model), each
 #           against a real PostgreSQL 15
 #
@@ -188,11 +188,11 @@ group_config() {
     postgres)
         files=(crates/aimm-backend-postgres/src/*.rs)
         packages=aimm-backend-postgres,aimm-backend-tests
-        test_args=(--lib --test conformance --test reads --test pool --test changes --test outage --test postgres)
+        test_args=(--lib --test conformance --test reads --test pool --test changes --test outage --test hung --test postgres)
         # The 1.5 GiB round trip takes two minutes and guards memory
         # bounds the smaller tests do not reach.
         filters=(--skip 1_5_gib)
-        quick_args=(--lib --test conformance --test reads --test pool --test changes --test outage)
+        quick_args=(--lib --test conformance --test reads --test pool --test changes --test outage --test hung)
         timeout=${MUTANTS_TIMEOUT:-300}
         rebuild=1
         ;;

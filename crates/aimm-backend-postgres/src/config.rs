@@ -51,6 +51,11 @@ pub struct PostgresConfig {
     /// Seconds to wait for a connection (default 10).
     #[serde(default = "default_connect_timeout")]
     pub connect_timeout: f64,
+    /// Seconds a call waits for the server's next answer (a statement's
+    /// result, a row of a read) before it gives the connection up as hung
+    /// (default 60).
+    #[serde(default = "default_answer_timeout")]
+    pub answer_timeout: f64,
     /// The schema holding the tables (default `public`).
     #[serde(default = "default_schema")]
     pub schema: String,
@@ -70,6 +75,10 @@ fn default_tls() -> TlsMode {
 
 fn default_connect_timeout() -> f64 {
     10.0
+}
+
+fn default_answer_timeout() -> f64 {
+    60.0
 }
 
 fn default_schema() -> String {
@@ -97,6 +106,7 @@ impl std::fmt::Debug for PostgresConfig {
             .field("tls", &self.tls)
             .field("ca_file", &self.ca_file)
             .field("connect_timeout", &self.connect_timeout)
+            .field("answer_timeout", &self.answer_timeout)
             .field("schema", &self.schema)
             .field("table", &self.table)
             .field("connections", &self.connections)
@@ -127,11 +137,15 @@ impl PostgresConfig {
         if self.connections == 0 {
             return Err(invalid("connections 0: expected at least 1"));
         }
-        if !(self.connect_timeout > 0.0 && self.connect_timeout.is_finite()) {
-            return Err(invalid(&format!(
-                "connect_timeout {}: expected a number of seconds above 0",
-                self.connect_timeout
-            )));
+        for (key, seconds) in [
+            ("connect_timeout", self.connect_timeout),
+            ("answer_timeout", self.answer_timeout),
+        ] {
+            if !(seconds > 0.0 && seconds.is_finite()) {
+                return Err(invalid(&format!(
+                    "{key} {seconds}: expected a number of seconds above 0"
+                )));
+            }
         }
         match (self.tls, &self.ca_file) {
             (TlsMode::VerifyFull, None) => Err(invalid(
@@ -147,6 +161,11 @@ impl PostgresConfig {
     /// [`PostgresConfig::connect_timeout`] as a [`Duration`].
     pub fn connect_timeout(&self) -> Duration {
         Duration::from_secs_f64(self.connect_timeout)
+    }
+
+    /// [`PostgresConfig::answer_timeout`] as a [`Duration`].
+    pub fn answer_timeout(&self) -> Duration {
+        Duration::from_secs_f64(self.answer_timeout)
     }
 
     /// The password to connect with: `password_file`'s first line, else
@@ -223,6 +242,7 @@ mod tests {
         let conf = conf(json!({})).unwrap();
         assert_eq!(conf.tls, TlsMode::Prefer);
         assert_eq!(conf.connect_timeout(), Duration::from_secs(10));
+        assert_eq!(conf.answer_timeout(), Duration::from_secs(60));
         assert_eq!(conf.schema, "public");
         assert_eq!(conf.table, "aimm_models");
         assert_eq!(conf.connections, 4);
@@ -230,6 +250,7 @@ mod tests {
         for default in [
             "(default prefer",
             "(default 10)",
+            "(default 60)",
             "(default public)",
             "(default aimm_models)",
             "(default 4)",
@@ -280,6 +301,8 @@ mod tests {
                 "connections 0: expected at least 1",
             ),
             (json!({"connect_timeout": 0}), "connect_timeout 0: expected"),
+            (json!({"answer_timeout": -1}), "answer_timeout -1: expected"),
+            (json!({"answer_timeout": 0.0}), "answer_timeout 0: expected"),
             (
                 json!({"tls": "verify-full"}),
                 "tls verify-full needs ca_file",

@@ -2,17 +2,23 @@
 //! errors that name the server without its password.
 
 use crate::config::{PostgresConfig, TlsMode};
+use crate::session::{DbError, Session};
 use aimm_backend_api::{BackendError, ErrorKind, Result};
-use postgres::config::{Host, SslMode};
-use postgres::{Client, NoTls};
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio_postgres::config::{Host, SslMode};
+use tokio_postgres::{Config, NoTls};
 
 /// Everything needed to open connections to one server.
 pub(crate) struct Connector {
-    config: postgres::Config,
+    config: Config,
     tls: Option<tokio_postgres_rustls::MakeRustlsConnect>,
+    /// How long connecting may take in all, TCP, TLS and login: the
+    /// connect timeout for each host to try.
+    connecting: Duration,
+    /// How long a call waits for each answer.
+    patience: Duration,
     /// `user@host:port/dbname`, for messages.
     server: String,
 }
@@ -20,7 +26,7 @@ pub(crate) struct Connector {
 impl Connector {
     /// Reads the connection string, the password and the TLS settings.
     pub(crate) fn new(conf: &PostgresConfig) -> Result<Connector> {
-        let mut config = postgres::Config::from_str(&conf.url).map_err(|_| {
+        let mut config = Config::from_str(&conf.url).map_err(|_| {
             BackendError::invalid_config(
                 "postgres backend config: url: expected a libpq connection string \
                  (host=... dbname=...) or a postgresql:// URL; it does not parse as either \
@@ -53,9 +59,12 @@ impl Connector {
             }
         };
         let server = describe(&config);
+        let hosts = config.get_hosts().len().max(1) as u32;
         Ok(Connector {
             config,
             tls,
+            connecting: conf.connect_timeout() * hosts,
+            patience: conf.answer_timeout(),
             server,
         })
     }
@@ -67,21 +76,23 @@ impl Connector {
 
     /// A new connection with `synchronous_commit = on`, whatever the
     /// server's default.
-    pub(crate) fn connect(&self) -> Result<Client> {
+    pub(crate) fn connect(&self) -> Result<Session> {
         let connected = match &self.tls {
-            None => self.config.connect(NoTls),
-            Some(tls) => self.config.connect(tls.clone()),
+            None => Session::connect(&self.config, NoTls, self.connecting, self.patience),
+            Some(tls) => {
+                Session::connect(&self.config, tls.clone(), self.connecting, self.patience)
+            }
         };
-        let mut client = connected.map_err(|err| self.error(&err))?;
-        client
+        let mut session = connected.map_err(|err| self.error(&err))?;
+        session
             .batch_execute("SET synchronous_commit = on")
             .map_err(|err| self.error(&err))?;
-        Ok(client)
+        Ok(session)
     }
 
     /// A database error as a backend error (see [`kind_of`]); the message
     /// names the server (never the password) and PostgreSQL's own words.
-    pub(crate) fn error(&self, err: &postgres::Error) -> BackendError {
+    pub(crate) fn error(&self, err: &DbError) -> BackendError {
         let mut words = words(err);
         if words.contains("invalid peer certificate") {
             words.push_str(
@@ -97,8 +108,14 @@ impl Connector {
 /// shutting down or starting up (a later call may succeed); a config error
 /// when the server refused the login or has no such database (the config
 /// must change); else a storage error.
-fn kind_of(err: &postgres::Error) -> ErrorKind {
-    kind_of_state(err.code().map(|code| code.code()), err.is_closed())
+fn kind_of(err: &DbError) -> ErrorKind {
+    match err {
+        DbError::Postgres(err) => {
+            kind_of_state(err.code().map(|code| code.code()), err.is_closed())
+        }
+        DbError::NoAnswer(_) => ErrorKind::Unavailable,
+        DbError::Runtime(_) => ErrorKind::Storage,
+    }
 }
 
 /// [`kind_of`] by the error's SQLSTATE (`None` for the client's own errors:
@@ -121,7 +138,7 @@ fn kind_of_state(sqlstate: Option<&str>, closed: bool) -> ErrorKind {
 /// TCP's own timers short unless the connection string set them. Unsent
 /// data gives up after 30 s, an idle connection is probed after 15 s, every
 /// 5 s, 3 times.
-fn notice_a_vanished_server(config: &mut postgres::Config) {
+fn notice_a_vanished_server(config: &mut Config) {
     if config.get_tcp_user_timeout().is_none() {
         config.tcp_user_timeout(Duration::from_secs(30));
     }
@@ -137,7 +154,7 @@ fn notice_a_vanished_server(config: &mut postgres::Config) {
 }
 
 /// PostgreSQL's message with its detail and hint, or the client's.
-fn words(err: &postgres::Error) -> String {
+fn words(err: &DbError) -> String {
     match err.as_db_error() {
         Some(db) => server_words(db.message(), db.detail(), db.hint()),
         None => with_causes(err),
@@ -172,7 +189,7 @@ fn with_causes(err: &dyn std::error::Error) -> String {
 }
 
 /// `user@host:port/dbname` of a parsed config.
-fn describe(config: &postgres::Config) -> String {
+fn describe(config: &Config) -> String {
     let user = config.get_user().unwrap_or("(no user)");
     let host = match config.get_hosts().first() {
         Some(Host::Tcp(host)) => host.clone(),
@@ -191,8 +208,8 @@ pub(crate) type SharedConnector = Arc<Connector>;
 mod tests {
     use super::*;
 
-    fn config(url: &str) -> postgres::Config {
-        postgres::Config::from_str(url).unwrap()
+    fn config(url: &str) -> Config {
+        Config::from_str(url).unwrap()
     }
 
     #[test]

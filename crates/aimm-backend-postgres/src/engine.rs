@@ -8,6 +8,7 @@
 //! are switched on).
 
 use crate::connect::Connector;
+use crate::session::{DbError, Session};
 use crate::sql::Tables;
 use aimm_backend_api::{BackendError, Result};
 
@@ -17,12 +18,8 @@ const MIN_VERSION_NUM: i32 = 130_000;
 
 /// Refuses an engine the store cannot run on, or whose commits are not
 /// durable.
-pub(crate) fn check(
-    client: &mut postgres::Client,
-    connector: &Connector,
-    tables: &Tables,
-) -> Result<()> {
-    let error = |err: postgres::Error| connector.error(&err);
+pub(crate) fn check(client: &mut Session, connector: &Connector, tables: &Tables) -> Result<()> {
+    let error = |err: DbError| connector.error(&err);
     let version: String = client
         .query_one("SELECT version()", &[])
         .map_err(error)?

@@ -24,8 +24,17 @@
 //! sets `synchronous_commit = on` for itself, so COMMIT returns after the
 //! WAL is flushed whatever the server's default, and the store refuses to
 //! open when the server runs with `fsync = off` (which no setting of ours
-//! can undo). A connection lost while COMMIT is in flight leaves the outcome
-//! unknown: the call fails as unavailable and says so, never acknowledges.
+//! can undo). A connection lost while COMMIT is in flight, or a COMMIT with
+//! no answer within `answer_timeout`, leaves the outcome unknown: the call
+//! fails as unavailable and says so, never acknowledges.
+//!
+//! # A server that hangs
+//!
+//! Every wait for the server has a deadline: connecting `connect_timeout`,
+//! each statement and each row of a read `answer_timeout`. A server that
+//! is connected but does not answer (its process stopped, its storage
+//! stuck) still acknowledges TCP, so only such a deadline notices it; the
+//! connection is then closed and the call fails as unavailable.
 //! An unchanged update compares the digest and type under `SELECT ... FOR
 //! UPDATE` and rolls back: nothing is written.
 //!
@@ -50,6 +59,7 @@ mod connect;
 mod engine;
 mod pool;
 mod read;
+mod session;
 mod sql;
 mod store;
 mod tls;

@@ -11,8 +11,8 @@
 //! commit), so no batching is needed here.
 
 use crate::connect::SharedConnector;
+use crate::session::Session;
 use aimm_backend_api::{BackendError, ErrorKind, Result};
-use postgres::Client;
 use std::sync::{Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -33,7 +33,7 @@ pub(crate) struct Pool {
 
 struct State {
     /// Each with when it was given back.
-    idle: Vec<(Client, Instant)>,
+    idle: Vec<(Session, Instant)>,
     /// Connections open, idle or lent.
     open: usize,
     closed: bool,
@@ -41,7 +41,7 @@ struct State {
 
 impl Pool {
     /// A pool of at most `capacity` connections, starting with `first`.
-    pub(crate) fn new(connector: SharedConnector, capacity: usize, first: Client) -> Pool {
+    pub(crate) fn new(connector: SharedConnector, capacity: usize, first: Session) -> Pool {
         Pool {
             connector,
             capacity,
@@ -57,15 +57,15 @@ impl Pool {
     /// Runs `call` on a connection. A connection the call leaves closed
     /// (the server went away) is dropped, not kept; the next call connects
     /// anew, and fails at once as unavailable while the server is down.
-    pub(crate) fn with<T>(&self, call: impl FnOnce(&mut Client) -> Result<T>) -> Result<T> {
+    pub(crate) fn with<T>(&self, call: impl FnOnce(&mut Session) -> Result<T>) -> Result<T> {
         let mut lent = Lent {
             pool: self,
-            client: Some(self.take()?),
+            session: Some(self.take()?),
         };
-        call(lent.client.as_mut().expect("lent until dropped"))
+        call(lent.session.as_mut().expect("lent until dropped"))
     }
 
-    fn take(&self) -> Result<Client> {
+    fn take(&self) -> Result<Session> {
         let mut state = self.lock();
         loop {
             if state.closed {
@@ -74,15 +74,15 @@ impl Pool {
                     "the PostgreSQL backend is closed",
                 ));
             }
-            if let Some((mut client, since)) = state.idle.pop() {
+            if let Some((mut session, since)) = state.idle.pop() {
                 if since.elapsed() < CHECK_AFTER {
-                    return Ok(client);
+                    return Ok(session);
                 }
                 drop(state);
-                if client.is_valid(CHECK_TIMEOUT).is_ok() {
-                    return Ok(client);
+                if session.answers_within(CHECK_TIMEOUT) {
+                    return Ok(session);
                 }
-                drop(client);
+                drop(session);
                 state = self.lock();
                 state.open -= 1;
                 continue;
@@ -102,14 +102,14 @@ impl Pool {
         }
     }
 
-    /// Keeps `client` for the next call, unless it is closed, the pool is,
+    /// Keeps `session` for the next call, unless it is closed, the pool is,
     /// or `discard` says the call broke off.
-    fn give_back(&self, client: Client, discard: bool) {
+    fn give_back(&self, session: Session, discard: bool) {
         let mut state = self.lock();
-        if discard || client.is_closed() || state.closed {
+        if discard || session.is_closed() || state.closed {
             state.open -= 1;
         } else {
-            state.idle.push((client, Instant::now()));
+            state.idle.push((session, Instant::now()));
         }
         drop(state);
         self.returned.notify_one();
@@ -138,15 +138,15 @@ impl Pool {
 /// connection that never comes back.
 struct Lent<'a> {
     pool: &'a Pool,
-    client: Option<Client>,
+    session: Option<Session>,
 }
 
 impl Drop for Lent<'_> {
     fn drop(&mut self) {
-        if let Some(client) = self.client.take() {
+        if let Some(session) = self.session.take() {
             // A call that panicked may have left a transaction half done on
             // it: that connection is closed, not reused.
-            self.pool.give_back(client, std::thread::panicking());
+            self.pool.give_back(session, std::thread::panicking());
         }
     }
 }

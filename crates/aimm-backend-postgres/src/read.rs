@@ -7,16 +7,16 @@
 //! calls (on a pooled connection) and the watcher (in its catch-up
 //! transaction).
 
+use crate::session::{DbError, Rows, Session};
 use crate::sql::Tables;
 use aimm_backend_api::{BackendError, Model, ModelInfo, ModelSink};
-use postgres::fallible_iterator::FallibleIterator;
-use postgres::{GenericClient, Row, RowIter};
+use tokio_postgres::Row;
 
 /// Why models could not be read.
 #[derive(Debug)]
 pub(crate) enum ReadError {
     /// The database failed or went away.
-    Database(postgres::Error),
+    Database(DbError),
     /// The chunks do not add up to the size the row states.
     Torn {
         /// The model.
@@ -30,8 +30,8 @@ pub(crate) enum ReadError {
     Sink(BackendError),
 }
 
-impl From<postgres::Error> for ReadError {
-    fn from(err: postgres::Error) -> Self {
+impl From<DbError> for ReadError {
+    fn from(err: DbError) -> Self {
         ReadError::Database(err)
     }
 }
@@ -51,7 +51,7 @@ impl std::fmt::Display for ReadError {
 
 /// Model `id` as `conn` sees it; `None` when it has no row.
 pub(crate) fn read_model(
-    conn: &mut impl GenericClient,
+    conn: &mut Session,
     tables: &Tables,
     id: i64,
 ) -> Result<Option<Model>, ReadError> {
@@ -62,10 +62,7 @@ pub(crate) fn read_model(
 }
 
 /// Every model, in id order, as `conn` sees them.
-pub(crate) fn read_all(
-    conn: &mut impl GenericClient,
-    tables: &Tables,
-) -> Result<Vec<Model>, ReadError> {
+pub(crate) fn read_all(conn: &mut Session, tables: &Tables) -> Result<Vec<Model>, ReadError> {
     let mut models = Collect::default();
     read_into(conn, tables, &mut models)?;
     Ok(models.0)
@@ -73,7 +70,7 @@ pub(crate) fn read_all(
 
 /// Every model, in id order, as `conn` sees them, into `sink`.
 pub(crate) fn read_into(
-    conn: &mut impl GenericClient,
+    conn: &mut Session,
     tables: &Tables,
     sink: &mut dyn ModelSink,
 ) -> Result<(), ReadError> {
@@ -94,7 +91,7 @@ fn select(tables: &Tables, filter: &str) -> String {
 
 /// Hands each model of `rows` to `sink`, its chunks copied into the
 /// sink's buffer as they arrive.
-fn stream(mut rows: RowIter<'_>, sink: &mut dyn ModelSink) -> Result<(), ReadError> {
+fn stream(mut rows: Rows<'_>, sink: &mut dyn ModelSink) -> Result<(), ReadError> {
     let mut next = rows.next()?;
     while let Some(first) = next.take() {
         let id: i64 = first.get(0);
@@ -134,7 +131,7 @@ fn fill(
     buffer: &mut [u8],
     id: i64,
     pending: &mut Option<Row>,
-    rows: &mut RowIter<'_>,
+    rows: &mut Rows<'_>,
 ) -> Result<(), ReadError> {
     let mut at = 0;
     loop {

@@ -5,13 +5,13 @@ use crate::connect::{Connector, SharedConnector};
 use crate::engine;
 use crate::pool::Pool;
 use crate::read::{self, ReadError};
+use crate::session::{DbError, Session, Transaction};
 use crate::sql::{check_shape, Tables, CHUNK_COLUMNS, CHUNK_LEN, MODEL_COLUMNS};
 use crate::watch::{Seen, Stamp, Watch, Watched};
 use aimm_backend_api::{
     Backend, BackendError, ErrorKind, Event, InstanceId, ListenerRegistry, Model,
     ModelChangeListener, ModelInfo, ModelSink, RString, RVec, Result,
 };
-use postgres::Transaction;
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
 
@@ -45,26 +45,17 @@ impl PostgresBackend {
         })
     }
 
-    fn storage(&self, err: postgres::Error) -> BackendError {
+    fn storage(&self, err: DbError) -> BackendError {
         self.connector.error(&err)
     }
 
-    /// Commits `tx`. A connection lost during COMMIT leaves its outcome
-    /// unknown: said so, never acknowledged.
+    /// Commits `tx`. A COMMIT whose answer never came (the connection
+    /// failed, or the server stopped answering) may or may not have been
+    /// applied: said so, never acknowledged.
     fn commit(&self, tx: Transaction<'_>) -> Result<()> {
-        tx.commit().map_err(|err| {
-            if err.as_db_error().is_some() {
-                self.storage(err)
-            } else {
-                BackendError::new(
-                    ErrorKind::Unavailable,
-                    format!(
-                        "PostgreSQL {}: the connection failed while COMMIT was in flight, so \
-                         whether the write is stored is unknown (it was not acknowledged): {err}",
-                        self.connector.server()
-                    ),
-                )
-            }
+        tx.commit().map_err(|err| match err.as_db_error() {
+            Some(_) => self.storage(err),
+            None => outcome_unknown(self.connector.server(), &err),
         })
     }
 
@@ -113,7 +104,7 @@ impl PostgresBackend {
         Ok(())
     }
 
-    fn read_model(&self, client: &mut postgres::Client, id: InstanceId) -> Result<Model> {
+    fn read_model(&self, client: &mut Session, id: InstanceId) -> Result<Model> {
         match read::read_model(client, &self.tables, id) {
             Ok(Some(model)) => Ok(model),
             Ok(None) => Err(BackendError::not_found(id)),
@@ -130,16 +121,24 @@ impl PostgresBackend {
     }
 }
 
+/// The error of a write whose COMMIT was sent to `server` and `err` came
+/// instead of its answer.
+fn outcome_unknown(server: &str, err: &DbError) -> BackendError {
+    BackendError::new(
+        ErrorKind::Unavailable,
+        format!(
+            "PostgreSQL {server}: COMMIT was sent but its answer never came ({err}), so \
+             whether the write is stored is unknown; it was not acknowledged"
+        ),
+    )
+}
+
 fn digest(bytes: &[u8]) -> Vec<u8> {
     Sha256::digest(bytes).to_vec()
 }
 
-fn set_up_tables(
-    client: &mut postgres::Client,
-    tables: &Tables,
-    connector: &Connector,
-) -> Result<()> {
-    let error = |err: postgres::Error| connector.error(&err);
+fn set_up_tables(client: &mut Session, tables: &Tables, connector: &Connector) -> Result<()> {
+    let error = |err: DbError| connector.error(&err);
     let mut tx = client.transaction().map_err(error)?;
     tx.batch_execute(&tables.setup_lock()).map_err(error)?;
     let mut missing = false;

@@ -11,10 +11,9 @@
 
 use crate::connect::SharedConnector;
 use crate::read::{read_model, ReadError};
+use crate::session::{DbError, Session};
 use crate::sql::Tables;
 use aimm_backend_api::ListenerRegistry;
-use postgres::fallible_iterator::FallibleIterator;
-use postgres::Client;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::SyncSender;
@@ -159,31 +158,18 @@ fn watch(watched: Watched, stop: &AtomicBool, ready: &SyncSender<()>) {
 /// or the connection fails.
 fn listen_and_follow(
     watched: &Watched,
-    client: &mut Client,
+    client: &mut Session,
     watermark: &mut Watermark,
     stop: &AtomicBool,
     ready: &SyncSender<()>,
-) -> Result<(), postgres::Error> {
+) -> Result<(), DbError> {
     client.batch_execute(&watched.tables.listen())?;
     let mut last = Instant::now();
     catch_up(watched, client, watermark)?;
     // Only the first one is waited for; later ones find the channel full.
     let _ = ready.try_send(());
     while !stop.load(Ordering::SeqCst) {
-        let woken = {
-            let mut notifications = client.notifications();
-            let mut iter = notifications.timeout_iter(TICK);
-            let mut woken = false;
-            while iter.next()?.is_some() {
-                woken = true;
-            }
-            woken
-        };
-        if client.is_closed() {
-            return Err(client
-                .batch_execute("SELECT 1")
-                .expect_err("a closed connection fails"));
-        }
+        let woken = client.wait_for_notification(TICK)?;
         if woken || last.elapsed() >= CATCH_UP_EVERY {
             catch_up(watched, client, watermark)?;
             last = Instant::now();
@@ -197,14 +183,10 @@ fn listen_and_follow(
 /// `xmin`. The first catch-up only learns what is there.
 fn catch_up(
     watched: &Watched,
-    client: &mut Client,
+    client: &mut Session,
     watermark: &mut Watermark,
-) -> Result<(), postgres::Error> {
-    let mut tx = client
-        .build_transaction()
-        .isolation_level(postgres::IsolationLevel::RepeatableRead)
-        .read_only(true)
-        .start()?;
+) -> Result<(), DbError> {
+    let mut tx = client.begin("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")?;
     let xmin: String = tx
         .query_one("SELECT pg_snapshot_xmin(pg_current_snapshot())::text", &[])?
         .get(0);

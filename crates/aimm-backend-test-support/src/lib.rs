@@ -28,8 +28,8 @@ pub mod venv;
 pub use hat::{HatMonitor, HatServer};
 pub use postgres::PostgresServer;
 pub use process::{
-    describe, output_within, try_output_within, try_wait_within, wait_within, BUILD_DEADLINE,
-    COMMAND_DEADLINE,
+    describe, output_within, try_output_within, try_wait_within, wait_within, Paused,
+    BUILD_DEADLINE, COMMAND_DEADLINE,
 };
 pub use root::workspace_root;
 pub use threads::{within, within_for};

@@ -125,6 +125,32 @@ impl PostgresServer {
             .to_string()
     }
 
+    /// The pid of the postmaster, the process that accepts connections.
+    pub fn postmaster_pid(&self) -> u32 {
+        let file = self.dir.join("data/postmaster.pid");
+        let text = std::fs::read_to_string(&file)
+            .unwrap_or_else(|err| panic!("reading {}: {err}", file.display()));
+        let first = text.lines().next().unwrap_or_default();
+        first
+            .parse()
+            .unwrap_or_else(|_| panic!("{} starts with {first:?}, not a pid", file.display()))
+    }
+
+    /// The pids of the server processes serving the PostgreSQL backend's
+    /// connections (by the `application_name` it sets).
+    pub fn backend_pids(&self) -> Vec<u32> {
+        let pids = self.psql(
+            "SELECT pid FROM pg_stat_activity \
+             WHERE application_name = 'aimm-backend-postgres' ORDER BY pid",
+        );
+        pids.lines()
+            .map(|pid| {
+                pid.parse()
+                    .unwrap_or_else(|_| panic!("psql listed {pid:?}, not a pid"))
+            })
+            .collect()
+    }
+
     /// How many connections the PostgreSQL backend holds to this server
     /// (counted by the `application_name` it sets).
     pub fn backend_connections(&self) -> u32 {

@@ -95,6 +95,41 @@ pub fn wait_within(child: Child, deadline: Duration, what: &str) -> Output {
     try_wait_within(child, deadline, what).unwrap_or_else(|err| panic!("{err:#}"))
 }
 
+/// A process stopped with `SIGSTOP`, as a hung server is (connected, its
+/// kernel still acknowledging TCP, nothing answered); resumed with
+/// `SIGCONT` when dropped, also when the test fails, so that nothing waits
+/// on it after the test.
+pub struct Paused {
+    pid: u32,
+}
+
+impl Paused {
+    /// Stops process `pid`, failing the test if `kill` cannot.
+    pub fn stop(pid: u32) -> Paused {
+        signal("-STOP", pid);
+        Paused { pid }
+    }
+}
+
+impl Drop for Paused {
+    fn drop(&mut self) {
+        signal("-CONT", self.pid);
+    }
+}
+
+/// Sends `sig` to `pid` with `kill`, failing the test if it fails (unless
+/// the test is failing already: a panic in `drop` would abort it).
+fn signal(sig: &str, pid: u32) {
+    let output = output_within(
+        Command::new("kill").args([sig, &pid.to_string()]),
+        COMMAND_DEADLINE,
+        "kill",
+    );
+    if !output.status.success() && !std::thread::panicking() {
+        panic!("kill {sig} {pid} failed:\n{}", describe(&output));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
