@@ -174,8 +174,7 @@ impl Session {
     pub(crate) fn begin(&mut self, begin: &str) -> Result<Transaction<'_>, DbError> {
         self.batch_execute(begin)?;
         Ok(Transaction {
-            session: self,
-            open: true,
+            session: Some(self),
         })
     }
 
@@ -278,16 +277,16 @@ where
 
 /// A transaction on a [`Session`]; rolled back unless committed.
 pub(crate) struct Transaction<'a> {
-    session: &'a mut Session,
-    open: bool,
+    /// Taken by the commit: a transaction still holding it is open.
+    session: Option<&'a mut Session>,
 }
 
 impl Transaction<'_> {
     /// Commits. A failure other than the server's own error leaves the
     /// outcome unknown: the COMMIT may have been applied.
     pub(crate) fn commit(mut self) -> Result<(), DbError> {
-        self.open = false;
-        self.session.batch_execute("COMMIT")
+        let session = self.session.take().expect("open until committed");
+        session.batch_execute("COMMIT")
     }
 }
 
@@ -295,22 +294,24 @@ impl std::ops::Deref for Transaction<'_> {
     type Target = Session;
 
     fn deref(&self) -> &Session {
-        self.session
+        self.session.as_deref().expect("open until committed")
     }
 }
 
 impl std::ops::DerefMut for Transaction<'_> {
     fn deref_mut(&mut self) -> &mut Session {
-        self.session
+        self.session.as_deref_mut().expect("open until committed")
     }
 }
 
 impl Drop for Transaction<'_> {
     fn drop(&mut self) {
-        if self.open && !self.session.is_closed() && self.session.batch_execute("ROLLBACK").is_err()
-        {
+        let Some(session) = self.session.take() else {
+            return;
+        };
+        if !session.is_closed() && session.batch_execute("ROLLBACK").is_err() {
             // A connection in an unknown state serves no more calls.
-            self.session.abandon();
+            session.abandon();
         }
     }
 }
@@ -333,4 +334,133 @@ async fn next_row(mut stream: Pin<&mut RowStream>) -> Result<Option<Row>, tokio_
     std::future::poll_fn(|cx| stream.as_mut().poll_next(cx))
         .await
         .transpose()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::PostgresConfig;
+    use crate::connect::Connector;
+    use aimm_backend_test_support::PostgresServer;
+
+    /// A session on `server` that waits `patience` seconds for an answer.
+    fn session(server: &PostgresServer, patience: f64) -> Session {
+        let mut section = server.backend_section("session");
+        section["answer_timeout"] = patience.into();
+        let conf = PostgresConfig::from_json(&section).unwrap();
+        Connector::new(&conf).unwrap().connect().unwrap()
+    }
+
+    fn numbers(rows: &[Row]) -> Vec<i32> {
+        rows.iter().map(|row| row.get(0)).collect()
+    }
+
+    #[test]
+    fn statements_answer_with_their_rows_and_a_refused_one_with_the_servers_error() {
+        let server = PostgresServer::start();
+        let mut s = session(&server, 10.0);
+        assert_eq!(
+            numbers(&s.query("SELECT generate_series(1, $1)", &[&3]).unwrap()),
+            [1, 2, 3]
+        );
+        assert_eq!(
+            s.query_one("SELECT 6 * $1", &[&7])
+                .unwrap()
+                .get::<_, i32>(0),
+            42
+        );
+        assert!(s.query_opt("SELECT 1 WHERE false", &[]).unwrap().is_none());
+        let plus_one = s.prepare("SELECT $1::int + 1").unwrap();
+        assert_eq!(s.query_one(&plus_one, &[&1]).unwrap().get::<_, i32>(0), 2);
+        let mut rows = s.query_raw("SELECT generate_series(1, $1)", [&4]).unwrap();
+        let mut streamed = Vec::new();
+        while let Some(row) = rows.next().unwrap() {
+            streamed.push(row.get::<_, i32>(0));
+        }
+        assert_eq!(streamed, [1, 2, 3, 4]);
+
+        let refused = s.query_one("SELECT 1 / $1", &[&0]).unwrap_err();
+        let code = refused.as_db_error().map(|db| db.code().code());
+        assert_eq!(code, Some("22012"), "division by zero: {refused}");
+        assert!(
+            !s.is_closed(),
+            "a refused statement leaves the session usable"
+        );
+        assert!(s.answers_within(Duration::from_secs(10)));
+    }
+
+    #[test]
+    fn a_transaction_keeps_what_it_committed_and_one_dropped_unfinished_is_rolled_back() {
+        let server = PostgresServer::start();
+        let mut s = session(&server, 10.0);
+        s.batch_execute("CREATE TEMPORARY TABLE t (n int)").unwrap();
+        {
+            let mut dropped = s.transaction().unwrap();
+            dropped.execute("INSERT INTO t VALUES (1)", &[]).unwrap();
+        }
+        let mut tx = s.transaction().unwrap();
+        let inserted = tx
+            .execute("INSERT INTO t VALUES ($1), ($2)", &[&2, &3])
+            .unwrap();
+        assert_eq!(inserted, 2);
+        tx.commit().unwrap();
+        assert_eq!(
+            numbers(&s.query("SELECT n FROM t ORDER BY n", &[]).unwrap()),
+            [2, 3]
+        );
+    }
+
+    #[test]
+    fn a_statement_that_outlasts_the_patience_fails_and_the_session_is_given_up() {
+        let server = PostgresServer::start();
+        let mut s = session(&server, 0.5);
+        let started = std::time::Instant::now();
+        let err = s.batch_execute("SELECT pg_sleep(30)").unwrap_err();
+        assert!(
+            matches!(err, DbError::NoAnswer(waited) if waited == Duration::from_millis(500)),
+            "{err}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "{:?}",
+            started.elapsed()
+        );
+        assert!(s.is_closed(), "what the server sends next is unknown");
+        assert!(err.as_db_error().is_none());
+    }
+
+    #[test]
+    fn notifications_wake_a_waiting_session_all_at_once_and_an_ended_one_is_an_error() {
+        let server = PostgresServer::start();
+        let mut listening = session(&server, 10.0);
+        let mut other = session(&server, 10.0);
+        listening.batch_execute("LISTEN ch").unwrap();
+        let quiet = Duration::from_millis(100);
+        assert!(
+            !listening.wait_for_notification(quiet).unwrap(),
+            "nothing sent"
+        );
+        other
+            .batch_execute("NOTIFY ch, 'a'; NOTIFY ch, 'b'")
+            .unwrap();
+        assert!(listening
+            .wait_for_notification(Duration::from_secs(10))
+            .unwrap());
+        assert!(
+            !listening.wait_for_notification(quiet).unwrap(),
+            "both taken at once"
+        );
+
+        let pid: i32 = listening
+            .query_one("SELECT pg_backend_pid()", &[])
+            .unwrap()
+            .get(0);
+        other
+            .query_one("SELECT pg_terminate_backend($1)", &[&pid])
+            .unwrap();
+        let ended = listening.wait_for_notification(Duration::from_secs(10));
+        assert!(ended.is_err(), "{ended:?}");
+        assert!(listening.is_closed());
+        assert!(!listening.answers_within(Duration::from_secs(10)));
+    }
 }
