@@ -49,13 +49,17 @@ impl PostgresBackend {
         self.connector.error(&err)
     }
 
-    /// Commits `tx`. A COMMIT whose answer never came (the connection
-    /// failed, or the server stopped answering) may or may not have been
-    /// applied: said so, never acknowledged.
+    /// Commits `tx`. A COMMIT that failed as unavailable (no answer, the
+    /// connection lost, the session terminated or the server shutting down
+    /// while it waited) may or may not have been applied: said so, never
+    /// acknowledged.
     fn commit(&self, tx: Transaction<'_>) -> Result<()> {
-        tx.commit().map_err(|err| match err.as_db_error() {
-            Some(_) => self.storage(err),
-            None => outcome_unknown(self.connector.server(), &err),
+        tx.commit().map_err(|err| {
+            let failed = self.connector.error(&err);
+            match failed.kind {
+                ErrorKind::Unavailable => outcome_unknown(&failed),
+                _ => failed,
+            }
         })
     }
 
@@ -121,14 +125,15 @@ impl PostgresBackend {
     }
 }
 
-/// The error of a write whose COMMIT was sent to `server` and `err` came
-/// instead of its answer.
-fn outcome_unknown(server: &str, err: &DbError) -> BackendError {
+/// The error of a write whose COMMIT was sent and then `failed` as
+/// unavailable.
+fn outcome_unknown(failed: &BackendError) -> BackendError {
     BackendError::new(
         ErrorKind::Unavailable,
         format!(
-            "PostgreSQL {server}: COMMIT was sent but its answer never came ({err}), so \
-             whether the write is stored is unknown; it was not acknowledged"
+            "{}; COMMIT was sent but did not complete, so whether the write is stored is \
+             unknown; it was not acknowledged",
+            failed.message
         ),
     )
 }

@@ -7,7 +7,7 @@
 //! up is reported as of unknown outcome, and the same backend works again
 //! without a restart.
 
-use aimm_backend_api::{Backend, BackendError, ErrorKind, Model};
+use aimm_backend_api::{Backend, BackendError, ErrorKind, Model, RVec};
 use aimm_backend_postgres::{PostgresBackend, PostgresConfig};
 use aimm_backend_test_support::{within_for, Paused, PostgresServer};
 use std::sync::{mpsc, Arc, Mutex};
@@ -113,47 +113,98 @@ fn opening_while_the_server_accepts_but_never_answers_fails_within_the_connect_t
         .unwrap();
 }
 
-#[test]
-fn a_commit_whose_answer_never_comes_is_of_unknown_outcome_and_never_acknowledged() {
-    let server = PostgresServer::start();
-    let backend = open(&server, "commit");
-    // From now every commit waits for a synchronous standby that never
-    // connects: the COMMIT is flushed locally and then waits, unanswered.
-    // Set before a restart, so every server process has it.
+/// From now every commit on `server` waits for a synchronous standby that
+/// never connects: the COMMIT is flushed locally and then waits,
+/// unanswered. Set before a restart, so every server process has it.
+fn wait_for_a_standby_that_never_comes(server: &PostgresServer) {
     server.psql("ALTER SYSTEM SET synchronous_standby_names = 'nowhere'");
     server.stop();
     server.start_again();
     // Idle longer than the pool trusts a connection unchecked (1 s): the
-    // create finds its connection dead in the check and opens another.
+    // next call finds its connection dead in the check and opens another.
     std::thread::sleep(Duration::from_millis(1100));
+}
+
+/// Lets the waiting COMMITs complete, and returns every model `backend`
+/// then reads (waiting for at least one).
+fn release_the_commits(server: &PostgresServer, backend: &Arc<PostgresBackend>) -> RVec<Model> {
+    server.psql("ALTER SYSTEM RESET synchronous_standby_names");
+    server.psql("SELECT pg_reload_conf()");
+    let reading = backend.clone();
+    within_for("the commit completing", CALL_DEADLINE, move || loop {
+        let models = reading.get_models().unwrap();
+        if !models.is_empty() {
+            return models;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    })
+}
+
+/// Checks that `err` says the write's outcome is unknown.
+fn assert_outcome_unknown(err: &BackendError) {
+    assert_eq!(err.kind, ErrorKind::Unavailable, "{err}");
+    assert!(
+        err.message.contains("COMMIT was sent but did not complete")
+            && err
+                .message
+                .contains("whether the write is stored is unknown"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_commit_whose_answer_never_comes_is_of_unknown_outcome_and_never_acknowledged() {
+    let server = PostgresServer::start();
+    let backend = open(&server, "commit");
+    wait_for_a_standby_that_never_comes(&server);
     let calls = backend.clone();
     let (created, took) = timed("a create whose COMMIT waits for ever", move || {
         calls.create_model("hung".into(), b"unknown".to_vec().into())
     });
     let err = created.unwrap_err();
     assert_given_up(&err, took);
-    assert!(
-        err.message
-            .contains("COMMIT was sent but its answer never came")
-            && err
-                .message
-                .contains("whether the write is stored is unknown"),
-        "{err}"
-    );
-    // The standby is no longer waited for: the waiting COMMIT completes.
+    assert_outcome_unknown(&err);
     // The write was stored, though never acknowledged: "unknown" was true.
-    server.psql("ALTER SYSTEM RESET synchronous_standby_names");
-    server.psql("SELECT pg_reload_conf()");
-    let reading = backend.clone();
-    let models = within_for("the commit completing", CALL_DEADLINE, move || loop {
-        let models = reading.get_models().unwrap();
-        if !models.is_empty() {
-            return models;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    });
+    let models = release_the_commits(&server, &backend);
     assert_eq!(models.len(), 1);
     assert_eq!(models[0].instance.as_slice(), b"unknown");
+}
+
+#[test]
+fn a_commit_whose_session_is_terminated_while_it_waits_is_of_unknown_outcome() {
+    let server = PostgresServer::start();
+    let mut section = server.backend_section("terminated");
+    section["connections"] = 1.into();
+    let backend =
+        Arc::new(PostgresBackend::open(PostgresConfig::from_json(&section).unwrap()).unwrap());
+    wait_for_a_standby_that_never_comes(&server);
+    let calls = backend.clone();
+    let create = std::thread::spawn(move || {
+        calls.create_model("hung".into(), b"terminated".to_vec().into())
+    });
+    // The administrator ends the session stuck in its COMMIT. PostgreSQL
+    // keeps the commit (it is flushed locally) and says so only in a
+    // warning; the client sees its connection terminated.
+    let waiting = "SELECT pid FROM pg_stat_activity WHERE wait_event = 'SyncRep'";
+    let deadline = Instant::now() + CALL_DEADLINE;
+    let pid = loop {
+        let pid = server.psql(waiting);
+        if !pid.is_empty() {
+            break pid;
+        }
+        assert!(Instant::now() < deadline, "no COMMIT waits for the standby");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    server.psql(&format!("SELECT pg_terminate_backend({pid})"));
+    let created = within_for(
+        "the create, after the termination",
+        CALL_DEADLINE,
+        move || create.join().expect("the create's thread"),
+    );
+    assert_outcome_unknown(&created.unwrap_err());
+    let models = release_the_commits(&server, &backend);
+    assert_eq!(models.len(), 1);
+    assert_eq!(models[0].instance.as_slice(), b"terminated");
 }
 
 #[test]
