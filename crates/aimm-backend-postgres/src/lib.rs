@@ -24,9 +24,10 @@
 //! sets `synchronous_commit = on` for itself, so COMMIT returns after the
 //! WAL is flushed whatever the server's default, and the store refuses to
 //! open when the server runs with `fsync = off` (which no setting of ours
-//! can undo). A connection lost while COMMIT is in flight, or a COMMIT with
-//! no answer within `answer_timeout`, leaves the outcome unknown: the call
-//! fails as unavailable and says so, never acknowledges.
+//! can undo). A COMMIT that fails as unavailable (the connection lost or
+//! terminated, the server shutting down, no answer within
+//! `answer_timeout`) leaves the outcome unknown: the call fails as
+//! unavailable and says so, never acknowledges.
 //!
 //! # A server that hangs
 //!
