@@ -7,7 +7,7 @@
 //! up is reported as of unknown outcome, and the same backend works again
 //! without a restart.
 
-use aimm_backend_api::{Backend, BackendError, ErrorKind, Model, RVec};
+use aimm_backend_api::{Backend, BackendError, ErrorKind, Model};
 use aimm_backend_postgres::{PostgresBackend, PostgresConfig};
 use aimm_backend_test_support::{within_for, Paused, PostgresServer};
 use std::sync::{mpsc, Arc, Mutex};
@@ -21,11 +21,16 @@ const PATIENCE: f64 = 1.5;
 const CALL_DEADLINE: Duration = Duration::from_secs(20);
 
 fn conf(server: &PostgresServer, schema: &str) -> PostgresConfig {
+    conf_waiting(server, schema, PATIENCE)
+}
+
+/// One connection (the one a test stops is the one its next call uses),
+/// waiting `patience` seconds to connect and for each answer.
+fn conf_waiting(server: &PostgresServer, schema: &str, patience: f64) -> PostgresConfig {
     let mut section = server.backend_section(schema);
-    // One connection: the one a test stops is the one its next call uses.
     section["connections"] = 1.into();
-    section["answer_timeout"] = PATIENCE.into();
-    section["connect_timeout"] = PATIENCE.into();
+    section["answer_timeout"] = patience.into();
+    section["connect_timeout"] = patience.into();
     PostgresConfig::from_json(&section).unwrap()
 }
 
@@ -125,19 +130,25 @@ fn wait_for_a_standby_that_never_comes(server: &PostgresServer) {
     std::thread::sleep(Duration::from_millis(1100));
 }
 
-/// Lets the waiting COMMITs complete, and returns every model `backend`
-/// then reads (waiting for at least one).
-fn release_the_commits(server: &PostgresServer, backend: &Arc<PostgresBackend>) -> RVec<Model> {
+/// Lets the waiting COMMITs complete, then checks that `backend` reads one
+/// model, holding `bytes`: the write whose outcome was unknown was stored.
+fn assert_stored_once_released(
+    server: &PostgresServer,
+    backend: &Arc<PostgresBackend>,
+    bytes: &'static [u8],
+) {
     server.psql("ALTER SYSTEM RESET synchronous_standby_names");
     server.psql("SELECT pg_reload_conf()");
     let reading = backend.clone();
-    within_for("the commit completing", CALL_DEADLINE, move || loop {
+    let models = within_for("the commit completing", CALL_DEADLINE, move || loop {
         let models = reading.get_models().unwrap();
         if !models.is_empty() {
             return models;
         }
         std::thread::sleep(Duration::from_millis(50));
-    })
+    });
+    assert_eq!(models.len(), 1);
+    assert_eq!(models[0].instance.as_slice(), bytes);
 }
 
 /// Checks that `err` says the write's outcome is unknown.
@@ -165,18 +176,15 @@ fn a_commit_whose_answer_never_comes_is_of_unknown_outcome_and_never_acknowledge
     assert_given_up(&err, took);
     assert_outcome_unknown(&err);
     // The write was stored, though never acknowledged: "unknown" was true.
-    let models = release_the_commits(&server, &backend);
-    assert_eq!(models.len(), 1);
-    assert_eq!(models[0].instance.as_slice(), b"unknown");
+    assert_stored_once_released(&server, &backend, b"unknown");
 }
 
 #[test]
 fn a_commit_whose_session_is_terminated_while_it_waits_is_of_unknown_outcome() {
     let server = PostgresServer::start();
-    let mut section = server.backend_section("terminated");
-    section["connections"] = 1.into();
-    let backend =
-        Arc::new(PostgresBackend::open(PostgresConfig::from_json(&section).unwrap()).unwrap());
+    // Patient enough to be terminated before it gives up.
+    let conf = conf_waiting(&server, "terminated", CALL_DEADLINE.as_secs_f64());
+    let backend = Arc::new(PostgresBackend::open(conf).unwrap());
     wait_for_a_standby_that_never_comes(&server);
     let calls = backend.clone();
     let create = std::thread::spawn(move || {
@@ -202,9 +210,7 @@ fn a_commit_whose_session_is_terminated_while_it_waits_is_of_unknown_outcome() {
         move || create.join().expect("the create's thread"),
     );
     assert_outcome_unknown(&created.unwrap_err());
-    let models = release_the_commits(&server, &backend);
-    assert_eq!(models.len(), 1);
-    assert_eq!(models[0].instance.as_slice(), b"terminated");
+    assert_stored_once_released(&server, &backend, b"terminated");
 }
 
 #[test]
