@@ -471,6 +471,40 @@ fn the_bridge_waits_longer_once_large_models_go_through_it() {
 }
 
 #[test]
+fn a_sent_registration_is_handed_over_in_order_and_a_closed_client_refuses_it() {
+    let (result, _) = checks(&["bridge-hand-over"]);
+    assert_eq!(result["answer"], Value::Null, "{result}");
+    // The client takes a second over it; the plugin thread does not wait.
+    let seconds = result["handed_over_seconds"].as_f64().unwrap();
+    assert!(seconds < 0.5, "waited {seconds} s for the send: {result}");
+    // Sent before the query asked for after it, both times.
+    assert_eq!(
+        result["calls"],
+        json!([
+            ["register", "1"],
+            ["query"],
+            ["register", "fails"],
+            ["query"]
+        ]),
+        "{result}"
+    );
+    let warnings = result["warnings"].as_array().unwrap();
+    assert!(
+        warnings.len() == 1
+            && warnings[0]
+                .as_str()
+                .unwrap()
+                .contains("registering events without response failed: the peer went away"),
+        "{result}"
+    );
+    let closed = result["closed"].as_str().unwrap();
+    assert!(
+        closed.contains("connection to the Hat event server is closed"),
+        "{result}"
+    );
+}
+
+#[test]
 fn the_deadlock_traps_are_designed_out() {
     let server = HatServer::start();
     let dir = tempfile::tempdir().unwrap();

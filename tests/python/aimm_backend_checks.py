@@ -832,6 +832,72 @@ def cmd_bridge_deadline(args):
     print(json.dumps(result))
 
 
+def cmd_bridge_hand_over(args):
+    """A registration acknowledged when sent is handed to the loop and the
+    plugin thread goes on: it returns before the client has sent it, the
+    client sends it before a query asked for after it, a client whose
+    connection is closed refuses it at once, and a send that fails is
+    logged."""
+    from aimm_backend import _events
+
+    class RecordingClient:
+        def __init__(self):
+            self.is_open = True
+            self.calls = []
+
+        async def register(self, events, with_response=False):
+            # Numbered and queued before the first suspension, as
+            # hat.event.eventer.Client does.
+            self.calls.append(["register", events[0].type[-1]])
+            if events[0].type[-1] == "fails":
+                raise ConnectionError("the peer went away")
+            await asyncio.sleep(1.0)
+            return None
+
+        async def query(self, params):
+            self.calls.append(["query"])
+            return hat.event.common.QueryResult(events=[], more_follows=False)
+
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    client = RecordingClient()
+
+    async def make_bridge():
+        return _events.EventBridge(client, loop, timeout=10.0)
+
+    warnings = []
+
+    class Warnings(logging.Handler):
+        def emit(self, record):
+            warnings.append(record.getMessage())
+
+    logging.getLogger("aimm_backend._events").addHandler(Warnings())
+    bridge = asyncio.run_coroutine_threadsafe(make_bridge(), loop).result(5)
+    event = (("m", "1"), None, ("json", '"x"'))
+    started = time.monotonic()
+    answer = bridge.hand_over([event])
+    handed_over = time.monotonic() - started
+    bridge.query_latest([("m", "*")])
+    bridge.hand_over([(("m", "fails"), None, ("json", '"x"'))])
+    bridge.query_latest([("m", "*")])
+    # The failure is logged by a callback the loop runs after the send.
+    deadline = time.monotonic() + 5
+    while not warnings and time.monotonic() < deadline:
+        time.sleep(0.01)
+    client.is_open = False
+    try:
+        bridge.hand_over([event])
+        closed = "accepted"
+    except ConnectionError as e:
+        closed = str(e)
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(5)
+    print(json.dumps({"answer": answer, "handed_over_seconds": handed_over,
+                      "calls": client.calls, "closed": closed,
+                      "warnings": warnings}))
+
+
 def cmd_json_text(args):
     """The JSON text the plugin gets for payload data the server's client
     decoded: for each value, whether it parses to what json.dumps's text
@@ -1055,6 +1121,7 @@ def main():
     p = sub.add_parser("event-own")
     p.add_argument("--port", type=int, required=True)
     sub.add_parser("bridge-deadline")
+    sub.add_parser("bridge-hand-over")
     p = sub.add_parser("traps")
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--db", required=True)
@@ -1066,6 +1133,7 @@ def main():
         "logging": cmd_logging,
         "event": cmd_event, "event-unheard": cmd_event_unheard,
         "event-own": cmd_event_own, "bridge-deadline": cmd_bridge_deadline,
+        "bridge-hand-over": cmd_bridge_hand_over,
         "json-text": cmd_json_text,
         "traps": cmd_traps,
     }[args.command]

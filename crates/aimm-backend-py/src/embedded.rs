@@ -85,6 +85,10 @@ class Bridge:
         if self.error is not None:
             raise self.error
         return self.answer
+    def hand_over(self, events):
+        self.calls.append(('hand_over', events))
+        if self.error is not None:
+            raise self.error
     def query_latest(self, types):
         self.calls.append(('query_latest', types))
         if self.error is not None:

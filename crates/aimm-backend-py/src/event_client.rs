@@ -71,24 +71,28 @@ impl PythonEventClient {
         by_notification.then(|| Expected::all_of(events)).flatten()
     }
 
-    /// Hands `events` to the bridge; its answer (`None` without response).
+    /// Hands `events` to the bridge's `register`; its answer (`None`
+    /// without response).
     fn send(
         &self,
         py: Python<'_>,
         events: &[RegisterEvent],
         with_response: bool,
     ) -> Result<Py<PyAny>> {
-        let events = events
-            .iter()
-            .map(|event| register_event_to_py(py, event))
-            .collect::<PyResult<Vec<_>>>()
-            .map_err(|err| malformed(py, err))?;
-        let events = PyList::new(py, events).map_err(|err| malformed(py, err))?;
-        let answer = self
-            .bridge
+        let events = events_to_py(py, events)?;
+        self.bridge
             .call_method1(py, "register", (events, with_response))
+            .map_err(|err| unavailable(py, err))
+    }
+
+    /// Hands `events` to the bridge's `hand_over`: sent without response,
+    /// and without waiting for the event loop to send them.
+    fn hand_over(&self, py: Python<'_>, events: &[RegisterEvent]) -> Result<()> {
+        let events = events_to_py(py, events)?;
+        self.bridge
+            .call_method1(py, "hand_over", (events,))
             .map_err(|err| unavailable(py, err))?;
-        Ok(answer)
+        Ok(())
     }
 
     /// The bridge's deadline for one answer.
@@ -172,6 +176,16 @@ fn malformed(py: Python<'_>, err: PyErr) -> BackendError {
     )
 }
 
+/// `events` as the bridge takes them: a list of register-event tuples.
+fn events_to_py<'py>(py: Python<'py>, events: &[RegisterEvent]) -> Result<Bound<'py, PyList>> {
+    let events = events
+        .iter()
+        .map(|event| register_event_to_py(py, event))
+        .collect::<PyResult<Vec<_>>>()
+        .map_err(|err| malformed(py, err))?;
+    PyList::new(py, events).map_err(|err| malformed(py, err))
+}
+
 impl EventClient for PythonEventClient {
     fn register(
         &self,
@@ -182,11 +196,14 @@ impl EventClient for PythonEventClient {
             return self.register_notified(events, expected);
         }
         Python::attach(|py| {
+            if mode == RegisterMode::Sent {
+                self.hand_over(py, &events)?;
+                return Ok(ROption::RNone);
+            }
             // The server's connection reports events when registered, never
             // when written, so `Persisted` gets what `Registered` gets; the
             // Python half says so in the log when the backend is created.
-            let with_response = mode != RegisterMode::Sent;
-            let answer = self.send(py, &events, with_response)?;
+            let answer = self.send(py, &events, true)?;
             let answer = answer.bind(py);
             if answer.is_none() {
                 return Ok(ROption::RNone);
@@ -276,7 +293,7 @@ mod tests {
     }
 
     #[test]
-    fn a_sent_registration_asks_for_no_answer_and_returns_none() {
+    fn a_sent_registration_is_handed_over_and_returns_none() {
         with_python(|py| {
             let bridge = bridge(py);
             let (client, _) = client(&bridge);
@@ -285,7 +302,7 @@ mod tests {
             assert_eq!(answer.unwrap(), ROption::RNone);
             assert_calls(
                 &bridge,
-                c"[('register', [(('aimm', 'model', '1'), None, ('json', '1'))], False)]",
+                c"[('hand_over', [(('aimm', 'model', '1'), None, ('json', '1'))])]",
             );
         });
     }

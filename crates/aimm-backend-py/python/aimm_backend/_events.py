@@ -4,7 +4,9 @@ A plugin calls its event client from its own threads; the server's client
 (``hat.event.eventer.Client``) lives on the asyncio event loop.
 :class:`EventBridge` carries each call over with
 ``asyncio.run_coroutine_threadsafe`` and waits for the answer with a
-deadline. The deadlock traps, and how each is designed out:
+deadline; a registration acknowledged when sent is only handed over
+(:meth:`EventBridge.hand_over`). The deadlock traps, and how each is
+designed out:
 
 * a plugin call made *on the loop thread* would wait for a coroutine that
   loop can never run: the bridge refuses such a call at once
@@ -27,6 +29,7 @@ takes 0.4 s for the payload of a 64 MiB model).
 import asyncio
 import concurrent.futures
 import json
+import logging
 import threading
 from typing import Any, Literal, NamedTuple, Optional, Union
 
@@ -63,6 +66,8 @@ class RegisterEventTuple(NamedTuple):
     type: tuple[str, ...]
     source_timestamp: Optional[TimestampTuple]
     payload: Payload
+
+mlog = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT = 30.0
 """Seconds a plugin waits for the server's client to answer one call, plus
@@ -131,14 +136,42 @@ class EventBridge:
         result = self._call(self._client.query(params))
         return [event_to_tuple(e) for e in result.events]
 
-    def _call(self, coro):
+    def hand_over(self, events):
+        """Registers register-event tuples without response and without
+        waiting for the loop to send them (``acknowledge: sent``): a closed
+        connection is refused at once; a send that fails later is logged.
+        Callbacks run in the order they were scheduled, and the client
+        numbers and queues a message before its first suspension, so the
+        registration goes out before any later call's message."""
+        self._largest_mib = max([self._largest_mib,
+                                 *(_payload_mib(e) for e in events)])
+        events = [_register_event_from_tuple(e) for e in events]
+        self._check_thread()
+        if not self._client.is_open:
+            raise ConnectionError("the connection to the Hat event server is closed")
+        try:
+            self._loop.call_soon_threadsafe(self._send_unanswered, events)
+        except RuntimeError as e:
+            raise ConnectionError(f"the event loop is not running: {e}") from e
+
+    def _send_unanswered(self, events):
+        task = self._loop.create_task(self._client.register(events, False))
+        task.add_done_callback(_log_failure)
+
+    def _check_thread(self):
         if threading.get_ident() == self._loop_thread:
-            coro.close()
             raise LoopThreadError(
                 "called on the event loop's thread, where waiting for the "
                 "event client would deadlock; call the backend from an "
                 "executor thread"
             )
+
+    def _call(self, coro):
+        try:
+            self._check_thread()
+        except LoopThreadError:
+            coro.close()
+            raise
         try:
             future = asyncio.run_coroutine_threadsafe(coro, self._loop)
         except RuntimeError as e:
@@ -161,6 +194,14 @@ class EventBridge:
             raise ConnectionError(
                 f"the connection to the Hat event server is closed{detail}"
             ) from e
+
+
+def _log_failure(task):
+    """Logs why a registration handed over without response failed; the
+    plugin waits for no answer to it."""
+    if not task.cancelled() and task.exception() is not None:
+        mlog.warning("registering events without response failed: %s",
+                     task.exception())
 
 
 def event_to_tuple(event, payload=True) -> EventTuple:
