@@ -119,9 +119,7 @@ class EventBridge:
         """Registers register-event tuples; returns event tuples without
         their payloads (the caller has them; ``None`` for a refused event),
         or ``None`` without response."""
-        self._largest_mib = max([self._largest_mib,
-                                 *(_payload_mib(e) for e in events)])
-        events = [_register_event_from_tuple(e) for e in events]
+        events = self._register_events(events)
         result = self._call(self._client.register(events, with_response))
         if result is None:
             return None
@@ -143,16 +141,21 @@ class EventBridge:
         Callbacks run in the order they were scheduled, and the client
         numbers and queues a message before its first suspension, so the
         registration goes out before any later call's message."""
-        self._largest_mib = max([self._largest_mib,
-                                 *(_payload_mib(e) for e in events)])
-        events = [_register_event_from_tuple(e) for e in events]
         self._check_thread()
+        events = self._register_events(events)
         if not self._client.is_open:
             raise ConnectionError("the connection to the Hat event server is closed")
         try:
             self._loop.call_soon_threadsafe(self._send_unanswered, events)
         except RuntimeError as e:
             raise ConnectionError(f"the event loop is not running: {e}") from e
+
+    def _register_events(self, events):
+        """Register-event tuples as the client takes them; the largest
+        payload so far sets the deadline of later answers."""
+        self._largest_mib = max([self._largest_mib,
+                                 *(_payload_mib(e) for e in events)])
+        return [_register_event_from_tuple(e) for e in events]
 
     def _send_unanswered(self, events):
         task = self._loop.create_task(self._client.register(events, False))
