@@ -505,6 +505,27 @@ fn a_sent_registration_is_handed_over_in_order_and_a_closed_client_refuses_it() 
 }
 
 #[test]
+fn a_large_registration_is_preceded_by_a_query_that_restarts_the_idle_clock() {
+    let (result, _) = checks(&["bridge-fresh-window"]);
+    let limit = result["limit"].as_i64().unwrap();
+    assert_eq!(limit, 16 << 20, "{result}");
+    // Just under 16 MiB: the registration alone; 16 MiB: the empty query
+    // first, answered or not; small ones never.
+    assert_eq!(
+        result["calls"],
+        json!([
+            ["register", limit - 1],
+            ["query", []],
+            ["register", limit],
+            ["register", 100],
+            ["query", []],
+            ["register", limit]
+        ]),
+        "{result}"
+    );
+}
+
+#[test]
 fn the_deadlock_traps_are_designed_out() {
     let server = HatServer::start();
     let dir = tempfile::tempdir().unwrap();

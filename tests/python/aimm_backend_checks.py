@@ -1082,6 +1082,43 @@ async def trap_event_client_in_process_events(port, prefix):
 # ------------------------------------------------------------------- main
 
 
+def cmd_bridge_fresh_window(args):
+    """A registration of a payload of 16 MiB or more is preceded by an
+    empty query on the same client, whose answer restarts the connection's
+    idle clock; a smaller one, with or without response, is not."""
+    from aimm_backend import _events
+
+    class RecordingClient:
+        def __init__(self):
+            self.calls = []
+
+        async def register(self, events, with_response=False):
+            self.calls.append(["register", len(events[0].payload.data)])
+            return [] if with_response else None
+
+        async def query(self, params):
+            self.calls.append(["query", list(params.event_types)])
+            return hat.event.common.QueryResult(events=[], more_follows=False)
+
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    client = RecordingClient()
+
+    async def make_bridge():
+        return _events.EventBridge(client, loop, timeout=10.0)
+
+    bridge = asyncio.run_coroutine_threadsafe(make_bridge(), loop).result(5)
+    limit = _events.FRESH_WINDOW_MIB << 20
+    for size, with_response in ((limit - 1, False), (limit, False),
+                                (100, True), (limit, True)):
+        bridge.register([(("m", "1"), None, ("binary", "t", b"x" * size))],
+                        with_response)
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(5)
+    print(json.dumps({"limit": limit, "calls": client.calls}))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -1122,6 +1159,7 @@ def main():
     p.add_argument("--port", type=int, required=True)
     sub.add_parser("bridge-deadline")
     sub.add_parser("bridge-hand-over")
+    sub.add_parser("bridge-fresh-window")
     p = sub.add_parser("traps")
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--db", required=True)
@@ -1134,6 +1172,7 @@ def main():
         "event": cmd_event, "event-unheard": cmd_event_unheard,
         "event-own": cmd_event_own, "bridge-deadline": cmd_bridge_deadline,
         "bridge-hand-over": cmd_bridge_hand_over,
+        "bridge-fresh-window": cmd_bridge_fresh_window,
         "json-text": cmd_json_text,
         "traps": cmd_traps,
     }[args.command]

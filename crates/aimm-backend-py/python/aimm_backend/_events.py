@@ -79,7 +79,13 @@ SECONDS_PER_MIB = 1.0
 takes its time for large events (0.34 s per MiB for the events of 256 MiB
 models, measured), and every later call on the connection waits behind it."""
 
+FRESH_WINDOW_MIB = 16
+"""A registration with a payload of at least this many MiB is preceded by
+an empty query on the same connection (see :meth:`EventBridge.register`)."""
+
 _MIB = 1 << 20
+
+_EMPTY_QUERY = hat.event.common.QueryLatestParams(event_types=[])
 
 
 class LoopThreadError(RuntimeError):
@@ -118,9 +124,20 @@ class EventBridge:
     def register(self, events, with_response):
         """Registers register-event tuples; returns event tuples without
         their payloads (the caller has them; ``None`` for a refused event),
-        or ``None`` without response."""
+        or ``None`` without response.
+
+        A large registration keeps the connection silent for long, and
+        ``hat.drivers.chatter`` closes a connection that has received no
+        whole message for 40 s (a ping after 20 s without one, 20 s for its
+        answer). That clock runs from the last message received, through
+        the plugin's work on the model, the client's encoding and framing,
+        and the server's registration: for a 256 MiB model more than 40 s
+        here, and the server's own connection was closed. So a registration
+        of :data:`FRESH_WINDOW_MIB` or more waits for the answer to an empty
+        query first, which starts the clock anew right before it."""
+        fresh = max(map(_payload_mib, events), default=0) >= FRESH_WINDOW_MIB
         events = self._register_events(events)
-        result = self._call(self._client.register(events, with_response))
+        result = self._call(self._register(events, with_response, fresh))
         if result is None:
             return None
         return [None if e is None else event_to_tuple(e, payload=False)
@@ -156,6 +173,11 @@ class EventBridge:
         self._largest_mib = max([self._largest_mib,
                                  *(_payload_mib(e) for e in events)])
         return [_register_event_from_tuple(e) for e in events]
+
+    async def _register(self, events, with_response, fresh):
+        if fresh:
+            await self._client.query(_EMPTY_QUERY)
+        return await self._client.register(events, with_response)
 
     def _send_unanswered(self, events):
         task = self._loop.create_task(self._client.register(events, False))
