@@ -794,28 +794,46 @@ async def eventer_status(client):
     return result.events[0].payload.data
 
 
+class LoopThread:
+    """An event loop running on a thread of its own, as the server's loop is
+    to the plugin threads that call the bridge."""
+
+    def __init__(self):
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever,
+                                        daemon=True)
+        self._thread.start()
+
+    def bridge(self, client, timeout):
+        """An ``EventBridge`` over ``client``, made on the loop's thread as
+        the server makes it."""
+        from aimm_backend import _events
+
+        async def make():
+            return _events.EventBridge(client, self.loop, timeout=timeout)
+
+        return asyncio.run_coroutine_threadsafe(make(), self.loop).result(5)
+
+    def stop(self):
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(5)
+
+
 def cmd_bridge_deadline(args):
     """The bridge's deadline grows with the largest payload registered
     through it: a server slow with a large event (here a client answering
     after 1.5 s) fails a bridge whose largest payload is small (base
     deadline 1 s), not one that registered 2 MiB (1 s + 2 x 1 s)."""
-    from aimm_backend import _events
 
     class SlowClient:
         async def register(self, events, with_response=False):
             await asyncio.sleep(1.5)
             return None
 
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-
-    async def make_bridge():
-        # On the loop's thread, as the server makes it.
-        return _events.EventBridge(SlowClient(), loop, timeout=1.0)
+    loop_thread = LoopThread()
 
     def attempt(payload_bytes):
-        bridge = asyncio.run_coroutine_threadsafe(make_bridge(), loop).result(5)
+        bridge = loop_thread.bridge(SlowClient(), timeout=1.0)
         event = (("m", "1"), None, ("json", '"' + "a" * payload_bytes + '"'))
         started = time.monotonic()
         try:
@@ -827,8 +845,7 @@ def cmd_bridge_deadline(args):
                 "seconds": time.monotonic() - started}
 
     result = {"small": attempt(100), "large": attempt(2 << 20)}
-    loop.call_soon_threadsafe(loop.stop)
-    thread.join(5)
+    loop_thread.stop()
     print(json.dumps(result))
 
 
@@ -838,7 +855,6 @@ def cmd_bridge_hand_over(args):
     client sends it before a query asked for after it, a client whose
     connection is closed refuses it at once, and a send that fails is
     logged."""
-    from aimm_backend import _events
 
     class RecordingClient:
         def __init__(self):
@@ -858,14 +874,8 @@ def cmd_bridge_hand_over(args):
             self.calls.append(["query"])
             return hat.event.common.QueryResult(events=[], more_follows=False)
 
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
+    loop_thread = LoopThread()
     client = RecordingClient()
-
-    async def make_bridge():
-        return _events.EventBridge(client, loop, timeout=10.0)
-
     warnings = []
 
     class Warnings(logging.Handler):
@@ -873,7 +883,7 @@ def cmd_bridge_hand_over(args):
             warnings.append(record.getMessage())
 
     logging.getLogger("aimm_backend._events").addHandler(Warnings())
-    bridge = asyncio.run_coroutine_threadsafe(make_bridge(), loop).result(5)
+    bridge = loop_thread.bridge(client, timeout=10.0)
     event = (("m", "1"), None, ("json", '"x"'))
     started = time.monotonic()
     answer = bridge.hand_over([event])
@@ -891,8 +901,7 @@ def cmd_bridge_hand_over(args):
         closed = "accepted"
     except ConnectionError as e:
         closed = str(e)
-    loop.call_soon_threadsafe(loop.stop)
-    thread.join(5)
+    loop_thread.stop()
     print(json.dumps({"answer": answer, "handed_over_seconds": handed_over,
                       "calls": client.calls, "closed": closed,
                       "warnings": warnings}))
@@ -1100,22 +1109,15 @@ def cmd_bridge_fresh_window(args):
             self.calls.append(["query", list(params.event_types)])
             return hat.event.common.QueryResult(events=[], more_follows=False)
 
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
+    loop_thread = LoopThread()
     client = RecordingClient()
-
-    async def make_bridge():
-        return _events.EventBridge(client, loop, timeout=10.0)
-
-    bridge = asyncio.run_coroutine_threadsafe(make_bridge(), loop).result(5)
+    bridge = loop_thread.bridge(client, timeout=10.0)
     limit = _events.FRESH_WINDOW_MIB << 20
     for size, with_response in ((limit - 1, False), (limit, False),
                                 (100, True), (limit, True)):
         bridge.register([(("m", "1"), None, ("binary", "t", b"x" * size))],
                         with_response)
-    loop.call_soon_threadsafe(loop.stop)
-    thread.join(5)
+    loop_thread.stop()
     print(json.dumps({"limit": limit, "calls": client.calls}))
 
 

@@ -377,8 +377,10 @@ async fn supervise(supervised: Supervised, events: mpsc::UnboundedSender<Vec<Eve
 
 impl Drop for HatEventClient {
     fn drop(&mut self) {
-        // `_alive` goes with `self`; closing the connection wakes the
-        // supervisor, which then sees that and stops.
+        // The marker goes first: closing the connection wakes the
+        // supervisor, which must see the client gone by then, or it takes
+        // the close for a lost server (and warns so) before it stops.
+        drop(std::mem::replace(&mut self._alive, Arc::new(())));
         let current = self
             .current
             .lock()
