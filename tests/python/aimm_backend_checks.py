@@ -907,6 +907,36 @@ def cmd_bridge_hand_over(args):
                       "warnings": warnings}))
 
 
+def cmd_bridge_fresh_window(args):
+    """A registration of a payload of 16 MiB or more is preceded by an
+    empty query on the same client, whose answer restarts the connection's
+    idle clock; a smaller one, with or without response, is not."""
+    from aimm_backend import _events
+
+    class RecordingClient:
+        def __init__(self):
+            self.calls = []
+
+        async def register(self, events, with_response=False):
+            self.calls.append(["register", len(events[0].payload.data)])
+            return [] if with_response else None
+
+        async def query(self, params):
+            self.calls.append(["query", list(params.event_types)])
+            return hat.event.common.QueryResult(events=[], more_follows=False)
+
+    loop_thread = LoopThread()
+    client = RecordingClient()
+    bridge = loop_thread.bridge(client, timeout=10.0)
+    limit = _events.FRESH_WINDOW_MIB << 20
+    for size, with_response in ((limit - 1, False), (limit, False),
+                                (100, True), (limit, True)):
+        bridge.register([(("m", "1"), None, ("binary", "t", b"x" * size))],
+                        with_response)
+    loop_thread.stop()
+    print(json.dumps({"limit": limit, "calls": client.calls}))
+
+
 def cmd_json_text(args):
     """The JSON text the plugin gets for payload data the server's client
     decoded: for each value, whether it parses to what json.dumps's text
@@ -1089,36 +1119,6 @@ async def trap_event_client_in_process_events(port, prefix):
 
 
 # ------------------------------------------------------------------- main
-
-
-def cmd_bridge_fresh_window(args):
-    """A registration of a payload of 16 MiB or more is preceded by an
-    empty query on the same client, whose answer restarts the connection's
-    idle clock; a smaller one, with or without response, is not."""
-    from aimm_backend import _events
-
-    class RecordingClient:
-        def __init__(self):
-            self.calls = []
-
-        async def register(self, events, with_response=False):
-            self.calls.append(["register", len(events[0].payload.data)])
-            return [] if with_response else None
-
-        async def query(self, params):
-            self.calls.append(["query", list(params.event_types)])
-            return hat.event.common.QueryResult(events=[], more_follows=False)
-
-    loop_thread = LoopThread()
-    client = RecordingClient()
-    bridge = loop_thread.bridge(client, timeout=10.0)
-    limit = _events.FRESH_WINDOW_MIB << 20
-    for size, with_response in ((limit - 1, False), (limit, False),
-                                (100, True), (limit, True)):
-        bridge.register([(("m", "1"), None, ("binary", "t", b"x" * size))],
-                        with_response)
-    loop_thread.stop()
-    print(json.dumps({"limit": limit, "calls": client.calls}))
 
 
 def main():

@@ -135,8 +135,8 @@ class EventBridge:
         here, and the server's own connection was closed. So a registration
         of :data:`FRESH_WINDOW_MIB` or more waits for the answer to an empty
         query first, which starts the clock anew right before it."""
-        fresh = max(map(_payload_mib, events), default=0) >= FRESH_WINDOW_MIB
-        events = self._register_events(events)
+        events, mib = self._register_events(events)
+        fresh = mib >= FRESH_WINDOW_MIB
         result = self._call(self._register(events, with_response, fresh))
         if result is None:
             return None
@@ -159,7 +159,7 @@ class EventBridge:
         numbers and queues a message before its first suspension, so the
         registration goes out before any later call's message."""
         self._check_thread()
-        events = self._register_events(events)
+        events, _ = self._register_events(events)
         if not self._client.is_open:
             raise ConnectionError("the connection to the Hat event server is closed")
         try:
@@ -168,11 +168,12 @@ class EventBridge:
             raise ConnectionError(f"the event loop is not running: {e}") from e
 
     def _register_events(self, events):
-        """Register-event tuples as the client takes them; the largest
-        payload so far sets the deadline of later answers."""
-        self._largest_mib = max([self._largest_mib,
-                                 *(_payload_mib(e) for e in events)])
-        return [_register_event_from_tuple(e) for e in events]
+        """Register-event tuples as the client takes them, and the whole
+        MiB of the largest payload among them; the largest payload so far
+        sets the deadline of later answers."""
+        mib = max(map(_payload_mib, events), default=0)
+        self._largest_mib = max(self._largest_mib, mib)
+        return [_register_event_from_tuple(e) for e in events], mib
 
     async def _register(self, events, with_response, fresh):
         if fresh:
