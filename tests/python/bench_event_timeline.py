@@ -16,12 +16,15 @@ run on one fresh server:
 * bridge, to the wire: the bridge's ``register`` until the connection
   starts writing the message (the bridge's ``json.loads`` of the payload
   text, the hop to the loop, ``hat.event``'s JSON and SBS encoding);
-* framing and writing: ``hat.drivers.chatter``'s ``_write`` (it builds
-  the frame with ``bytes(itertools.chain(...))``, one Python-level step
-  per byte, and writes it);
-* event server: from the end of that write until the notification has
-  been read (the server decodes, registers, encodes the notification and
-  frames it the same way; the transfer);
+* framing and writing: ``hat.drivers.chatter``'s ``_write`` of the
+  create's largest message, the model's registration (it builds the frame
+  with ``bytes(itertools.chain(...))``, one Python-level step per byte,
+  and writes it); from 16 MiB up the bridge first sends an empty query and
+  waits for its answer (``FRESH_WINDOW_MIB``), which falls in the step
+  before;
+* event server: from the end of that write until the next message, the
+  notification, has been read (the server decodes, registers, encodes the
+  notification and frames it the same way; the transfer);
 * client decode: until ``process_events`` is called (SBS, ``json.loads``);
 * delivery and return: until ``create_model`` returns (the hop to the
   delivery thread, the payload back into the plugin, its match with the
@@ -63,8 +66,8 @@ STEPS = (
 marks = []
 
 
-def mark(what):
-    marks.append((time.perf_counter(), what))
+def mark(what, size=0):
+    marks.append((time.perf_counter(), what, size))
 
 
 def wrap(owner, name, before=None, after=None):
@@ -92,30 +95,53 @@ def wrap(owner, name, before=None, after=None):
     setattr(owner, name, wrapped)
 
 
+def wrap_write():
+    """Wraps ``chatter.Connection._write`` to mark its start with the size
+    of the message's data, so that a create's registration can be told
+    from the smaller messages around it."""
+    original = chatter.Connection._write
+
+    @functools.wraps(original)
+    async def wrapped(self, msg):
+        mark("write start", len(msg["data"]["data"]))
+        result = await original(self, msg)
+        mark("write end")
+        return result
+
+    chatter.Connection._write = wrapped
+
+
 def instrument():
     wrap(_backend.Backend, "create_model", "create", "created")
     wrap(_backend.Backend, "_create_model", "worker")
     wrap(_events.EventBridge, "register", "bridge")
-    wrap(chatter.Connection, "_write", "write start", "write end")
+    wrap_write()
     wrap(chatter.Connection, "_read", None, "read")
     wrap(_backend.Backend, "process_events", "process_events")
 
 
 def steps_of_creates(log):
     """Per create after the first: the seconds of each step, each step
-    from its first mark to the first of its end mark after it."""
-    starts = [i for i, (_, what) in enumerate(log) if what == "create"]
+    from its first mark to the first of its end mark after it; the write
+    is the create's largest message."""
+    starts = [i for i, (_, what, _) in enumerate(log) if what == "create"]
     creates = []
     for start, end in zip(starts[1:], starts[2:] + [len(log)]):
         span = log[start:end]
+        writes = [i for i, (_, what, _) in enumerate(span)
+                  if what == "write start"]
+        largest = max(writes, key=lambda i: span[i][2], default=None)
         times = {}
         at = 0
         for _, begin, finish in STEPS:
             for mark_name in (begin, finish):
                 if mark_name in times:
                     continue
-                found = next((i for i in range(at, len(span))
-                              if span[i][1] == mark_name), None)
+                if mark_name == "write start" and largest is not None:
+                    found = largest if largest >= at else None
+                else:
+                    found = next((i for i in range(at, len(span))
+                                  if span[i][1] == mark_name), None)
                 if found is None:
                     raise RuntimeError(f"create at mark {start}: no "
                                        f"{mark_name!r} after step {at}")
