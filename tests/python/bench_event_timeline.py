@@ -70,15 +70,20 @@ def mark(what, size=0):
     marks.append((time.perf_counter(), what, size))
 
 
-def wrap(owner, name, before=None, after=None):
+def wrap(owner, name, before=None, after=None, size_of=None):
     """Wraps ``owner.name`` (a function or a coroutine function) to mark
-    ``before`` on the call and ``after`` on its return."""
+    ``before`` on the call, with ``size_of(*args)`` when given, and
+    ``after`` on its return."""
     original = getattr(owner, name)
+
+    def mark_before(args):
+        if before:
+            mark(before, size_of(*args) if size_of else 0)
+
     if asyncio.iscoroutinefunction(original):
         @functools.wraps(original)
         async def wrapped(*args, **kwargs):
-            if before:
-                mark(before)
+            mark_before(args)
             result = await original(*args, **kwargs)
             if after:
                 mark(after)
@@ -86,8 +91,7 @@ def wrap(owner, name, before=None, after=None):
     else:
         @functools.wraps(original)
         def wrapped(*args, **kwargs):
-            if before:
-                mark(before)
+            mark_before(args)
             result = original(*args, **kwargs)
             if after:
                 mark(after)
@@ -95,27 +99,14 @@ def wrap(owner, name, before=None, after=None):
     setattr(owner, name, wrapped)
 
 
-def wrap_write():
-    """Wraps ``chatter.Connection._write`` to mark its start with the size
-    of the message's data, so that a create's registration can be told
-    from the smaller messages around it."""
-    original = chatter.Connection._write
-
-    @functools.wraps(original)
-    async def wrapped(self, msg):
-        mark("write start", len(msg["data"]["data"]))
-        result = await original(self, msg)
-        mark("write end")
-        return result
-
-    chatter.Connection._write = wrapped
-
-
 def instrument():
     wrap(_backend.Backend, "create_model", "create", "created")
     wrap(_backend.Backend, "_create_model", "worker")
     wrap(_events.EventBridge, "register", "bridge")
-    wrap_write()
+    # The size of each message's data tells a create's registration from
+    # the smaller messages around it.
+    wrap(chatter.Connection, "_write", "write start", "write end",
+         size_of=lambda _conn, msg: len(msg["data"]["data"]))
     wrap(chatter.Connection, "_read", None, "read")
     wrap(_backend.Backend, "process_events", "process_events")
 

@@ -25,20 +25,15 @@ import shutil
 import tempfile
 import time
 
-import aimm.plugins
 import aimm.server.backend.sqlite as stock
 from hat import aio
 
 import aimm_backend.sqlite as ours
+from bench_sweep import MODEL_TYPE, register_identity_model
 
-MODEL_TYPE = "bench_sqlite_warm"
 IDLE_SECONDS = 1.5
 """How long the warm store rests after its first burst: well past our idle
 checkpoint's 100 ms (plus 1 s per GiB of the last write)."""
-
-
-def _identity(data):
-    return data
 
 
 async def timed_creates(module, directory, size, count, warm):
@@ -98,8 +93,7 @@ def main():
     args = parser.parse_args()
     if args.size < 1 or args.count < 1 or args.rounds < 1:
         parser.error("size, count and --rounds must be at least 1")
-    aimm.plugins.serialize([MODEL_TYPE])(_identity)
-    aimm.plugins.deserialize([MODEL_TYPE])(_identity)
+    register_identity_model()
     asyncio.run(run(args))
 
 
