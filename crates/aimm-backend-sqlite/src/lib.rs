@@ -41,6 +41,19 @@
 //! that does differ is compared and written chunk by chunk: only the 64 KiB
 //! chunks that differ are written.
 //!
+//! # Ids
+//!
+//! A new model's id is what `AUTOINCREMENT` would give it: above every id
+//! the file has ever used, never one of a deleted model, and 1, 2, 3, ...
+//! for a store written by one process. The writer reserves them 32 at a
+//! time by raising `sqlite_sequence` once, so that a create's commit writes
+//! its row's page alone (SQLite would write the `sqlite_sequence` page in
+//! every commit: 64 KiB a create at the default page size), and closing
+//! (or dropping) the store gives back the ones it did not use. A process
+//! killed with ids reserved leaves a gap of up to 31, and while several
+//! processes write one file, each takes ids from its own block, so ids are
+//! not in the order the models were created.
+//!
 //! # Change notifications
 //!
 //! Listeners hear of every change this backend makes. While at least one is
@@ -101,6 +114,7 @@
 mod checkpoint;
 mod config;
 mod group_commit;
+mod ids;
 mod open;
 mod read;
 mod store;

@@ -8,7 +8,7 @@ use rusqlite::{Connection, ErrorCode, OpenFlags};
 use std::path::Path;
 
 /// The table the Python backend creates; we create the same one.
-const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS models \
+pub(crate) const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS models \
     (id INTEGER PRIMARY KEY AUTOINCREMENT, type TEXT NOT NULL, instance BLOB)";
 
 /// Makes sure `path` can be a database file: not a directory, in a

@@ -3,6 +3,7 @@
 use crate::checkpoint::Checkpointer;
 use crate::config::SqliteConfig;
 use crate::group_commit::{GroupCommit, Pending, WriteKind, Written};
+use crate::ids::{uses_autoincrement, IdBlock};
 use crate::open::{
     check_is_database, configure, connect, ensure_models_table, is_read_only, open_connection,
     prepare_path, set_journal_mode, set_page_size, sql_error,
@@ -35,6 +36,9 @@ pub struct SqliteBackend {
     /// connection before the connection closes.
     checkpointer: Option<Checkpointer>,
     writer: Arc<Mutex<Connection>>,
+    /// The writer's reserved ids; `None` when SQLite picks them (a table
+    /// without `AUTOINCREMENT`, or a read-only file). Locked after `writer`.
+    ids: Mutex<Option<IdBlock>>,
     readers: Mutex<Vec<Connection>>,
     listeners: Arc<ListenerRegistry>,
     watch: Watch,
@@ -58,6 +62,9 @@ impl SqliteBackend {
         set_journal_mode(&writer, &conf, existed, read_only)?;
         ensure_models_table(&writer, &path, read_only)?;
         let wal = !read_only && current_journal_mode(&writer, &conf)? == "wal";
+        let autoincrement = uses_autoincrement(&writer)
+            .map_err(|err| sql_error(&path, "reading the models table's schema", &conf, err))?;
+        let ids = (autoincrement && !read_only).then(IdBlock::default);
         let writer = Arc::new(Mutex::new(writer));
         let checkpointer = if wal {
             Checkpointer::start(writer.clone(), path.display().to_string())
@@ -74,6 +81,7 @@ impl SqliteBackend {
             read_only,
             checkpointer,
             writer,
+            ids: Mutex::new(ids),
             readers: Mutex::new(Vec::new()),
             listeners: Arc::default(),
             watch: Watch::default(),
@@ -140,7 +148,11 @@ impl SqliteBackend {
     fn commit_batch(&self, batch: Vec<Pending>) {
         let mut snapshot = self.watch.lock();
         let mut conn = self.writer();
-        let outcome = apply_batch(&mut conn, &batch, |doing, err| self.error(doing, err));
+        let mut ids = self.ids.lock().unwrap_or_else(PoisonError::into_inner);
+        let outcome = apply_batch(&mut conn, &batch, &mut ids, |doing, err| {
+            self.error(doing, err)
+        });
+        drop(ids);
         match outcome {
             Ok(results) => {
                 let writes = batch.iter().zip(&results).map(|(pending, result)| {
@@ -179,6 +191,21 @@ impl SqliteBackend {
         }
     }
 
+    /// Gives the unused ids of the writer's block back (see [`IdBlock`]), so
+    /// that the next process to create a model continues where this one
+    /// stopped. A failure only leaves a gap in the ids: logged.
+    fn give_back_ids(&self) {
+        let conn = self.writer();
+        let mut ids = self.ids.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(Err(err)) = ids.as_mut().map(|block| block.give_back(&conn)) {
+            log::warn!(
+                "giving back the unused reserved ids of {}: {err} (the next new model's id \
+                 skips them)",
+                self.path.display()
+            );
+        }
+    }
+
     /// Writes `model` and tells the listeners, unless the write changed
     /// nothing.
     fn write_and_notify(&self, kind: WriteKind, model: Model) -> Result<Model> {
@@ -191,6 +218,13 @@ impl SqliteBackend {
 
     pub(crate) fn error(&self, doing: &str, err: rusqlite::Error) -> BackendError {
         sql_error(&self.path, doing, &self.conf, err)
+    }
+}
+
+impl Drop for SqliteBackend {
+    /// A store nobody closed still gives its unused ids back.
+    fn drop(&mut self) {
+        self.give_back_ids();
     }
 }
 
@@ -315,6 +349,7 @@ impl Backend for SqliteBackend {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clear();
+        self.give_back_ids();
         Ok(())
     }
 }
@@ -344,6 +379,73 @@ mod tests {
                 })
                 .unwrap();
         }
+    }
+
+    fn seq(path: &Path) -> InstanceId {
+        Connection::open(path)
+            .unwrap()
+            .query_row(
+                "SELECT seq FROM sqlite_sequence WHERE name = 'models'",
+                [],
+                |row| row.get(0),
+            )
+            .unwrap()
+    }
+
+    fn create(backend: &SqliteBackend) -> InstanceId {
+        backend
+            .create_model("t".into(), vec![1u8].into())
+            .unwrap()
+            .instance_id
+    }
+
+    #[test]
+    fn closing_gives_the_unused_ids_back_so_the_next_writer_continues() {
+        let (dir, backend) = open_store();
+        let path = dir.path().join("m.db");
+        assert_eq!([create(&backend), create(&backend)], [1, 2]);
+        assert_eq!(seq(&path), IdBlock::SIZE, "no block was reserved");
+        backend.close().unwrap();
+        assert_eq!(seq(&path), 2);
+        drop(backend);
+        let backend = SqliteBackend::open(SqliteConfig::new(&path)).unwrap();
+        assert_eq!(create(&backend), 3);
+    }
+
+    #[test]
+    fn a_store_dropped_without_closing_gives_its_ids_back_too() {
+        let (dir, backend) = open_store();
+        create(&backend);
+        drop(backend);
+        assert_eq!(seq(&dir.path().join("m.db")), 1);
+    }
+
+    #[test]
+    fn a_table_without_autoincrement_gets_the_ids_sqlite_picks() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.db");
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch(
+                "CREATE TABLE models (id INTEGER PRIMARY KEY, type TEXT NOT NULL, instance BLOB);
+                 INSERT INTO models VALUES (7, 't', x'01');",
+            )
+            .unwrap();
+        let backend = SqliteBackend::open(SqliteConfig::new(&path)).unwrap();
+        assert_eq!(create(&backend), 8);
+        backend.close().unwrap();
+        let tables: i64 = Connection::open(&path)
+            .unwrap()
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE name = 'sqlite_sequence'",
+                [],
+                |row| row.get(0),
+            )
+            .unwrap();
+        assert_eq!(
+            tables, 0,
+            "ids were reserved in a table that is not AUTOINCREMENT"
+        );
     }
 
     #[test]

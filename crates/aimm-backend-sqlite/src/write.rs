@@ -3,6 +3,7 @@
 //! models through incremental blob I/O.
 
 use crate::group_commit::{Pending, WriteKind};
+use crate::ids::IdBlock;
 use aimm_backend_api::{BackendError, ErrorKind, InstanceId, Model, Result};
 use rusqlite::{Connection, ErrorCode, OptionalExtension, TransactionBehavior};
 use std::io::Write;
@@ -33,9 +34,13 @@ fn spills(bytes: usize) -> bool {
 /// (an unknown id, a taken id) fails alone. A batch in which no write
 /// changed anything is rolled back instead: no commit, no sync. `Err` means
 /// nothing was committed.
+///
+/// `ids` is the writer's block of reserved ids (`None`: SQLite picks each
+/// new id); it takes what the batch reserved only once that is committed.
 pub(crate) fn apply_batch(
     conn: &mut Connection,
     batch: &[Pending],
+    ids: &mut Option<IdBlock>,
     error: impl Fn(&str, rusqlite::Error) -> BackendError,
 ) -> Result<Vec<Result<Applied>>> {
     let bytes: usize = batch.iter().map(|p| p.model.instance.len()).sum();
@@ -45,14 +50,16 @@ pub(crate) fn apply_batch(
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(|err| error("starting a write transaction in", err))?;
     let mut results = Vec::with_capacity(batch.len());
+    let mut block = *ids;
     for pending in batch {
+        let before = block;
         let result = if batch.len() == 1 {
-            apply(&tx, pending, &error)
+            apply(&tx, pending, &mut block, &error)
         } else {
             let savepoint = tx
                 .savepoint()
                 .map_err(|err| error("starting a savepoint in", err))?;
-            let result = apply(&savepoint, pending, &error);
+            let result = apply(&savepoint, pending, &mut block, &error);
             if result.is_ok() {
                 savepoint
                     .commit()
@@ -60,6 +67,10 @@ pub(crate) fn apply_batch(
             }
             result
         };
+        if result.is_err() {
+            // Whatever the failed write reserved is rolled back with it.
+            block = before;
+        }
         results.push(result);
     }
     if !results
@@ -70,6 +81,7 @@ pub(crate) fn apply_batch(
         return Ok(results);
     }
     tx.commit().map_err(|err| error("committing to", err))?;
+    *ids = block;
     Ok(results)
 }
 
@@ -90,12 +102,13 @@ impl Applied {
 fn apply(
     conn: &Connection,
     pending: &Pending,
+    ids: &mut Option<IdBlock>,
     error: &impl Fn(&str, rusqlite::Error) -> BackendError,
 ) -> Result<Applied> {
     let model = &pending.model;
     let id = model.instance_id;
     match pending.kind {
-        WriteKind::Create => insert(conn, None, &model.model_type, &model.instance)
+        WriteKind::Create => create(conn, ids, &model.model_type, &model.instance)
             .map(Applied::written)
             .map_err(|err| error("storing a model in", err)),
         WriteKind::Import => insert(conn, Some(id), &model.model_type, &model.instance)
@@ -118,6 +131,29 @@ fn apply(
 /// SQLite copy the bytes (twice: the bound value and the record) first.
 fn written_in_chunks(len: usize) -> bool {
     len >= LARGE_BLOB
+}
+
+/// Inserts a new model under the next id of `ids` (reserving a block when
+/// none is left, or when someone took the id meanwhile), or under the id
+/// SQLite picks when `ids` is `None`; returns the id.
+fn create(
+    conn: &Connection,
+    ids: &mut Option<IdBlock>,
+    model_type: &str,
+    bytes: &[u8],
+) -> rusqlite::Result<InstanceId> {
+    let Some(block) = ids else {
+        return insert(conn, None, model_type, bytes);
+    };
+    if let Some(id) = block.take() {
+        match insert(conn, Some(id), model_type, bytes) {
+            Err(err) if err.sqlite_error_code() == Some(ErrorCode::ConstraintViolation) => {}
+            result => return result,
+        }
+    }
+    let (id, reserved) = IdBlock::reserve(conn)?;
+    *block = reserved;
+    insert(conn, Some(id), model_type, bytes)
 }
 
 /// Inserts (or, with `id`, imports) a model; returns its id.
@@ -298,6 +334,129 @@ mod tests {
         (dir, conn)
     }
 
+    /// A fresh WAL-mode file of 64 KiB pages with the Python backend's
+    /// table, checkpointed by hand only.
+    fn wal_store() -> (tempfile::TempDir, Connection) {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = Connection::open(dir.path().join("m.db")).unwrap();
+        conn.execute_batch("PRAGMA page_size = 65536; PRAGMA wal_autocheckpoint = 0;")
+            .unwrap();
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode = wal", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal");
+        conn.execute(crate::open::CREATE_TABLE, []).unwrap();
+        (dir, conn)
+    }
+
+    /// Creates `model` in a batch of its own with `ids`; returns its id.
+    fn create_one(conn: &mut Connection, ids: &mut Option<IdBlock>, model: Model) -> InstanceId {
+        let (pending, _reply) = Pending::for_test(WriteKind::Create, model);
+        let mut results = apply_batch(conn, &[pending], ids, |doing, err| {
+            BackendError::storage(format!("{doing}: {err}"))
+        })
+        .unwrap();
+        results.pop().unwrap().unwrap().id
+    }
+
+    fn wal_len(dir: &tempfile::TempDir) -> u64 {
+        std::fs::metadata(dir.path().join("m.db-wal"))
+            .unwrap()
+            .len()
+    }
+
+    #[test]
+    fn a_create_from_a_reserved_block_commits_only_its_row_page() {
+        let (dir, mut conn) = wal_store();
+        let mut ids = Some(IdBlock::default());
+        let small = || Model::new(0, "t", vec![5u8; 100]);
+        assert_eq!(create_one(&mut conn, &mut ids, small()), 1);
+        let before = wal_len(&dir);
+        assert_eq!(create_one(&mut conn, &mut ids, small()), 2);
+        assert_eq!(
+            wal_len(&dir) - before,
+            24 + 65536,
+            "the commit wrote more than one frame: sqlite_sequence's page too?"
+        );
+        let seq: i64 = conn
+            .query_row("SELECT seq FROM sqlite_sequence", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(seq, IdBlock::SIZE);
+    }
+
+    #[test]
+    fn a_create_skips_a_reserved_id_someone_else_took() {
+        let (_dir, mut conn) = wal_store();
+        let mut ids = Some(IdBlock::default());
+        assert_eq!(
+            create_one(&mut conn, &mut ids, Model::new(0, "t", vec![1])),
+            1
+        );
+        conn.execute(
+            "INSERT INTO models (id, type, instance) VALUES (2, 'u', x'02')",
+            [],
+        )
+        .unwrap();
+        let id = create_one(&mut conn, &mut ids, Model::new(0, "t", vec![3]));
+        assert_eq!(id, IdBlock::SIZE + 1, "a new block above the reserved one");
+        let stored: Vec<u8> = conn
+            .query_row("SELECT instance FROM models WHERE id = 2", [], |row| {
+                row.get(0)
+            })
+            .unwrap();
+        assert_eq!(stored, [2], "the other writer's model was overwritten");
+    }
+
+    #[test]
+    fn a_deleted_model_s_id_is_never_handed_out_again() {
+        let (_dir, mut conn) = wal_store();
+        let mut ids = Some(IdBlock::default());
+        for expected in 1..=3 {
+            let id = create_one(&mut conn, &mut ids, Model::new(0, "t", vec![1]));
+            assert_eq!(id, expected);
+        }
+        conn.execute("DELETE FROM models", []).unwrap();
+        let mut fresh_writer = Some(IdBlock::default());
+        let id = create_one(&mut conn, &mut fresh_writer, Model::new(0, "t", vec![1]));
+        assert!(
+            id > IdBlock::SIZE,
+            "id {id} may have been a deleted model's"
+        );
+        assert_eq!(
+            create_one(&mut conn, &mut ids, Model::new(0, "t", vec![1])),
+            4
+        );
+    }
+
+    #[test]
+    fn a_failed_create_leaves_its_id_to_the_next() {
+        let (_dir, mut conn) = poisoned_store();
+        let large = vec![7u8; LARGE_BLOB];
+        let writes = [
+            Model::new(0, "t", vec![1]),
+            Model::new(0, "poison", large),
+            Model::new(0, "t", vec![3]),
+        ];
+        let (batch, _replies): (Vec<Pending>, Vec<_>) = writes
+            .into_iter()
+            .map(|model| Pending::for_test(WriteKind::Create, model))
+            .unzip();
+        let mut ids = Some(IdBlock::default());
+        let results = apply_batch(&mut conn, &batch, &mut ids, |doing, err| {
+            BackendError::storage(format!("{doing}: {err}"))
+        })
+        .unwrap();
+        let ids_given: Vec<Option<InstanceId>> = results
+            .iter()
+            .map(|r| r.as_ref().ok().map(|applied| applied.id))
+            .collect();
+        assert_eq!(ids_given, [Some(1), None, Some(2)]);
+        assert_eq!(
+            create_one(&mut conn, &mut ids, Model::new(0, "t", vec![4])),
+            3
+        );
+    }
+
     #[test]
     fn batches_above_256_mib_spill_their_pages_and_smaller_ones_do_not() {
         assert!(!spills(0));
@@ -320,7 +479,7 @@ mod tests {
             .into_iter()
             .map(|model| Pending::for_test(WriteKind::Create, model))
             .unzip();
-        let results = apply_batch(&mut conn, &batch, |doing, err| {
+        let results = apply_batch(&mut conn, &batch, &mut None, |doing, err| {
             BackendError::storage(format!("{doing}: {err}"))
         })
         .unwrap();
