@@ -181,6 +181,18 @@ mod tests {
     }
 
     #[test]
+    fn giving_back_the_last_id_of_a_block_lowers_seq_by_one() {
+        let conn = table();
+        let (first, mut block) = IdBlock::reserve(&conn).unwrap();
+        insert(&conn, first);
+        for _ in 2..IdBlock::SIZE {
+            insert(&conn, block.take().unwrap());
+        }
+        block.give_back(&conn).unwrap();
+        assert_eq!(seq(&conn), Some(IdBlock::SIZE - 1));
+    }
+
+    #[test]
     fn giving_back_keeps_an_id_someone_took_and_a_seq_someone_raised() {
         let conn = table();
         let (first, mut block) = IdBlock::reserve(&conn).unwrap();

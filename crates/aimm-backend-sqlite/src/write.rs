@@ -147,13 +147,21 @@ fn create(
     };
     if let Some(id) = block.take() {
         match insert(conn, Some(id), model_type, bytes) {
-            Err(err) if err.sqlite_error_code() == Some(ErrorCode::ConstraintViolation) => {}
+            Err(err) if is_taken_id(&err) => {}
             result => return result,
         }
     }
     let (id, reserved) = IdBlock::reserve(conn)?;
     *block = reserved;
     insert(conn, Some(id), model_type, bytes)
+}
+
+/// Whether `err` says a row already has the id (a PRIMARY KEY conflict),
+/// not some other refusal (a trigger's, a CHECK's) that inserting under
+/// another id would only hide.
+fn is_taken_id(err: &rusqlite::Error) -> bool {
+    matches!(err, rusqlite::Error::SqliteFailure(failure, _)
+        if failure.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY)
 }
 
 /// Inserts (or, with `id`, imports) a model; returns its id.
@@ -405,6 +413,28 @@ mod tests {
             })
             .unwrap();
         assert_eq!(stored, [2], "the other writer's model was overwritten");
+    }
+
+    #[test]
+    fn a_create_the_file_refuses_is_an_error_not_a_create_under_another_id() {
+        let (_dir, mut conn) = wal_store();
+        conn.execute_batch(
+            "CREATE TRIGGER refuse BEFORE INSERT ON models WHEN NEW.id = 2
+             BEGIN SELECT RAISE(ABORT, 'id 2 is refused here'); END;",
+        )
+        .unwrap();
+        let mut ids = Some(IdBlock::default());
+        assert_eq!(
+            create_one(&mut conn, &mut ids, Model::new(0, "t", vec![1])),
+            1
+        );
+        let (pending, _reply) = Pending::for_test(WriteKind::Create, Model::new(0, "t", vec![2]));
+        let results = apply_batch(&mut conn, &[pending], &mut ids, |doing, err| {
+            BackendError::storage(format!("{doing}: {err}"))
+        })
+        .unwrap();
+        let err = results[0].as_ref().err().expect("stored under another id");
+        assert!(err.message.contains("id 2 is refused here"), "{err}");
     }
 
     #[test]
