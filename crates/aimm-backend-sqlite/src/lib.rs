@@ -44,15 +44,16 @@
 //! # Ids
 //!
 //! A new model's id is what `AUTOINCREMENT` would give it: above every id
-//! the file has ever used, never one of a deleted model, and 1, 2, 3, ...
-//! for a store written by one process. The writer reserves them 32 at a
-//! time by raising `sqlite_sequence` once, so that a create's commit writes
-//! its row's page alone (SQLite would write the `sqlite_sequence` page in
-//! every commit: 64 KiB a create at the default page size), and closing
+//! the table has held, a deleted model's too, so ids grow in the order
+//! they are handed out, whichever process writes; 1, 2, 3, ... for a store
+//! written by one process. A writer that finds nobody else writing reserves
+//! 32 at a time by raising `sqlite_sequence` once, so that a create's commit
+//! writes its row's page alone (SQLite would write the `sqlite_sequence`
+//! page in every commit: 64 KiB a create at the default page size); closing
 //! (or dropping) the store gives back the ones it did not use. A process
-//! killed with ids reserved leaves a gap of up to 31, and while several
-//! processes write one file, each takes ids from its own block, so ids are
-//! not in the order the models were created.
+//! killed with ids reserved, and a writer that finds another process
+//! writing, leave the rest of the block as a gap of up to 31 ids; writers
+//! that take turns get consecutive ids, one at a time.
 //!
 //! # Change notifications
 //!

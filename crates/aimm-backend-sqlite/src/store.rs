@@ -404,7 +404,7 @@ mod tests {
         let (dir, backend) = open_store();
         let path = dir.path().join("m.db");
         assert_eq!([create(&backend), create(&backend)], [1, 2]);
-        assert_eq!(seq(&path), IdBlock::SIZE, "no block was reserved");
+        assert_eq!(seq(&path), 1 + IdBlock::SIZE, "no block was reserved");
         backend.close().unwrap();
         assert_eq!(seq(&path), 2);
         drop(backend);

@@ -134,7 +134,7 @@ fn written_in_chunks(len: usize) -> bool {
 }
 
 /// Inserts a new model under the next id of `ids` (reserving a block when
-/// none is left, or when someone took the id meanwhile), or under the id
+/// it has none left or another writer came between), or under the id
 /// SQLite picks when `ids` is `None`; returns the id.
 fn create(
     conn: &Connection,
@@ -145,23 +145,8 @@ fn create(
     let Some(block) = ids else {
         return insert(conn, None, model_type, bytes);
     };
-    if let Some(id) = block.take() {
-        match insert(conn, Some(id), model_type, bytes) {
-            Err(err) if is_taken_id(&err) => {}
-            result => return result,
-        }
-    }
-    let (id, reserved) = IdBlock::reserve(conn)?;
-    *block = reserved;
+    let id = block.next_id(conn)?;
     insert(conn, Some(id), model_type, bytes)
-}
-
-/// Whether `err` says a row already has the id (a PRIMARY KEY conflict),
-/// not some other refusal (a trigger's, a CHECK's) that inserting under
-/// another id would only hide.
-fn is_taken_id(err: &rusqlite::Error) -> bool {
-    matches!(err, rusqlite::Error::SqliteFailure(failure, _)
-        if failure.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY)
 }
 
 /// Inserts (or, with `id`, imports) a model; returns its id.
@@ -378,9 +363,11 @@ mod tests {
         let (dir, mut conn) = wal_store();
         let mut ids = Some(IdBlock::default());
         let small = || Model::new(0, "t", vec![5u8; 100]);
+        // The first create reserves one id, the second a block.
         assert_eq!(create_one(&mut conn, &mut ids, small()), 1);
-        let before = wal_len(&dir);
         assert_eq!(create_one(&mut conn, &mut ids, small()), 2);
+        let before = wal_len(&dir);
+        assert_eq!(create_one(&mut conn, &mut ids, small()), 3);
         assert_eq!(
             wal_len(&dir) - before,
             24 + 65536,
@@ -389,30 +376,32 @@ mod tests {
         let seq: i64 = conn
             .query_row("SELECT seq FROM sqlite_sequence", [], |row| row.get(0))
             .unwrap();
-        assert_eq!(seq, IdBlock::SIZE);
+        assert_eq!(seq, 1 + IdBlock::SIZE);
     }
 
     #[test]
     fn a_create_skips_a_reserved_id_someone_else_took() {
         let (_dir, mut conn) = wal_store();
         let mut ids = Some(IdBlock::default());
-        assert_eq!(
-            create_one(&mut conn, &mut ids, Model::new(0, "t", vec![1])),
-            1
-        );
+        for expected in [1, 2] {
+            assert_eq!(
+                create_one(&mut conn, &mut ids, Model::new(0, "t", vec![1])),
+                expected
+            );
+        }
         conn.execute(
-            "INSERT INTO models (id, type, instance) VALUES (2, 'u', x'02')",
+            "INSERT INTO models (id, type, instance) VALUES (3, 'u', x'03')",
             [],
         )
         .unwrap();
-        let id = create_one(&mut conn, &mut ids, Model::new(0, "t", vec![3]));
-        assert_eq!(id, IdBlock::SIZE + 1, "a new block above the reserved one");
+        let id = create_one(&mut conn, &mut ids, Model::new(0, "t", vec![4]));
+        assert_eq!(id, 2 + IdBlock::SIZE, "not what AUTOINCREMENT gives");
         let stored: Vec<u8> = conn
-            .query_row("SELECT instance FROM models WHERE id = 2", [], |row| {
+            .query_row("SELECT instance FROM models WHERE id = 3", [], |row| {
                 row.get(0)
             })
             .unwrap();
-        assert_eq!(stored, [2], "the other writer's model was overwritten");
+        assert_eq!(stored, [3], "the other writer's model was overwritten");
     }
 
     #[test]
@@ -448,14 +437,9 @@ mod tests {
         conn.execute("DELETE FROM models", []).unwrap();
         let mut fresh_writer = Some(IdBlock::default());
         let id = create_one(&mut conn, &mut fresh_writer, Model::new(0, "t", vec![1]));
-        assert!(
-            id > IdBlock::SIZE,
-            "id {id} may have been a deleted model's"
-        );
-        assert_eq!(
-            create_one(&mut conn, &mut ids, Model::new(0, "t", vec![1])),
-            4
-        );
+        assert_eq!(id, 2 + IdBlock::SIZE, "above the first writer's block");
+        let id = create_one(&mut conn, &mut ids, Model::new(0, "t", vec![1]));
+        assert_eq!(id, 3 + IdBlock::SIZE, "below an id handed out before it");
     }
 
     #[test]
