@@ -136,6 +136,11 @@ mod tests {
         .unwrap()
     }
 
+    fn set_seq(conn: &Connection, seq: InstanceId) {
+        conn.execute("UPDATE sqlite_sequence SET seq = ?1", [seq])
+            .unwrap();
+    }
+
     fn insert(conn: &Connection, id: InstanceId) {
         conn.execute(
             "INSERT INTO models (id, type, instance) VALUES (?1, 't', x'')",
@@ -149,6 +154,14 @@ mod tests {
         let id = block.next_id(conn).unwrap();
         insert(conn, id);
         id
+    }
+
+    /// A writer that has created models 1 and 2, the second from a block.
+    fn writer_holding_a_block(conn: &Connection) -> IdBlock {
+        let mut block = IdBlock::default();
+        create(conn, &mut block);
+        create(conn, &mut block);
+        block
     }
 
     /// A plain `AUTOINCREMENT` insert, as the Python backend makes it.
@@ -181,12 +194,10 @@ mod tests {
     fn a_block_starts_above_both_the_highest_id_and_seq() {
         let conn = table();
         insert(&conn, 5);
-        conn.execute("UPDATE sqlite_sequence SET seq = 40", [])
-            .unwrap();
+        set_seq(&conn, 40);
         assert_eq!(create(&conn, &mut IdBlock::default()), 41, "seq is higher");
         insert(&conn, 500);
-        conn.execute("UPDATE sqlite_sequence SET seq = 10", [])
-            .unwrap();
+        set_seq(&conn, 10);
         assert_eq!(
             create(&conn, &mut IdBlock::default()),
             501,
@@ -227,13 +238,10 @@ mod tests {
     #[test]
     fn giving_back_lowers_seq_to_the_last_id_taken() {
         let conn = table();
-        let mut block = IdBlock::default();
-        create(&conn, &mut block);
-        create(&conn, &mut block);
+        let mut block = writer_holding_a_block(&conn);
         block.give_back(&conn).unwrap();
         assert_eq!(seq(&conn), Some(2));
-        conn.execute("UPDATE sqlite_sequence SET seq = 7", [])
-            .unwrap();
+        set_seq(&conn, 7);
         block.give_back(&conn).unwrap();
         assert_eq!(seq(&conn), Some(7), "a used-up block gives nothing back");
     }
@@ -253,18 +261,13 @@ mod tests {
     #[test]
     fn giving_back_keeps_an_id_someone_took_and_a_seq_someone_raised() {
         let conn = table();
-        let mut block = IdBlock::default();
-        create(&conn, &mut block);
-        create(&conn, &mut block);
+        let mut block = writer_holding_a_block(&conn);
         insert(&conn, 20);
         block.give_back(&conn).unwrap();
         assert_eq!(seq(&conn), Some(20), "id 20 would be handed out again");
 
-        let mut block = IdBlock::default();
-        create(&conn, &mut block);
-        create(&conn, &mut block);
-        conn.execute("UPDATE sqlite_sequence SET seq = 1000", [])
-            .unwrap();
+        let mut block = writer_holding_a_block(&conn);
+        set_seq(&conn, 1000);
         block.give_back(&conn).unwrap();
         assert_eq!(seq(&conn), Some(1000), "someone else's ids were given back");
     }
