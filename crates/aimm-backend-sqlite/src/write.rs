@@ -342,14 +342,25 @@ mod tests {
         (dir, conn)
     }
 
+    /// The error a test's batches make of a failed statement.
+    fn test_error(doing: &str, err: rusqlite::Error) -> BackendError {
+        BackendError::storage(format!("{doing}: {err}"))
+    }
+
+    /// Creates `model` in a batch of its own with `ids`; its result.
+    fn apply_create(
+        conn: &mut Connection,
+        ids: &mut Option<IdBlock>,
+        model: Model,
+    ) -> Result<Applied> {
+        let (pending, _reply) = Pending::for_test(WriteKind::Create, model);
+        let mut results = apply_batch(conn, &[pending], ids, test_error).unwrap();
+        results.pop().unwrap()
+    }
+
     /// Creates `model` in a batch of its own with `ids`; returns its id.
     fn create_one(conn: &mut Connection, ids: &mut Option<IdBlock>, model: Model) -> InstanceId {
-        let (pending, _reply) = Pending::for_test(WriteKind::Create, model);
-        let mut results = apply_batch(conn, &[pending], ids, |doing, err| {
-            BackendError::storage(format!("{doing}: {err}"))
-        })
-        .unwrap();
-        results.pop().unwrap().unwrap().id
+        apply_create(conn, ids, model).unwrap().id
     }
 
     fn wal_len(dir: &tempfile::TempDir) -> u64 {
@@ -417,12 +428,9 @@ mod tests {
             create_one(&mut conn, &mut ids, Model::new(0, "t", vec![1])),
             1
         );
-        let (pending, _reply) = Pending::for_test(WriteKind::Create, Model::new(0, "t", vec![2]));
-        let results = apply_batch(&mut conn, &[pending], &mut ids, |doing, err| {
-            BackendError::storage(format!("{doing}: {err}"))
-        })
-        .unwrap();
-        let err = results[0].as_ref().err().expect("stored under another id");
+        let err = apply_create(&mut conn, &mut ids, Model::new(0, "t", vec![2]))
+            .err()
+            .expect("stored under another id");
         assert!(err.message.contains("id 2 is refused here"), "{err}");
     }
 
@@ -456,10 +464,7 @@ mod tests {
             .map(|model| Pending::for_test(WriteKind::Create, model))
             .unzip();
         let mut ids = Some(IdBlock::default());
-        let results = apply_batch(&mut conn, &batch, &mut ids, |doing, err| {
-            BackendError::storage(format!("{doing}: {err}"))
-        })
-        .unwrap();
+        let results = apply_batch(&mut conn, &batch, &mut ids, test_error).unwrap();
         let ids_given: Vec<Option<InstanceId>> = results
             .iter()
             .map(|r| r.as_ref().ok().map(|applied| applied.id))
@@ -493,10 +498,7 @@ mod tests {
             .into_iter()
             .map(|model| Pending::for_test(WriteKind::Create, model))
             .unzip();
-        let results = apply_batch(&mut conn, &batch, &mut None, |doing, err| {
-            BackendError::storage(format!("{doing}: {err}"))
-        })
-        .unwrap();
+        let results = apply_batch(&mut conn, &batch, &mut None, test_error).unwrap();
         assert!(
             results[0].is_ok() && results[2].is_ok(),
             "the others failed"
