@@ -35,6 +35,11 @@ fn spills(bytes: usize) -> bool {
 /// changed anything is rolled back instead: no commit, no sync. `Err` means
 /// nothing was committed.
 ///
+/// A commit fails for the whole batch (a full disk, a file size limit), most
+/// often because of one large write in it; so a batch of several writes
+/// whose commit fails is tried again one write at a time, and a write that
+/// fits is not failed because of another that happened to share its commit.
+///
 /// `ids` is the writer's block of reserved ids (`None`: SQLite picks each
 /// new id); it takes what the batch reserved only once that is committed.
 pub(crate) fn apply_batch(
@@ -43,6 +48,50 @@ pub(crate) fn apply_batch(
     ids: &mut Option<IdBlock>,
     error: impl Fn(&str, rusqlite::Error) -> BackendError,
 ) -> Result<Vec<Result<Applied>>> {
+    match apply_in_one_transaction(conn, batch, ids, &error)? {
+        Outcome::Done(results) => Ok(results),
+        Outcome::CommitFailed(err) if batch.len() == 1 => Err(err),
+        Outcome::CommitFailed(_) => Ok(batch
+            .iter()
+            .map(|pending| apply_alone(conn, pending, ids, &error))
+            .collect()),
+    }
+}
+
+/// Applies one write in a transaction of its own.
+fn apply_alone(
+    conn: &mut Connection,
+    pending: &Pending,
+    ids: &mut Option<IdBlock>,
+    error: &impl Fn(&str, rusqlite::Error) -> BackendError,
+) -> Result<Applied> {
+    match apply_in_one_transaction(conn, std::slice::from_ref(pending), ids, error)? {
+        Outcome::Done(mut results) => results.pop().unwrap_or_else(|| {
+            Err(BackendError::storage(
+                "a write in a transaction of its own gave no result",
+            ))
+        }),
+        Outcome::CommitFailed(err) => Err(err),
+    }
+}
+
+/// How a transaction of writes ended, when it got as far as its commit.
+enum Outcome {
+    /// Committed, or rolled back because nothing changed: each write's result.
+    Done(Vec<Result<Applied>>),
+    /// The commit failed; nothing of the batch is stored.
+    CommitFailed(BackendError),
+}
+
+/// [`apply_batch`]'s one attempt: every write in one transaction, each in
+/// its own savepoint when there are several. `Err` means the transaction
+/// failed before its commit.
+fn apply_in_one_transaction(
+    conn: &mut Connection,
+    batch: &[Pending],
+    ids: &mut Option<IdBlock>,
+    error: &impl Fn(&str, rusqlite::Error) -> BackendError,
+) -> Result<Outcome> {
     let bytes: usize = batch.iter().map(|p| p.model.instance.len()).sum();
     conn.pragma_update(None, "cache_spill", spills(bytes))
         .map_err(|err| error("setting cache_spill in", err))?;
@@ -54,12 +103,12 @@ pub(crate) fn apply_batch(
     for pending in batch {
         let before = block;
         let result = if batch.len() == 1 {
-            apply(&tx, pending, &mut block, &error)
+            apply(&tx, pending, &mut block, error)
         } else {
             let savepoint = tx
                 .savepoint()
                 .map_err(|err| error("starting a savepoint in", err))?;
-            let result = apply(&savepoint, pending, &mut block, &error);
+            let result = apply(&savepoint, pending, &mut block, error);
             if result.is_ok() {
                 savepoint
                     .commit()
@@ -78,11 +127,14 @@ pub(crate) fn apply_batch(
         .any(|r| matches!(r, Ok(applied) if applied.changed))
     {
         // Nothing to commit; spare the sync (dropping `tx` rolls back).
-        return Ok(results);
+        return Ok(Outcome::Done(results));
     }
-    tx.commit().map_err(|err| error("committing to", err))?;
+    // A failed commit drops `tx`, which rolls back what SQLite left open.
+    if let Err(err) = tx.commit() {
+        return Ok(Outcome::CommitFailed(error("committing to", err)));
+    }
     *ids = block;
-    Ok(results)
+    Ok(Outcome::Done(results))
 }
 
 /// What one write of a batch did: the model's id, and whether anything
@@ -474,6 +526,77 @@ mod tests {
             create_one(&mut conn, &mut ids, Model::new(0, "t", vec![4])),
             3
         );
+    }
+
+    /// Turns on foreign keys and adds a trigger that gives every model of
+    /// type `unfit` a deferred reference to a row that does not exist: such
+    /// a create succeeds, and the commit of its transaction fails.
+    fn refuse_unfit_at_commit(conn: &Connection) {
+        conn.execute_batch(
+            "PRAGMA foreign_keys = ON;
+             CREATE TABLE parent (id INTEGER PRIMARY KEY);
+             CREATE TABLE child (parent INTEGER REFERENCES parent (id) DEFERRABLE INITIALLY DEFERRED);
+             CREATE TRIGGER unfit AFTER INSERT ON models WHEN NEW.type = 'unfit'
+             BEGIN INSERT INTO child VALUES (NEW.id); END;",
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn a_batch_whose_commit_fails_is_tried_again_one_write_at_a_time() {
+        let (_dir, mut conn) = wal_store();
+        refuse_unfit_at_commit(&conn);
+        let writes = [
+            Model::new(0, "t", vec![1]),
+            Model::new(0, "unfit", vec![2]),
+            Model::new(0, "t", vec![3]),
+        ];
+        let (batch, _replies): (Vec<Pending>, Vec<_>) = writes
+            .into_iter()
+            .map(|model| Pending::for_test(WriteKind::Create, model))
+            .unzip();
+        let mut ids = Some(IdBlock::default());
+        let results = apply_batch(&mut conn, &batch, &mut ids, test_error).unwrap();
+        let ids_given: Vec<Option<InstanceId>> = results
+            .iter()
+            .map(|r| r.as_ref().ok().map(|applied| applied.id))
+            .collect();
+        assert_eq!(ids_given, [Some(1), None, Some(2)]);
+        let failed = results[1]
+            .as_ref()
+            .err()
+            .expect("the unfit write was stored");
+        assert!(failed.message.contains("committing to"), "{failed}");
+        assert!(failed.message.contains("FOREIGN KEY"), "{failed}");
+        let rows: Vec<(i64, Vec<u8>)> = conn
+            .prepare("SELECT id, instance FROM models ORDER BY id")
+            .unwrap()
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert_eq!(rows, [(1, vec![1]), (2, vec![3])]);
+        assert_eq!(
+            create_one(&mut conn, &mut ids, Model::new(0, "t", vec![4])),
+            3,
+            "the failed attempts kept ids"
+        );
+    }
+
+    #[test]
+    fn a_single_write_whose_commit_fails_fails_the_batch() {
+        let (_dir, mut conn) = wal_store();
+        refuse_unfit_at_commit(&conn);
+        let (pending, _reply) =
+            Pending::for_test(WriteKind::Create, Model::new(0, "unfit", vec![1]));
+        let err = apply_batch(&mut conn, &[pending], &mut None, test_error)
+            .err()
+            .expect("a failed commit was acknowledged");
+        assert!(err.message.contains("FOREIGN KEY"), "{err}");
+        let count: i64 = conn
+            .query_row("SELECT count(*) FROM models", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(count, 0);
     }
 
     #[test]
