@@ -28,7 +28,10 @@
 //! being synced, the writes that arrive queue up and go into the next
 //! transaction together, each in its own savepoint, and each is acknowledged
 //! only after that transaction is synced. One writer alone pays exactly one
-//! sync per write, as before.
+//! sync per write, as before. A write that fails fails alone: its savepoint
+//! is rolled back and the others commit; and when the commit itself fails (a
+//! full disk, say, often because of one large write), each write of the
+//! batch is tried again in a transaction of its own.
 //!
 //! # Unchanged updates
 //!
