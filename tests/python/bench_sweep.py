@@ -15,9 +15,7 @@ sets a count) and each variant, on a fresh store:
 
 * create: COUNT ``create_model`` calls, each awaited before the next, as
   the engine does;
-* get_models: a call returning all of them, timed GET_MODELS_READS times
-  in a row on the same store (each result checked and freed before the
-  next call), the call of median time kept;
+* get_models: one call returning all of them;
 * update, changed: COUNT ``update_model`` calls with new bytes of the same
   length (what a fit does);
 * update, unchanged: COUNT ``update_model`` calls with the bytes already
@@ -147,12 +145,6 @@ SMALL_SIZE = 2 * MiB
 SMALL_ROUNDS = 3
 QUICK_DIVISOR = 10
 MIN_COUNT = 2
-# get_models is timed this many times per round, the median kept: above
-# 2 MiB a round is a single sample otherwise, and single samples there
-# moved by far more than the sides differ (0.85x and 1.42x for the same
-# read path of ours, on the own connection, in one sweep). Reads change
-# nothing, so repeating them costs no new store.
-GET_MODELS_READS = 3
 
 # A query that matches nothing: answered at once, but only after every
 # message sent before it on the connection.
@@ -512,43 +504,21 @@ async def update_all(backend, models):
 
 
 def copy_floor(blobs):
-    """Seconds for one bare copy of every model (allocation + memcpy), the
-    median of GET_MODELS_READS copies as get_models is timed."""
-    seconds = []
-    for _ in range(GET_MODELS_READS):
-        gc.collect()
-        started = time.perf_counter()
-        copies = [bytes(memoryview(b)) for b in blobs]
-        seconds.append(time.perf_counter() - started)
-        del copies
-    return {"s": statistics.median(seconds)}
+    """Seconds for one bare copy of every model (allocation + memcpy)."""
+    gc.collect()
+    started = time.perf_counter()
+    copies = [bytes(memoryview(b)) for b in blobs]
+    seconds = time.perf_counter() - started
+    del copies
+    return {"s": seconds}
 
 
-async def median_read(timed, check):
-    """Calls ``timed()`` (a read: its result and figures)
-    GET_MODELS_READS times, checks each result with ``check`` outside the
-    clock and frees it before the next call; the figures of the call of
-    median time, with every call's seconds as ``each_s``."""
-    runs = []
-    for _ in range(GET_MODELS_READS):
-        gc.collect()
-        result, figures = await timed()
-        check(result)
-        del result
-        runs.append(figures)
-    median = dict(sorted(runs, key=lambda f: f["s"])[len(runs) // 2])
-    median["each_s"] = [f["s"] for f in runs]
-    return median
-
-
-async def sqlite_pass(variant, path, data, measure, measure_reads, info):
+async def sqlite_pass(variant, path, data, measure, timed, info):
     """The phases of one SQLite variant on the fresh file ``path``.
 
-    ``measure(name, factory)`` runs and records one phase;
-    ``measure_reads(name, read, check)`` times get_models (``median_read``).
-    It is None in the sync-count pass, which skips get_models (it syncs
-    nothing) and the file check. A store a failed phase left open is
-    closed."""
+    ``measure(name, factory)`` runs and records one phase; ``timed`` is
+    False in the sync-count pass, which skips get_models (it syncs nothing)
+    and the file check. A store a failed phase left open is closed."""
     opened = []
 
     async def reopen():
@@ -556,8 +526,8 @@ async def sqlite_pass(variant, path, data, measure, measure_reads, info):
         return opened[-1]
 
     try:
-        return await sqlite_phases(variant, path, data, measure,
-                                   measure_reads, reopen)
+        return await sqlite_phases(variant, path, data, measure, timed,
+                                   reopen)
     finally:
         for store in opened:
             if store.backend is not None:
@@ -566,8 +536,7 @@ async def sqlite_pass(variant, path, data, measure, measure_reads, info):
                                   "closing after a failure")
 
 
-async def sqlite_phases(variant, path, data, measure, measure_reads,
-                        reopen):
+async def sqlite_phases(variant, path, data, measure, timed, reopen):
     store = await reopen()
     models = await measure("create",
                            lambda: create_all(store.backend, data["created"]))
@@ -576,12 +545,12 @@ async def sqlite_phases(variant, path, data, measure, measure_reads,
 
     store = await reopen()
     extra = {}
-    if measure_reads:
-        expected = {m.instance_id: b for m, b in zip(models, data["created"])}
-        await measure_reads(
-            "get_models", store.backend.get_models,
-            lambda got: check_models(got, expected,
-                                     f"{variant.key} get_models"))
+    if timed:
+        got = await measure("get_models", store.backend.get_models)
+        check_models(got, {m.instance_id: b
+                           for m, b in zip(models, data["created"])},
+                     f"{variant.key} get_models")
+        del got
         extra["copy_floor"] = copy_floor(data["created"])
 
     changed = [m._replace(instance=b) for m, b in zip(models, data["updated"])]
@@ -594,7 +563,7 @@ async def sqlite_phases(variant, path, data, measure, measure_reads,
                   lambda: update_all(store.backend, changed))
     await measure("close_after_update_unchanged", store.close)
 
-    if measure_reads:
+    if timed:
         extra["file"] = verify_file(path, changed)
     return extra
 
@@ -630,15 +599,10 @@ async def run_sqlite_timed(variant, path, data, deadline, info):
         figures[name] = m.figures
         return result
 
-    async def measure_reads(name, read, check):
-        async def timed():
-            return await measure(name, read), figures[name]
-        figures[name] = await median_read(timed, check)
-
     remove_sqlite(path)
     try:
-        figures.update(await sqlite_pass(variant, path, data, measure,
-                                         measure_reads, info))
+        figures.update(await sqlite_pass(variant, path, data, measure, True,
+                                         info))
     finally:
         remove_sqlite(path)
     return figures
@@ -656,7 +620,7 @@ async def run_sqlite_syncs(variant, path, data, deadline):
 
     remove_sqlite(path)
     try:
-        await sqlite_pass(variant, path, data, measure, None, {})
+        await sqlite_pass(variant, path, data, measure, False, {})
     finally:
         remove_sqlite(path)
     return counts
@@ -807,16 +771,14 @@ async def event_phases(variant, backend, client, server, data, deadline,
         f"{where} create", server.pid)
     check_created_ids(models, where)
 
-    async def timed_read():
-        started = time.perf_counter()
-        got = await bounded(backend.get_models(), deadline,
-                            f"{where} get_models")
-        return got, {"s": time.perf_counter() - started}
-
-    expected = {m.instance_id: b for m, b in zip(models, data["created"])}
-    figures["get_models"] = await median_read(
-        timed_read,
-        lambda got: check_models(got, expected, f"{where} get_models"))
+    gc.collect()
+    started = time.perf_counter()
+    got = await bounded(backend.get_models(), deadline, f"{where} get_models")
+    figures["get_models"] = {"s": time.perf_counter() - started}
+    check_models(got, {m.instance_id: b
+                       for m, b in zip(models, data["created"])},
+                 f"{where} get_models")
+    del got
 
     changed = [m._replace(instance=b) for m, b in zip(models, data["updated"])]
     _, figures["update_changed"] = await timed_writes(
@@ -910,21 +872,16 @@ async def run_event_floor(server, prefix, data, deadline):
 
 
 async def floor_query(client, prefix, count, deadline):
-    """The bare client's query returning the stored events (get_models),
-    timed as get_models is (``median_read``)."""
+    """The bare client's query returning the stored events (get_models)."""
+    gc.collect()
     params = hat.event.common.QueryLatestParams(event_types=[(*prefix, "*")])
-
-    async def timed_query():
-        started = time.perf_counter()
-        result = await bounded(client.query(params), deadline, "floor query")
-        return result, {"s": time.perf_counter() - started}
-
-    def check(result):
-        if len(result.events) != count:
-            raise AssertionError(f"floor query returned {len(result.events)} "
-                                 f"events, expected {count}")
-
-    return await median_read(timed_query, check)
+    started = time.perf_counter()
+    result = await bounded(client.query(params), deadline, "floor query")
+    seconds = time.perf_counter() - started
+    if len(result.events) != count:
+        raise AssertionError(f"floor query returned {len(result.events)} "
+                             f"events, expected {count}")
+    return {"s": seconds}
 
 
 # --- one size ---------------------------------------------------------------------
@@ -1347,11 +1304,10 @@ def print_report(result, variants, args):
               "sent afterwards on the same connection was answered; "
               "stock/x call / registered: stock's call time over x's, and "
               "stock's registered time over x's (equal work). "
-              f"get_models: the median of {GET_MODELS_READS} calls in a row. Floors: a bare eventer client on a fresh "
+              "get_models: one call. Floors: a bare eventer client on a fresh "
               "server, (a) register with response, each awaited; (b) register "
               "without response, then one query; get_models row: its query "
-              "of the same events, timed as get_models. x/(a): x's call time "
-              "over (a).")
+              "of the same events. x/(a): x's call time over (a).")
         print()
         print(event_table(sweep, event_v, with_floor))
 
