@@ -415,6 +415,27 @@ mod tests {
         apply_create(conn, ids, model).unwrap().id
     }
 
+    /// Creates `models` in one batch with `ids`; each one's result.
+    fn apply_creates(
+        conn: &mut Connection,
+        ids: &mut Option<IdBlock>,
+        models: Vec<Model>,
+    ) -> Vec<Result<Applied>> {
+        let (batch, _replies): (Vec<Pending>, Vec<_>) = models
+            .into_iter()
+            .map(|model| Pending::for_test(WriteKind::Create, model))
+            .unzip();
+        apply_batch(conn, &batch, ids, test_error).unwrap()
+    }
+
+    /// The id each write of a batch was given; `None` where it failed.
+    fn ids_given(results: &[Result<Applied>]) -> Vec<Option<InstanceId>> {
+        results
+            .iter()
+            .map(|r| r.as_ref().ok().map(|applied| applied.id))
+            .collect()
+    }
+
     fn wal_len(dir: &tempfile::TempDir) -> u64 {
         std::fs::metadata(dir.path().join("m.db-wal"))
             .unwrap()
@@ -506,22 +527,14 @@ mod tests {
     fn a_failed_create_leaves_its_id_to_the_next() {
         let (_dir, mut conn) = poisoned_store();
         let large = vec![7u8; LARGE_BLOB];
-        let writes = [
+        let writes = vec![
             Model::new(0, "t", vec![1]),
             Model::new(0, "poison", large),
             Model::new(0, "t", vec![3]),
         ];
-        let (batch, _replies): (Vec<Pending>, Vec<_>) = writes
-            .into_iter()
-            .map(|model| Pending::for_test(WriteKind::Create, model))
-            .unzip();
         let mut ids = Some(IdBlock::default());
-        let results = apply_batch(&mut conn, &batch, &mut ids, test_error).unwrap();
-        let ids_given: Vec<Option<InstanceId>> = results
-            .iter()
-            .map(|r| r.as_ref().ok().map(|applied| applied.id))
-            .collect();
-        assert_eq!(ids_given, [Some(1), None, Some(2)]);
+        let results = apply_creates(&mut conn, &mut ids, writes);
+        assert_eq!(ids_given(&results), [Some(1), None, Some(2)]);
         assert_eq!(
             create_one(&mut conn, &mut ids, Model::new(0, "t", vec![4])),
             3
@@ -546,22 +559,14 @@ mod tests {
     fn a_batch_whose_commit_fails_is_tried_again_one_write_at_a_time() {
         let (_dir, mut conn) = wal_store();
         refuse_unfit_at_commit(&conn);
-        let writes = [
+        let writes = vec![
             Model::new(0, "t", vec![1]),
             Model::new(0, "unfit", vec![2]),
             Model::new(0, "t", vec![3]),
         ];
-        let (batch, _replies): (Vec<Pending>, Vec<_>) = writes
-            .into_iter()
-            .map(|model| Pending::for_test(WriteKind::Create, model))
-            .unzip();
         let mut ids = Some(IdBlock::default());
-        let results = apply_batch(&mut conn, &batch, &mut ids, test_error).unwrap();
-        let ids_given: Vec<Option<InstanceId>> = results
-            .iter()
-            .map(|r| r.as_ref().ok().map(|applied| applied.id))
-            .collect();
-        assert_eq!(ids_given, [Some(1), None, Some(2)]);
+        let results = apply_creates(&mut conn, &mut ids, writes);
+        assert_eq!(ids_given(&results), [Some(1), None, Some(2)]);
         let failed = results[1]
             .as_ref()
             .err()
@@ -612,16 +617,12 @@ mod tests {
     fn a_write_that_fails_after_changing_something_leaves_nothing_and_its_batch_is_stored() {
         let (_dir, mut conn) = poisoned_store();
         let large = vec![7u8; LARGE_BLOB];
-        let writes = [
+        let writes = vec![
             Model::new(0, "t", large.clone()),
             Model::new(0, "poison", large.clone()),
             Model::new(0, "t", vec![1, 2, 3]),
         ];
-        let (batch, _replies): (Vec<Pending>, Vec<_>) = writes
-            .into_iter()
-            .map(|model| Pending::for_test(WriteKind::Create, model))
-            .unzip();
-        let results = apply_batch(&mut conn, &batch, &mut None, test_error).unwrap();
+        let results = apply_creates(&mut conn, &mut None, writes);
         assert!(
             results[0].is_ok() && results[2].is_ok(),
             "the others failed"
