@@ -367,6 +367,35 @@ fn event_beside_stock(acknowledge: &str) -> String {
 }
 
 #[test]
+fn sent_writes_through_the_servers_client_run_on_the_loop_unless_they_need_an_answer() {
+    let server = HatServer::start();
+    let (result, _) = checks(&["event-inline", "--port", &server.port.to_string()]);
+    // Writes that need no answer do not suspend: the loop takes no turn
+    // during them, as during stock's encoding of its model.
+    assert_eq!(result["later_turns"], json!([0, 0, 0, 0]), "{result}");
+    assert_eq!(result["update_turns"], 0, "{result}");
+    assert_eq!(result["seen_update_turns"], json!([0, 0]), "{result}");
+    // The first create claims ids and an update of a model the backend
+    // never saw asks the server about it: both waited, off the loop.
+    assert!(result["first_turns"].as_i64().unwrap() > 0, "{result}");
+    assert!(
+        result["unseen_update_turns"].as_i64().unwrap() > 0,
+        "{result}"
+    );
+    let ids = result["ids"].as_array().unwrap();
+    let distinct: std::collections::HashSet<_> = ids.iter().map(Value::to_string).collect();
+    assert_eq!((ids.len(), distinct.len()), (8, 8), "{result}");
+    // Every model is stored, each with its last write: the other backend's
+    // inline updates after its update that ran on a thread.
+    let final_models = result["final"].as_object().unwrap();
+    let expected = ["other 3", "m2", "m3", "m4", "m5", "t0", "t1", "t2"];
+    for (id, text) in ids.iter().zip(expected) {
+        assert_eq!(final_models[&id.to_string()], text, "{result}");
+    }
+    assert_eq!(final_models.len(), 8, "{result}");
+}
+
+#[test]
 fn json_payloads_from_the_server_s_client_reach_the_plugin_as_equal_json() {
     let (result, _) = checks(&["json-text"]);
     let cases = result.as_object().unwrap();

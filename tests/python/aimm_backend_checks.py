@@ -634,6 +634,98 @@ def cmd_event(args):
     print(json.dumps(aio.run_asyncio(run())))
 
 
+def cmd_event_inline(args):
+    """`acknowledge: sent` through the server's kind of client. Writes that
+    need no answer from the server run on the loop and return without
+    suspending (a task counting loop turns gets none during them); a create
+    that claims ids and an update of a model the backend has never seen
+    suspend (they run on a backend thread); creates started together, while
+    one of them claims on a thread, all finish; the server holds every
+    model, each with its last write, the inline ones in order after the
+    one that ran on a thread."""
+    prefix = ["aimm", "inline"]
+    conf = {"module": "aimm_backend.event", "model_prefix": prefix,
+            "acknowledge": "sent"}
+    empty = hat.event.common.QueryLatestParams(event_types=[])
+
+    async def open_ours(name):
+        holder = {}
+
+        async def on_events(_, events):
+            if "backend" in holder:
+                await holder["backend"].process_events(events)
+
+        client = await connect_client(args.port, name, prefix, on_events)
+        holder["backend"] = await aimm_backend.event.create(conf, client)
+        return client, holder["backend"]
+
+    async def run():
+        turns = 0
+
+        async def count_turns():
+            nonlocal turns
+            while True:
+                await asyncio.sleep(0)
+                turns += 1
+
+        counter = asyncio.ensure_future(count_turns())
+        await asyncio.sleep(0)
+
+        async def turns_during(awaitable, what):
+            # Awaited as it is: `bounded` would add turns of its own (the
+            # whole scenario is bounded instead).
+            before = turns
+            result = await awaitable
+            return result, turns - before
+
+        client, ours = await open_ours("inline")
+        first, first_turns = await turns_during(
+            ours.create_model(MODEL_TYPE, b"m1"), "first create")
+        later = [await turns_during(
+                     ours.create_model(MODEL_TYPE, b"m%d" % i), "create")
+                 for i in range(2, 6)]
+        _, update_turns = await turns_during(
+            ours.update_model(first._replace(instance=b"m1 v2")), "update")
+        await bounded(client.query(empty), "query after the writes")
+
+        other_client, other = await open_ours("inline-other")
+        _, unseen_turns = await turns_during(
+            other.update_model(first._replace(instance=b"other 1")),
+            "update of an unseen model")
+        seen_turns = []
+        for text in (b"other 2", b"other 3"):
+            _, n = await turns_during(
+                other.update_model(first._replace(instance=text)),
+                "update of a seen model")
+            seen_turns.append(n)
+        await bounded(other_client.query(empty), "query after the updates")
+
+        third_client, third = await open_ours("inline-third")
+        together = await bounded(asyncio.gather(*(
+            third.create_model(MODEL_TYPE, b"t%d" % i) for i in range(3))),
+            "creates started together")
+        await bounded(third_client.query(empty), "query after the creates")
+
+        final = {m.instance_id: m.instance for m in await ours.get_models()}
+        counter.cancel()
+        for backend, c in ((ours, client), (other, other_client),
+                           (third, third_client)):
+            await backend.async_close()
+            await c.async_close()
+        ids = ([first.instance_id] + [m.instance_id for m, _ in later]
+               + [m.instance_id for m in together])
+        return {
+            "first_turns": first_turns,
+            "later_turns": [n for _, n in later],
+            "update_turns": update_turns,
+            "unseen_update_turns": unseen_turns,
+            "seen_update_turns": seen_turns,
+            "ids": ids,
+            "final": {str(k): v.decode() for k, v in final.items()},
+        }
+    print(json.dumps(aio.run_asyncio(bounded(run(), "event-inline"))))
+
+
 def cmd_event_unheard(args):
     """A write acknowledged by its notification, whose notification stops
     reaching `process_events`: it fails once the bridge's timeout has
@@ -1155,6 +1247,8 @@ def main():
     p.add_argument("--acknowledge", default="persisted",
                    choices=["persisted", "registered", "sent"])
     sub.add_parser("json-text")
+    p = sub.add_parser("event-inline")
+    p.add_argument("--port", type=int, required=True)
     p = sub.add_parser("event-unheard")
     p.add_argument("--port", type=int, required=True)
     p = sub.add_parser("event-own")
@@ -1171,7 +1265,8 @@ def main():
         "stock-interop": cmd_stock_interop, "plugin": cmd_plugin,
         "bad-input": cmd_bad_input, "lifecycle": cmd_lifecycle,
         "logging": cmd_logging,
-        "event": cmd_event, "event-unheard": cmd_event_unheard,
+        "event": cmd_event, "event-inline": cmd_event_inline,
+        "event-unheard": cmd_event_unheard,
         "event-own": cmd_event_own, "bridge-deadline": cmd_bridge_deadline,
         "bridge-hand-over": cmd_bridge_hand_over,
         "bridge-fresh-window": cmd_bridge_fresh_window,

@@ -22,7 +22,8 @@
 //! single-server scheme used before (`session * 2^16 + instance`), whose
 //! stores stay valid.
 //!
-//! Ids are claimed ahead, a block of 16 in one registration, and checked
+//! Ids are claimed ahead, a block of 16 in one registration (256 with
+//! `acknowledge: sent`, see `SENT_CLAIM_BLOCK`), and checked
 //! with one query when the block is claimed (that no model holds an id
 //! already: an import, or another host's model). A block is handed out from
 //! its highest id down, and a pooled id is checked against the models this

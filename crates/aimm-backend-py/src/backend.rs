@@ -3,7 +3,8 @@
 //! Every method that calls the plugin releases the GIL for the call, so a
 //! plugin thread that needs Python (a log record, the event bridge, a
 //! change callback) never waits for the thread that is waiting for it. The
-//! methods block: the Python half runs them on executor threads.
+//! methods block: the Python half runs them on executor threads (writes
+//! that wait for nothing may run on the event loop's, see the crate docs).
 
 use crate::bytes_sink::{BytesSink, PyModel};
 use crate::convert::event_from_py;

@@ -8,7 +8,11 @@
 //! loader's one entry point ([`aimm_backend_loader::Opener`]) and exposes
 //! each backend as a [`NativeBackend`] whose methods block, always with the
 //! GIL released, so the Python half runs them on executor threads and the
-//! event loop never waits on a plugin. What the plugin needs from the server
+//! event loop never waits on a plugin, with one exception: the writes of an
+//! event backend that acknowledges them when sent, through the server's
+//! client, wait for nothing and run on the loop, as stock's do (the
+//! bridge refuses any call of theirs that would wait, and the write runs
+//! again on a thread). What the plugin needs from the server
 //! comes back through two bridges: its log records go to Python `logging`
 //! ([`log_sink`]; the loader's own warnings too, [`host_log`]), and its
 //! event client is the server's own Hat eventer client ([`event_client`]),

@@ -2,12 +2,16 @@
 native plugin backend.
 
 Every plugin call and every (de)serialization runs on the backend's own
-thread pool, never on the event loop's thread; the native calls release the
-GIL while the plugin works. Notified events go to the plugin on a thread of
-their own: a write waiting for its notification must never wait for a
-free thread of the pool it occupies. Closing waits for the calls in flight (a write
-that started before ``async_close`` finishes and is stored; one that starts
-after fails), then closes the plugin's store.
+thread pool, not on the event loop's thread; the native calls release the
+GIL while the plugin works. The one exception is a backend opened with
+``inline_writes`` (the event backend acknowledging when sent, through the
+server's client): its writes run on the loop, as stock's do, whenever they
+need no answer from the event server (see :meth:`Backend.create_model`).
+Notified events go to the plugin on a thread of their own: a write waiting
+for its notification must never wait for a free thread of the pool it
+occupies. Closing waits for the calls in flight (a write that started
+before ``async_close`` finishes and is stored; one that starts after
+fails), then closes the plugin's store.
 """
 
 import asyncio
@@ -57,10 +61,13 @@ def subscription(section, plugin_dirs=()):
     ]
 
 
-async def open_backend(section, client, plugin_dirs=()):
+async def open_backend(section, client, plugin_dirs=(), inline_writes=False):
     """Opens the plugin backend ``section`` describes (its ``module`` names
     the plugin library) and wraps it for the server. ``client`` is the
-    server's Hat eventer client or ``None``."""
+    server's Hat eventer client or ``None``. ``inline_writes``: the
+    plugin's writes through ``client`` do not wait for the event server
+    (``acknowledge: sent``), so they may run on the loop (ignored without
+    ``client``)."""
     loop = asyncio.get_running_loop()
     workers = Workers(loop, MAX_WORKERS, "aimm_backend")
     bridge = None if client is None else _events.EventBridge(client, loop)
@@ -81,7 +88,7 @@ async def open_backend(section, client, plugin_dirs=()):
         native.plugin_version,
         native.library_path,
     )
-    return Backend(native, workers, loop, bridge)
+    return Backend(native, workers, loop, bridge, inline_writes)
 
 
 class Workers:
@@ -129,6 +136,12 @@ class Workers:
             self._jobs.put((future, fn, args))
         return future
 
+    def busy(self):
+        """Whether a call is queued or running. Called on the loop's thread,
+        the only one that queues calls: a call counts until it has
+        returned, which is before its caller can resume."""
+        return self._pending > 0
+
     def wait_idle(self):
         """Blocks until no call is queued or running (not on the loop's
         thread: the calls may need it)."""
@@ -150,16 +163,18 @@ class Workers:
                 outcome = (fn(*args), None)
             except BaseException as e:
                 outcome = (None, e)
+            del fn, args, job
+            # Done before its caller can resume (see `busy`).
+            with self._lock:
+                self._pending -= 1
+                if not self._pending:
+                    self._idle.notify_all()
             try:
                 self._loop.call_soon_threadsafe(_settle, future, *outcome)
             except RuntimeError:
                 pass  # the loop is closed: nobody waits for the result
             finally:
-                del future, fn, args, job, outcome
-                with self._lock:
-                    self._pending -= 1
-                    if not self._pending:
-                        self._idle.notify_all()
+                del future, outcome
 
 
 def _settle(future, result, error):
@@ -178,9 +193,10 @@ class Backend(aio.Resource):
     Create it with :func:`open_backend` (the ``create`` of the modules
     ``aimm_backend.sqlite``, ``.event`` and ``.plugin``)."""
 
-    def __init__(self, native, workers, loop, bridge=None):
+    def __init__(self, native, workers, loop, bridge=None, inline_writes=False):
         self._native = native
         self._workers = workers
+        self._inline = inline_writes and bridge is not None
         self._delivery = Workers(loop, 1, "aimm_backend_events")
         self._loop = loop
         self._bridge = bridge
@@ -218,19 +234,43 @@ class Backend(aio.Resource):
 
     async def create_model(self, model_type: str, instance) -> Model:
         """Stores ``instance`` as a new model; returns it, with the caller's
-        own ``instance`` object, once it is stored."""
+        own ``instance`` object, once it is stored.
+
+        A backend with inline writes serializes the model and calls the
+        plugin right here on the loop, as stock's event backend encodes its
+        model here, and returns without suspending: the server's client
+        frames and sends the event once the loop runs. A write that needs
+        an answer first (a new block of ids, a model this backend has not
+        seen) is refused by the bridge before anything is sent, and runs on
+        a backend thread instead."""
         async with self._operation():
-            instance_id = await self._run(
-                self._create_model, model_type, instance
-            )
+            if self._writes_inline():
+                blob = _serialize(model_type, instance)
+                instance_id = await self._inline_or_run(
+                    self._native.create_model, model_type, blob
+                )
+            else:
+                instance_id = await self._run(
+                    self._create_model, model_type, instance
+                )
         return Model(
             instance=instance, model_type=model_type, instance_id=instance_id
         )
 
     async def update_model(self, model: Model):
-        """Replaces the stored model ``model.instance_id``."""
+        """Replaces the stored model ``model.instance_id`` (inline as
+        :meth:`create_model` says)."""
         async with self._operation():
-            await self._run(self._update_model, model)
+            if self._writes_inline():
+                blob = _serialize(model.model_type, model.instance)
+                await self._inline_or_run(
+                    self._native.update_model,
+                    model.instance_id,
+                    model.model_type,
+                    blob,
+                )
+            else:
+                await self._run(self._update_model, model)
 
     def register_model_change_cb(self, cb) -> util.RegisterCallbackHandle:
         """Calls ``cb(model)`` on the event loop for every model the backend
@@ -286,6 +326,24 @@ class Backend(aio.Resource):
 
     async def _run(self, fn, *args):
         return await self._workers.run(fn, *args)
+
+    def _writes_inline(self):
+        # A plugin call on a backend thread may hold what an inline call
+        # would wait for (a claim of ids that waits for the loop): the loop
+        # must never wait for it.
+        return self._inline and not self._workers.busy()
+
+    async def _inline_or_run(self, fn, *args):
+        """``fn(*args)`` on the loop's thread; again on a backend thread if
+        the plugin needed an answer from the event server, which the bridge
+        refuses on this thread before sending anything."""
+        refusals = self._bridge.refusals
+        try:
+            return fn(*args)
+        except Exception:
+            if self._bridge.refusals == refusals:
+                raise
+        return await self._run(fn, *args)
 
     # The jobs below run on the backend's threads: one hop from the loop
     # per call, with the model plugins' (de)serializers and the plugin call

@@ -10,8 +10,10 @@ designed out:
 
 * a plugin call made *on the loop thread* would wait for a coroutine that
   loop can never run: the bridge refuses such a call at once
-  (:class:`LoopThreadError`); the backend never calls the plugin on the
-  loop thread anyway (it uses an executor);
+  (:class:`LoopThreadError`, counted in :attr:`EventBridge.refusals`). The
+  backend calls the plugin on the loop thread only for writes that need
+  no answer (inline writes, ``_backend.Backend.create_model``), and runs
+  one the bridge refused again on a backend thread;
 * a thread holding the GIL across a plugin call would keep the loop from
   running the coroutine: every native call releases the GIL, and waiting
   on the future releases it too;
@@ -108,6 +110,8 @@ class EventBridge:
         self._base_timeout = timeout
         self._largest_mib = 0
         self._loop_thread = threading.get_ident()
+        self.refusals = 0
+        """Calls refused so far for being made on the loop's thread."""
 
     @property
     def timeout(self):
@@ -157,11 +161,16 @@ class EventBridge:
         connection is refused at once; a send that fails later is logged.
         Callbacks run in the order they were scheduled, and the client
         numbers and queues a message before its first suspension, so the
-        registration goes out before any later call's message."""
-        self._check_thread()
+        registration goes out before any later call's message. Waiting for
+        nothing, it may be called on the loop's thread too (inline writes),
+        and is scheduled the same way, behind what plugin threads handed
+        over before."""
         events, _ = self._register_events(events)
         if not self._client.is_open:
             raise ConnectionError("the connection to the Hat event server is closed")
+        if threading.get_ident() == self._loop_thread:
+            self._loop.call_soon(self._send_unanswered, events)
+            return
         try:
             self._loop.call_soon_threadsafe(self._send_unanswered, events)
         except RuntimeError as e:
@@ -186,6 +195,7 @@ class EventBridge:
 
     def _check_thread(self):
         if threading.get_ident() == self._loop_thread:
+            self.refusals += 1
             raise LoopThreadError(
                 "called on the event loop's thread, where waiting for the "
                 "event client would deadlock; call the backend from an "

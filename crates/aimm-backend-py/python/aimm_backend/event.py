@@ -33,9 +33,13 @@ hands to ``process_events``. Until a first notification has arrived that
 way (a host that never calls ``process_events``), and for id claims, the
 answer is waited for instead. ``acknowledge: sent`` waits for neither, as
 the stock backend does not, and is as weak (a write lost on the way is
-lost silently); through the server's client its calls still take longer
-than stock's (see BENCHMARKS.md): each crosses from a backend thread to the
-server's event loop and back.
+lost silently). Through the server's client such a write runs on the
+server's event loop, as stock's does: the model is serialized and encoded
+there and handed to the client, and the call returns without suspending
+(a write that needs the server's answer first, for a new block of ids or
+a model this backend has not seen, runs on a backend thread). Its ids are
+claimed 256 at a time, since each claim waits for the server to register
+every write sent before it.
 """
 
 import logging
@@ -59,13 +63,19 @@ async def create(conf, client):
     its own when ``conf`` names an ``eventer_server``."""
     if _own_connection(conf):
         return await _backend.open_backend(_section(conf), None)
-    backend = await _backend.open_backend(_section(conf), client)
+    backend = await _backend.open_backend(
+        _section(conf), client, inline_writes=_acknowledged_when_sent(conf)
+    )
     _tell_about_acknowledge(conf)
     return backend
 
 
 def _own_connection(conf):
     return conf.get("eventer_server") is not None
+
+
+def _acknowledged_when_sent(conf):
+    return conf.get("acknowledge") == "sent"
 
 
 def _section(conf):
