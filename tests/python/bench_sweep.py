@@ -1273,6 +1273,16 @@ def overview_tables(sweep, variants):
                 for v in ours))
             rows.append(row)
         tables.append(f"Event cells: {names}.\n\n" + markdown_table(headers, rows))
+    if {EVENT_OURS_SENT.key, EVENT_STOCK.key} <= keys:
+        headers = ["size"] + [f"event, sent: {label}"
+                              for _, label in OVERVIEW_PHASES]
+        rows = [[sized["label"]]
+                + [overview_cell(sized["summary"],
+                                 ("event_call", EVENT_OURS_SENT.key), phase)
+                   for phase, _ in OVERVIEW_PHASES]
+                for sized in sweep]
+        tables.append(f"{EVENT_OURS_SENT.label}, stock's guarantee: stock's "
+                      "call time over ours'.\n\n" + markdown_table(headers, rows))
     return "\n\n".join(tables)
 
 
@@ -1289,6 +1299,9 @@ def overview_cell(summary, kind, phase):
         if kind == "event":
             return fmt_x(summary["event"][phase][ours]
                          ["stock_registered_over_this_registered"])
+        if kind == "event_call":
+            return fmt_x(summary["event"][phase][ours]
+                         ["stock_call_over_this_call"])
         if kind == "event_floor":
             return fmt_num(summary["event"][phase][ours]
                            ["this_call_over_floor_a"])
@@ -1370,8 +1383,8 @@ CHART_SERIES = (
     ("event", EVENT_STOCK, EVENT_OURS, "Event ours vs stock registered",
      "1,3", "stock_registered_over_this_registered", False),
     ("event", EVENT_STOCK, EVENT_OURS_SENT,
-     "Event ours (sent) vs stock registered", "8,3,1,3",
-     "stock_registered_over_this_registered", False),
+     "Event ours (sent) vs stock's call", "8,3,1,3",
+     "stock_call_over_this_call", False),
     ("event", EVENT_STOCK, EVENT_OURS_OWN,
      "Event ours (own connection) vs stock registered", "4,2",
      "stock_registered_over_this_registered", True),
@@ -1609,6 +1622,9 @@ def parse_args(argv):
                         "dir under target/, removed afterwards)")
     p.add_argument("--json", type=Path, help="write every measurement here")
     p.add_argument("--svg", type=Path, help="write the ratio chart here")
+    p.add_argument("--render", type=Path, metavar="JSON",
+                   help="measure nothing: print the report of the --json of "
+                        "an earlier run (and write --svg from it)")
     args = p.parse_args(argv)
     args.stores = [s.strip() for s in args.stores.split(",") if s.strip()]
     if args.variants:
@@ -1674,8 +1690,37 @@ async def run_sweep(args, variants, servers, workdir, info, errors):
     return sweep
 
 
+def render(args):
+    """The report and chart of an earlier run's --json, as that run would
+    print them with this version of the script."""
+    result = json.loads(args.render.read_text())
+    config = result["config"]
+    config["rounds"] = {int(s): n for s, n in config["rounds"].items()}
+    keys = [v["key"] for v in config["variants"]]
+    variants = [v for k in keys for v in ALL_VARIANTS if v.key == k]
+    args.no_syncs, args.no_floor = not config["syncs"], not config["floor"]
+    print_facts(result)
+    if result.get("plugins"):
+        print("- Plugins: " + ", ".join(
+            f"{name} {p['version']} ({p['library']})"
+            for name, p in result["plugins"].items()))
+    print()
+    print_report(result, variants, args)
+    write_svg(args, result, variants)
+    return 1 if result.get("errors") else 0
+
+
+def write_svg(args, result, variants):
+    if args.svg:
+        title = (f"bench_sweep: stock time / ours by model size "
+                 f"(medians; rounds: {rounds_text(result['config'])})")
+        args.svg.write_text(svg_chart(result["sweep"], variants, title))
+
+
 def main(argv=None):
     args = parse_args(argv)
+    if args.render:
+        return render(args)
     signal.signal(signal.SIGTERM, on_sigterm)
     variants = chosen_variants(args)
     if not variants:
@@ -1728,10 +1773,7 @@ def main(argv=None):
             print(f"- {error}")
     if args.json:
         args.json.write_text(json.dumps(result, indent=2, default=str))
-    if args.svg:
-        title = (f"bench_sweep: stock time / ours by model size "
-                 f"(medians; rounds: {rounds_text(result['config'])})")
-        args.svg.write_text(svg_chart(result["sweep"], variants, title))
+    write_svg(args, result, variants)
     return 1 if errors else 0
 
 
