@@ -245,9 +245,8 @@ class Backend(aio.Resource):
         a backend thread instead."""
         async with self._operation():
             if self._writes_inline():
-                blob = _serialize(model_type, instance)
-                instance_id = await self._inline_or_run(
-                    self._native.create_model, model_type, blob
+                instance_id = await self._write_inline(
+                    self._native.create_model, model_type, instance
                 )
             else:
                 instance_id = await self._run(
@@ -262,12 +261,11 @@ class Backend(aio.Resource):
         :meth:`create_model` says)."""
         async with self._operation():
             if self._writes_inline():
-                blob = _serialize(model.model_type, model.instance)
-                await self._inline_or_run(
+                await self._write_inline(
                     self._native.update_model,
-                    model.instance_id,
                     model.model_type,
-                    blob,
+                    model.instance,
+                    model.instance_id,
                 )
             else:
                 await self._run(self._update_model, model)
@@ -333,17 +331,19 @@ class Backend(aio.Resource):
         # must never wait for it.
         return self._inline and not self._workers.busy()
 
-    async def _inline_or_run(self, fn, *args):
-        """``fn(*args)`` on the loop's thread; again on a backend thread if
-        the plugin needed an answer from the event server, which the bridge
-        refuses on this thread before sending anything."""
+    async def _write_inline(self, call, model_type, instance, *ids):
+        """``call(*ids, model_type, blob)`` with ``instance`` serialized, on
+        the loop's thread; again on a backend thread if the plugin needed
+        an answer from the event server, which the bridge refuses on this
+        thread before sending anything."""
+        args = (*ids, model_type, _serialize(model_type, instance))
         refusals = self._bridge.refusals
         try:
-            return fn(*args)
+            return call(*args)
         except Exception:
             if self._bridge.refusals == refusals:
                 raise
-        return await self._run(fn, *args)
+        return await self._run(call, *args)
 
     # The jobs below run on the backend's threads: one hop from the loop
     # per call, with the model plugins' (de)serializers and the plugin call

@@ -168,7 +168,7 @@ class EventBridge:
         events, _ = self._register_events(events)
         if not self._client.is_open:
             raise ConnectionError("the connection to the Hat event server is closed")
-        if threading.get_ident() == self._loop_thread:
+        if self._on_loop_thread():
             self._loop.call_soon(self._send_unanswered, events)
             return
         try:
@@ -193,8 +193,11 @@ class EventBridge:
         task = self._loop.create_task(self._client.register(events, False))
         task.add_done_callback(_log_failure)
 
+    def _on_loop_thread(self):
+        return threading.get_ident() == self._loop_thread
+
     def _check_thread(self):
-        if threading.get_ident() == self._loop_thread:
+        if self._on_loop_thread():
             self.refusals += 1
             raise LoopThreadError(
                 "called on the event loop's thread, where waiting for the "
