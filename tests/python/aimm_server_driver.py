@@ -375,7 +375,10 @@ def _group_alive(pgid: int) -> list[int]:
     """Pids still in process group pgid (e.g. orphaned workers)."""
     alive = []
     for proc in psutil.process_iter(["pid"]):
-        with contextlib.suppress(psutil.Error):
+        # Any process on the machine may exit between the listing and
+        # os.getpgid, which then raises ProcessLookupError, not a psutil
+        # error (seen once, in the PostgreSQL roundtrip scenario).
+        with contextlib.suppress(psutil.Error, ProcessLookupError):
             if os.getpgid(proc.pid) == pgid and proc.status() != \
                     psutil.STATUS_ZOMBIE:
                 alive.append(proc.pid)
